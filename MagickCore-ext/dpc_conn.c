@@ -1,0 +1,291 @@
+/*
+ * dpc_conn: one client connection: reads into an evbuffer, feeds whole
+ * frames to its dpc_session, and writes the session's output straight from
+ * the cache with sendmsg (no copy, no allocation per request).  While
+ * output is blocked the connection stops reading: a client that does not
+ * read its replies cannot make the server buffer without bound.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "dpc_log.h"
+#include "dpc_server-internal.h"
+
+#define READ_CHUNK (256 * 1024)
+#define INPUT_HIGH (1024 * 1024)        /* stop reading past this */
+#define STEPS_PER_WAKEUP 256            /* fairness between clients */
+#define IOV_BATCH 64
+#define SPIN_ROUNDS_PER_WAKEUP 64     /* requests served in one spin run */
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+static size_t status_json(void *arg, char *buf, size_t len)
+{
+    struct dpc_conn *c = arg;
+
+    return dpc_server_stats_json(c->server, buf, len);
+}
+
+static void trace_request(void *arg, const char *msg)
+{
+    struct dpc_conn *c = arg;
+
+    dpc_log(DPC_LOG_TRACE, "conn %llu: %s", (unsigned long long)c->id, msg);
+}
+
+/* Without this, a client's header and payload sent as two writes wait on
+ * our delayed ACK (Nagle on the client's side). */
+static void quickack(int fd)
+{
+#ifdef TCP_QUICKACK
+    static const int on = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+#endif
+}
+
+struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
+                              enum dpc_stock_flavor flavor)
+{
+    uint8_t nonce[DPC_STOCK_NONCE_MAX];
+    struct dpc_session_cfg scfg = {
+        .flavor = flavor, .sipkey = s->cfg.sipkey, .store = s->store,
+        .status = status_json, .arg = NULL,
+    };
+    struct dpc_conn *c = calloc(1, sizeof(*c));
+    int on = 1;
+
+    if (c == NULL)
+        goto err;
+    c->server = s;
+    c->fd = fd;
+    c->id = ++s->next_id;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->accepted = c->last_active = dpc_now();
+    scfg.arg = c;
+    if (dpc_log_enabled(DPC_LOG_TRACE))
+        scfg.trace = trace_request;
+    if (RAND_bytes(nonce, (int)dpc_stock_nonce_len(flavor)) != 1)
+        goto err;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    c->session = dpc_session_new(&scfg, nonce);
+    c->in = evbuffer_new();
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (c->session == NULL || c->in == NULL || c->rev == NULL ||
+        c->wev == NULL)
+        goto err;
+    dpc_conn_list_push(&s->unauth, c);
+    /* The nonce goes out at once; on_write takes over if it cannot. */
+    event_add(c->wev, NULL);
+    return c;
+err:
+    dpc_log(DPC_LOG_ERROR, "conn from %s: out of resources", peer);
+    if (c != NULL) {
+        dpc_session_free(c->session);
+        if (c->in != NULL)
+            evbuffer_free(c->in);
+        if (c->rev != NULL)
+            event_free(c->rev);
+        if (c->wev != NULL)
+            event_free(c->wev);
+        free(c);
+    }
+    close(fd);
+    return NULL;
+}
+
+void dpc_conn_close(struct dpc_conn *c, const char *why)
+{
+    struct dpc_server *s = c->server;
+    const struct dpc_session_counters *n = dpc_session_counters(c->session);
+    const char *err = dpc_session_error(c->session);
+
+    if (err[0] != '\0' && strcmp(why, "closed") == 0)
+        why = err;
+    if (!dpc_session_authenticated(c->session) &&
+        strcmp(err, "authentication failed") == 0)
+        s->auth_failures++;
+    dpc_log(err[0] != '\0' ? DPC_LOG_WARN : DPC_LOG_INFO,
+            "conn %llu from %s: %s after %.3fs, %llu requests, "
+            "%llu bytes in, %llu bytes out", (unsigned long long)c->id,
+            c->peer, why, dpc_now() - c->accepted,
+            (unsigned long long)n->requests,
+            (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out);
+    s->requests_closed += n->requests;
+    dpc_conn_list_remove(c->list, c);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    dpc_session_free(c->session);
+    close(c->fd);
+    free(c);
+}
+
+/* 1 when all output went out, 0 when the socket is full, -1 on error. */
+static int flush(struct dpc_conn *c)
+{
+    struct iovec iov[IOV_BATCH];
+    struct msghdr msg = { .msg_iov = iov };
+    ssize_t n;
+
+    for (;;) {
+        msg.msg_iovlen = (size_t)dpc_session_output(c->session, iov,
+                                                    IOV_BATCH);
+        if (msg.msg_iovlen == 0)
+            return 1;
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0)
+            return -1;
+        dpc_session_sent(c->session, (size_t)n);
+        c->last_active = dpc_now();
+    }
+}
+
+static void authenticated(struct dpc_conn *c)
+{
+    struct dpc_server *s = c->server;
+
+    dpc_conn_list_remove(&s->unauth, c);
+    dpc_conn_list_push(&s->auth, c);
+}
+
+/* One step: feed the session the bytes it wants.  0 when it needs more. */
+static int feed(struct dpc_conn *c)
+{
+    size_t want = dpc_session_want(c->session);
+    size_t avail = evbuffer_get_length(c->in), used;
+    struct evbuffer_iovec v;
+
+    if (want == 0 || avail < want)
+        return 0;
+    if (dpc_session_state(c->session) == DPC_SESS_PAYLOAD &&
+        evbuffer_peek(c->in, -1, NULL, &v, 1) == 1) {
+        used = dpc_session_input(c->session, v.iov_base, v.iov_len);
+    } else {
+        unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)want);
+
+        used = p != NULL ? dpc_session_input(c->session, p, want) : 0;
+    }
+    evbuffer_drain(c->in, used);
+    return used > 0;
+}
+
+/* Runs the session until it needs input, output blocks, or the step budget
+ * is spent.  Returns 1 when it waits for input, 0 otherwise (c may have
+ * been closed and freed). */
+static int drive(struct dpc_conn *c)
+{
+    int steps = 0, rc;
+
+    for (;;) {
+        rc = flush(c);
+        if (rc < 0) {
+            dpc_conn_close(c, strerror(errno));
+            return 0;
+        }
+        if (rc == 0) {          /* wait for room; stop reading meanwhile */
+            event_del(c->rev);
+            event_add(c->wev, NULL);
+            return 0;
+        }
+        if (dpc_session_finished(c->session)) {
+            dpc_conn_close(c, "closed");
+            return 0;
+        }
+        if (c->list == &c->server->unauth &&
+            dpc_session_authenticated(c->session))
+            authenticated(c);
+        if (!feed(c))
+            return 1;
+        if (++steps == STEPS_PER_WAKEUP) {
+            event_active(c->rev, EV_READ, 0);
+            return 0;
+        }
+    }
+}
+
+/* Reads what the socket has; with spin, polls up to that long first.  A
+ * stock client sends its next request microseconds after our reply, so a
+ * short poll saves a sleep and a wakeup per round trip. */
+static int read_some(struct dpc_conn *c, int fd, double spin)
+{
+    double until = spin > 0 ? dpc_now() + spin : 0;
+    int n;
+
+    for (;;) {
+        n = evbuffer_read(c->in, fd, READ_CHUNK);
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR) || spin <= 0 ||
+            dpc_now() >= until)
+            return n;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_conn *c = arg;
+    double spin = 0;
+    int n, rounds;
+
+    for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
+        if (evbuffer_get_length(c->in) < INPUT_HIGH) {
+            n = read_some(c, fd, spin);
+            if (n == 0) {
+                dpc_conn_close(c, dpc_session_state(c->session) ==
+                                          DPC_SESS_HEADER
+                                      ? "peer closed"
+                                      : "peer closed mid-request");
+                return;
+            }
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                dpc_conn_close(c, strerror(errno));
+                return;
+            }
+            if (n < 0 && spin > 0)
+                return;         /* nothing came: back to the event loop */
+            if (n > 0) {
+                quickack(fd);
+                c->last_active = dpc_now();
+            }
+        }
+        if (!drive(c))
+            return;
+        if (!dpc_session_authenticated(c->session))
+            return;
+        spin = (double)c->server->cfg.busy_poll_us / 1e6;
+        if (spin <= 0)
+            return;
+    }
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_conn *c = arg;
+    int rc = flush(c);
+
+    if (rc < 0) {
+        dpc_conn_close(c, strerror(errno));
+        return;
+    }
+    if (rc == 0)
+        return;
+    event_del(c->wev);
+    event_add(c->rev, NULL);
+    drive(c);
+}

@@ -1,0 +1,322 @@
+/*
+ * dpc_server: see dpc_server.h.  Listeners, admission limits, the
+ * once-a-second sweep for handshake and idle timeouts, signals, and stats.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "dpc_log.h"
+#include "dpc_server-internal.h"
+#include "dpc_util.h"
+
+#define LISTEN_BACKLOG 128
+
+double dpc_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
+{
+    c->list = l;
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail != NULL)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+    l->count++;
+}
+
+void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+    c->list = NULL;
+    l->count--;
+}
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct dpc_listener *l = arg;
+    struct dpc_server *s = l->server;
+    char peer[80];
+
+    format_addr(sa, peer, sizeof(peer));
+    if (s->unauth.count + s->auth.count >= s->cfg.max_clients) {
+        s->refused++;
+        dpc_log(DPC_LOG_WARN, "refused %s: %u clients connected "
+                "(max-dpc-clients)", peer, s->cfg.max_clients);
+        close(fd);
+        return;
+    }
+    if (s->unauth.count >= s->cfg.max_unauth) {
+        s->evicted++;
+        dpc_conn_close(s->unauth.head,
+                       "dropped: too many unauthenticated clients "
+                       "(max-dpc-unauthenticated-clients)");
+    }
+    s->accepted++;
+    if (dpc_conn_new(s, fd, peer, l->flavor) != NULL)
+        dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s",
+                (unsigned long long)s->next_id, peer, l->addr);
+}
+
+/* since_accept: a handshake must finish in time however slowly its bytes
+ * trickle in; an authenticated client is timed from its last activity. */
+static void close_expired(struct dpc_conn_list *l, double limit, double now,
+                          int since_accept, const char *why)
+{
+    struct dpc_conn *c = l->head, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (now - (since_accept ? c->accepted : c->last_active) > limit)
+            dpc_conn_close(c, why);
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+    double now = dpc_now();
+
+    close_expired(&s->unauth, (double)s->cfg.handshake_timeout_ms / 1000, now,
+                  1, "handshake timeout");
+    if (s->cfg.idle_timeout_ms != 0)
+        close_expired(&s->auth, (double)s->cfg.idle_timeout_ms / 1000, now,
+                      0, "idle timeout");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+
+    dpc_log(DPC_LOG_INFO, "signal %d: stopping", (int)sig);
+    event_base_loopexit(s->base, NULL);
+}
+
+static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
+                    struct dpc_listener *l, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char port[8];
+    int fd = -1, on = 1, rc;
+
+    snprintf(port, sizeof(port), "%u", spec->port);
+    rc = getaddrinfo(spec->host, port, &hints, &ai);
+    if (rc != 0)
+        return dpc_errf(err, errlen, "cannot resolve %s: %s", spec->host,
+                        gai_strerror(rc));
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                ai->ai_protocol);
+    if (fd < 0)
+        goto syserr;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        listen(fd, LISTEN_BACKLOG) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+        goto syserr;
+    freeaddrinfo(ai);
+    l->server = s;
+    l->flavor = spec->flavor;
+    format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+    l->ev = evconnlistener_new(s->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
+                               0, fd);
+    if (l->ev == NULL) {
+        close(fd);
+        return dpc_errf(err, errlen, "cannot listen on %s", l->addr);
+    }
+    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
+            spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
+    return 0;
+syserr:
+    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+static int add_events(struct dpc_server *s)
+{
+    struct timeval second = { 1, 0 };
+
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
+        return -1;
+    return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
+           event_add(s->sweep, &second);
+}
+
+struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
+                                  size_t errlen)
+{
+    struct dpc_server *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        dpc_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->cfg.listen = NULL;
+    s->started = dpc_now();
+    s->base = event_base_new();
+    s->store = dpc_store_new(&cfg->store);
+    s->listeners = calloc(cfg->nlisten, sizeof(*s->listeners));
+    if (s->base == NULL || s->store == NULL || s->listeners == NULL ||
+        add_events(s) < 0) {
+        dpc_errf(err, errlen, "out of memory");
+        goto err;
+    }
+    for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
+        if (bind_one(s, &cfg->listen[s->nlisteners],
+                     &s->listeners[s->nlisteners], err, errlen) < 0)
+            goto err;
+    return s;
+err:
+    dpc_server_free(s);
+    return NULL;
+}
+
+int dpc_server_run(struct dpc_server *s)
+{
+    return event_base_dispatch(s->base) < 0 ? -1 : 0;
+}
+
+static void close_all(struct dpc_conn_list *l)
+{
+    while (l->head != NULL)
+        dpc_conn_close(l->head, "server stopping");
+}
+
+void dpc_server_free(struct dpc_server *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nlisteners; i++)
+        evconnlistener_free(s->listeners[i].ev);
+    free(s->listeners);
+    close_all(&s->unauth);
+    close_all(&s->auth);
+    if (s->sigint != NULL)
+        event_free(s->sigint);
+    if (s->sigterm != NULL)
+        event_free(s->sigterm);
+    if (s->sweep != NULL)
+        event_free(s->sweep);
+    dpc_store_free(s->store);
+    if (s->base != NULL)
+        event_base_free(s->base);
+    free(s);
+}
+
+void dpc_server_get_stats(const struct dpc_server *s,
+                          struct dpc_server_stats *st)
+{
+    const struct dpc_conn_list *lists[] = { &s->unauth, &s->auth };
+
+    memset(st, 0, sizeof(*st));
+    dpc_store_get_stats(s->store, &st->store);
+    st->clients = s->unauth.count + s->auth.count;
+    st->unauthenticated = s->unauth.count;
+    st->requests = s->requests_closed;
+    for (size_t i = 0; i < 2; i++)
+        for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
+            st->requests += dpc_session_counters(c->session)->requests;
+    st->accepted = s->accepted;
+    st->refused = s->refused;
+    st->evicted = s->evicted;
+    st->auth_failures = s->auth_failures;
+    st->uptime = dpc_now() - s->started;
+}
+
+size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
+                             size_t len)
+{
+    struct dpc_server_stats st;
+    int n;
+
+    dpc_server_get_stats(s, &st);
+    n = snprintf(buf, len,
+                 "{\"caches_open\":%llu,\"bytes_ram\":%llu,"
+                 "\"bytes_spilled\":%llu,\"memory_budget\":%llu,"
+                 "\"disk_budget\":%llu,\"clients_connected\":%llu,"
+                 "\"unauthenticated_clients\":%llu,\"requests_served\":%llu,"
+                 "\"connections_accepted\":%llu,\"connections_refused\":%llu,"
+                 "\"connections_evicted\":%llu,\"auth_failures\":%llu,"
+                 "\"opens_refused\":%llu,\"uptime_seconds\":%.3f}",
+                 (unsigned long long)st.store.caches,
+                 (unsigned long long)st.store.bytes_ram,
+                 (unsigned long long)st.store.bytes_spilled,
+                 (unsigned long long)st.store.mem_budget,
+                 (unsigned long long)st.store.disk_budget,
+                 (unsigned long long)st.clients,
+                 (unsigned long long)st.unauthenticated,
+                 (unsigned long long)st.requests,
+                 (unsigned long long)st.accepted,
+                 (unsigned long long)st.refused,
+                 (unsigned long long)st.evicted,
+                 (unsigned long long)st.auth_failures,
+                 (unsigned long long)st.store.refused, st.uptime);
+    if (n < 0)
+        return 0;
+    return (size_t)n < len ? (size_t)n : len - 1;
+}

@@ -1,0 +1,471 @@
+/*
+ * dpc_session: see dpc_session.h.  All state changes pass through
+ * set_state(), which asserts the transition is one the diagram allows.
+ */
+#include "dpc_session.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_siphash.h"
+#include "dpc_util.h"
+
+#define STATUS_JSON_MAX 1024
+
+struct dpc_session {
+    struct dpc_session_cfg cfg;
+    enum dpc_session_state state;
+    uint8_t key[DPC_STOCK_KEYLEN];          /* expected session key */
+    int authenticated;
+
+    /* the connection's one cache */
+    struct dpc_cache *cache;
+    struct dpc_stock_open open;
+    unsigned quantum;                       /* 0 until the first data request */
+    uint64_t bpp[DPC_PLANE_COUNT];
+    uint64_t plane_off[DPC_PLANE_COUNT];
+
+    /* the request in progress */
+    uint8_t cmd;
+    enum dpc_stock_plane plane;
+    struct dpc_stock_region region;
+    uint64_t done;                          /* region bytes moved so far */
+
+    /* small replies: nonce, status words */
+    uint8_t small[DPC_STOCK_NONCE_MAX + 2 * DPC_STOCK_STATUS_LEN];
+    size_t small_len, small_off;
+    char *status_json;                      /* 's' reply, owned */
+    size_t status_len, status_off;
+
+    struct dpc_session_counters counters;
+    char err[DPC_ERRLEN];
+};
+
+static const char *const state_names[DPC_SESS_NSTATES] = {
+    "auth", "header", "open", "region", "payload", "reply", "closing",
+};
+
+const char *dpc_session_state_name(enum dpc_session_state st)
+{
+    return st < DPC_SESS_NSTATES ? state_names[st] : "?";
+}
+
+static int transition_ok(enum dpc_session_state from, enum dpc_session_state to)
+{
+    if (to == DPC_SESS_CLOSING)
+        return from != DPC_SESS_CLOSING;
+    switch (from) {
+    case DPC_SESS_AUTH:
+        return to == DPC_SESS_HEADER;
+    case DPC_SESS_HEADER:
+        return to == DPC_SESS_OPEN || to == DPC_SESS_REGION ||
+               to == DPC_SESS_HEADER;
+    case DPC_SESS_OPEN:
+    case DPC_SESS_PAYLOAD:
+    case DPC_SESS_REPLY:
+        return to == DPC_SESS_HEADER;
+    case DPC_SESS_REGION:
+        return to == DPC_SESS_PAYLOAD || to == DPC_SESS_REPLY;
+    default:
+        return 0;
+    }
+}
+
+static void set_state(struct dpc_session *s, enum dpc_session_state to)
+{
+    assert(transition_ok(s->state, to));
+    s->state = to;
+}
+
+static void queue_small(struct dpc_session *s, const void *p, size_t n)
+{
+    assert(s->small_len + n <= sizeof(s->small));
+    memcpy(s->small + s->small_len, p, n);
+    s->small_len += n;
+}
+
+static void queue_status(struct dpc_session *s, uint32_t status)
+{
+    uint8_t word[DPC_STOCK_STATUS_LEN];
+
+    dpc_store_le32(word, status);
+    queue_small(s, word, sizeof(word));
+}
+
+/* The protocol's failure reply (a zero status) and a close. */
+static size_t fail(struct dpc_session *s, size_t consumed)
+{
+    queue_status(s, 0);
+    set_state(s, DPC_SESS_CLOSING);
+    return consumed;
+}
+
+static void trace(struct dpc_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void trace(struct dpc_session *s, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    if (s->cfg.trace == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s->cfg.trace(s->cfg.arg, msg);
+}
+
+struct dpc_session *dpc_session_new(const struct dpc_session_cfg *cfg,
+                                    const uint8_t *nonce)
+{
+    struct dpc_session *s = calloc(1, sizeof(*s));
+    size_t n = dpc_stock_nonce_len(cfg->flavor);
+
+    if (s == NULL)
+        return NULL;
+    s->cfg = *cfg;
+    s->state = DPC_SESS_AUTH;
+    dpc_siphash_session_key(cfg->sipkey, nonce, n, s->key);
+    queue_small(s, nonce, n);
+    return s;
+}
+
+void dpc_session_free(struct dpc_session *s)
+{
+    if (s == NULL)
+        return;
+    dpc_cache_close(s->cache);
+    free(s->status_json);
+    free(s);
+}
+
+size_t dpc_session_want(const struct dpc_session *s)
+{
+    switch (s->state) {
+    case DPC_SESS_AUTH:
+        return DPC_STOCK_KEYLEN;
+    case DPC_SESS_HEADER:
+        return DPC_STOCK_HDRLEN;
+    case DPC_SESS_OPEN:
+        return dpc_stock_open_len(s->cfg.flavor);
+    case DPC_SESS_REGION:
+        return DPC_STOCK_REGION_LEN;
+    case DPC_SESS_PAYLOAD:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static size_t take_auth(struct dpc_session *s, const uint8_t *p)
+{
+    if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
+        /* As the stock server: a wrong proof is closed on silently. */
+        dpc_errf(s->err, sizeof(s->err), "authentication failed");
+        set_state(s, DPC_SESS_CLOSING);
+        return DPC_STOCK_KEYLEN;
+    }
+    s->authenticated = 1;
+    set_state(s, DPC_SESS_HEADER);
+    return DPC_STOCK_KEYLEN;
+}
+
+static size_t take_status(struct dpc_session *s)
+{
+    uint8_t len[4];
+
+    free(s->status_json);
+    s->status_json = malloc(STATUS_JSON_MAX);
+    if (s->status_json == NULL) {
+        dpc_errf(s->err, sizeof(s->err), "out of memory for status");
+        return fail(s, DPC_STOCK_HDRLEN);
+    }
+    s->status_len = s->cfg.status(s->cfg.arg, s->status_json, STATUS_JSON_MAX);
+    s->status_off = 0;
+    dpc_store_le32(len, (uint32_t)s->status_len);
+    queue_small(s, len, sizeof(len));
+    set_state(s, DPC_SESS_HEADER);
+    return DPC_STOCK_HDRLEN;
+}
+
+static size_t take_destroy(struct dpc_session *s)
+{
+    queue_status(s, s->cache != NULL);
+    if (s->cache == NULL)
+        dpc_errf(s->err, sizeof(s->err), "destroy without an open cache");
+    dpc_cache_close(s->cache);
+    s->cache = NULL;
+    set_state(s, DPC_SESS_CLOSING);
+    return DPC_STOCK_HDRLEN;
+}
+
+static size_t take_header(struct dpc_session *s, const uint8_t *p)
+{
+    uint8_t cmd = p[0];
+
+    if (!dpc_equal_ct(p + 1, s->key, DPC_STOCK_KEYLEN)) {
+        dpc_errf(s->err, sizeof(s->err), "wrong session key");
+        return fail(s, DPC_STOCK_HDRLEN);
+    }
+    s->counters.requests++;
+    s->cmd = cmd;
+    switch (cmd) {
+    case 'o':
+        if (s->cache != NULL) {
+            dpc_errf(s->err, sizeof(s->err), "second open on one connection");
+            return fail(s, DPC_STOCK_HDRLEN);
+        }
+        set_state(s, DPC_SESS_OPEN);
+        return DPC_STOCK_HDRLEN;
+    case 'r': case 'R': case 'w': case 'W':
+        if (s->cache == NULL) {
+            dpc_errf(s->err, sizeof(s->err), "'%c' before open", cmd);
+            return fail(s, DPC_STOCK_HDRLEN);
+        }
+        s->plane = (cmd == 'r' || cmd == 'w') ? DPC_PLANE_PIXELS
+                                              : DPC_PLANE_INDEXES;
+        set_state(s, DPC_SESS_REGION);
+        return DPC_STOCK_HDRLEN;
+    case 'd':
+        trace(s, "d");
+        return take_destroy(s);
+    case 's':
+        trace(s, "s");
+        return take_status(s);
+    default:
+        dpc_errf(s->err, sizeof(s->err), "unknown command 0x%02x", cmd);
+        return fail(s, DPC_STOCK_HDRLEN);
+    }
+}
+
+static size_t take_open(struct dpc_session *s, const uint8_t *p)
+{
+    size_t n = dpc_stock_open_len(s->cfg.flavor);
+    uint64_t bpp[DPC_PLANE_COUNT], pixels, size;
+
+    if (dpc_stock_parse_open(s->cfg.flavor, p, &s->open, s->err,
+                             sizeof(s->err)) < 0)
+        return fail(s, n);
+    /* The client's quantum size is not on the wire: reserve for the
+     * largest served, and give the rest back once the first request shows
+     * it.  parse_open checked that this cannot overflow. */
+    dpc_stock_plane_bpp(s->cfg.flavor, &s->open, DPC_STOCK_MAX_QUANTUM, bpp);
+    pixels = s->open.columns * s->open.rows;
+    size = pixels * (bpp[DPC_PLANE_PIXELS] + bpp[DPC_PLANE_INDEXES]);
+    s->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
+    if (s->cache == NULL)
+        return fail(s, n);
+    trace(s, "o %llux%llu class %u colorspace %u%s",
+          (unsigned long long)s->open.columns,
+          (unsigned long long)s->open.rows, s->open.storage_class,
+          s->open.colorspace, s->open.has_indexes ? " +indexes" : "");
+    queue_status(s, 1);
+    set_state(s, DPC_SESS_HEADER);
+    return n;
+}
+
+/* Fixes the cache's layout from the first data request. */
+static int set_layout(struct dpc_session *s)
+{
+    int q = dpc_stock_infer_quantum(s->cfg.flavor, &s->open, s->plane,
+                                    &s->region, s->err, sizeof(s->err));
+    uint64_t pixels = s->open.columns * s->open.rows;
+
+    if (q < 0)
+        return -1;
+    s->quantum = (unsigned)q;
+    dpc_stock_plane_bpp(s->cfg.flavor, &s->open, s->quantum, s->bpp);
+    s->plane_off[DPC_PLANE_PIXELS] = 0;
+    s->plane_off[DPC_PLANE_INDEXES] = pixels * s->bpp[DPC_PLANE_PIXELS];
+    return dpc_cache_shrink(s->cache,
+                            pixels * (s->bpp[DPC_PLANE_PIXELS] +
+                                      s->bpp[DPC_PLANE_INDEXES]),
+                            s->err, sizeof(s->err));
+}
+
+static size_t take_region(struct dpc_session *s, const uint8_t *p)
+{
+    struct dpc_stock_region *r = &s->region;
+    uint64_t expect;
+
+    dpc_stock_parse_region(p, r);
+    if (dpc_stock_check_region(r, s->open.columns, s->open.rows, s->err,
+                               sizeof(s->err)) < 0)
+        return fail(s, DPC_STOCK_REGION_LEN);
+    if (s->plane == DPC_PLANE_INDEXES && !s->open.has_indexes) {
+        dpc_errf(s->err, sizeof(s->err), "'%c' on a cache without indexes",
+                 s->cmd);
+        return fail(s, DPC_STOCK_REGION_LEN);
+    }
+    if (s->quantum == 0 && set_layout(s) < 0)
+        return fail(s, DPC_STOCK_REGION_LEN);
+    /* width * height <= columns * rows, so this cannot overflow */
+    expect = r->width * r->height * s->bpp[s->plane];
+    if (r->length != expect) {
+        dpc_errf(s->err, sizeof(s->err),
+                 "'%c' length %llu, expected %llu for %llux%llu at %llu "
+                 "bytes per pixel", s->cmd, (unsigned long long)r->length,
+                 (unsigned long long)expect, (unsigned long long)r->width,
+                 (unsigned long long)r->height,
+                 (unsigned long long)s->bpp[s->plane]);
+        return fail(s, DPC_STOCK_REGION_LEN);
+    }
+    trace(s, "%c %llux%llu%+lld%+lld %llu", s->cmd,
+          (unsigned long long)r->width, (unsigned long long)r->height,
+          (long long)r->x, (long long)r->y, (unsigned long long)r->length);
+    s->done = 0;
+    set_state(s, (s->cmd == 'w' || s->cmd == 'W') ? DPC_SESS_PAYLOAD
+                                                  : DPC_SESS_REPLY);
+    return DPC_STOCK_REGION_LEN;
+}
+
+/* Where region byte `off` lives in the cache, and how many bytes from there
+ * are contiguous within the region. */
+static uint8_t *region_span(const struct dpc_session *s, uint64_t off,
+                            uint64_t *run)
+{
+    const struct dpc_stock_region *r = &s->region;
+    uint64_t bpp = s->bpp[s->plane];
+    uint64_t rowlen = r->width * bpp;
+    uint64_t row = off / rowlen, col = off % rowlen;
+    uint64_t pos = ((uint64_t)(r->y + (int64_t)row) * s->open.columns +
+                    (uint64_t)r->x) * bpp + col;
+
+    if (r->width == s->open.columns)        /* whole rows are contiguous */
+        *run = r->length - off;
+    else
+        *run = rowlen - col;
+    return dpc_cache_base(s->cache) + s->plane_off[s->plane] + pos;
+}
+
+static size_t take_payload(struct dpc_session *s, const uint8_t *p, size_t n)
+{
+    size_t taken = 0;
+
+    while (taken < n && s->done < s->region.length) {
+        uint64_t run;
+        uint8_t *dst = region_span(s, s->done, &run);
+        size_t k = run < n - taken ? (size_t)run : n - taken;
+
+        memcpy(dst, p + taken, k);
+        taken += k;
+        s->done += k;
+    }
+    s->counters.bytes_in += taken;
+    if (s->done == s->region.length)
+        set_state(s, DPC_SESS_HEADER);
+    return taken;
+}
+
+size_t dpc_session_input(struct dpc_session *s, const uint8_t *p, size_t n)
+{
+    size_t want = dpc_session_want(s);
+
+    if (want == 0 || n < want)
+        return 0;
+    switch (s->state) {
+    case DPC_SESS_AUTH:
+        return take_auth(s, p);
+    case DPC_SESS_HEADER:
+        return take_header(s, p);
+    case DPC_SESS_OPEN:
+        return take_open(s, p);
+    case DPC_SESS_REGION:
+        return take_region(s, p);
+    case DPC_SESS_PAYLOAD:
+        return take_payload(s, p, n);
+    default:
+        return 0;
+    }
+}
+
+int dpc_session_output(struct dpc_session *s, struct iovec *iov, int max)
+{
+    int n = 0;
+    uint64_t off;
+
+    if (max <= 0)
+        return 0;
+    if (s->small_off < s->small_len) {
+        iov[n].iov_base = s->small + s->small_off;
+        iov[n++].iov_len = s->small_len - s->small_off;
+    }
+    if (s->status_json != NULL && n < max) {
+        iov[n].iov_base = s->status_json + s->status_off;
+        iov[n++].iov_len = s->status_len - s->status_off;
+    }
+    if (s->state != DPC_SESS_REPLY)
+        return n;
+    for (off = s->done; n < max && off < s->region.length; n++) {
+        uint64_t run;
+
+        iov[n].iov_base = region_span(s, off, &run);
+        iov[n].iov_len = (size_t)run;
+        off += run;
+    }
+    return n;
+}
+
+void dpc_session_sent(struct dpc_session *s, size_t n)
+{
+    size_t k = s->small_len - s->small_off;
+
+    k = k < n ? k : n;
+    s->small_off += k;
+    n -= k;
+    if (s->small_off == s->small_len)
+        s->small_off = s->small_len = 0;
+    if (s->status_json != NULL) {
+        k = s->status_len - s->status_off;
+        k = k < n ? k : n;
+        s->status_off += k;
+        n -= k;
+        if (s->status_off == s->status_len) {
+            free(s->status_json);
+            s->status_json = NULL;
+        }
+    }
+    if (s->state == DPC_SESS_REPLY) {
+        assert(n <= s->region.length - s->done);
+        s->done += n;
+        s->counters.bytes_out += n;
+        if (s->done == s->region.length)
+            set_state(s, DPC_SESS_HEADER);
+    }
+}
+
+enum dpc_session_state dpc_session_state(const struct dpc_session *s)
+{
+    return s->state;
+}
+
+int dpc_session_finished(const struct dpc_session *s)
+{
+    return s->state == DPC_SESS_CLOSING && s->small_len == 0 &&
+           s->status_json == NULL;
+}
+
+int dpc_session_authenticated(const struct dpc_session *s)
+{
+    return s->authenticated;
+}
+
+const char *dpc_session_error(const struct dpc_session *s)
+{
+    return s->err;
+}
+
+const struct dpc_session_counters *
+dpc_session_counters(const struct dpc_session *s)
+{
+    return &s->counters;
+}
+
+const struct dpc_cache *dpc_session_cache(const struct dpc_session *s)
+{
+    return s->cache;
+}

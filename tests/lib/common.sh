@@ -1,0 +1,119 @@
+# Shared by the integration tests: a private policy.xml with a generated
+# secret, a real magick-dpc on a free loopback port, the system's
+# /usr/bin/convert pointed at it, and pass/fail bookkeeping.
+# Source it; it sets -eu and cleans up on exit.
+set -eu
+
+: "${MAGICK_DPC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/_install/bin/magick-dpc}"
+: "${TOP_SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+CONVERT=/usr/bin/convert
+COMPARE=/usr/bin/compare
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}     # seconds any one convert may take
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-test.XXXXXX")
+SERVER_PID=
+PORT=
+PASSED=0
+FAILED=0
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# make_policy [SECRET] [DIR]: a policy.xml holding the shared secret.
+make_policy() {
+    local secret=${1:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}
+    local dir=${2:-$WORK/etc}
+    mkdir -p "$dir"
+    cat > "$dir/policy.xml" <<XML
+<policymap>
+  <policy domain="cache" name="shared-secret" value="$secret" stealth="true"/>
+</policymap>
+XML
+    SECRET=$secret
+}
+
+# start_server [ARGS...]: magick-dpc on 127.0.0.1, a free port; sets PORT.
+start_server() {
+    : > "$WORK/server.log"
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 "$@" 2>> "$WORK/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+            "$WORK/server.log" | head -n 1)
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "magick-dpc did not start:" >&2
+    cat "$WORK/server.log" >&2
+    return 1
+}
+
+# stop_server: SIGTERM; the server must exit 0.
+stop_server() {
+    local rc=0
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || rc=$?
+    SERVER_PID=
+    return $rc
+}
+
+# dpc_convert ARGS...: the system convert with its pixel cache forced onto
+# the server (the stock way: no memory, map or disk allowed).
+dpc_convert() {
+    timeout "$STEP_TIMEOUT" "$CONVERT" \
+        -define registry:cache:hosts=127.0.0.1:"$PORT" \
+        -limit memory 0 -limit map 0 -limit disk 0 "$@"
+}
+
+# mem_convert ARGS...: the same convert on its ordinary memory cache.
+mem_convert() {
+    timeout "$STEP_TIMEOUT" "$CONVERT" "$@"
+}
+
+# same_pixels A B: compare -metric AE must print 0.
+same_pixels() {
+    local ae
+    ae=$("$COMPARE" -metric AE "$1" "$2" null: 2>&1) || true
+    [ "$ae" = "0" ] || { echo "  $1 vs $2: AE=$ae" >&2; return 1; }
+}
+
+# status_json: the server's status, or fails.
+status_json() {
+    "$MAGICK_DPC" status --host 127.0.0.1:"$PORT"
+}
+
+# json_field NAME: a number from status_json.
+json_field() {
+    status_json | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"
+}
+
+# server_alive: still running and answering.
+server_alive() {
+    kill -0 "$SERVER_PID" 2>/dev/null && status_json > /dev/null
+}
+
+# check NAME CMD...: runs CMD, counts and reports the outcome.
+check() {
+    local name=$1
+    shift
+    if ( "$@" ) > "$WORK/check.log" 2>&1; then
+        PASSED=$((PASSED + 1))
+        echo "ok - $name"
+    else
+        FAILED=$((FAILED + 1))
+        echo "not ok - $name"
+        sed 's/^/  | /' "$WORK/check.log" | tail -n 20
+        echo "  | server log:"
+        tail -n 5 "$WORK/server.log" | sed 's/^/  | /'
+    fi
+}
+
+# finish: the closing line, and the exit status automake reads.
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}

@@ -1,0 +1,31 @@
+/*
+ * dpc_policy: reads magick-dpc's settings from ImageMagick's policy.xml
+ * through MagickCore's own policy API, so the server finds the same files
+ * ImageMagick does (MAGICK_CONFIGURE_PATH, /etc/ImageMagick-6, the user's
+ * config directory).  Call dpc_policy_init() once before any lookup.
+ */
+#ifndef DPC_POLICY_H
+#define DPC_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_siphash.h"
+
+void dpc_policy_init(const char *argv0);
+void dpc_policy_done(void);
+
+/* The value of <policy domain="cache" name=NAME value=.../>, malloc'd, or
+ * NULL when unset. */
+char *dpc_policy_get(const char *name);
+
+/* Derives the SipHash key from cache:shared-secret without keeping the
+ * secret.  -1 when no secret is configured. */
+int dpc_policy_sipkey(uint8_t key[DPC_SIPHASH_KEYLEN]);
+
+/* The line an operator adds to policy.xml to set the secret. */
+#define DPC_POLICY_SECRET_HINT                                              \
+    "<policy domain=\"cache\" name=\"shared-secret\" value=\"SECRET\" "    \
+    "stealth=\"true\"/>"
+
+#endif

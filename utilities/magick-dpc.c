@@ -1,0 +1,458 @@
+/*
+ * magick-dpc: the pixel cache server and its status client.
+ *
+ *   magick-dpc serve [options]     serve ImageMagick's distributed cache
+ *   magick-dpc status [--host H:P] print a server's status as JSON
+ *
+ * Settings come from the command line, else policy.xml (domain "cache"),
+ * else built-in defaults.  Exit status: 0 ok, 1 runtime failure, 2 usage
+ * or configuration error.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "dpc_log.h"
+#include "dpc_parse.h"
+#include "dpc_policy.h"
+#include "dpc_server.h"
+#include "dpc_stockclient.h"
+#include "dpc_util.h"
+
+#define MAX_LISTEN 16
+#define DEFAULT_LISTEN "127.0.0.1:6668"
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "Usage: magick-dpc serve [OPTIONS]\n"
+    "       magick-dpc status [--host HOST:PORT] [--im7] [--timeout DUR]\n"
+    "       magick-dpc --help | --version\n"
+    "\n"
+    "A pixel cache server for ImageMagick's distributed cache: unmodified\n"
+    "clients use it with\n"
+    "  convert -define registry:cache:hosts=HOST:PORT -limit memory 0 \\\n"
+    "          -limit map 0 -limit disk 0 ...\n"
+    "Both sides need the same policy.xml line:\n"
+    "  " DPC_POLICY_SECRET_HINT "\n"
+    "\n"
+    "serve options (policy.xml name in brackets, domain \"cache\"):\n"
+    "  --listen HOST:PORT        listen for ImageMagick 6 clients; repeatable;\n"
+    "                            [IPV6]:PORT for IPv6; port 0 picks a free one\n"
+    "                            [dpc-listen, comma-separated; default "
+    DEFAULT_LISTEN "]\n"
+    "  --listen-im7 HOST:PORT    listen for ImageMagick 7 clients; repeatable\n"
+    "                            [dpc-listen-im7]\n"
+    "  --memory SIZE             RAM for caches, e.g. 8GiB [dpc-memory;\n"
+    "                            default half of physical memory]\n"
+    "  --spill-dir DIR           spill caches that do not fit in RAM to files\n"
+    "                            here [dpc-spill-dir; default: no spilling]\n"
+    "  --disk SIZE               bytes of spill files [dpc-disk; default 90%\n"
+    "                            of the spill directory's free space]\n"
+    "  --max-clients N           connections at once [max-dpc-clients; 256]\n"
+    "  --max-unauthenticated N   connections still in the handshake; the\n"
+    "                            oldest is dropped for a new one\n"
+    "                            [max-dpc-unauthenticated-clients; 16]\n"
+    "  --handshake-timeout DUR   time to prove the secret [dpc-handshake-timeout;\n"
+    "                            10s]\n"
+    "  --idle-timeout DUR        close clients silent this long, 0 never\n"
+    "                            [dpc-idle-timeout; 1h]\n"
+    "  --busy-poll USEC          after a reply, poll this many microseconds\n"
+    "                            for the next request before sleeping; 0 off\n"
+    "                            [dpc-busy-poll; 50]\n"
+    "  -v, --verbose             trace every request\n"
+    "  -q, --quiet               log errors and warnings only\n"
+    "\n"
+    "SIZE: 512MiB, 8GiB, 10GB, ...  DUR: 30s, 500ms, 5m, 1h.\n"
+    "The server stops cleanly on SIGINT or SIGTERM.\n";
+
+struct options {
+    struct dpc_listen_spec listen[MAX_LISTEN];
+    size_t nlisten;
+    struct dpc_server_cfg cfg;
+    char *spill_dir;
+    int have_memory, have_disk;
+    int verbosity;                  /* -1 quiet, 0 normal, 1 trace */
+};
+
+static int fail_usage(const char *fmt, const char *arg, const char *err)
+{
+    fprintf(stderr, "magick-dpc: ");
+    fprintf(stderr, fmt, arg);
+    if (err != NULL)
+        fprintf(stderr, ": %s", err);
+    fprintf(stderr, "\nTry 'magick-dpc --help'.\n");
+    return -1;
+}
+
+static int add_listen(struct options *o, const char *list,
+                      enum dpc_stock_flavor flavor)
+{
+    char err[DPC_ERRLEN], *copy = strdup(list), *tok, *save = NULL;
+    int rc = 0;
+
+    if (copy == NULL)
+        return -1;
+    for (tok = strtok_r(copy, ", ", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ", ", &save)) {
+        struct dpc_listen_spec *l = &o->listen[o->nlisten];
+
+        if (o->nlisten == MAX_LISTEN)
+            rc = fail_usage("more than %s listeners", "16", NULL);
+        else if (dpc_parse_hostport(tok, l->host, sizeof(l->host), &l->port,
+                                    err, sizeof(err)) < 0)
+            rc = fail_usage("bad listen address '%s'", tok, err);
+        else {
+            l->flavor = flavor;
+            o->nlisten++;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int set_size(const char *what, const char *text, uint64_t *out)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_parse_size(text, out, err, sizeof(err)) < 0)
+        return fail_usage("bad %s", what, err);
+    return 0;
+}
+
+static int set_duration(const char *what, const char *text, uint64_t *out)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_parse_duration_ms(text, out, err, sizeof(err)) < 0)
+        return fail_usage("bad %s", what, err);
+    return 0;
+}
+
+static int set_count(const char *what, const char *text, unsigned *out)
+{
+    char err[DPC_ERRLEN];
+    uint64_t v;
+
+    if (dpc_parse_u64(text, &v, err, sizeof(err)) < 0 || v == 0 ||
+        v > 1000000)
+        return fail_usage("bad %s (a number from 1 to 1000000)", what,
+                          err[0] ? err : NULL);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Applies one setting by its policy name; the command line uses the same
+ * names, so both paths validate alike. */
+static int apply(struct options *o, const char *name, const char *value)
+{
+    struct dpc_server_cfg *c = &o->cfg;
+
+    if (strcmp(name, "dpc-listen") == 0)
+        return add_listen(o, value, DPC_STOCK_IM6);
+    if (strcmp(name, "dpc-listen-im7") == 0)
+        return add_listen(o, value, DPC_STOCK_IM7);
+    if (strcmp(name, "dpc-memory") == 0) {
+        o->have_memory = 1;
+        return set_size("memory size", value, &c->store.mem_budget);
+    }
+    if (strcmp(name, "dpc-disk") == 0) {
+        o->have_disk = 1;
+        return set_size("disk size", value, &c->store.disk_budget);
+    }
+    if (strcmp(name, "dpc-spill-dir") == 0) {
+        free(o->spill_dir);
+        o->spill_dir = strdup(value);
+        return o->spill_dir != NULL ? 0 : -1;
+    }
+    if (strcmp(name, "max-dpc-clients") == 0)
+        return set_count("max clients", value, &c->max_clients);
+    if (strcmp(name, "max-dpc-unauthenticated-clients") == 0)
+        return set_count("max unauthenticated", value, &c->max_unauth);
+    if (strcmp(name, "dpc-busy-poll") == 0) {
+        uint64_t v;
+        char err[DPC_ERRLEN];
+
+        if (dpc_parse_u64(value, &v, err, sizeof(err)) < 0 || v > 1000000)
+            return fail_usage("bad busy poll '%s' (0 to 1000000 us)", value,
+                              NULL);
+        c->busy_poll_us = (unsigned)v;
+        return 0;
+    }
+    if (strcmp(name, "dpc-handshake-timeout") == 0)
+        return set_duration("handshake timeout", value,
+                            &c->handshake_timeout_ms);
+    if (strcmp(name, "dpc-idle-timeout") == 0)
+        return set_duration("idle timeout", value, &c->idle_timeout_ms);
+    return fail_usage("unknown setting %s", name, NULL);
+}
+
+static const char *const policy_names[] = {
+    "dpc-memory", "dpc-disk", "dpc-spill-dir", "max-dpc-clients",
+    "max-dpc-unauthenticated-clients", "dpc-handshake-timeout",
+    "dpc-idle-timeout", "dpc-busy-poll",
+};
+
+static int apply_policy(struct options *o)
+{
+    for (size_t i = 0; i < sizeof(policy_names) / sizeof(*policy_names); i++) {
+        char *v = dpc_policy_get(policy_names[i]);
+        int rc = v != NULL ? apply(o, policy_names[i], v) : 0;
+
+        free(v);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Listeners: the command line's if any, else policy.xml's, else default. */
+static int apply_listen_policy(struct options *o)
+{
+    char *v6 = dpc_policy_get("dpc-listen"), *v7 = dpc_policy_get("dpc-listen-im7");
+    int rc = 0;
+
+    if (v6 != NULL)
+        rc = add_listen(o, v6, DPC_STOCK_IM6);
+    if (rc == 0 && v7 != NULL)
+        rc = add_listen(o, v7, DPC_STOCK_IM7);
+    if (rc == 0 && o->nlisten == 0)
+        rc = add_listen(o, DEFAULT_LISTEN, DPC_STOCK_IM6);
+    free(v6);
+    free(v7);
+    return rc;
+}
+
+static void set_defaults(struct options *o)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+    memset(o, 0, sizeof(*o));
+    o->cfg.store.mem_budget = (uint64_t)pages * (uint64_t)page / 2;
+    o->cfg.max_clients = 256;
+    o->cfg.max_unauth = 16;
+    o->cfg.handshake_timeout_ms = 10000;
+    o->cfg.idle_timeout_ms = 3600000;
+    o->cfg.busy_poll_us = 50;
+}
+
+static int finish_spill(struct options *o)
+{
+    struct statvfs vfs;
+
+    o->cfg.store.spill_dir = o->spill_dir;
+    if (o->spill_dir == NULL || o->have_disk)
+        return 0;
+    if (statvfs(o->spill_dir, &vfs) < 0) {
+        fprintf(stderr, "magick-dpc: spill directory %s: %m\n", o->spill_dir);
+        return -1;
+    }
+    o->cfg.store.disk_budget = (uint64_t)vfs.f_bavail * vfs.f_frsize / 10 * 9;
+    return 0;
+}
+
+enum { OPT_LISTEN = 256, OPT_LISTEN7, OPT_MEMORY, OPT_DISK, OPT_SPILL,
+       OPT_MAXC, OPT_MAXU, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY };
+
+static const struct option long_opts[] = {
+    { "listen", required_argument, NULL, OPT_LISTEN },
+    { "listen-im7", required_argument, NULL, OPT_LISTEN7 },
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "disk", required_argument, NULL, OPT_DISK },
+    { "spill-dir", required_argument, NULL, OPT_SPILL },
+    { "max-clients", required_argument, NULL, OPT_MAXC },
+    { "max-unauthenticated", required_argument, NULL, OPT_MAXU },
+    { "handshake-timeout", required_argument, NULL, OPT_HTO },
+    { "idle-timeout", required_argument, NULL, OPT_ITO },
+    { "busy-poll", required_argument, NULL, OPT_BUSY },
+    { "host", required_argument, NULL, OPT_HOST },
+    { "im7", no_argument, NULL, OPT_IM7 },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char *opt_policy_name(int opt)
+{
+    switch (opt) {
+    case OPT_LISTEN: return "dpc-listen";
+    case OPT_LISTEN7: return "dpc-listen-im7";
+    case OPT_MEMORY: return "dpc-memory";
+    case OPT_DISK: return "dpc-disk";
+    case OPT_SPILL: return "dpc-spill-dir";
+    case OPT_MAXC: return "max-dpc-clients";
+    case OPT_MAXU: return "max-dpc-unauthenticated-clients";
+    case OPT_HTO: return "dpc-handshake-timeout";
+    case OPT_ITO: return "dpc-idle-timeout";
+    case OPT_BUSY: return "dpc-busy-poll";
+    default: return NULL;
+    }
+}
+
+/* Policy first, then the command line over it. */
+static int parse_serve(int argc, char **argv, struct options *o)
+{
+    int opt;
+
+    set_defaults(o);
+    if (apply_policy(o) < 0)
+        return -1;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "vqh", long_opts, NULL)) != -1) {
+        const char *name = opt_policy_name(opt);
+
+        if (name != NULL) {
+            if (apply(o, name, optarg) < 0)
+                return -1;
+        } else if (opt == 'v') {
+            o->verbosity = 1;
+        } else if (opt == 'q') {
+            o->verbosity = -1;
+        } else if (opt == 'h') {
+            fputs(usage_text, stdout);
+            exit(0);
+        } else {
+            return fail_usage("unexpected option for %s", "serve", NULL);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("unexpected argument '%s'", argv[optind], NULL);
+    if (o->nlisten == 0 && apply_listen_policy(o) < 0)
+        return -1;
+    return finish_spill(o);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN])
+{
+    if (dpc_policy_sipkey(key) == 0)
+        return 0;
+    fprintf(stderr,
+            "magick-dpc: no shared secret is configured.\n"
+            "Add this line to the policy.xml ImageMagick reads (e.g.\n"
+            "/etc/ImageMagick-6/policy.xml, or a policy.xml in a directory\n"
+            "named by MAGICK_CONFIGURE_PATH), with the same value on the\n"
+            "server and on every client:\n  %s\n",
+            DPC_POLICY_SECRET_HINT);
+    return -1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct options o;
+    struct dpc_server *srv;
+    char err[DPC_ERRLEN];
+    int rc;
+
+    if (parse_serve(argc, argv, &o) < 0)
+        return EXIT_USAGE;
+    if (need_secret(o.cfg.sipkey) < 0)
+        return EXIT_USAGE;
+    dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
+                      : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
+    o.cfg.listen = o.listen;
+    o.cfg.nlisten = o.nlisten;
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    srv = dpc_server_new(&o.cfg, err, sizeof(err));
+    explicit_bzero(o.cfg.sipkey, sizeof(o.cfg.sipkey));
+    if (srv == NULL) {
+        dpc_log(DPC_LOG_ERROR, "%s", err);
+        free(o.spill_dir);
+        return 1;
+    }
+    dpc_log(DPC_LOG_INFO, "serving: memory %llu bytes, spill %s (%llu bytes), "
+            "max %u clients, %u unauthenticated",
+            (unsigned long long)o.cfg.store.mem_budget,
+            o.spill_dir ? o.spill_dir : "off",
+            (unsigned long long)o.cfg.store.disk_budget, o.cfg.max_clients,
+            o.cfg.max_unauth);
+    rc = dpc_server_run(srv);
+    dpc_server_free(srv);
+    free(o.spill_dir);
+    dpc_log(DPC_LOG_INFO, "stopped");
+    return rc < 0 ? 1 : 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    char host[256] = "127.0.0.1", err[DPC_ERRLEN], *json = NULL;
+    unsigned port = DPC_DEFAULT_PORT;
+    uint64_t timeout = 5000;
+    enum dpc_stock_flavor flavor = DPC_STOCK_IM6;
+    uint8_t key[DPC_SIPHASH_KEYLEN];
+    struct dpc_stockclient *c;
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (opt == OPT_HOST && dpc_parse_hostport(optarg, host, sizeof(host),
+                                                  &port, err, sizeof(err)) < 0)
+            return fail_usage("bad host '%s'", optarg, err), EXIT_USAGE;
+        else if (opt == OPT_IM7)
+            flavor = DPC_STOCK_IM7;
+        else if (opt == OPT_TIMEOUT &&
+                 set_duration("timeout", optarg, &timeout) < 0)
+            return EXIT_USAGE;
+        else if (opt != OPT_HOST && opt != OPT_IM7 && opt != OPT_TIMEOUT)
+            return fail_usage("unexpected option for %s", "status", NULL),
+                   EXIT_USAGE;
+    }
+    if (need_secret(key) < 0)
+        return EXIT_USAGE;
+    c = dpc_stockclient_connect(host, port, flavor, key, (unsigned)timeout,
+                                err, sizeof(err));
+    explicit_bzero(key, sizeof(key));
+    rc = c != NULL ? dpc_stockclient_status(c, &json, err, sizeof(err)) : -1;
+    dpc_stockclient_close(c);
+    if (rc < 0) {
+        fprintf(stderr, "magick-dpc: status: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("magick-dpc %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "status") != 0)
+        return fail_usage("unknown command '%s'", argv[1], NULL), EXIT_USAGE;
+    dpc_policy_init(argv[0]);
+    rc = strcmp(argv[1], "serve") == 0 ? cmd_serve(argc - 1, argv + 1)
+                                       : cmd_status(argc - 1, argv + 1);
+    dpc_policy_done();
+    return rc;
+}
