@@ -259,10 +259,12 @@ static size_t take_open(struct dpc_session *s, const uint8_t *p)
     s->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
     if (s->cache == NULL)
         return fail(s, n);
-    trace(s, "o %llux%llu class %u colorspace %u%s",
+    trace(s, "o %llux%llu class %u colorspace %u%s: %llu bytes in %s",
           (unsigned long long)s->open.columns,
           (unsigned long long)s->open.rows, s->open.storage_class,
-          s->open.colorspace, s->open.has_indexes ? " +indexes" : "");
+          s->open.colorspace, s->open.has_indexes ? " +indexes" : "",
+          (unsigned long long)size,
+          dpc_cache_tier(s->cache) == DPC_TIER_RAM ? "memory" : "spill");
     queue_status(s, 1);
     set_state(s, DPC_SESS_HEADER);
     return n;

@@ -96,20 +96,37 @@ server_alive() {
     kill -0 "$SERVER_PID" 2>/dev/null && status_json > /dev/null
 }
 
-# check NAME CMD...: runs CMD, counts and reports the outcome.
-check() {
-    local name=$1
-    shift
-    if ( "$@" ) > "$WORK/check.log" 2>&1; then
+# record NAME RC: counts and reports an outcome.
+record() {
+    if [ "$2" -eq 0 ]; then
         PASSED=$((PASSED + 1))
-        echo "ok - $name"
+        echo "ok - $1"
     else
         FAILED=$((FAILED + 1))
-        echo "not ok - $name"
+        echo "not ok - $1"
         sed 's/^/  | /' "$WORK/check.log" | tail -n 20
         echo "  | server log:"
         tail -n 5 "$WORK/server.log" | sed 's/^/  | /'
     fi
+}
+
+# check NAME CMD...: runs CMD in a subshell where any failing step fails it
+# (not in an `if`, which would switch -e off inside).
+check() {
+    local name=$1 rc
+    shift
+    set +e
+    ( set -e; "$@" ) > "$WORK/check.log" 2>&1
+    rc=$?
+    set -e
+    record "$name" $rc
+}
+
+# check_stops: the server exits 0 on SIGTERM (in this shell: it is our child).
+check_stops() {
+    local rc=0
+    stop_server > "$WORK/check.log" 2>&1 || rc=$?
+    record "server stops cleanly on SIGTERM (exit $rc)" $rc
 }
 
 # finish: the closing line, and the exit status automake reads.

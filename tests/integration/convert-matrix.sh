@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The real /usr/bin/convert with its pixel cache forced onto magick-dpc
+# (stock client, stock protocol): every image kind and operation must give
+# pixels identical to the memory cache's.  Palette and CMYK images must also
+# have used the index plane ('R'/'W' requests in the server's trace).
+. "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+
+make_policy
+export MAGICK_CONFIGURE_PATH=$WORK/etc
+start_server -v
+
+# Inputs, made with the memory cache.  Small, so the matrix stays quick
+# under sanitizers: stock clients make one round trip per row or column.
+mem_convert -seed 7 -size 96x64 plasma:fractal "$WORK/rgb.miff"
+mem_convert "$WORK/rgb.miff" -alpha set -channel A -fx 'i/w' +channel \
+    "$WORK/rgba.miff"
+mem_convert -size 96x64 gradient:'#102030-#f0e0d0' -depth 16 "$WORK/deep.miff"
+mem_convert "$WORK/rgb.miff" -colorspace Gray "$WORK/gray.miff"
+mem_convert "$WORK/rgb.miff" -colors 16 "$WORK/palette.gif"
+mem_convert "$WORK/rgb.miff" -colorspace CMYK "$WORK/cmyk.miff"
+mem_convert -size 48x32 xc:red xc:lime xc:blue -loop 0 "$WORK/anim.gif"
+
+# same_output NAME IN OPS...: memory vs magick-dpc, output as MIFF.
+same_output() {
+    local name=$1 in=$2
+    shift 2
+    mem_convert "$in" "$@" "$WORK/$name.mem.miff"
+    dpc_convert "$in" "$@" "$WORK/$name.dpc.miff"
+    same_pixels "$WORK/$name.mem.miff" "$WORK/$name.dpc.miff"
+}
+
+# used_index_plane: the server saw an index-plane write since the mark.
+mark() { MARK=$(wc -l < "$WORK/server.log"); }
+used_index_plane() {
+    tail -n +"$((MARK + 1))" "$WORK/server.log" | grep -q ': W [0-9]'
+}
+
+for kind in rgb rgba deep gray cmyk; do
+    check "$kind: -blur 0x1" same_output "$kind-blur" "$WORK/$kind.miff" -blur 0x1
+done
+check "16-bit stays 16-bit" sh -c \
+    "[ \"\$($CONVERT '$WORK/deep-blur.dpc.miff' -format %z info:)\" = 16 ]"
+
+mark
+check "palette: -flip keeps the index plane" \
+    same_output palette "$WORK/palette.gif" -flip
+check "palette: indexes went through W requests" used_index_plane
+mark
+check "cmyk: -negate" same_output cmyk-negate "$WORK/cmyk.miff" -negate
+check "cmyk: indexes went through W requests" used_index_plane
+
+anim_frames() {
+    mem_convert "$WORK/anim.gif" -rotate 90 "$WORK/anim.mem.gif"
+    dpc_convert "$WORK/anim.gif" -rotate 90 "$WORK/anim.dpc.gif"
+    [ "$($CONVERT "$WORK/anim.dpc.gif" -format '%n\n' info: | head -n 1)" = 3 ]
+    for i in 0 1 2; do
+        same_pixels "$WORK/anim.mem.gif[$i]" "$WORK/anim.dpc.gif[$i]"
+    done
+}
+check "multi-frame GIF: 3 frames rotated" anim_frames
+
+check "-resize 50%" same_output resize "$WORK/rgb.miff" -resize 50%
+check "-rotate 33" same_output rotate "$WORK/rgba.miff" -rotate 33
+check "-distort SRT 30" same_output distort "$WORK/rgb.miff" -distort SRT 30
+check "-fx" same_output fx "$WORK/rgb.miff" -fx 'u*0.5+0.25*sin(i/4)'
+check "-composite" same_output composite "$WORK/rgb.miff" \
+    "$WORK/rgba.miff" -gravity center -composite
+
+check "caches freed after the clients exit" \
+    sh -c "[ \"\$('$MAGICK_DPC' status --host 127.0.0.1:$PORT | sed -n 's/.*\"caches_open\":\([0-9]*\).*/\1/p')\" = 0 ]"
+check "no secret in the server log" sh -c "! grep -qF '$SECRET' '$WORK/server.log'"
+check_stops
+finish
