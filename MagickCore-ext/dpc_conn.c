@@ -1,5 +1,5 @@
 /*
- * dpc_conn: one client connection: reads into an evbuffer, feeds whole
+ * dpc_conn: one client connection: reads into a fixed buffer, feeds whole
  * frames to its dpc_session, and writes the session's output straight from
  * the cache with sendmsg (no copy, no allocation per request).  While
  * output is blocked the connection stops reading: a client that does not
@@ -15,15 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 
 #include "dpc_log.h"
 #include "dpc_server-internal.h"
 
-#define READ_CHUNK (256 * 1024)
-#define INPUT_HIGH (1024 * 1024)        /* stop reading past this */
 #define STEPS_PER_WAKEUP 256            /* fairness between clients */
 #define IOV_BATCH 64
 #define SPIN_ROUNDS_PER_WAKEUP 64     /* requests served in one spin run */
@@ -81,11 +78,11 @@ struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
         goto err;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     c->session = dpc_session_new(&scfg, nonce);
-    c->in = evbuffer_new();
+    c->in_buf = c->in_small;
+    c->in_cap = sizeof(c->in_small);
     c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (c->session == NULL || c->in == NULL || c->rev == NULL ||
-        c->wev == NULL)
+    if (c->session == NULL || c->rev == NULL || c->wev == NULL)
         goto err;
     dpc_conn_list_push(&s->unauth, c);
     /* The nonce goes out at once; on_write takes over if it cannot. */
@@ -95,8 +92,6 @@ err:
     dpc_log(DPC_LOG_ERROR, "conn from %s: out of resources", peer);
     if (c != NULL) {
         dpc_session_free(c->session);
-        if (c->in != NULL)
-            evbuffer_free(c->in);
         if (c->rev != NULL)
             event_free(c->rev);
         if (c->wev != NULL)
@@ -128,7 +123,8 @@ void dpc_conn_close(struct dpc_conn *c, const char *why)
     dpc_conn_list_remove(c->list, c);
     event_free(c->rev);
     event_free(c->wev);
-    evbuffer_free(c->in);
+    if (c->in_buf != c->in_small)
+        free(c->in_buf);
     dpc_session_free(c->session);
     close(c->fd);
     free(c);
@@ -158,32 +154,39 @@ static int flush(struct dpc_conn *c)
     }
 }
 
-static void authenticated(struct dpc_conn *c)
+/* Moves c to the authenticated list and gives it a full input buffer.
+ * -1 when that cannot be allocated. */
+static int authenticated(struct dpc_conn *c)
 {
     struct dpc_server *s = c->server;
+    uint8_t *buf = malloc(DPC_CONN_INBUF);
+    size_t n = c->in_end - c->in_start;
+
+    if (buf == NULL)
+        return -1;
+    memcpy(buf, c->in_buf + c->in_start, n);
+    c->in_buf = buf;
+    c->in_start = 0;
+    c->in_end = n;
+    c->in_cap = DPC_CONN_INBUF;
 
     dpc_conn_list_remove(&s->unauth, c);
     dpc_conn_list_push(&s->auth, c);
+    return 0;
 }
 
 /* One step: feed the session the bytes it wants.  0 when it needs more. */
 static int feed(struct dpc_conn *c)
 {
     size_t want = dpc_session_want(c->session);
-    size_t avail = evbuffer_get_length(c->in), used;
-    struct evbuffer_iovec v;
+    size_t avail = c->in_end - c->in_start, used;
 
     if (want == 0 || avail < want)
         return 0;
-    if (dpc_session_state(c->session) == DPC_SESS_PAYLOAD &&
-        evbuffer_peek(c->in, -1, NULL, &v, 1) == 1) {
-        used = dpc_session_input(c->session, v.iov_base, v.iov_len);
-    } else {
-        unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)want);
-
-        used = p != NULL ? dpc_session_input(c->session, p, want) : 0;
-    }
-    evbuffer_drain(c->in, used);
+    used = dpc_session_input(c->session, c->in_buf + c->in_start, avail);
+    c->in_start += used;
+    if (c->in_start == c->in_end)
+        c->in_start = c->in_end = 0;
     return used > 0;
 }
 
@@ -210,8 +213,10 @@ static int drive(struct dpc_conn *c)
             return 0;
         }
         if (c->list == &c->server->unauth &&
-            dpc_session_authenticated(c->session))
-            authenticated(c);
+            dpc_session_authenticated(c->session) && authenticated(c) < 0) {
+            dpc_conn_close(c, "out of memory");
+            return 0;
+        }
         if (!feed(c))
             return 1;
         if (++steps == STEPS_PER_WAKEUP) {
@@ -221,16 +226,30 @@ static int drive(struct dpc_conn *c)
     }
 }
 
+/* Room at the end of the input buffer, compacting it when that helps. */
+static size_t input_room(struct dpc_conn *c)
+{
+    if (c->in_start > 0 && c->in_cap - c->in_end < c->in_cap / 2) {
+        memmove(c->in_buf, c->in_buf + c->in_start, c->in_end - c->in_start);
+        c->in_end -= c->in_start;
+        c->in_start = 0;
+    }
+    return c->in_cap - c->in_end;
+}
+
 /* Reads what the socket has; with spin, polls up to that long first.  A
  * stock client sends its next request microseconds after our reply, so a
  * short poll saves a sleep and a wakeup per round trip. */
-static int read_some(struct dpc_conn *c, int fd, double spin)
+static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
 {
     double until = spin > 0 ? dpc_now() + spin : 0;
-    int n;
+    size_t room = input_room(c);
+    ssize_t n;
 
     for (;;) {
-        n = evbuffer_read(c->in, fd, READ_CHUNK);
+        n = recv(fd, c->in_buf + c->in_end, room, MSG_DONTWAIT);
+        if (n > 0)
+            c->in_end += (size_t)n;
         if (n >= 0 || (errno != EAGAIN && errno != EINTR) || spin <= 0 ||
             dpc_now() >= until)
             return n;
@@ -241,10 +260,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct dpc_conn *c = arg;
     double spin = 0;
-    int n, rounds;
+    ssize_t n;
+    int rounds;
 
     for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
-        if (evbuffer_get_length(c->in) < INPUT_HIGH) {
+        /* A full buffer is drained by drive() before anything more is read:
+         * reading 0 bytes would look like the peer closing. */
+        if (input_room(c) > 0) {
             n = read_some(c, fd, spin);
             if (n == 0) {
                 dpc_conn_close(c, dpc_session_state(c->session) ==

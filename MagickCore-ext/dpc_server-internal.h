@@ -13,6 +13,8 @@
 
 struct dpc_conn;
 
+#define DPC_CONN_INBUF (64 * 1024)    /* > the largest fixed frame */
+
 /* A doubly linked list of connections, oldest first. */
 struct dpc_conn_list {
     struct dpc_conn *head, *tail;
@@ -48,7 +50,12 @@ struct dpc_conn {
     int fd;
     char peer[80];
     struct dpc_session *session;
-    struct evbuffer *in;
+    /* Input: in_buf[in_start, in_end) is received but not consumed.  An
+     * inline 16 bytes until the client authenticates (idle sockets cost
+     * little), then DPC_CONN_INBUF bytes, allocated once. */
+    uint8_t *in_buf;
+    size_t in_start, in_end, in_cap;
+    uint8_t in_small[16];
     struct event *rev, *wev;
     double accepted, last_active;
 };
