@@ -53,12 +53,95 @@ static void quickack(int fd)
 #endif
 }
 
+static int grow_input(struct dpc_conn *c);
+
+/* The connection's protocol: stock until the client asks for native. */
+static size_t proto_want(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_want(c->native)
+                     : dpc_session_want(c->session);
+}
+
+static size_t proto_input(struct dpc_conn *c, const uint8_t *p, size_t n)
+{
+    return c->native ? dpc_native_input(c->native, p, n)
+                     : dpc_session_input(c->session, p, n);
+}
+
+static int proto_output(struct dpc_conn *c, struct iovec *iov, int max)
+{
+    return c->native ? dpc_native_output(c->native, iov, max)
+                     : dpc_session_output(c->session, iov, max);
+}
+
+static void proto_sent(struct dpc_conn *c, size_t n)
+{
+    if (c->native)
+        dpc_native_sent(c->native, n);
+    else
+        dpc_session_sent(c->session, n);
+}
+
+static int proto_finished(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_finished(c->native)
+                     : dpc_session_finished(c->session);
+}
+
+static int proto_authenticated(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_authenticated(c->native)
+                     : dpc_session_authenticated(c->session);
+}
+
+/* Between requests: a close here is a normal end. */
+static int proto_idle(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_state(c->native) == DPC_NAT_HEADER
+                     : dpc_session_state(c->session) == DPC_SESS_HEADER;
+}
+
+static const char *proto_error(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_error(c->native)
+                     : dpc_session_error(c->session);
+}
+
+const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_counters(c->native)
+                     : dpc_session_counters(c->session);
+}
+
+/* The stock session saw the native magic: continue with a dpc_native. */
+static int go_native(struct dpc_conn *c)
+{
+    uint8_t ns[DPC_WIRE_NONCE_LEN];
+    struct dpc_native_cfg ncfg = {
+        .key = c->server->cfg.wirekey, .store = c->server->store,
+        .status = status_json, .arg = c,
+    };
+
+    if (dpc_log_enabled(DPC_LOG_TRACE))
+        ncfg.trace = trace_request;
+    /* the client's proof is larger than the inline buffer */
+    if (RAND_bytes(ns, sizeof(ns)) != 1 || grow_input(c) < 0)
+        return -1;
+    c->native = dpc_native_new(&ncfg, ns);
+    if (c->native == NULL)
+        return -1;
+    dpc_session_free(c->session);
+    c->session = NULL;
+    return 0;
+}
+
 struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
                               enum dpc_stock_flavor flavor)
 {
     uint8_t nonce[DPC_STOCK_NONCE_MAX];
     struct dpc_session_cfg scfg = {
         .flavor = flavor, .sipkey = s->cfg.sipkey, .store = s->store,
+        .allow_native = 1,
         .status = status_json, .arg = NULL,
     };
     struct dpc_conn *c = calloc(1, sizeof(*c));
@@ -105,18 +188,19 @@ err:
 void dpc_conn_close(struct dpc_conn *c, const char *why)
 {
     struct dpc_server *s = c->server;
-    const struct dpc_session_counters *n = dpc_session_counters(c->session);
-    const char *err = dpc_session_error(c->session);
+    const struct dpc_session_counters *n = dpc_conn_counters(c);
+    const char *err = proto_error(c);
 
     if (err[0] != '\0' && strcmp(why, "closed") == 0)
         why = err;
-    if (!dpc_session_authenticated(c->session) &&
+    if (!proto_authenticated(c) &&
         strcmp(err, "authentication failed") == 0)
         s->auth_failures++;
     dpc_log(err[0] != '\0' ? DPC_LOG_WARN : DPC_LOG_INFO,
-            "conn %llu from %s: %s after %.3fs, %llu requests, "
+            "conn %llu from %s (%s): %s after %.3fs, %llu requests, "
             "%llu bytes in, %llu bytes out", (unsigned long long)c->id,
-            c->peer, why, dpc_now() - c->accepted,
+            c->peer, c->native ? "native" : "stock", why,
+            dpc_now() - c->accepted,
             (unsigned long long)n->requests,
             (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out);
     s->requests_closed += n->requests;
@@ -126,6 +210,7 @@ void dpc_conn_close(struct dpc_conn *c, const char *why)
     if (c->in_buf != c->in_small)
         free(c->in_buf);
     dpc_session_free(c->session);
+    dpc_native_free(c->native);
     close(c->fd);
     free(c);
 }
@@ -138,8 +223,7 @@ static int flush(struct dpc_conn *c)
     ssize_t n;
 
     for (;;) {
-        msg.msg_iovlen = (size_t)dpc_session_output(c->session, iov,
-                                                    IOV_BATCH);
+        msg.msg_iovlen = (size_t)proto_output(c, iov, IOV_BATCH);
         if (msg.msg_iovlen == 0)
             return 1;
         n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -149,19 +233,21 @@ static int flush(struct dpc_conn *c)
             return 0;
         if (n < 0)
             return -1;
-        dpc_session_sent(c->session, (size_t)n);
+        proto_sent(c, (size_t)n);
         c->last_active = dpc_now();
     }
 }
 
-/* Moves c to the authenticated list and gives it a full input buffer.
- * -1 when that cannot be allocated. */
-static int authenticated(struct dpc_conn *c)
+/* Replaces the small inline input buffer by a full one.  -1 when that
+ * cannot be allocated. */
+static int grow_input(struct dpc_conn *c)
 {
-    struct dpc_server *s = c->server;
-    uint8_t *buf = malloc(DPC_CONN_INBUF);
+    uint8_t *buf;
     size_t n = c->in_end - c->in_start;
 
+    if (c->in_buf != c->in_small)
+        return 0;
+    buf = malloc(DPC_CONN_INBUF);
     if (buf == NULL)
         return -1;
     memcpy(buf, c->in_buf + c->in_start, n);
@@ -169,6 +255,16 @@ static int authenticated(struct dpc_conn *c)
     c->in_start = 0;
     c->in_end = n;
     c->in_cap = DPC_CONN_INBUF;
+    return 0;
+}
+
+/* Moves c to the authenticated list and gives it a full input buffer. */
+static int authenticated(struct dpc_conn *c)
+{
+    struct dpc_server *s = c->server;
+
+    if (grow_input(c) < 0)
+        return -1;
 
     dpc_conn_list_remove(&s->unauth, c);
     dpc_conn_list_push(&s->auth, c);
@@ -178,12 +274,12 @@ static int authenticated(struct dpc_conn *c)
 /* One step: feed the session the bytes it wants.  0 when it needs more. */
 static int feed(struct dpc_conn *c)
 {
-    size_t want = dpc_session_want(c->session);
+    size_t want = proto_want(c);
     size_t avail = c->in_end - c->in_start, used;
 
     if (want == 0 || avail < want)
         return 0;
-    used = dpc_session_input(c->session, c->in_buf + c->in_start, avail);
+    used = proto_input(c, c->in_buf + c->in_start, avail);
     c->in_start += used;
     if (c->in_start == c->in_end)
         c->in_start = c->in_end = 0;
@@ -208,12 +304,18 @@ static int drive(struct dpc_conn *c)
             event_add(c->wev, NULL);
             return 0;
         }
-        if (dpc_session_finished(c->session)) {
+        if (c->session != NULL &&
+            dpc_session_state(c->session) == DPC_SESS_NATIVE &&
+            go_native(c) < 0) {
+            dpc_conn_close(c, "out of memory");
+            return 0;
+        }
+        if (proto_finished(c)) {
             dpc_conn_close(c, "closed");
             return 0;
         }
         if (c->list == &c->server->unauth &&
-            dpc_session_authenticated(c->session) && authenticated(c) < 0) {
+            proto_authenticated(c) && authenticated(c) < 0) {
             dpc_conn_close(c, "out of memory");
             return 0;
         }
@@ -269,10 +371,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (input_room(c) > 0) {
             n = read_some(c, fd, spin);
             if (n == 0) {
-                dpc_conn_close(c, dpc_session_state(c->session) ==
-                                          DPC_SESS_HEADER
-                                      ? "peer closed"
-                                      : "peer closed mid-request");
+                dpc_conn_close(c, proto_idle(c) ? "peer closed"
+                                                 : "peer closed mid-request");
                 return;
             }
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -288,7 +388,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (!drive(c))
             return;
-        if (!dpc_session_authenticated(c->session))
+        if (!proto_authenticated(c))
             return;
         spin = (double)c->server->cfg.busy_poll_us / 1e6;
         if (spin <= 0)

@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 
 #include "dpc_server.h"
+#include "dpc_native.h"
 #include "dpc_session.h"
 
 struct dpc_conn;
@@ -49,7 +50,8 @@ struct dpc_conn {
     uint64_t id;
     int fd;
     char peer[80];
-    struct dpc_session *session;
+    struct dpc_session *session;    /* every connection starts stock */
+    struct dpc_native *native;      /* after the native magic, instead */
     /* Input: in_buf[in_start, in_end) is received but not consumed.  An
      * inline 16 bytes until the client authenticates (idle sockets cost
      * little), then DPC_CONN_INBUF bytes, allocated once. */
@@ -68,6 +70,8 @@ void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c);
 /* Takes ownership of fd.  NULL (fd closed) on failure. */
 struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
                               enum dpc_stock_flavor flavor);
+/* The request counters of whichever protocol c speaks. */
+const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c);
 /* Logs the outcome, frees the session (and its cache), closes the socket. */
 void dpc_conn_close(struct dpc_conn *c, const char *why);
 

@@ -280,7 +280,7 @@ void dpc_server_get_stats(const struct dpc_server *s,
     st->requests = s->requests_closed;
     for (size_t i = 0; i < 2; i++)
         for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
-            st->requests += dpc_session_counters(c->session)->requests;
+            st->requests += dpc_conn_counters(c)->requests;
     st->accepted = s->accepted;
     st->refused = s->refused;
     st->evicted = s->evicted;

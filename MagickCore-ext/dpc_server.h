@@ -17,6 +17,7 @@
 #include "dpc_siphash.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
+#include "dpc_wire.h"
 
 struct dpc_listen_spec {
     char host[256];
@@ -28,7 +29,8 @@ struct dpc_server_cfg {
     const struct dpc_listen_spec *listen;   /* borrowed during _new */
     size_t nlisten;
     struct dpc_store_cfg store;
-    uint8_t sipkey[DPC_SIPHASH_KEYLEN];     /* derived from the secret */
+    uint8_t sipkey[DPC_SIPHASH_KEYLEN];     /* stock key, from the secret */
+    uint8_t wirekey[DPC_WIRE_KEY_LEN];      /* native key, from the secret */
     unsigned max_clients;
     unsigned max_unauth;
     uint64_t handshake_timeout_ms;

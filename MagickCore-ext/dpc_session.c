@@ -12,6 +12,7 @@
 
 #include "dpc_siphash.h"
 #include "dpc_util.h"
+#include "dpc_wire.h"
 
 #define STATUS_JSON_MAX 1024
 
@@ -46,6 +47,7 @@ struct dpc_session {
 
 static const char *const state_names[DPC_SESS_NSTATES] = {
     "auth", "header", "open", "region", "payload", "reply", "closing",
+    "native",
 };
 
 const char *dpc_session_state_name(enum dpc_session_state st)
@@ -59,7 +61,7 @@ static int transition_ok(enum dpc_session_state from, enum dpc_session_state to)
         return from != DPC_SESS_CLOSING;
     switch (from) {
     case DPC_SESS_AUTH:
-        return to == DPC_SESS_HEADER;
+        return to == DPC_SESS_HEADER || to == DPC_SESS_NATIVE;
     case DPC_SESS_HEADER:
         return to == DPC_SESS_OPEN || to == DPC_SESS_REGION ||
                to == DPC_SESS_HEADER;
@@ -163,6 +165,11 @@ size_t dpc_session_want(const struct dpc_session *s)
 
 static size_t take_auth(struct dpc_session *s, const uint8_t *p)
 {
+    if (s->cfg.allow_native &&
+        memcmp(p, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN) == 0) {
+        set_state(s, DPC_SESS_NATIVE);
+        return DPC_WIRE_MAGIC_LEN;
+    }
     if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
         /* As the stock server: a wrong proof is closed on silently. */
         dpc_errf(s->err, sizeof(s->err), "authentication failed");

@@ -30,12 +30,15 @@ enum dpc_session_state {
     DPC_SESS_PAYLOAD,       /* copying a write's bytes into the cache */
     DPC_SESS_REPLY,         /* sending a read's bytes; takes no input */
     DPC_SESS_CLOSING,       /* sending what is queued, then close */
+    DPC_SESS_NATIVE,        /* the client speaks the native protocol: hand
+                               the connection over to a dpc_native */
     DPC_SESS_NSTATES
 };
 
 struct dpc_session_cfg {
     enum dpc_stock_flavor flavor;
     const uint8_t *sipkey;                  /* 16 bytes, borrowed */
+    int allow_native;                       /* accept DPC_WIRE_MAGIC */
     struct dpc_store *store;                /* borrowed */
     /* Writes the status JSON into buf (NUL-terminated); returns its length. */
     size_t (*status)(void *arg, char *buf, size_t len);

@@ -34,7 +34,8 @@ char *dpc_policy_get(const char *name)
     return copy;
 }
 
-int dpc_policy_sipkey(uint8_t key[DPC_SIPHASH_KEYLEN])
+int dpc_policy_keys(uint8_t sipkey[DPC_SIPHASH_KEYLEN],
+                    uint8_t wirekey[DPC_WIRE_KEY_LEN])
 {
     char *secret = GetPolicyValue("cache:shared-secret");
     size_t len;
@@ -46,7 +47,8 @@ int dpc_policy_sipkey(uint8_t key[DPC_SIPHASH_KEYLEN])
         secret = DestroyString(secret);
         return -1;
     }
-    dpc_siphash_key_from_secret(secret, len, key);
+    dpc_siphash_key_from_secret(secret, len, sipkey);
+    dpc_wire_derive_key(secret, len, wirekey);
     explicit_bzero(secret, len);
     secret = DestroyString(secret);
     return 0;

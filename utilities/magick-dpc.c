@@ -340,9 +340,10 @@ static void raise_fd_limit(void)
     }
 }
 
-static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN])
+static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN],
+                       uint8_t wirekey[DPC_WIRE_KEY_LEN])
 {
-    if (dpc_policy_sipkey(key) == 0)
+    if (dpc_policy_keys(key, wirekey) == 0)
         return 0;
     fprintf(stderr,
             "magick-dpc: no shared secret is configured.\n"
@@ -363,7 +364,7 @@ static int cmd_serve(int argc, char **argv)
 
     if (parse_serve(argc, argv, &o) < 0)
         return EXIT_USAGE;
-    if (need_secret(o.cfg.sipkey) < 0)
+    if (need_secret(o.cfg.sipkey, o.cfg.wirekey) < 0)
         return EXIT_USAGE;
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
@@ -373,6 +374,7 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srv = dpc_server_new(&o.cfg, err, sizeof(err));
     explicit_bzero(o.cfg.sipkey, sizeof(o.cfg.sipkey));
+    explicit_bzero(o.cfg.wirekey, sizeof(o.cfg.wirekey));
     if (srv == NULL) {
         dpc_log(DPC_LOG_ERROR, "%s", err);
         free(o.spill_dir);
@@ -397,7 +399,7 @@ static int cmd_status(int argc, char **argv)
     unsigned port = DPC_DEFAULT_PORT;
     uint64_t timeout = 5000;
     enum dpc_stock_flavor flavor = DPC_STOCK_IM6;
-    uint8_t key[DPC_SIPHASH_KEYLEN];
+    uint8_t key[DPC_SIPHASH_KEYLEN], wirekey[DPC_WIRE_KEY_LEN];
     struct dpc_stockclient *c;
     int opt, rc;
 
@@ -415,8 +417,9 @@ static int cmd_status(int argc, char **argv)
             return fail_usage("unexpected option for %s", "status", NULL),
                    EXIT_USAGE;
     }
-    if (need_secret(key) < 0)
+    if (need_secret(key, wirekey) < 0)
         return EXIT_USAGE;
+    explicit_bzero(wirekey, sizeof(wirekey));
     c = dpc_stockclient_connect(host, port, flavor, key, (unsigned)timeout,
                                 err, sizeof(err));
     explicit_bzero(key, sizeof(key));
