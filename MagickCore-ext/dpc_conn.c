@@ -305,10 +305,12 @@ static int drive(struct dpc_conn *c)
             return 0;
         }
         if (c->session != NULL &&
-            dpc_session_state(c->session) == DPC_SESS_NATIVE &&
-            go_native(c) < 0) {
-            dpc_conn_close(c, "out of memory");
-            return 0;
+            dpc_session_state(c->session) == DPC_SESS_NATIVE) {
+            if (go_native(c) < 0) {
+                dpc_conn_close(c, "out of memory");
+                return 0;
+            }
+            continue;           /* send the native challenge */
         }
         if (proto_finished(c)) {
             dpc_conn_close(c, "closed");

@@ -1,0 +1,501 @@
+/*
+ * dpc_link: see dpc_link.h.
+ */
+#include "dpc_link.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "dpc_util.h"
+
+#define MAX_PENDING 256
+#define STOCK_NONCE_LEN 8       /* the ImageMagick 6 listener's nonce */
+#define STATUS_MAX (64 * 1024)
+
+struct pending {
+    uint32_t id;
+    uint8_t op;
+    uint32_t count, slot_bytes;
+    uint8_t *const *dst;        /* GET: count buffers of slot_bytes */
+    uint8_t *body;              /* others: where the reply body goes */
+    size_t body_cap;
+};
+
+struct dpc_link {
+    int fd;
+    unsigned timeout_ms;
+    char name[300];
+    uint8_t key[DPC_WIRE_KEY_LEN];
+    uint32_t next_id;
+
+    struct pending q[MAX_PENDING];  /* ring of requests awaiting replies */
+    size_t q_head, q_len;
+
+    /* the reply being received */
+    uint8_t hdr_buf[DPC_WIRE_HDR_LEN];
+    size_t hdr_got;
+    struct dpc_wire_hdr hdr;
+    uint64_t body_got;
+    uint8_t reason[DPC_WIRE_MAX_REASON + 1];
+    size_t body_len;            /* of the last completed sync reply */
+
+    int broken;                 /* the connection is unusable */
+    char fail[512];             /* the first failed reply, "" if none */
+};
+
+const char *dpc_link_name(const struct dpc_link *l)
+{
+    return l->name;
+}
+
+static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
+{
+    l->broken = 1;
+    return dpc_errf(err, errlen, "%s: %s", l->name, why);
+}
+
+/* poll() for events; -1 on timeout or error. */
+static int wait_for(struct dpc_link *l, short events, short *revents,
+                    char *err, size_t errlen)
+{
+    struct pollfd p = { .fd = l->fd, .events = events };
+    int rc;
+
+    do
+        rc = poll(&p, 1, (int)l->timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return lost(l, "no answer in time (server stopped or overloaded?)",
+                    err, errlen);
+    if (rc < 0)
+        return lost(l, strerror(errno), err, errlen);
+    *revents = p.revents;
+    return 0;
+}
+
+/* Blocking exact transfers, for the handshake. */
+static int xfer(struct dpc_link *l, void *buf, size_t n, int out, char *err,
+                size_t errlen)
+{
+    uint8_t *p = buf;
+    short rev;
+
+    while (n > 0) {
+        ssize_t k;
+
+        if (wait_for(l, out ? POLLOUT : POLLIN, &rev, err, errlen) < 0)
+            return -1;
+        k = out ? send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)
+                : recv(l->fd, p, n, MSG_DONTWAIT);
+        if (k == 0)
+            return lost(l, "connection closed by the server", err, errlen);
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            return lost(l, strerror(errno), err, errlen);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+static int dial(struct dpc_link *l, const char *host, unsigned port, char *err,
+                size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *ai, *a;
+    char service[8];
+    int rc, on = 1, saved = ECONNREFUSED;
+    short rev;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0)
+        return dpc_errf(err, errlen, "%s: %s", l->name, gai_strerror(rc));
+    for (a = ai; a != NULL; a = a->ai_next) {
+        l->fd = socket(a->ai_family,
+                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                       a->ai_protocol);
+        if (l->fd < 0)
+            continue;
+        if (connect(l->fd, a->ai_addr, a->ai_addrlen) == 0 ||
+            (errno == EINPROGRESS &&
+             wait_for(l, POLLOUT, &rev, NULL, 0) == 0)) {
+            socklen_t len = sizeof(saved);
+
+            getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &saved, &len);
+            if (saved == 0)
+                break;
+        } else {
+            saved = errno;
+        }
+        close(l->fd);
+        l->fd = -1;
+    }
+    freeaddrinfo(ai);
+    l->broken = 0;
+    if (l->fd < 0)
+        return dpc_errf(err, errlen, "%s: %s", l->name, strerror(saved));
+    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    return 0;
+}
+
+static int handshake(struct dpc_link *l, char *err, size_t errlen)
+{
+    uint8_t nonce[STOCK_NONCE_LEN], ns[DPC_WIRE_NONCE_LEN];
+    uint8_t out[DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN], mac[DPC_WIRE_MAC_LEN];
+
+    if (xfer(l, nonce, sizeof(nonce), 0, err, errlen) < 0 ||
+        xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, err, errlen) < 0 ||
+        xfer(l, ns, sizeof(ns), 0, err, errlen) < 0)
+        return -1;
+    if (RAND_bytes(out, DPC_WIRE_NONCE_LEN) != 1)
+        return dpc_errf(err, errlen, "%s: no random bytes", l->name);
+    dpc_wire_proof(l->key, "client", ns, out, out + DPC_WIRE_NONCE_LEN);
+    if (xfer(l, out, sizeof(out), 1, err, errlen) < 0)
+        return -1;
+    if (xfer(l, mac, sizeof(mac), 0, NULL, 0) < 0)
+        return dpc_errf(err, errlen, "%s: authentication failed (is "
+                        "cache:shared-secret the same on both sides?)",
+                        l->name);
+    dpc_wire_proof(l->key, "server", ns, out, out + DPC_WIRE_NONCE_LEN);
+    if (CRYPTO_memcmp(mac, out + DPC_WIRE_NONCE_LEN, sizeof(mac)) != 0)
+        return lost(l, "the server does not know the shared secret", err,
+                    errlen);
+    return 0;
+}
+
+struct dpc_link *dpc_link_connect(const char *host, unsigned port,
+                                  const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  unsigned timeout_ms, char *err,
+                                  size_t errlen)
+{
+    struct dpc_link *l = calloc(1, sizeof(*l));
+
+    if (l == NULL) {
+        dpc_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->fd = -1;
+    l->timeout_ms = timeout_ms;
+    memcpy(l->key, key, DPC_WIRE_KEY_LEN);
+    snprintf(l->name, sizeof(l->name), "%s:%u", host, port);
+    if (dial(l, host, port, err, errlen) < 0 || handshake(l, err, errlen) < 0) {
+        dpc_link_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void dpc_link_free(struct dpc_link *l)
+{
+    if (l == NULL)
+        return;
+    if (l->fd >= 0)
+        close(l->fd);
+    OPENSSL_cleanse(l->key, sizeof(l->key));
+    free(l);
+}
+
+/* Where the next body bytes of the current reply go, and how many. */
+static uint8_t *body_target(struct dpc_link *l, struct pending *p, size_t *n)
+{
+    if (l->hdr.status != DPC_WS_OK) {
+        *n = l->hdr.length - l->body_got;
+        return l->reason + l->body_got;
+    }
+    if (p->op == DPC_OP_GET) {
+        uint64_t k = l->body_got / p->slot_bytes;
+        uint64_t in = l->body_got % p->slot_bytes;
+
+        *n = p->slot_bytes - in;
+        return p->dst[k] + in;
+    }
+    *n = l->hdr.length - l->body_got;
+    return p->body + l->body_got;
+}
+
+/* Checks a reply header against the request it answers. */
+static int check_reply(struct dpc_link *l, struct pending *p, char *err,
+                       size_t errlen)
+{
+    uint64_t want;
+
+    if (dpc_wire_decode_hdr(l->hdr_buf, &l->hdr, err, errlen) < 0)
+        return lost(l, "malformed reply", err, errlen);
+    if (l->hdr.id != p->id || l->hdr.op != p->op)
+        return lost(l, "reply out of order", err, errlen);
+    if (l->hdr.status != DPC_WS_OK) {
+        if (l->hdr.length > DPC_WIRE_MAX_REASON)
+            return lost(l, "oversized error reply", err, errlen);
+        return 0;
+    }
+    want = p->op == DPC_OP_GET ? (uint64_t)p->count * p->slot_bytes
+           : p->op == DPC_OP_OPEN ? 8 : p->op == DPC_OP_STATUS
+                                            ? l->hdr.length : 0;
+    if (l->hdr.length != want || (p->op != DPC_OP_GET && want > p->body_cap))
+        return lost(l, "reply of unexpected length", err, errlen);
+    return 0;
+}
+
+static void complete(struct dpc_link *l)
+{
+    struct pending *p = &l->q[l->q_head];
+
+    if (l->hdr.status != DPC_WS_OK && l->fail[0] == '\0') {
+        l->reason[l->hdr.length] = '\0';
+        snprintf(l->fail, sizeof(l->fail), "%s: %s", l->name,
+                 (char *)l->reason);
+    }
+    (void)p;
+    l->body_len = l->hdr.length;
+    l->q_head = (l->q_head + 1) % MAX_PENDING;
+    l->q_len--;
+    l->hdr_got = 0;
+    l->body_got = 0;
+}
+
+/* Receives whatever has arrived, without blocking. */
+static int pump(struct dpc_link *l, char *err, size_t errlen)
+{
+    for (;;) {
+        struct pending *p = &l->q[l->q_head];
+        uint8_t *dst;
+        size_t n;
+        ssize_t k;
+
+        if (l->q_len == 0)
+            return 0;
+        if (l->hdr_got < DPC_WIRE_HDR_LEN) {
+            dst = l->hdr_buf + l->hdr_got;
+            n = DPC_WIRE_HDR_LEN - l->hdr_got;
+        } else {
+            dst = body_target(l, p, &n);
+        }
+        if (n > 0) {
+            k = recv(l->fd, dst, n, MSG_DONTWAIT);
+            if (k == 0)
+                return lost(l, "connection lost", err, errlen);
+            if (k < 0)
+                return errno == EAGAIN || errno == EINTR
+                           ? 0 : lost(l, strerror(errno), err, errlen);
+            if (l->hdr_got < DPC_WIRE_HDR_LEN) {
+                l->hdr_got += (size_t)k;
+                if (l->hdr_got == DPC_WIRE_HDR_LEN &&
+                    check_reply(l, p, err, errlen) < 0)
+                    return -1;
+            } else {
+                l->body_got += (uint64_t)k;
+            }
+        }
+        if (l->hdr_got == DPC_WIRE_HDR_LEN && l->body_got == l->hdr.length)
+            complete(l);
+    }
+}
+
+/* Sends all of iov, receiving replies meanwhile so neither side blocks. */
+static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
+                size_t errlen)
+{
+    struct msghdr msg = { 0 };
+    short rev;
+
+    while (n > 0) {
+        ssize_t k;
+
+        if (wait_for(l, POLLOUT | (l->q_len ? POLLIN : 0), &rev, err,
+                     errlen) < 0)
+            return -1;
+        if ((rev & POLLIN) && pump(l, err, errlen) < 0)
+            return -1;
+        if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
+            continue;
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)(n < 1024 ? n : 1024);
+        k = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            return lost(l, strerror(errno), err, errlen);
+        for (; k > 0 && n > 0; iov++, n--) {
+            if ((size_t)k < iov->iov_len) {
+                iov->iov_base = (uint8_t *)iov->iov_base + k;
+                iov->iov_len -= (size_t)k;
+                break;
+            }
+            k -= (ssize_t)iov->iov_len;
+        }
+    }
+    return 0;
+}
+
+/* Reserves a pending slot for a new request; waits when the ring is full. */
+static struct pending *enqueue(struct dpc_link *l, uint8_t op, char *err,
+                               size_t errlen)
+{
+    struct pending *p;
+
+    if (l->broken)
+        return dpc_errf(err, errlen, "%s: connection lost", l->name), NULL;
+    if (l->q_len == MAX_PENDING && dpc_link_wait(l, err, errlen) < 0)
+        return NULL;
+    p = &l->q[(l->q_head + l->q_len++) % MAX_PENDING];
+    memset(p, 0, sizeof(*p));
+    p->id = ++l->next_id;
+    p->op = op;
+    return p;
+}
+
+static void header(uint8_t *buf, const struct pending *p, uint32_t len)
+{
+    struct dpc_wire_hdr h = { .version = DPC_WIRE_VERSION, .op = p->op,
+                              .id = p->id, .length = len };
+
+    dpc_wire_encode_hdr(buf, &h);
+}
+
+int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
+{
+    short rev;
+
+    while (l->q_len > 0) {
+        if (l->broken)
+            return dpc_errf(err, errlen, "%s: connection lost", l->name);
+        if (wait_for(l, POLLIN, &rev, err, errlen) < 0 ||
+            pump(l, err, errlen) < 0)
+            return -1;
+    }
+    if (l->fail[0] != '\0') {
+        dpc_errf(err, errlen, "%s", l->fail);
+        l->fail[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends a request whose reply body (if any) lands in body. */
+static int sync_request(struct dpc_link *l, uint8_t op, const uint8_t *req,
+                        uint32_t len, uint8_t *body, size_t cap, char *err,
+                        size_t errlen)
+{
+    uint8_t hdr[DPC_WIRE_HDR_LEN];
+    struct iovec iov[2];
+    struct pending *p;
+
+    if (dpc_link_wait(l, err, errlen) < 0)
+        return -1;
+    p = enqueue(l, op, err, errlen);
+    if (p == NULL)
+        return -1;
+    p->body = body;
+    p->body_cap = cap;
+    header(hdr, p, len);
+    iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+    iov[1] = (struct iovec){ (void *)req, len };
+    if (xmit(l, iov, len ? 2 : 1, err, errlen) < 0)
+        return -1;
+    return dpc_link_wait(l, err, errlen);
+}
+
+int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
+                  uint64_t *handle, char *err, size_t errlen)
+{
+    uint8_t req[16] = { 0 }, reply[8];
+
+    dpc_store_be32(req, slot_bytes);
+    dpc_store_be64(req + 8, slots);
+    if (sync_request(l, DPC_OP_OPEN, req, sizeof(req), reply, sizeof(reply),
+                     err, errlen) < 0)
+        return -1;
+    *handle = dpc_load_be64(reply);
+    return 0;
+}
+
+int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
+                         size_t errlen)
+{
+    uint8_t req[8];
+
+    dpc_store_be64(req, handle);
+    return sync_request(l, DPC_OP_CLOSE, req, sizeof(req), NULL, 0, err,
+                        errlen);
+}
+
+int dpc_link_status(struct dpc_link *l, char **json, char *err, size_t errlen)
+{
+    char *buf = malloc(STATUS_MAX + 1);
+
+    *json = NULL;
+    if (buf == NULL)
+        return dpc_errf(err, errlen, "out of memory");
+    if (sync_request(l, DPC_OP_STATUS, NULL, 0, (uint8_t *)buf, STATUS_MAX,
+                     err, errlen) < 0) {
+        free(buf);
+        return -1;
+    }
+    buf[l->body_len] = '\0';
+    *json = buf;
+    return 0;
+}
+
+/* Header, fixed part and slot list of a PUT or GET, then optional data. */
+static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
+                         uint32_t slot_bytes, uint32_t count,
+                         const uint64_t *slots, const uint8_t *const *src,
+                         uint8_t *const *dst, char *err, size_t errlen)
+{
+    uint64_t len = dpc_wire_slots_body_len(op, count, slot_bytes);
+    uint8_t head[DPC_WIRE_HDR_LEN + DPC_WIRE_SLOTS_FIXED];
+    uint8_t list[8 * DPC_WIRE_MAX_COUNT];
+    struct iovec iov[2 + DPC_WIRE_MAX_COUNT];
+    struct pending *p;
+    int n = 0;
+
+    if (len == 0)
+        return dpc_errf(err, errlen, "%s: bad request of %u slots", l->name,
+                        count);
+    p = enqueue(l, op, err, errlen);
+    if (p == NULL)
+        return -1;
+    p->count = count;
+    p->slot_bytes = slot_bytes;
+    p->dst = dst;
+    header(head, p, (uint32_t)len);
+    dpc_store_be64(head + DPC_WIRE_HDR_LEN, handle);
+    dpc_store_be32(head + DPC_WIRE_HDR_LEN + 8, count);
+    dpc_store_be32(head + DPC_WIRE_HDR_LEN + 12, 0);
+    for (uint32_t i = 0; i < count; i++)
+        dpc_store_be64(list + 8 * i, slots[i]);
+    iov[n++] = (struct iovec){ head, sizeof(head) };
+    iov[n++] = (struct iovec){ list, (size_t)count * 8 };
+    for (uint32_t i = 0; src != NULL && i < count; i++)
+        iov[n++] = (struct iovec){ (void *)src[i], slot_bytes };
+    return xmit(l, iov, n, err, errlen);
+}
+
+int dpc_link_get(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
+                 uint32_t count, const uint64_t *slots, uint8_t *const *dst,
+                 char *err, size_t errlen)
+{
+    return slots_request(l, DPC_OP_GET, handle, slot_bytes, count, slots, NULL,
+                         dst, err, errlen);
+}
+
+int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
+                 uint32_t count, const uint64_t *slots,
+                 const uint8_t *const *src, char *err, size_t errlen)
+{
+    return slots_request(l, DPC_OP_PUT, handle, slot_bytes, count, slots, src,
+                         NULL, err, errlen);
+}

@@ -1,0 +1,53 @@
+/*
+ * dpc_link: one native-protocol connection from a client to one magick-dpc
+ * host (its ImageMagick 6 listener).  Requests are pipelined: GET and PUT
+ * only queue the request and go on; dpc_link_wait() collects every reply.
+ * Reading and writing interleave, so a long pipeline cannot deadlock on
+ * full socket buffers.  Every call has a deadline; every error names the
+ * host and the cause.
+ *
+ * Ownership: the caller owns the link and the buffers it passes; a GET's
+ * destination must stay valid until dpc_link_wait() returns.  Not
+ * thread-safe: one thread at a time per link.
+ */
+#ifndef DPC_LINK_H
+#define DPC_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_wire.h"
+
+struct dpc_link;
+
+/* Connects and runs the mutual proof.  NULL with the reason in err
+ * (refused, unreachable, timed out, authentication failed, ...). */
+struct dpc_link *dpc_link_connect(const char *host, unsigned port,
+                                  const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  unsigned timeout_ms, char *err,
+                                  size_t errlen);
+void dpc_link_free(struct dpc_link *l);
+const char *dpc_link_name(const struct dpc_link *l);
+
+/* Synchronous: a cache of slots x slot_bytes.  -1 with the reason (e.g.
+ * "no room") in err. */
+int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
+                  uint64_t *handle, char *err, size_t errlen);
+int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
+                         size_t errlen);
+/* Synchronous: the server's status JSON; the caller frees *json. */
+int dpc_link_status(struct dpc_link *l, char **json, char *err,
+                    size_t errlen);
+
+/* Queues a GET of count slots into dst[i] (slot_bytes each). */
+int dpc_link_get(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
+                 uint32_t count, const uint64_t *slots, uint8_t *const *dst,
+                 char *err, size_t errlen);
+/* Queues a PUT of count slots from src[i]; src is sent before return. */
+int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
+                 uint32_t count, const uint64_t *slots,
+                 const uint8_t *const *src, char *err, size_t errlen);
+/* Waits for every queued reply.  -1 with the first failure in err. */
+int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
+
+#endif

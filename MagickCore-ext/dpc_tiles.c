@@ -1,0 +1,533 @@
+/*
+ * dpc_tiles: see dpc_tiles.h.
+ *
+ * The local cache is an array of entries, each one slot (all planes of a
+ * tile), found through a tile -> entry map and ordered by an LRU list.
+ * Entries used by the batch in progress are pinned with the batch's stamp
+ * so they are never chosen as victims of the same batch.
+ */
+#include "dpc_tiles.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_util.h"
+
+#define MIN_ENTRIES 8
+#define NONE (-1)
+
+struct entry {
+    int64_t tile;               /* NONE when free */
+    int32_t prev, next;         /* LRU: head is most recent */
+    uint32_t stamp;
+    uint8_t dirty;
+};
+
+/* Per-host request being assembled. */
+struct batch {
+    uint64_t *slots;
+    uint8_t **ptrs;
+    uint32_t count;
+};
+
+struct dpc_tiles {
+    struct dpc_tiles_cfg cfg;
+    struct dpc_link **links;
+    uint64_t *handles;
+    uint64_t tx_n, ty_n, ntiles;
+    uint32_t slot_bytes, plane_off[DPC_TILES_PLANES], per_request;
+    uint32_t nent;
+    struct entry *ent;
+    uint8_t *mem;
+    int32_t *where;             /* tile -> entry, NONE when not resident */
+    uint8_t *written;           /* bitmap: the tile exists on its host */
+    int32_t head, tail;
+    uint32_t stamp;
+    struct batch *puts, *gets;  /* one per host */
+    int64_t *list;              /* tiles of the batch in progress */
+    uint8_t *nofetch;
+    int32_t *zero;              /* entries to zero once write-backs are out */
+    uint32_t nzero;
+    struct dpc_tiles_stats st;
+};
+
+static int is_written(const struct dpc_tiles *t, uint64_t tile)
+{
+    return (t->written[tile / 8] >> (tile % 8)) & 1;
+}
+
+static void set_written(struct dpc_tiles *t, uint64_t tile)
+{
+    t->written[tile / 8] |= (uint8_t)(1u << (tile % 8));
+}
+
+static uint8_t *entry_mem(const struct dpc_tiles *t, int32_t e)
+{
+    return t->mem + (size_t)e * t->slot_bytes;
+}
+
+static void lru_unlink(struct dpc_tiles *t, int32_t e)
+{
+    struct entry *x = &t->ent[e];
+
+    if (x->prev != NONE)
+        t->ent[x->prev].next = x->next;
+    else
+        t->head = x->next;
+    if (x->next != NONE)
+        t->ent[x->next].prev = x->prev;
+    else
+        t->tail = x->prev;
+}
+
+static void lru_push_head(struct dpc_tiles *t, int32_t e)
+{
+    t->ent[e].prev = NONE;
+    t->ent[e].next = t->head;
+    if (t->head != NONE)
+        t->ent[t->head].prev = e;
+    t->head = e;
+    if (t->tail == NONE)
+        t->tail = e;
+}
+
+static void touch(struct dpc_tiles *t, int32_t e)
+{
+    if (t->head == e)
+        return;
+    lru_unlink(t, e);
+    lru_push_head(t, e);
+}
+
+static void free_all(struct dpc_tiles *t)
+{
+    for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
+        free(t->puts[h].slots);
+        free(t->puts[h].ptrs);
+        free(t->gets[h].slots);
+        free(t->gets[h].ptrs);
+    }
+    free(t->puts);
+    free(t->gets);
+    free(t->list);
+    free(t->nofetch);
+    free(t->zero);
+    free(t->handles);
+    free(t->links);
+    free(t->ent);
+    free(t->mem);
+    free(t->where);
+    free(t->written);
+    free(t);
+}
+
+static int alloc_batches(struct dpc_tiles *t)
+{
+    size_t n = t->cfg.nlinks;
+
+    t->puts = calloc(n, sizeof(*t->puts));
+    t->gets = calloc(n, sizeof(*t->gets));
+    if (t->puts == NULL || t->gets == NULL)
+        return -1;
+    for (size_t h = 0; h < n; h++) {
+        t->puts[h].slots = malloc(t->nent * sizeof(uint64_t));
+        t->puts[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
+        t->gets[h].slots = malloc(t->nent * sizeof(uint64_t));
+        t->gets[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
+        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->gets[h].slots ||
+            !t->gets[h].ptrs)
+            return -1;
+    }
+    return 0;
+}
+
+static int layout(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    const struct dpc_tiles_cfg *c = &t->cfg;
+    uint64_t px = (uint64_t)c->tile_w * c->tile_h, slot;
+
+    if (c->columns == 0 || c->rows == 0 || c->tile_w == 0 ||
+        c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
+        return dpc_errf(err, errlen, "bad tile cache geometry");
+    t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
+    t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
+    t->ntiles = t->tx_n * t->ty_n;
+    slot = px * (c->bpp[0] + c->bpp[1]);
+    if (slot > DPC_WIRE_MAX_SLOT_BYTES || t->ntiles > INT32_MAX)
+        return dpc_errf(err, errlen, "tiles of %llu bytes are too large",
+                        (unsigned long long)slot);
+    t->slot_bytes = (uint32_t)slot;
+    t->plane_off[0] = 0;
+    t->plane_off[1] = (uint32_t)(px * c->bpp[0]);
+    t->per_request = (DPC_WIRE_MAX_BODY - DPC_WIRE_SLOTS_FIXED) /
+                     (t->slot_bytes + 8);
+    if (t->per_request > DPC_WIRE_MAX_COUNT)
+        t->per_request = DPC_WIRE_MAX_COUNT;
+    t->nent = (uint32_t)(c->cache_bytes / t->slot_bytes);
+    if (t->nent < MIN_ENTRIES)
+        t->nent = MIN_ENTRIES;
+    if (t->nent > t->ntiles)
+        t->nent = (uint32_t)t->ntiles;
+    if (t->nent < 2)
+        t->nent = 2;
+    return 0;
+}
+
+static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t n = t->cfg.nlinks;
+
+    for (size_t h = 0; h < n; h++) {
+        uint64_t slots = (t->ntiles + n - 1 - h) / n;
+
+        if (slots == 0)
+            slots = 1;
+        if (slots > t->st.slots_per_host_max)
+            t->st.slots_per_host_max = slots;
+        if (dpc_link_open(t->links[h], t->slot_bytes, slots, &t->handles[h],
+                          err, errlen) < 0) {
+            while (h-- > 0)
+                dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
+                                 size_t errlen)
+{
+    struct dpc_tiles *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        dpc_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->cfg = *cfg;
+    if (layout(t, err, errlen) < 0) {
+        free(t);
+        return NULL;
+    }
+    t->links = malloc(cfg->nlinks * sizeof(*t->links));
+    t->handles = calloc(cfg->nlinks, sizeof(*t->handles));
+    t->ent = malloc(t->nent * sizeof(*t->ent));
+    t->mem = malloc((size_t)t->nent * t->slot_bytes);
+    t->where = malloc(t->ntiles * sizeof(*t->where));
+    t->written = calloc((t->ntiles + 7) / 8, 1);
+    t->list = malloc(t->nent * sizeof(*t->list));
+    t->nofetch = malloc(t->nent);
+    t->zero = malloc(t->nent * sizeof(*t->zero));
+    if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
+        !t->written || !t->list || !t->nofetch || !t->zero ||
+        alloc_batches(t) < 0) {
+        dpc_errf(err, errlen, "out of memory for a %u-tile cache", t->nent);
+        free_all(t);
+        return NULL;
+    }
+    memcpy(t->links, cfg->links, cfg->nlinks * sizeof(*t->links));
+    t->cfg.links = t->links;
+    for (uint64_t i = 0; i < t->ntiles; i++)
+        t->where[i] = NONE;
+    t->head = t->tail = NONE;
+    for (uint32_t e = 0; e < t->nent; e++) {
+        t->ent[e] = (struct entry){ .tile = NONE };
+        lru_push_head(t, (int32_t)e);
+    }
+    if (open_hosts(t, err, errlen) < 0) {
+        free_all(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Sends the assembled batches: b[h] for every host, chunked per request. */
+static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
+                        char *err, size_t errlen)
+{
+    for (size_t h = 0; h < t->cfg.nlinks; h++) {
+        for (uint32_t i = 0; i < b[h].count; i += t->per_request) {
+            uint32_t k = b[h].count - i < t->per_request ? b[h].count - i
+                                                          : t->per_request;
+            int rc = put ? dpc_link_put(t->links[h], t->handles[h],
+                                        t->slot_bytes, k, b[h].slots + i,
+                                        (const uint8_t *const *)b[h].ptrs + i,
+                                        err, errlen)
+                         : dpc_link_get(t->links[h], t->handles[h],
+                                        t->slot_bytes, k, b[h].slots + i,
+                                        b[h].ptrs + i, err, errlen);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        if (dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
+                          rc == 0 ? errlen : 0) < 0)
+            rc = -1;
+    t->st.round_trips++;
+    return rc;
+}
+
+static void batch_add(struct batch *b, uint64_t slot, uint8_t *p)
+{
+    b->slots[b->count] = slot;
+    b->ptrs[b->count++] = p;
+}
+
+/* The least recently used entry not pinned by this batch. */
+static int32_t victim(struct dpc_tiles *t)
+{
+    int32_t e = t->tail;
+
+    while (e != NONE && t->ent[e].stamp == t->stamp)
+        e = t->ent[e].prev;
+    return e;
+}
+
+/* Gives tile list[i] an entry: a victim's, written back first if dirty;
+ * zero-filled, or queued for fetching. */
+static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
+{
+    size_t hosts = t->cfg.nlinks;
+    int64_t tile = t->list[i];
+    int32_t e = victim(t);
+
+    t->st.misses++;
+    if (t->ent[e].tile != NONE) {
+        int64_t old = t->ent[e].tile;
+
+        if (t->ent[e].dirty) {
+            batch_add(&t->puts[old % hosts], (uint64_t)old / hosts,
+                      entry_mem(t, e));
+            t->st.written_back++;
+            *flush = 1;
+        }
+        t->where[old] = NONE;
+    }
+    t->ent[e].tile = tile;
+    t->ent[e].dirty = 0;
+    t->ent[e].stamp = t->stamp;
+    t->where[tile] = e;
+    touch(t, e);
+    if (!is_written(t, (uint64_t)tile)) {
+        t->zero[t->nzero++] = e;    /* its old tile may still be going out */
+        t->st.zero_filled++;
+    } else if (!t->nofetch[i]) {
+        batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
+                  entry_mem(t, e));
+        t->st.fetched++;
+        *fetch = 1;
+    }
+}
+
+/* Makes the n tiles of t->list resident, pinned for this batch: one
+ * pipelined round of write-backs and fetches.  n <= nent. */
+static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
+{
+    int fetch = 0, flush = 0;
+
+    t->stamp++;
+    t->nzero = 0;
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        t->puts[h].count = t->gets[h].count = 0;
+    /* Pin what is resident first, so no victim is a tile of this batch. */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t e = t->where[t->list[i]];
+
+        if (e != NONE) {
+            t->st.hits++;
+            t->ent[e].stamp = t->stamp;
+            touch(t, e);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (t->where[t->list[i]] == NONE)
+            admit(t, i, &flush, &fetch);
+    /* Write-backs go first: they are sent before their buffers are reused. */
+    if (flush && send_batches(t, t->puts, 1, err, errlen) < 0)
+        return -1;
+    for (uint32_t i = 0; i < t->nzero; i++)
+        memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+    if (fetch && send_batches(t, t->gets, 0, err, errlen) < 0)
+        return -1;
+    return (flush || fetch) ? wait_all(t, err, errlen) : 0;
+}
+
+/* Copies between buf (the region) and tile `tile`'s part of it. */
+static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
+                      uint64_t x, uint64_t y, uint64_t w, uint64_t h,
+                      uint8_t *buf, int write)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
+    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
+    uint64_t x0 = tx * tw > x ? tx * tw : x;
+    uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
+    uint64_t y0 = ty * th > y ? ty * th : y;
+    uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+    int32_t e = t->where[tile];
+    uint8_t *base = entry_mem(t, e) + t->plane_off[plane];
+    size_t run = (size_t)(x1 - x0) * bpp;
+
+    for (uint64_t r = y0; r < y1; r++) {
+        uint8_t *tp = base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp;
+        uint8_t *bp = buf + ((r - y) * w + (x0 - x)) * bpp;
+
+        if (write)
+            memcpy(tp, bp, run);
+        else
+            memcpy(bp, tp, run);
+    }
+    if (write) {
+        t->ent[e].dirty = 1;
+        set_written(t, (uint64_t)tile);
+    }
+}
+
+/* 1 when a write of the region replaces every byte of the tile's slot. */
+static int covers(const struct dpc_tiles *t, int plane, int64_t tile,
+                  uint64_t x, uint64_t y, uint64_t w, uint64_t h)
+{
+    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
+    uint64_t ex = (tx + 1) * t->cfg.tile_w, ey = (ty + 1) * t->cfg.tile_h;
+
+    if (t->cfg.bpp[1 - plane] != 0)
+        return 0;               /* the other plane shares the slot */
+    ex = ex < t->cfg.columns ? ex : t->cfg.columns;
+    ey = ey < t->cfg.rows ? ey : t->cfg.rows;
+    return x <= tx * t->cfg.tile_w && y <= ty * t->cfg.tile_h &&
+           x + w >= ex && y + h >= ey;
+}
+
+/* Appends the tiles of band [tx0,tx1] x [ty0,ty1] to the list. */
+static uint32_t add_tiles(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
+                          uint64_t tx1, uint64_t ty0, uint64_t ty1)
+{
+    for (uint64_t ty = ty0; ty <= ty1; ty++)
+        for (uint64_t tx = tx0; tx <= tx1; tx++) {
+            t->nofetch[n] = 0;
+            t->list[n++] = (int64_t)(ty * t->tx_n + tx);
+        }
+    return n;
+}
+
+/* Read-ahead: the next band in the direction of access, when a fetch is
+ * due anyway and the band fits beside this batch. */
+static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
+                           uint64_t tx1, uint64_t ty0, uint64_t ty1,
+                           int rowwise)
+{
+    uint32_t need = 0;
+
+    for (uint32_t i = 0; i < n; i++)
+        need |= t->where[t->list[i]] == NONE &&
+                is_written(t, (uint64_t)t->list[i]);
+    if (!need)
+        return n;
+    if (rowwise && ty1 + 1 < t->ty_n &&
+        n + (tx1 - tx0 + 1) <= t->nent / 2)
+        return add_tiles(t, n, tx0, tx1, ty1 + 1, ty1 + 1);
+    if (!rowwise && tx1 + 1 < t->tx_n && n + (ty1 - ty0 + 1) <= t->nent / 2)
+        return add_tiles(t, n, tx1 + 1, tx1 + 1, ty0, ty1);
+    return n;
+}
+
+static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                     uint64_t w, uint64_t h, uint8_t *buf, int write,
+                     char *err, size_t errlen)
+{
+    uint64_t tx0 = x / t->cfg.tile_w, tx1 = (x + w - 1) / t->cfg.tile_w;
+    uint64_t ty0 = y / t->cfg.tile_h, ty1 = (y + h - 1) / t->cfg.tile_h;
+    uint64_t max = t->nent / 2 > 0 ? t->nent / 2 : 1;
+    int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max;
+
+    if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0 ||
+        w == 0 || h == 0 || x + w > t->cfg.columns || y + h > t->cfg.rows ||
+        x + w < x || y + h < y)
+        return dpc_errf(err, errlen, "bad region %llux%llu+%llu+%llu",
+                        (unsigned long long)w, (unsigned long long)h,
+                        (unsigned long long)x, (unsigned long long)y);
+    /* The whole region in one batch when it fits, else band by band. */
+    for (uint64_t ty = ty0; ty <= ty1; ty = whole ? ty1 + 1 : ty + 1) {
+        for (uint64_t tx = tx0; tx <= tx1; tx = whole ? tx1 + 1 : tx + max) {
+            uint64_t bx1 = whole ? tx1 : (tx + max - 1 < tx1 ? tx + max - 1
+                                                             : tx1);
+            uint64_t by0 = whole ? ty0 : ty, by1 = whole ? ty1 : ty;
+            uint32_t n = add_tiles(t, 0, tx, bx1, by0, by1), m = n;
+
+            if (write)
+                for (uint32_t i = 0; i < n; i++)
+                    t->nofetch[i] = covers(t, plane, t->list[i], x, y, w, h);
+            else
+                m = read_ahead(t, n, tx, bx1, by0, by1, w >= h);
+            if (ensure(t, m, err, errlen) < 0)
+                return -1;
+            for (uint32_t i = 0; i < n; i++)
+                copy_tile(t, plane, t->list[i], x, y, w, h, buf, write);
+        }
+    }
+    return 0;
+}
+
+int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                   uint64_t w, uint64_t h, uint8_t *dst, char *err,
+                   size_t errlen)
+{
+    return region_io(t, plane, x, y, w, h, dst, 0, err, errlen);
+}
+
+int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, const uint8_t *src, char *err,
+                    size_t errlen)
+{
+    return region_io(t, plane, x, y, w, h, (uint8_t *)src, 1, err, errlen);
+}
+
+int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t hosts = t->cfg.nlinks;
+    int any = 0;
+
+    for (size_t h = 0; h < hosts; h++)
+        t->puts[h].count = 0;
+    for (uint32_t e = 0; e < t->nent; e++) {
+        struct entry *x = &t->ent[e];
+
+        if (x->tile == NONE || !x->dirty)
+            continue;
+        batch_add(&t->puts[x->tile % hosts], (uint64_t)x->tile / hosts,
+                  entry_mem(t, (int32_t)e));
+        x->dirty = 0;
+        t->st.written_back++;
+        any = 1;
+    }
+    if (!any)
+        return 0;
+    if (send_batches(t, t->puts, 1, err, errlen) < 0)
+        return -1;
+    return wait_all(t, err, errlen);
+}
+
+int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (t == NULL)
+        return 0;
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        if (dpc_link_close_cache(t->links[h], t->handles[h],
+                                 rc == 0 ? err : NULL, errlen) < 0)
+            rc = -1;
+    free_all(t);
+    return rc;
+}
+
+void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s)
+{
+    *s = t->st;
+}

@@ -1,0 +1,58 @@
+/*
+ * dpc_tiles: one pixel cache kept as tiles on one or more magick-dpc hosts,
+ * behind a bounded local tile cache.  The image is cut into tile_w x tile_h
+ * tiles; tile t lives in slot t / n of host t % n, so each of n hosts holds
+ * about 1/n of the cache.  Reads fetch the missing tiles of a region in one
+ * pipelined batch per host, plus read-ahead along the direction of access;
+ * writes stay in the local cache (write-back) until evicted or flushed.
+ * Tiles never written are zero and never fetched.
+ *
+ * Ownership: borrows the links (one per host) for its whole life; owns its
+ * tile memory.  Not thread-safe: ImageMagick serializes a cache's I/O.
+ */
+#ifndef DPC_TILES_H
+#define DPC_TILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_link.h"
+
+#define DPC_TILES_PLANES 2
+
+struct dpc_tiles_cfg {
+    uint64_t columns, rows;
+    uint32_t bpp[DPC_TILES_PLANES];     /* pixels, indexes (0: none) */
+    uint32_t tile_w, tile_h;
+    uint64_t cache_bytes;               /* local tile cache budget */
+    struct dpc_link *const *links;      /* one per host, borrowed */
+    size_t nlinks;
+};
+
+struct dpc_tiles_stats {
+    uint64_t hits, misses, fetched, written_back, zero_filled;
+    uint64_t round_trips;
+    uint64_t slots_per_host_max;
+};
+
+struct dpc_tiles;
+
+/* Opens the cache's share on every host.  NULL with the reason in err. */
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
+                                 size_t errlen);
+/* Copies a region of one plane out of (into) the cache; the buffer holds
+ * w x h pixels row after row.  The region must lie inside the image. */
+int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                   uint64_t w, uint64_t h, uint8_t *dst, char *err,
+                   size_t errlen);
+int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, const uint8_t *src, char *err,
+                    size_t errlen);
+/* Writes every dirty tile back to its host. */
+int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen);
+/* Releases the cache on every host and frees t (dirty tiles are dropped:
+ * the cache is being destroyed). */
+int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen);
+void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s);
+
+#endif

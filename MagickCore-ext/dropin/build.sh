@@ -1,0 +1,478 @@
+#!/usr/bin/env bash
+# MagickCore-ext/dropin/build.sh: a drop-in libMagickCore-6.Q16.so.6.
+#
+#   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
+#            [--files DIR] [--extra-libs "ARGS"]
+#
+# Builds libMagickCore from the distribution's own ImageMagick source, with
+# Debian's own configure flags for the Q16 package, with the files of
+# --files DIR (default: MagickCore-ext/dropin/files/, may be absent: then the
+# library is stock) dropped into the tree's magick/, and installs it as
+# DIR/lib/libMagickCore-6.Q16.so.6 (+ .so), so that
+#   LD_LIBRARY_PATH=DIR/lib /usr/bin/convert ...
+# runs the system's convert, libMagickWand and coder modules on it.
+#
+# Steps, each skipped when its result is already there:
+#  1. packages: the -dev packages of every delegate libMagickCore's configure
+#     detects (the same set as Debian's build, so `convert -version` lists
+#     the same delegates), autotools, dpkg-dev; installed when missing.
+#  2. source: with --magick-source, that tree as is.  Else `apt-get source
+#     imagemagick=<installed version>` into BUILD/source/ (kept).  When the
+#     mirror no longer has that exact version (a security pocket drops old
+#     source), the newest available version of the SAME upstream version is
+#     used, with a warning.  A deb-src entry is added when there is none.
+#  3. drop-in: each file of --files is copied into magick/ only when its
+#     content differs (so make sees a change only when there is one); the
+#     original is kept in TREE/.magick-dpc-dropin/ and put back when the file
+#     leaves --files.  Only replacements of files the library is built from
+#     are compiled: a new .c file must be #included by one of them.
+#  4. autoreconf -fi when configure.ac is newer than configure, as Debian's
+#     dh_autoreconf does (its patches change configure.ac, e.g. the
+#     documentation path compiled into the library).
+#  5. configure, out of tree in BUILD/obj, with debian/rules' arguments for
+#     the q16 flavour (--with-quantum-depth=16 --enable-hdri=no, prefix /usr,
+#     libdir /usr/lib/<multiarch>, sysconfdir /etc: the library looks for
+#     coder modules and configure files exactly where the system's does) and
+#     dpkg-buildflags' CFLAGS/LDFLAGS, plus --disable-static, and minus
+#     --disable-dependency-tracking (so a changed header rebuilds what uses
+#     it).  Only when the tree or the flags changed (BUILD/configure.stamp);
+#     a reconfigure starts from an empty BUILD/obj.
+#  6. make magick/libMagickCore-6.Q16.la only (incremental).
+#     --extra-libs: passed as make command-line variables,
+#       magick_libMagickCore_6_Q16_la_LIBADD='$(MAGICK_DEP_LIBS) ARGS'
+#     (Makefile.am's own LIBADD plus ARGS: libtool puts them after the
+#     objects, before $(LIBS)), and
+#       EXTRA_magick_libMagickCore_6_Q16_la_DEPENDENCIES='FILES STAMP'
+#     (automake's hook for extra prerequisites: the ARGS that are files, e.g.
+#     a static PIC archive, and a stamp of ARGS themselves), so the library
+#     is relinked when the archive or the arguments change.  ARGS that are
+#     existing files are made absolute; give -L paths absolute.
+#  7. checks: SONAME libMagickCore-6.Q16.so.6, every symbol the system's
+#     library exports (nm -D --defined-only) also exported, no RPATH, and
+#     `convert -version` identical to the system's.  Lists in BUILD/.
+#  8. install: the .so.6.x.y copied into PREFIX/lib (only when it differs,
+#     atomically) with the .so.6 and .so symlinks; no `make install`.
+#
+# Quiet on success (one line, plus warnings); logs in BUILD/logs/; on
+# failure the log's tail and the cause.  Environment: JOBS (default nproc).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS=''
+FILES=$TOP/MagickCore-ext/dropin/files
+SRC_PACKAGE=imagemagick
+BIN_PACKAGE=libmagickcore-6.q16-6
+SYSTEM_LIB_NAME=libMagickCore-6.Q16.so.6
+
+say() { printf 'dropin: %s\n' "$*"; }
+warn() { printf 'dropin: WARNING: %s\n' "$*" >&2; }
+die() { printf 'dropin: error: %s\n' "$*" >&2; exit 1; }
+usage() {
+    sed -n '3,4p' "$0" | sed 's/^# *//' >&2
+    exit 2
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --prefix) PREFIX=${2:?}; shift 2 ;;
+    --build-dir) BUILD=${2:?}; shift 2 ;;
+    --magick-source) MAGICK_SOURCE=${2:?}; shift 2 ;;
+    --files) FILES=${2:?}; shift 2 ;;
+    --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
+    --prefix=*) PREFIX=${1#*=}; shift ;;
+    --build-dir=*) BUILD=${1#*=}; shift ;;
+    --magick-source=*) MAGICK_SOURCE=${1#*=}; shift ;;
+    --files=*) FILES=${1#*=}; shift ;;
+    --extra-libs=*) EXTRA_LIBS=${1#*=}; shift ;;
+    -h | --help) usage ;;
+    *) echo "dropin: unknown argument: $1" >&2; usage ;;
+    esac
+done
+[ -n "$PREFIX" ] && [ -n "$BUILD" ] || usage
+
+T0=$(date +%s.%N)
+mkdir -p "$PREFIX" "$BUILD"
+PREFIX=$(cd "$PREFIX" && pwd)
+BUILD=$(cd "$BUILD" && pwd)
+case $FILES in /*) ;; *) FILES=$PWD/$FILES ;; esac
+LOGDIR=$BUILD/logs
+mkdir -p "$LOGDIR"
+OBJ=$BUILD/obj
+JOBS=${JOBS:-$(nproc)}
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# One build at a time in a build directory.
+exec 9> "$BUILD/.lock"
+flock 9
+
+# run LOG CMD...: output to BUILD/logs/LOG; on failure its tail and exit.
+run() {
+    local log=$LOGDIR/$1
+    shift
+    if ! "$@" > "$log" 2>&1; then
+        printf 'dropin: failed: %s\n' "$*" >&2
+        tail -n 40 "$log" | sed 's/^/  | /' >&2
+        die "see $log"
+    fi
+}
+
+# write_if_changed FILE: stdin into FILE, only when the content differs
+# (so FILE's mtime tells make when it really changed).
+write_if_changed() {
+    local tmp
+    tmp=$(mktemp "$1.XXXXXX")
+    cat > "$tmp"
+    if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv -f "$tmp" "$1"; fi
+}
+
+# ---------------------------------------------------------------- packages
+# What libMagickCore's configure must find to enable the same delegates as
+# Debian's build (debian/control Build-Depends, less packaging tools, docs,
+# Perl and SVG tools that do not touch the library).
+PACKAGES="gcc g++ make dpkg-dev autoconf automake libtool pkg-config
+  libltdl-dev libfftw3-dev liblcms2-dev liblqr-1-0-dev libfreetype-dev
+  libfontconfig-dev zlib1g-dev liblzma-dev libbz2-dev libzstd-dev
+  libx11-dev libxext-dev libxt-dev libdjvulibre-dev libexif-dev
+  libjpeg-dev libopenjp2-7-dev libopenexr-dev libpng-dev libtiff-dev
+  libwmf-dev libheif-dev libwebp-dev libpango1.0-dev libxml2-dev
+  libjbig-dev librsvg2-dev"
+
+install_packages() {
+    local missing
+    missing=$(dpkg-query -W -f='${Package} ${Status}\n' $PACKAGES 2>&1 |
+        awk '$NF == "installed" { ok[$1] = 1 }
+             END { n = split(pkgs, p, " ");
+                   for (i = 1; i <= n; i++) if (!(p[i] in ok)) printf "%s ", p[i] }' \
+            pkgs="$(echo $PACKAGES)" || true)
+    [ -z "$missing" ] && return 0
+    say "installing $missing"
+    run apt-update.log $SUDO apt-get update
+    run apt-install.log $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends $missing
+}
+
+# ------------------------------------------------------------------ source
+SOURCE_NOTE=
+
+# deb-src entries known to apt?
+have_deb_src() {
+    grep -qsE '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        /etc/apt/sources.list.d/*.sources
+}
+
+# add_deb_src: a deb-src twin of the system's deb entries.
+add_deb_src() {
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        say "adding /etc/apt/sources.list.d/magick-dpc-src.sources (deb-src)"
+        sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
+            $SUDO tee /etc/apt/sources.list.d/magick-dpc-src.sources > /dev/null
+    elif grep -qsE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list; then
+        say "adding /etc/apt/sources.list.d/magick-dpc-src.list (deb-src)"
+        sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' /etc/apt/sources.list |
+            $SUDO tee /etc/apt/sources.list.d/magick-dpc-src.list > /dev/null
+    else
+        die "no deb-src entry and no Debian deb entry to derive one from; " \
+            "add a deb-src line for your mirror, or pass --magick-source DIR"
+    fi
+}
+
+source_versions() {
+    apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null | sed -n 's/^Version: //p' | sort -u
+}
+
+# fetch_source: sets SRC to the extracted tree matching the installed
+# library, downloading it when the cache does not hold it.
+fetch_source() {
+    local cache=$BUILD/source installed upstream v versions candidates state
+    local tree used
+    installed=$(dpkg-query -W -f='${source:Version}' "$BIN_PACKAGE" 2>/dev/null) ||
+        die "$BIN_PACKAGE is not installed (apt-get install $BIN_PACKAGE), " \
+            "or pass --magick-source DIR"
+    upstream=${installed%-*}           # epoch:upstream, no Debian revision
+    state=$cache/state
+    mkdir -p "$cache"
+    if [ -f "$state" ]; then
+        # shellcheck disable=SC1090
+        . "$state"                     # CACHED_FOR, USED, TREE
+        if [ "${CACHED_FOR:-}" = "$installed" ] && [ -f "${TREE:-}/configure.ac" ]; then
+            SRC=$TREE
+            [ "$USED" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $USED (same upstream ${upstream#*:}, same ABI; the later Debian revisions' patches are missing)"
+            return 0
+        fi
+    fi
+
+    versions=$(source_versions)
+    if [ -z "$versions" ]; then
+        have_deb_src || add_deb_src
+        run apt-update.log $SUDO apt-get update
+        versions=$(source_versions)
+        [ -n "$versions" ] || die "apt knows no source package '$SRC_PACKAGE' " \
+            "(apt-cache showsrc $SRC_PACKAGE is empty even after apt-get update): " \
+            "add a deb-src entry for a mirror that has it, or pass --magick-source DIR"
+    fi
+    # The installed version first, then the others of the same upstream
+    # version, newest first.
+    candidates=
+    printf '%s\n' "$versions" | grep -qxF "$installed" && candidates=$installed
+    for v in $(printf '%s\n' "$versions" |
+        while read -r v; do [ "${v%-*}" = "$upstream" ] && [ "$v" != "$installed" ] && echo "$v"; done |
+        sort -r -V); do
+        candidates="$candidates $v"
+    done
+    [ -n "$candidates" ] || die "no source of $SRC_PACKAGE upstream ${upstream#*:} " \
+        "on the mirror (installed: $installed; available: $(echo $versions)). " \
+        "Fix: add a deb-src entry for a mirror or snapshot that has it, " \
+        "or pass --magick-source DIR"
+
+    rm -rf "$cache/dl" && mkdir -p "$cache/dl"
+    chmod 755 "$cache/dl"
+    used=
+    : > "$LOGDIR/apt-source.log"
+    for v in $candidates; do
+        if (cd "$cache/dl" && apt-get source "$SRC_PACKAGE=$v") \
+            >> "$LOGDIR/apt-source.log" 2>&1; then
+            used=$v
+            break
+        fi
+        rm -rf "${cache:?}/dl/"*/       # a half-extracted tree
+    done
+    [ -n "$used" ] || {
+        tail -n 20 "$LOGDIR/apt-source.log" | sed 's/^/  | /' >&2
+        die "apt-get source failed for every version of upstream ${upstream#*:} " \
+            "($(echo $candidates)); see $LOGDIR/apt-source.log. " \
+            "Fix: a deb-src entry for a mirror or snapshot that has $installed, " \
+            "or pass --magick-source DIR"
+    }
+    tree=$(find "$cache/dl" -mindepth 1 -maxdepth 1 -type d -print -quit)
+    [ -f "$tree/configure.ac" ] || die "apt-get source gave no source tree in $cache/dl"
+    printf 'CACHED_FOR=%q\nUSED=%q\nTREE=%q\n' "$installed" "$used" "$tree" > "$state"
+    SRC=$tree
+    [ "$used" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $used (same upstream ${upstream#*:}, same ABI; the later Debian revisions' patches are missing)"
+}
+
+# ----------------------------------------------------------------- drop-in
+DROPPED=0
+
+# drop_in: FILES/* into SRC/magick/, originals kept, removed ones restored.
+drop_in() {
+    local state=$SRC/.magick-dpc-dropin name f manifest new
+    manifest=$state/manifest
+    mkdir -p "$state/orig"
+    touch "$manifest"
+    new=$(mktemp)
+    if [ -d "$FILES" ]; then
+        while IFS= read -r -d '' f; do
+            name=${f##*/}
+            echo "$name" >> "$new"
+            if ! grep -qxF "$name" "$manifest"; then
+                if [ -e "$SRC/magick/$name" ]; then
+                    cp -p "$SRC/magick/$name" "$state/orig/$name"
+                else
+                    rm -f "$state/orig/$name"
+                fi
+                echo "$name" >> "$manifest"
+            fi
+            cmp -s "$f" "$SRC/magick/$name" || cp "$f" "$SRC/magick/$name"
+            DROPPED=$((DROPPED + 1))
+        done < <(find "$FILES/" -mindepth 1 -maxdepth 1 -type f ! -name '.*' -print0 | sort -z)
+    fi
+    # Files that left FILES: put the originals back (new mtime: rebuilt).
+    while IFS= read -r name; do
+        [ -n "$name" ] || continue
+        grep -qxF "$name" "$new" && continue
+        if [ -e "$state/orig/$name" ]; then
+            cmp -s "$state/orig/$name" "$SRC/magick/$name" ||
+                cp "$state/orig/$name" "$SRC/magick/$name"
+            rm -f "$state/orig/$name"
+        else
+            rm -f "$SRC/magick/$name"
+        fi
+    done < "$manifest"
+    sort -u "$new" > "$manifest"
+    rm -f "$new"
+}
+
+# ----------------------------------------------------------------- configure
+configure_tree() {
+    local major multiarch gnutype flags stamp cflags cppflags cxxflags ldflags
+    if [ "$SRC/configure.ac" -nt "$SRC/configure" ]; then
+        run autoreconf.log sh -c "cd '$SRC' && autoreconf -fi"
+    fi
+    [ ! -f "$SRC/config.status" ] || die "$SRC is configured in place; " \
+        "run 'make distclean' there (this script builds out of tree)"
+    major=$(sed -n 's/^m4_define(\[magick_major_version\], *\[\([0-9]*\)\]).*/\1/p;T;q' \
+        "$SRC/m4/version.m4")
+    [ -n "$major" ] || die "cannot read magick_major_version from $SRC/m4/version.m4"
+    multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    gnutype=$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)
+    # Debian's build flags (debian/rules appends -Wl,--as-needed), taken in
+    # the source tree like dpkg-buildpackage does (-ffile-prefix-map).
+    cflags=$(cd "$SRC" && dpkg-buildflags --get CFLAGS)
+    cxxflags=$(cd "$SRC" && dpkg-buildflags --get CXXFLAGS)
+    cppflags=$(cd "$SRC" && dpkg-buildflags --get CPPFLAGS)
+    ldflags=$(cd "$SRC" && DEB_LDFLAGS_MAINT_APPEND=-Wl,--as-needed dpkg-buildflags --get LDFLAGS)
+    # dh_auto_configure's arguments, then debian/rules' CONFIGURE_OPTIONS and
+    # the q16 flavour's (see the system's own record of them: CONFIGURE in
+    # /usr/lib/<multiarch>/ImageMagick-*/config-Q16/configure.xml).
+    CONFIGURE_ARGS=(
+        --build="$gnutype"
+        --includedir='${prefix}/include'
+        --mandir='${prefix}/share/man'
+        --infodir='${prefix}/share/info'
+        --localstatedir=/var
+        --disable-option-checking
+        --libdir="\${prefix}/lib/$multiarch"
+        --libexecdir="\${prefix}/lib/$multiarch"
+        --runstatedir=/run
+        --disable-maintainer-mode
+        --enable-reproducible-build
+        --prefix=/usr
+        --libdir="/usr/lib/$multiarch"
+        --docdir="/usr/share/doc/imagemagick-$major-common/html"
+        "--with-extra-doc-dir= (on debian system you may install the imagemagick-$major package)"
+        --sysconfdir=/etc
+        --with-includearch-dir="/usr/include/$multiarch/"
+        --mandir=/usr/share/man
+        --infodir=/usr/share/info
+        --with-modules
+        --with-gs-font-dir=/usr/share/fonts/type1/gsfonts
+        --with-magick-plus-plus
+        --with-djvu
+        --with-heic
+        --with-openjp2
+        --with-webp
+        --with-wmf
+        --without-gvc
+        --enable-shared
+        --without-dps
+        --without-fpx
+        --with-perl
+        --with-perl-options=INSTALLDIRS=vendor
+        --x-includes=/usr/include/X11
+        --x-libraries=/usr/lib/X11
+        --without-rsvg
+        --without-gcc-arch
+        MVDelegate=/bin/mv
+        RMDelegate=/bin/rm
+        --disable-silent-rules
+        --with-quantum-depth=16
+        --enable-hdri=no
+        --disable-static
+        "CFLAGS=$cflags"
+        "CXXFLAGS=$cxxflags"
+        "CPPFLAGS=$cppflags"
+        "LDFLAGS=$ldflags"
+    )
+    stamp=$BUILD/configure.stamp
+    flags=$( {
+        echo "tree: $SRC"
+        head -n 1 "$SRC/debian/changelog" 2>/dev/null || true
+        md5sum < "$SRC/configure"
+        printf '%s\n' "${CONFIGURE_ARGS[@]}"
+    })
+    if [ -f "$OBJ/config.status" ] && [ -f "$OBJ/Makefile" ] &&
+        [ "$(cat "$stamp" 2>/dev/null)" = "$flags" ]; then
+        return 0
+    fi
+    rm -f "$stamp"
+    rm -rf "$OBJ" && mkdir -p "$OBJ"
+    run configure.log env -C "$OBJ" "$SRC/configure" "${CONFIGURE_ARGS[@]}"
+    printf '%s\n' "$flags" > "$stamp"
+}
+
+# ------------------------------------------------------------------- build
+build_library() {
+    local la var f extra_deps='' abs_extra='' w
+    la=$(sed -n 's/^\(magick\/libMagickCore-[^ ]*\.la\):.*/\1/p;T;q' "$OBJ/Makefile")
+    [ -n "$la" ] || die "no libMagickCore .la target in $OBJ/Makefile"
+    var=$(basename "$la" .la | tr -c 'a-zA-Z0-9\n' _)
+    var=magick_${var}_la
+    grep -qxF "${var}_LIBADD = \$(MAGICK_DEP_LIBS)" "$OBJ/Makefile" ||
+        die "$OBJ/Makefile: ${var}_LIBADD is not '\$(MAGICK_DEP_LIBS)'; update --extra-libs handling in $0"
+    # --extra-libs: file arguments made absolute and made prerequisites.
+    for w in $EXTRA_LIBS; do
+        if [ -f "$w" ]; then
+            f=$(cd "$(dirname "$w")" && pwd)/$(basename "$w")
+            abs_extra="$abs_extra $f"
+            extra_deps="$extra_deps $f"
+        else
+            abs_extra="$abs_extra $w"
+        fi
+    done
+    printf '%s\n' "$abs_extra" | write_if_changed "$BUILD/extra-libs.stamp"
+    run make.log make -C "$OBJ" -j"$JOBS" "$la" \
+        "${var}_LIBADD=\$(MAGICK_DEP_LIBS)$abs_extra" \
+        "EXTRA_${var}_DEPENDENCIES=$BUILD/extra-libs.stamp$extra_deps"
+}
+
+# ------------------------------------------------------------------ checks
+check_library() {
+    local libs=$OBJ/magick/.libs so real soname missing extra
+    so=$libs/$SYSTEM_LIB_NAME
+    [ -e "$so" ] || die "the build made no $so"
+    real=$(readlink -f "$so")
+    soname=$(readelf -d "$real" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    [ "$soname" = "$SYSTEM_LIB_NAME" ] ||
+        die "SONAME of $real is '$soname', not $SYSTEM_LIB_NAME"
+    case $(readelf -d "$real") in
+    *'(RPATH)'* | *'(RUNPATH)'*) warn "$real has an RPATH/RUNPATH" ;;
+    esac
+    SYSTEM_LIB=$(readlink -f "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/$SYSTEM_LIB_NAME")
+    nm -D --defined-only "$SYSTEM_LIB" | awk '{print $NF}' | sort -u > "$BUILD/symbols.system"
+    nm -D --defined-only "$real" | awk '{print $NF}' | sort -u > "$BUILD/symbols.dropin"
+    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.missing"
+    comm -13 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.extra"
+    missing=$(wc -l < "$BUILD/symbols.missing")
+    extra=$(wc -l < "$BUILD/symbols.extra")
+    if [ "$missing" -ne 0 ]; then
+        head -n 20 "$BUILD/symbols.missing" | sed 's/^/  | /' >&2
+        die "$missing symbols exported by $SYSTEM_LIB are missing (list: $BUILD/symbols.missing); not installed"
+    fi
+    [ "$extra" -eq 0 ] ||
+        warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
+    # The same delegates, features, version: convert -version identical.
+    /usr/bin/convert -version > "$BUILD/version.system" 2>&1 || true
+    LD_LIBRARY_PATH=$libs /usr/bin/convert -version > "$BUILD/version.dropin" 2>&1 || true
+    if ! cmp -s "$BUILD/version.system" "$BUILD/version.dropin"; then
+        diff "$BUILD/version.system" "$BUILD/version.dropin" | sed 's/^/  | /' >&2 || true
+        die "convert -version on the drop-in differs from the system's (a missing -dev package?); not installed"
+    fi
+    LIB_REAL=$real
+}
+
+# ----------------------------------------------------------------- install
+install_library() {
+    local dest=$PREFIX/lib name
+    name=$(basename "$LIB_REAL")
+    mkdir -p "$dest"
+    if ! cmp -s "$LIB_REAL" "$dest/$name"; then
+        cp "$LIB_REAL" "$dest/.$name.tmp"
+        chmod 644 "$dest/.$name.tmp"
+        mv -f "$dest/.$name.tmp" "$dest/$name"
+    fi
+    [ "$(readlink "$dest/$SYSTEM_LIB_NAME" 2>/dev/null)" = "$name" ] ||
+        ln -sfn "$name" "$dest/$SYSTEM_LIB_NAME"
+    [ "$(readlink "$dest/${SYSTEM_LIB_NAME%.*}" 2>/dev/null)" = "$name" ] ||
+        ln -sfn "$name" "$dest/${SYSTEM_LIB_NAME%.*}"
+}
+
+# -------------------------------------------------------------------- main
+install_packages
+if [ -n "$MAGICK_SOURCE" ]; then
+    [ -f "$MAGICK_SOURCE/configure.ac" ] && [ -d "$MAGICK_SOURCE/magick" ] ||
+        die "--magick-source $MAGICK_SOURCE is not an ImageMagick source tree"
+    SRC=$(cd "$MAGICK_SOURCE" && pwd)
+else
+    fetch_source
+fi
+[ -z "$SOURCE_NOTE" ] || warn "$SOURCE_NOTE"
+drop_in
+configure_tree
+build_library
+check_library
+install_library
+T1=$(date +%s.%N)
+if [ "$DROPPED" -eq 0 ]; then what=stock; else what="$DROPPED file(s) dropped in"; fi
+say "$PREFIX/lib/$SYSTEM_LIB_NAME ($what) ready in $(awk "BEGIN{printf \"%.1f\", $T1 - $T0}") s; logs in $LOGDIR"

@@ -1,0 +1,199 @@
+/*
+ * native-check: drives dpc_tiles over real magick-dpc servers and checks
+ * every byte against a local copy.
+ *
+ *   native-check random SECRET W H SEED HOST:PORT...   random regions
+ *   native-check stream SECRET MIB HOST:PORT...        write then read MIB
+ *
+ * random: random reads and writes of random regions on both planes, with a
+ * tile cache far smaller than the image, so tiles are evicted, written back
+ * and fetched again; then a full read.  Prints "ok" or the first mismatch.
+ * stream: full-width writes then reads of a MIB-sized cache; prints MB/s.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dpc_link.h"
+#include "dpc_parse.h"
+#include "dpc_tiles.h"
+#include "dpc_util.h"
+
+#define MAX_HOSTS 8
+
+static struct dpc_link *links[MAX_HOSTS];
+static size_t nlinks;
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "native-check: %s: %s\n", what, err);
+    exit(1);
+}
+
+static void connect_all(const char *secret, int argc, char **argv)
+{
+    uint8_t key[DPC_WIRE_KEY_LEN];
+    char err[DPC_ERRLEN], host[256];
+    unsigned port;
+
+    dpc_wire_derive_key(secret, strlen(secret), key);
+    for (int i = 0; i < argc && nlinks < MAX_HOSTS; i++) {
+        if (dpc_parse_hostport(argv[i], host, sizeof(host), &port, err,
+                               sizeof(err)) < 0)
+            die(argv[i], err);
+        links[nlinks] = dpc_link_connect(host, port, key, 5000, err,
+                                         sizeof(err));
+        if (links[nlinks++] == NULL)
+            die("connect", err);
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One random region op against both the tiles and the reference. */
+static void random_op(struct dpc_tiles *t, uint8_t *ref[2], uint8_t *buf,
+                      const uint32_t bpp[2], uint64_t W, uint64_t H)
+{
+    char err[DPC_ERRLEN];
+    int plane = rand() % 4 == 0 ? 1 : 0, write = rand() % 2;
+    uint64_t w = 1 + (uint64_t)rand() % (rand() % 3 ? W : 4);
+    uint64_t h = 1 + (uint64_t)rand() % (rand() % 3 ? H : 4);
+    uint64_t x = (uint64_t)rand() % (W - w + 1), y = (uint64_t)rand() % (H - h + 1);
+    size_t row = (size_t)(w * bpp[plane]);
+
+    if (getenv("NATIVE_CHECK_TRACE"))
+        fprintf(stderr, "%s plane %d %llux%llu+%llu+%llu\n",
+                write ? "write" : "read", plane, (unsigned long long)w,
+                (unsigned long long)h, (unsigned long long)x,
+                (unsigned long long)y);
+
+    if (write) {
+        for (size_t i = 0; i < w * h * bpp[plane]; i++)
+            buf[i] = (uint8_t)rand();
+        if (dpc_tiles_write(t, plane, x, y, w, h, buf, err, sizeof(err)) < 0)
+            die("write", err);
+        for (uint64_t r = 0; r < h; r++)
+            memcpy(ref[plane] + ((y + r) * W + x) * bpp[plane], buf + r * row,
+                   row);
+        return;
+    }
+    if (dpc_tiles_read(t, plane, x, y, w, h, buf, err, sizeof(err)) < 0)
+        die("read", err);
+    for (uint64_t r = 0; r < h; r++)
+        if (memcmp(ref[plane] + ((y + r) * W + x) * bpp[plane], buf + r * row,
+                   row) != 0) {
+            fprintf(stderr, "native-check: mismatch: plane %d region "
+                    "%llux%llu+%llu+%llu row %llu\n", plane,
+                    (unsigned long long)w, (unsigned long long)h,
+                    (unsigned long long)x, (unsigned long long)y,
+                    (unsigned long long)r);
+            exit(1);
+        }
+}
+
+static int cmd_random(int argc, char **argv)
+{
+    uint64_t W = strtoull(argv[3], NULL, 10), H = strtoull(argv[4], NULL, 10);
+    uint32_t bpp[2] = { 8, 2 };
+    struct dpc_tiles_cfg cfg = { .columns = W, .rows = H, .tile_w = 16,
+                                 .tile_h = 16 };
+    struct dpc_tiles_stats st;
+    uint8_t *ref[2], *buf;
+    char err[DPC_ERRLEN];
+    struct dpc_tiles *t;
+
+    srand((unsigned)strtoul(argv[5], NULL, 10));
+    connect_all(argv[2], argc - 6, argv + 6);
+    memcpy(cfg.bpp, bpp, sizeof(bpp));
+    cfg.cache_bytes = W * H * 10 / 16;
+    cfg.links = links;
+    cfg.nlinks = nlinks;
+    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    if (t == NULL)
+        die("open", err);
+    ref[0] = calloc(W * H, bpp[0]);
+    ref[1] = calloc(W * H, bpp[1]);
+    buf = malloc(W * H * bpp[0]);
+    for (int i = 0; i < 3000; i++)
+        random_op(t, ref, buf, bpp, W, H);
+    if (dpc_tiles_flush(t, err, sizeof(err)) < 0)
+        die("flush", err);
+    for (int plane = 0; plane < 2; plane++) {
+        if (dpc_tiles_read(t, plane, 0, 0, W, H, buf, err, sizeof(err)) < 0)
+            die("read", err);
+        if (memcmp(buf, ref[plane], W * H * bpp[plane]) != 0)
+            die("full read", "mismatch");
+    }
+    dpc_tiles_get_stats(t, &st);
+    printf("ok: %llu hits, %llu misses, %llu fetched, %llu written back, "
+           "%llu round trips, %llu slots on the busiest host\n",
+           (unsigned long long)st.hits, (unsigned long long)st.misses,
+           (unsigned long long)st.fetched,
+           (unsigned long long)st.written_back,
+           (unsigned long long)st.round_trips,
+           (unsigned long long)st.slots_per_host_max);
+    if (dpc_tiles_close(t, err, sizeof(err)) < 0)
+        die("close", err);
+    free(ref[0]);
+    free(ref[1]);
+    free(buf);
+    return 0;
+}
+
+static int cmd_stream(int argc, char **argv)
+{
+    uint64_t mib = strtoull(argv[3], NULL, 10), W = 4096;
+    uint64_t H = mib * 1024 * 1024 / (W * 8), band = 256;
+    struct dpc_tiles_cfg cfg = { .columns = W, .rows = H, .bpp = { 8, 0 },
+                                 .tile_w = 256, .tile_h = 64,
+                                 .cache_bytes = 64 << 20 };
+    uint8_t *buf = malloc(W * band * 8);
+    char err[DPC_ERRLEN];
+    struct dpc_tiles *t;
+    double t0, t1, t2;
+
+    connect_all(argv[2], argc - 4, argv + 4);
+    cfg.links = links;
+    cfg.nlinks = nlinks;
+    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    if (t == NULL)
+        die("open", err);
+    memset(buf, 0x5a, W * band * 8);
+    t0 = now();
+    for (uint64_t y = 0; y < H; y += band)
+        if (dpc_tiles_write(t, 0, 0, y, W, band, buf, err, sizeof(err)) < 0)
+            die("write", err);
+    if (dpc_tiles_flush(t, err, sizeof(err)) < 0)
+        die("flush", err);
+    t1 = now();
+    for (uint64_t y = 0; y < H; y += band)
+        if (dpc_tiles_read(t, 0, 0, y, W, band, buf, err, sizeof(err)) < 0)
+            die("read", err);
+    t2 = now();
+    if (buf[12345] != 0x5a)
+        die("read", "wrong bytes");
+    printf("stream %llu MiB over %zu host(s): write %.0f MB/s, read %.0f MB/s\n",
+           (unsigned long long)mib, nlinks, mib * 1.048576 / (t1 - t0),
+           mib * 1.048576 / (t2 - t1));
+    dpc_tiles_close(t, err, sizeof(err));
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 7 && strcmp(argv[1], "random") == 0)
+        return cmd_random(argc, argv);
+    if (argc >= 5 && strcmp(argv[1], "stream") == 0)
+        return cmd_stream(argc, argv);
+    fprintf(stderr, "usage: native-check random SECRET W H SEED HOST:PORT...\n"
+                    "       native-check stream SECRET MIB HOST:PORT...\n");
+    return 2;
+}
