@@ -60,6 +60,11 @@ const char *dpc_link_name(const struct dpc_link *l)
     return l->name;
 }
 
+int dpc_link_fd(const struct dpc_link *l)
+{
+    return l->fd;
+}
+
 static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
 {
     l->broken = 1;

@@ -28,6 +28,8 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   size_t errlen);
 void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
+/* The socket, for callers that report it; the link still owns it. */
+int dpc_link_fd(const struct dpc_link *l);
 
 /* Synchronous: a cache of slots x slot_bytes.  -1 with the reason (e.g.
  * "no room") in err. */

@@ -155,6 +155,8 @@ void dpc_native_free(struct dpc_native *s)
 
 size_t dpc_native_want(const struct dpc_native *s)
 {
+    if (s->small_len != 0 || s->json != NULL)
+        return 0;   /* replies go out in order: queued ones first */
     switch (s->state) {
     case DPC_NAT_PROOF:
         return DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN;
@@ -192,6 +194,10 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
 
 static size_t take_status(struct dpc_native *s)
 {
+    if (s->cfg.status == NULL) {
+        dpc_errf(s->err, sizeof(s->err), "status not served here");
+        return reject(s, DPC_WIRE_HDR_LEN);
+    }
     free(s->json);
     s->json = malloc(STATUS_JSON_MAX);
     if (s->json == NULL) {

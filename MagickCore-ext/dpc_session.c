@@ -147,6 +147,8 @@ void dpc_session_free(struct dpc_session *s)
 
 size_t dpc_session_want(const struct dpc_session *s)
 {
+    if (s->small_len != 0 || s->status_json != NULL)
+        return 0;   /* replies go out in order: queued ones first */
     switch (s->state) {
     case DPC_SESS_AUTH:
         return DPC_STOCK_KEYLEN;
@@ -185,6 +187,10 @@ static size_t take_status(struct dpc_session *s)
 {
     uint8_t len[4];
 
+    if (s->cfg.status == NULL) {
+        dpc_errf(s->err, sizeof(s->err), "status not served here");
+        return fail(s, DPC_STOCK_HDRLEN);
+    }
     free(s->status_json);
     s->status_json = malloc(STATUS_JSON_MAX);
     if (s->status_json == NULL) {

@@ -40,7 +40,8 @@ struct dpc_session_cfg {
     const uint8_t *sipkey;                  /* 16 bytes, borrowed */
     int allow_native;                       /* accept DPC_WIRE_MAGIC */
     struct dpc_store *store;                /* borrowed */
-    /* Writes the status JSON into buf (NUL-terminated); returns its length. */
+    /* Writes the status JSON into buf (NUL-terminated); returns its length.
+     * NULL: 's' is refused. */
     size_t (*status)(void *arg, char *buf, size_t len);
     /* Request trace; NULL to skip.  msg is only valid during the call. */
     void (*trace)(void *arg, const char *msg);

@@ -2,7 +2,7 @@
 # MagickCore-ext/dropin/build.sh: a drop-in libMagickCore-6.Q16.so.6.
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
-#            [--files DIR] [--extra-libs "ARGS"]
+#            [--files DIR] [--extra-libs "ARGS"] [--strict-symbols]
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -47,9 +47,14 @@
 #     a static PIC archive, and a stamp of ARGS themselves), so the library
 #     is relinked when the archive or the arguments change.  ARGS that are
 #     existing files are made absolute; give -L paths absolute.
-#  7. checks: SONAME libMagickCore-6.Q16.so.6, every symbol the system's
-#     library exports (nm -D --defined-only) also exported, no RPATH, and
-#     `convert -version` identical to the system's.  Lists in BUILD/.
+#  7. checks, on a copy in BUILD/stage/ whose RPATH is removed with
+#     `chrpath -d` as debian/rules does (configure's X11 flags add
+#     -R/usr/lib/X11): SONAME libMagickCore-6.Q16.so.6; every symbol the
+#     system's library exports (nm -D --defined-only) also exported (lists
+#     in BUILD/symbols.{missing,extra}; missing ones are a warning naming
+#     the system binaries that import them, BUILD/symbols.users, or an
+#     error with --strict-symbols); `convert -version` identical to the
+#     system's (same delegates and features), else an error.
 #  8. install: the .so.6.x.y copied into PREFIX/lib (only when it differs,
 #     atomically) with the .so.6 and .so symlinks; no `make install`.
 #
@@ -58,7 +63,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS=''
+PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' STRICT_SYMBOLS=no
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
 BIN_PACKAGE=libmagickcore-6.q16-6
@@ -79,6 +84,7 @@ while [ $# -gt 0 ]; do
     --magick-source) MAGICK_SOURCE=${2:?}; shift 2 ;;
     --files) FILES=${2:?}; shift 2 ;;
     --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
+    --strict-symbols) STRICT_SYMBOLS=yes; shift ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
     --magick-source=*) MAGICK_SOURCE=${1#*=}; shift ;;
@@ -136,7 +142,7 @@ PACKAGES="gcc g++ make dpkg-dev autoconf automake libtool pkg-config
   libx11-dev libxext-dev libxt-dev libdjvulibre-dev libexif-dev
   libjpeg-dev libopenjp2-7-dev libopenexr-dev libpng-dev libtiff-dev
   libwmf-dev libheif-dev libwebp-dev libpango1.0-dev libxml2-dev
-  libjbig-dev librsvg2-dev"
+  libjbig-dev librsvg2-dev chrpath"
 
 install_packages() {
     local missing
@@ -146,7 +152,7 @@ install_packages() {
                    for (i = 1; i <= n; i++) if (!(p[i] in ok)) printf "%s ", p[i] }' \
             pkgs="$(echo $PACKAGES)" || true)
     [ -z "$missing" ] && return 0
-    say "installing $missing"
+    say "installing ${missing% }"
     run apt-update.log $SUDO apt-get update
     run apt-install.log $SUDO env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends $missing
@@ -198,7 +204,7 @@ fetch_source() {
         . "$state"                     # CACHED_FOR, USED, TREE
         if [ "${CACHED_FOR:-}" = "$installed" ] && [ -f "${TREE:-}/configure.ac" ]; then
             SRC=$TREE
-            [ "$USED" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $USED (same upstream ${upstream#*:}, same ABI; the later Debian revisions' patches are missing)"
+            [ "$USED" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $USED (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
             return 0
         fi
     fi
@@ -249,7 +255,7 @@ fetch_source() {
     [ -f "$tree/configure.ac" ] || die "apt-get source gave no source tree in $cache/dl"
     printf 'CACHED_FOR=%q\nUSED=%q\nTREE=%q\n' "$installed" "$used" "$tree" > "$state"
     SRC=$tree
-    [ "$used" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $used (same upstream ${upstream#*:}, same ABI; the later Debian revisions' patches are missing)"
+    [ "$used" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $used (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
 }
 
 # ----------------------------------------------------------------- drop-in
@@ -408,38 +414,73 @@ build_library() {
 }
 
 # ------------------------------------------------------------------ checks
+# stage_library: the built library copied to BUILD/stage/ with its RPATH
+# removed (`chrpath -d`, as debian/rules does: configure's X11 flags add
+# -R/usr/lib/X11), plus the SONAME link; sets LIB_REAL.
+stage_library() {
+    local libs=$OBJ/magick/.libs built name stage=$BUILD/stage
+    [ -e "$libs/$SYSTEM_LIB_NAME" ] || die "the build made no $libs/$SYSTEM_LIB_NAME"
+    built=$(readlink -f "$libs/$SYSTEM_LIB_NAME")
+    name=$(basename "$built")
+    mkdir -p "$stage"
+    if [ ! -f "$stage/$name" ] || [ "$built" -nt "$stage/$name" ]; then
+        cp "$built" "$stage/.$name.tmp"
+        run chrpath.log chrpath -d "$stage/.$name.tmp"
+        mv -f "$stage/.$name.tmp" "$stage/$name"
+    fi
+    ln -sfn "$name" "$stage/$SYSTEM_LIB_NAME"
+    LIB_REAL=$stage/$name
+}
+
+# symbol_users FILE: which of the system's ImageMagick binaries, libraries
+# and modules import the symbols listed in FILE.
+symbol_users() {
+    local f ma
+    ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    for f in /usr/lib/"$ma"/libMagick*.so.* /usr/lib/"$ma"/ImageMagick-*/modules-Q16/*/*.so \
+        /usr/bin/*-im6.q16 /usr/lib/"$ma"/perl5/*/auto/Image/Magick/*/*.so; do
+        [ -f "$f" ] && [ ! -L "$f" ] || continue
+        nm -D --undefined-only "$f" 2>/dev/null | awk '{print $NF}' |
+            grep -xF -f "$1" | sed "s|\$| used by $f|" || true
+    done
+}
+
 check_library() {
-    local libs=$OBJ/magick/.libs so real soname missing extra
-    so=$libs/$SYSTEM_LIB_NAME
-    [ -e "$so" ] || die "the build made no $so"
-    real=$(readlink -f "$so")
-    soname=$(readelf -d "$real" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    local soname missing extra ma system_lib syms
+    soname=$(readelf -d "$LIB_REAL" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
     [ "$soname" = "$SYSTEM_LIB_NAME" ] ||
-        die "SONAME of $real is '$soname', not $SYSTEM_LIB_NAME"
-    case $(readelf -d "$real") in
-    *'(RPATH)'* | *'(RUNPATH)'*) warn "$real has an RPATH/RUNPATH" ;;
+        die "SONAME of $LIB_REAL is '$soname', not $SYSTEM_LIB_NAME"
+    case $(readelf -d "$LIB_REAL") in
+    *'(RPATH)'* | *'(RUNPATH)'*) die "$LIB_REAL still has an RPATH/RUNPATH" ;;
     esac
-    SYSTEM_LIB=$(readlink -f "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/$SYSTEM_LIB_NAME")
-    nm -D --defined-only "$SYSTEM_LIB" | awk '{print $NF}' | sort -u > "$BUILD/symbols.system"
-    nm -D --defined-only "$real" | awk '{print $NF}' | sort -u > "$BUILD/symbols.dropin"
-    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.missing"
+    ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    system_lib=$(readlink -f "/usr/lib/$ma/$SYSTEM_LIB_NAME")
+    nm -D --defined-only "$system_lib" | awk '{print $NF}' | sort -u > "$BUILD/symbols.system"
+    nm -D --defined-only "$LIB_REAL" | awk '{print $NF}' | sort -u > "$BUILD/symbols.dropin"
+    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" | write_if_changed "$BUILD/symbols.missing"
     comm -13 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.extra"
     missing=$(wc -l < "$BUILD/symbols.missing")
     extra=$(wc -l < "$BUILD/symbols.extra")
     if [ "$missing" -ne 0 ]; then
-        head -n 20 "$BUILD/symbols.missing" | sed 's/^/  | /' >&2
-        die "$missing symbols exported by $SYSTEM_LIB are missing (list: $BUILD/symbols.missing); not installed"
+        syms=$(tr '\n' ' ' < "$BUILD/symbols.missing")
+        [ "$BUILD/symbols.users" -nt "$BUILD/symbols.missing" ] ||
+            symbol_users "$BUILD/symbols.missing" > "$BUILD/symbols.users"
+        [ "$STRICT_SYMBOLS" = no ] || {
+            sed 's/^/  | /' "$BUILD/symbols.users" >&2
+            die "$missing symbols of $system_lib missing: ${syms% }; not installed (--strict-symbols)"
+        }
+        warn "$missing symbols of $system_lib missing: ${syms% }; imported by $(wc -l < "$BUILD/symbols.users") system binaries (list: $BUILD/symbols.users), whose code paths using them die with 'undefined symbol'"
     fi
     [ "$extra" -eq 0 ] ||
         warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
-    # The same delegates, features, version: convert -version identical.
+    # The same version, features, delegates: convert -version identical.
     /usr/bin/convert -version > "$BUILD/version.system" 2>&1 || true
-    LD_LIBRARY_PATH=$libs /usr/bin/convert -version > "$BUILD/version.dropin" 2>&1 || true
+    LD_LIBRARY_PATH=$(dirname "$LIB_REAL") /usr/bin/convert -version \
+        > "$BUILD/version.dropin" 2>&1 || true
     if ! cmp -s "$BUILD/version.system" "$BUILD/version.dropin"; then
         diff "$BUILD/version.system" "$BUILD/version.dropin" | sed 's/^/  | /' >&2 || true
         die "convert -version on the drop-in differs from the system's (a missing -dev package?); not installed"
     fi
-    LIB_REAL=$real
 }
 
 # ----------------------------------------------------------------- install
@@ -471,6 +512,7 @@ fi
 drop_in
 configure_tree
 build_library
+stage_library
 check_library
 install_library
 T1=$(date +%s.%N)
