@@ -1,0 +1,787 @@
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%    DDDD    IIIII   SSSSS  TTTTT  RRRR   IIIII  BBBB   U   U  TTTTT  EEEEE   %
+%    D   D     I     SS       T    R   R    I    B   B  U   U    T    E       %
+%    D   D     I      SSS     T    RRRR     I    BBBB   U   U    T    EEE     %
+%    D   D     I        SS    T    R R      I    B   B  U   U    T    E       %
+%    DDDDA   IIIII   SSSSS    T    R  R   IIIII  BBBB    UUU     T    EEEEE   %
+%                                                                             %
+%                      CCCC   AAA    CCCC  H   H  EEEEE                       %
+%                     C      A   A  C      H   H  E                           %
+%                     C      AAAAA  C      HHHHH  EEE                         %
+%                     C      A   A  C      H   H  E                           %
+%                      CCCC  A   A   CCCC  H   H  EEEEE                       %
+%                                                                             %
+%                                                                             %
+%         MagickCore Distributed Pixel Cache Methods, magick-dpc edition      %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  A drop-in replacement for ImageMagick's distribute-cache.c.  The pixel
+%  cache is cut into tiles striped over every host of cache:hosts, spoken to
+%  with magick-dpc's native protocol (mutual HMAC-SHA256 proof of the
+%  cache:shared-secret, pipelined batches), behind a bounded local tile
+%  cache.  This file only adapts: the protocol, the links and the tile cache
+%  are magick-dpc's core (dpc_link, dpc_tiles), whose "0 / -1 + error text"
+%  become ImageMagick exceptions and cache events here.
+%
+%  Settings, each from -define (image artifact), the image registry, or
+%  policy.xml (domain "cache"), in that order:
+%    cache:hosts           host:port[,host:port...]
+%    cache:tiers           tier order, e.g. "memory,distributed,disk"
+%    cache:dpc-tile-cache  local tile cache size (default 1/8 of the cache)
+%    cache:dpc-tile        tile geometry, e.g. 64x64
+%    cache:dpc-timeout     seconds to wait for a host (default 10)
+%
+*/
+
+/*
+  Include declarations.
+*/
+#include "magick/studio.h"
+#include "magick/artifact.h"
+#include "magick/cache.h"
+#include "magick/cache-private.h"
+#include "magick/distribute-cache.h"
+#include "magick/distribute-cache-private.h"
+#include "magick/exception.h"
+#include "magick/exception-private.h"
+#include "magick/image.h"
+#include "magick/image-private.h"
+#include "magick/locale_.h"
+#include "magick/log.h"
+#include "magick/memory_.h"
+#include "magick/policy.h"
+#include "magick/registry.h"
+#include "magick/resource_.h"
+#include "magick/string_.h"
+#include "magick/string-private.h"
+#include "magick/token.h"
+#include "magick/utility-private.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "dpc_link.h"
+#include "dpc_parse.h"
+#include "dpc_tiles.h"
+#include "dpc_wire.h"
+
+/*
+  Define declarations.
+*/
+#define DPCMaxHosts  64
+#define DPCDefaultTile  64
+#define DPCDefaultTimeout  10
+#define DPCDefaultTiers  "memory,distributed,disk"
+#define DPCMinTileCache  (4*1024*1024)
+
+/*
+  Forward declarations.
+*/
+static char
+  *GetDistributeCacheSetting(const Image *,const char *);
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   A c q u i r e D i s t r i b u t e C a c h e I n f o                       %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  AcquireDistributeCacheInfo() allocates the DistributeCacheInfo structure.
+%  The hosts are reached by OpenDistributePixelCache(), which knows the image
+%  and so its settings.
+%
+%  The format of the AcquireDistributeCacheInfo method is:
+%
+%      DistributeCacheInfo *AcquireDistributeCacheInfo(ExceptionInfo *exception)
+%
+%  A description of each parameter follows:
+%
+%    o exception: return any errors or warnings in this structure.
+%
+*/
+MagickPrivate DistributeCacheInfo *AcquireDistributeCacheInfo(
+  ExceptionInfo *exception)
+{
+  DistributeCacheInfo
+    *server_info;
+
+  magick_unreferenced(exception);
+  server_info=(DistributeCacheInfo *) AcquireCriticalMemory(
+    sizeof(*server_info));
+  (void) memset(server_info,0,sizeof(*server_info));
+  server_info->file=(-1);
+  server_info->port=DPCPort;
+  (void) CopyMagickString(server_info->hostname,DPCHostname,MaxTextExtent);
+  server_info->debug=IsEventLogging();
+  server_info->signature=MagickCoreSignature;
+  return(server_info);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   D e s t r o y D i s t r i b u t e C a c h e I n f o                       %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  DestroyDistributeCacheInfo() releases the cache on every host, closes the
+%  connections and frees the structure.
+%
+%  The format of the DestroyDistributeCacheInfo method is:
+%
+%      DistributeCacheInfo *DestroyDistributeCacheInfo(
+%        DistributeCacheInfo *server_info)
+%
+%  A description of each parameter follows:
+%
+%    o server_info: the distributed cache info.
+%
+*/
+MagickPrivate DistributeCacheInfo *DestroyDistributeCacheInfo(
+  DistributeCacheInfo *server_info)
+{
+  ssize_t
+    i;
+
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  if (server_info->tiles != (struct dpc_tiles *) NULL)
+    (void) dpc_tiles_close(server_info->tiles,(char *) NULL,0);
+  server_info->tiles=(struct dpc_tiles *) NULL;
+  if (server_info->links != (struct dpc_link **) NULL)
+    {
+      for (i=0; i < (ssize_t) server_info->number_hosts; i++)
+        dpc_link_free(server_info->links[i]);
+      server_info->links=(struct dpc_link **) RelinquishMagickMemory(
+        server_info->links);
+    }
+  server_info->signature=(~MagickCoreSignature);
+  server_info=(DistributeCacheInfo *) RelinquishMagickMemory(server_info);
+  return(server_info);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   D i s t r i b u t e P i x e l C a c h e S e r v e r                       %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  DistributePixelCacheServer() runs magick-dpc's server on the port, on
+%  every IPv4 interface as ImageMagick's own server did (-distribute-cache).
+%  It replaces the process and returns only when the server cannot start.
+%
+%  The format of the DistributePixelCacheServer method is:
+%
+%      void DistributePixelCacheServer(const int port,ExceptionInfo *Exception)
+%
+%  A description of each parameter follows:
+%
+%    o port: connect the distributed pixel cache at this port.
+%
+%    o exception: return any errors or warnings in this structure.
+%
+*/
+MagickExport void DistributePixelCacheServer(const int port,
+  ExceptionInfo *exception)
+{
+  char
+    listen[MaxTextExtent],
+    *server;
+
+  (void) FormatLocaleString(listen,MaxTextExtent,"0.0.0.0:%d",port);
+  server=GetEnvironmentValue("MAGICK_DPC_SERVER");
+  if (server == (char *) NULL)
+    server=AcquireString("magick-dpc");
+  (void) execlp(server,"magick-dpc","serve","--listen",listen,(char *) NULL);
+  (void) ThrowMagickException(exception,GetMagickModule(),CacheFatalError,
+    "DistributedPixelCache","cannot run '%s' (set MAGICK_DPC_SERVER to its "
+    "path): %s",server,strerror(errno));
+  server=DestroyString(server);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   G e t D i s t r i b u t e C a c h e F i l e                               %
++   G e t D i s t r i b u t e C a c h e H o s t n a m e                       %
++   G e t D i s t r i b u t e C a c h e P o r t                               %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  These return the first host's socket, the host list, and the first
+%  host's port, for cache.c's logs and cache file name.
+%
+*/
+MagickPrivate int GetDistributeCacheFile(const DistributeCacheInfo *server_info)
+{
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  return(server_info->file);
+}
+
+MagickPrivate const char *GetDistributeCacheHostname(
+  const DistributeCacheInfo *server_info)
+{
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  return(server_info->hostname);
+}
+
+MagickPrivate int GetDistributeCachePort(const DistributeCacheInfo *server_info)
+{
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  return(server_info->port);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   I s P i x e l C a c h e T i e r                                           %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  IsPixelCacheTier() returns MagickTrue when the tier ("memory",
+%  "distributed" or "disk") is in the image's tier order (cache:tiers; by
+%  default all three).
+%
+%  UseDistributePixelCache() returns MagickTrue when OpenPixelCache() should
+%  try the distributed tier now: hosts are configured, the tier is enabled,
+%  and either the disk tier is unavailable (disk_ok is MagickFalse, the stock
+%  rule) or the distributed tier comes before the disk tier.
+%
+%  The format of these methods is:
+%
+%      MagickBooleanType IsPixelCacheTier(const Image *image,const char *tier)
+%      MagickBooleanType UseDistributePixelCache(const Image *image,
+%        const MagickBooleanType disk_ok)
+%
+*/
+
+static ssize_t TierRank(const char *tiers,const char *tier)
+{
+  char
+    token[MaxTextExtent];
+
+  const char
+    *p;
+
+  ssize_t
+    rank;
+
+  rank=0;
+  for (p=tiers; *p != '\0'; )
+  {
+    GetNextToken(p,&p,MaxTextExtent,token);
+    if (*token == ',')
+      continue;
+    if (LocaleCompare(token,tier) == 0)
+      return(rank);
+    rank++;
+  }
+  return(-1);
+}
+
+static ssize_t GetPixelCacheTierRank(const Image *image,const char *tier)
+{
+  char
+    *tiers;
+
+  ssize_t
+    rank;
+
+  tiers=GetDistributeCacheSetting(image,"cache:tiers");
+  if (tiers == (char *) NULL)
+    return(TierRank(DPCDefaultTiers,tier));
+  rank=TierRank(tiers,tier);
+  tiers=DestroyString(tiers);
+  return(rank);
+}
+
+MagickPrivate MagickBooleanType IsPixelCacheTier(const Image *image,
+  const char *tier)
+{
+  return(GetPixelCacheTierRank(image,tier) >= 0 ? MagickTrue : MagickFalse);
+}
+
+MagickPrivate MagickBooleanType UseDistributePixelCache(const Image *image,
+  const MagickBooleanType disk_ok)
+{
+  char
+    *hosts;
+
+  ssize_t
+    disk,
+    distributed;
+
+  hosts=GetDistributeCacheSetting(image,"cache:hosts");
+  if (hosts == (char *) NULL)
+    return(MagickFalse);
+  hosts=DestroyString(hosts);
+  distributed=GetPixelCacheTierRank(image,"distributed");
+  if (distributed < 0)
+    return(MagickFalse);
+  if (disk_ok == MagickFalse)
+    return(MagickTrue);
+  disk=GetPixelCacheTierRank(image,"disk");
+  return(((disk < 0) || (distributed < disk)) ? MagickTrue : MagickFalse);
+}
+
+/*
+  A setting from the image (-define), the registry, or policy.xml; NULL when
+  unset.  The caller destroys the string.
+*/
+static char *GetDistributeCacheSetting(const Image *image,const char *name)
+{
+  const char
+    *value;
+
+  ExceptionInfo
+    *exception;
+
+  value=(const char *) NULL;
+  if (image != (const Image *) NULL)
+    value=GetImageArtifact(image,name);
+  if ((value != (const char *) NULL) && (*value != '\0'))
+    return(AcquireString(value));
+  exception=AcquireExceptionInfo();
+  value=(const char *) GetImageRegistry(StringRegistryType,name,exception);
+  exception=DestroyExceptionInfo(exception);
+  if (value != (const char *) NULL)
+    {
+      char
+        *copy;
+
+      copy=AcquireString(value);
+      value=(const char *) RelinquishMagickMemory((void *) value);
+      if (*copy != '\0')
+        return(copy);
+      return(DestroyString(copy));
+    }
+  return(GetPolicyValue(name));
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   O p e n D i s t r i b u t e P i x e l C a c h e                           %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  OpenDistributePixelCache() connects to every host of cache:hosts, proves
+%  the shared secret, and opens the image's pixel cache striped over them.
+%  Errors name the host and the cause, as warnings when the disk tier can
+%  still take the cache, else as errors.
+%
+%  The format of the OpenDistributePixelCache method is:
+%
+%      MagickBooleanType OpenDistributePixelCache(
+%        DistributeCacheInfo *server_info,Image *image)
+%
+%  A description of each parameter follows:
+%
+%    o server_info: the distributed cache info.
+%
+%    o image: the image.
+%
+*/
+
+static ExceptionType DistributeCacheSeverity(const Image *image)
+{
+  /*
+    A failure is only a warning when the disk tier follows.
+  */
+  if ((IsPixelCacheTier(image,"disk") != MagickFalse) &&
+      (GetMagickResourceLimit(DiskResource) != 0))
+    return(CacheWarning);
+  return(CacheError);
+}
+
+static MagickBooleanType ConnectDistributeCache(
+  DistributeCacheInfo *server_info,Image *image,const char *hosts,
+  const uint8_t *key)
+{
+  char
+    error[DPC_ERRLEN],
+    host[MaxTextExtent],
+    *list,
+    *p,
+    *q;
+
+  char
+    *timeout;
+
+  size_t
+    seconds;
+
+  unsigned int
+    port;
+
+  seconds=DPCDefaultTimeout;
+  timeout=GetDistributeCacheSetting(image,"cache:dpc-timeout");
+  if (timeout != (char *) NULL)
+    {
+      seconds=(size_t) StringToUnsignedLong(timeout);
+      if (seconds == 0)
+        seconds=DPCDefaultTimeout;
+      timeout=DestroyString(timeout);
+    }
+  server_info->links=(struct dpc_link **) AcquireQuantumMemory(DPCMaxHosts,
+    sizeof(*server_info->links));
+  if (server_info->links == (struct dpc_link **) NULL)
+    return(MagickFalse);
+  list=AcquireString(hosts);
+  (void) CopyMagickString(server_info->hostname,hosts,MaxTextExtent);
+  for (p=list; (p != (char *) NULL) && (*p != '\0'); p=q)
+  {
+    q=strchr(p,',');
+    if (q != (char *) NULL)
+      *q++='\0';
+    while (isspace((int) ((unsigned char) *p)) != 0)
+      p++;
+    if (*p == '\0')
+      continue;
+    if (server_info->number_hosts == DPCMaxHosts)
+      break;
+    if (dpc_parse_hostport(p,host,sizeof(host),&port,error,sizeof(error)) < 0)
+      {
+        (void) ThrowMagickException(&image->exception,GetMagickModule(),
+          CacheError,"DistributedPixelCache","cache:hosts: %s",error);
+        list=DestroyString(list);
+        return(MagickFalse);
+      }
+    server_info->links[server_info->number_hosts]=dpc_link_connect(host,port,
+      key,(unsigned int) (1000*seconds),error,sizeof(error));
+    if (server_info->links[server_info->number_hosts] == NULL)
+      {
+        (void) ThrowMagickException(&image->exception,GetMagickModule(),
+          DistributeCacheSeverity(image),"DistributedPixelCache","%s",error);
+        list=DestroyString(list);
+        return(MagickFalse);
+      }
+    if (server_info->number_hosts == 0)
+      {
+        server_info->port=(int) port;
+        server_info->file=dpc_link_fd(server_info->links[0]);
+      }
+    server_info->number_hosts++;
+  }
+  list=DestroyString(list);
+  if (server_info->number_hosts == 0)
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","cache:hosts lists no host");
+      return(MagickFalse);
+    }
+  return(MagickTrue);
+}
+
+static MagickBooleanType GetSharedKey(Image *image,uint8_t *key)
+{
+  char
+    *secret;
+
+  secret=GetPolicyValue("cache:shared-secret");
+  if ((secret == (char *) NULL) || (*secret == '\0'))
+    {
+      if (secret != (char *) NULL)
+        secret=DestroyString(secret);
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","no shared secret: add <policy "
+        "domain=\"cache\" name=\"shared-secret\" value=\"...\" "
+        "stealth=\"true\"/> to policy.xml");
+      return(MagickFalse);
+    }
+  dpc_wire_derive_key(secret,strlen(secret),key);
+  (void) ResetMagickMemory(secret,0,strlen(secret));
+  secret=DestroyString(secret);
+  return(MagickTrue);
+}
+
+static void GetTileSettings(const Image *image,MagickSizeType length,
+  struct dpc_tiles_cfg *cfg)
+{
+  char
+    *value;
+
+  uint64_t
+    size;
+
+  cfg->tile_w=DPCDefaultTile;
+  cfg->tile_h=DPCDefaultTile;
+  value=GetDistributeCacheSetting(image,"cache:dpc-tile");
+  if (value != (char *) NULL)
+    {
+      RectangleInfo
+        geometry;
+
+      (void) memset(&geometry,0,sizeof(geometry));
+      (void) ParseAbsoluteGeometry(value,&geometry);
+      if ((geometry.width > 0) && (geometry.width <= 4096) &&
+          (geometry.height > 0) && (geometry.height <= 4096))
+        {
+          cfg->tile_w=(uint32_t) geometry.width;
+          cfg->tile_h=(uint32_t) geometry.height;
+        }
+      value=DestroyString(value);
+    }
+  cfg->cache_bytes=(uint64_t) length/8;
+  if (cfg->cache_bytes < DPCMinTileCache)
+    cfg->cache_bytes=DPCMinTileCache;
+  value=GetDistributeCacheSetting(image,"cache:dpc-tile-cache");
+  if (value != (char *) NULL)
+    {
+      if (dpc_parse_size(value,&size,(char *) NULL,0) == 0)
+        cfg->cache_bytes=size;
+      value=DestroyString(value);
+    }
+}
+
+MagickPrivate MagickBooleanType OpenDistributePixelCache(
+  DistributeCacheInfo *server_info,Image *image)
+{
+  char
+    *hosts,
+    error[DPC_ERRLEN];
+
+  MagickBooleanType
+    status;
+
+  MagickSizeType
+    length;
+
+  struct dpc_tiles_cfg
+    cfg;
+
+  uint8_t
+    key[DPC_WIRE_KEY_LEN];
+
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  assert(image != (Image *) NULL);
+  assert(image->signature == MagickCoreSignature);
+  hosts=GetDistributeCacheSetting(image,"cache:hosts");
+  if (hosts == (char *) NULL)
+    hosts=AcquireString(DPCHostname);
+  if (GetSharedKey(image,key) == MagickFalse)
+    {
+      hosts=DestroyString(hosts);
+      return(MagickFalse);
+    }
+  status=ConnectDistributeCache(server_info,image,hosts,key);
+  (void) ResetMagickMemory(key,0,sizeof(key));
+  hosts=DestroyString(hosts);
+  if (status == MagickFalse)
+    return(MagickFalse);
+  (void) memset(&cfg,0,sizeof(cfg));
+  cfg.columns=image->columns;
+  cfg.rows=image->rows;
+  cfg.bpp[0]=(uint32_t) sizeof(PixelPacket);
+  if ((image->storage_class == PseudoClass) ||
+      (image->colorspace == CMYKColorspace))
+    cfg.bpp[1]=(uint32_t) sizeof(IndexPacket);
+  length=(MagickSizeType) image->columns*image->rows*(cfg.bpp[0]+cfg.bpp[1]);
+  GetTileSettings(image,length,&cfg);
+  cfg.links=server_info->links;
+  cfg.nlinks=server_info->number_hosts;
+  server_info->tiles=dpc_tiles_open(&cfg,error,sizeof(error));
+  if (server_info->tiles == (struct dpc_tiles *) NULL)
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        DistributeCacheSeverity(image),"DistributedPixelCache","%s",error);
+      return(MagickFalse);
+    }
+  if (server_info->debug != MagickFalse)
+    (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+      "magick-dpc: %.20gx%.20g striped over %.20g host(s) [%s], %ux%u tiles, "
+      "%.20g-byte tile cache",(double) image->columns,(double) image->rows,
+      (double) server_info->number_hosts,server_info->hostname,cfg.tile_w,
+      cfg.tile_h,(double) cfg.cache_bytes);
+  return(MagickTrue);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   R e a d D i s t r i b u t e P i x e l C a c h e P i x e l s               %
++   R e a d D i s t r i b u t e P i x e l C a c h e I n d e x e s             %
++   W r i t e D i s t r i b u t e P i x e l C a c h e P i x e l s             %
++   W r i t e D i s t r i b u t e P i x e l C a c h e I n d e x e s           %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  These copy a region of pixels or indexes out of or into the distributed
+%  cache, through the local tile cache.  They return the bytes moved, or -1
+%  (with errno set and the cause logged as a cache event).
+%
+%  The format of these methods is:
+%
+%      MagickOffsetType ReadDistributePixelCachePixels(
+%        DistributeCacheInfo *server_info,const RectangleInfo *region,
+%        const MagickSizeType length,unsigned char *magick_restrict pixels)
+%
+%  A description of each parameter follows:
+%
+%    o server_info: the distributed cache info.
+%
+%    o region: read (write) the pixels from (to) this region of the image.
+%
+%    o length: the length in bytes of the region.
+%
+%    o pixels: read (write) the pixels into (from) this buffer.
+%
+*/
+
+static MagickOffsetType TransferDistributeCache(
+  DistributeCacheInfo *server_info,const int plane,
+  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
+  const MagickBooleanType write)
+{
+  char
+    error[DPC_ERRLEN];
+
+  int
+    status;
+
+  MagickSizeType
+    bytes;
+
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  assert(region != (RectangleInfo *) NULL);
+  assert(buffer != (unsigned char *) NULL);
+  if ((server_info->tiles == (struct dpc_tiles *) NULL) ||
+      (region->x < 0) || (region->y < 0))
+    return(-1);
+  bytes=(MagickSizeType) region->width*region->height*(plane == 0 ?
+    sizeof(PixelPacket) : sizeof(IndexPacket));
+  if (bytes != length)
+    return(-1);
+  if (write != MagickFalse)
+    status=dpc_tiles_write(server_info->tiles,plane,(uint64_t) region->x,
+      (uint64_t) region->y,region->width,region->height,buffer,error,
+      sizeof(error));
+  else
+    status=dpc_tiles_read(server_info->tiles,plane,(uint64_t) region->x,
+      (uint64_t) region->y,region->width,region->height,buffer,error,
+      sizeof(error));
+  if (status < 0)
+    {
+      (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
+        error);
+      errno=strstr(error,"in time") != (char *) NULL ? ETIMEDOUT :
+        ECONNRESET;
+      return(-1);
+    }
+  return((MagickOffsetType) length);
+}
+
+MagickPrivate MagickOffsetType ReadDistributePixelCacheIndexes(
+  DistributeCacheInfo *server_info,const RectangleInfo *region,
+  const MagickSizeType length,unsigned char *indexes)
+{
+  return(TransferDistributeCache(server_info,1,region,length,indexes,
+    MagickFalse));
+}
+
+MagickPrivate MagickOffsetType ReadDistributePixelCachePixels(
+  DistributeCacheInfo *server_info,const RectangleInfo *region,
+  const MagickSizeType length,unsigned char *magick_restrict pixels)
+{
+  return(TransferDistributeCache(server_info,0,region,length,pixels,
+    MagickFalse));
+}
+
+MagickPrivate MagickOffsetType WriteDistributePixelCacheIndexes(
+  DistributeCacheInfo *server_info,const RectangleInfo *region,
+  const MagickSizeType length,const unsigned char *indexes)
+{
+  return(TransferDistributeCache(server_info,1,region,length,
+    (unsigned char *) indexes,MagickTrue));
+}
+
+MagickPrivate MagickOffsetType WriteDistributePixelCachePixels(
+  DistributeCacheInfo *server_info,const RectangleInfo *region,
+  const MagickSizeType length,const unsigned char *magick_restrict pixels)
+{
+  return(TransferDistributeCache(server_info,0,region,length,
+    (unsigned char *) pixels,MagickTrue));
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
++   R e l i n q u i s h D i s t r i b u t e P i x e l C a c h e               %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  RelinquishDistributePixelCache() releases the cache on every host; its
+%  dirty tiles are dropped with it.
+%
+%  The format of the RelinquishDistributePixelCache method is:
+%
+%      MagickBooleanType RelinquishDistributePixelCache(
+%        DistributeCacheInfo *server_info)
+%
+%  A description of each parameter follows:
+%
+%    o server_info: the distributed cache info.
+%
+*/
+MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
+  DistributeCacheInfo *server_info)
+{
+  char
+    error[DPC_ERRLEN];
+
+  int
+    status;
+
+  assert(server_info != (DistributeCacheInfo *) NULL);
+  assert(server_info->signature == MagickCoreSignature);
+  status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
+  server_info->tiles=(struct dpc_tiles *) NULL;
+  if ((status < 0) && (server_info->debug != MagickFalse))
+    (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
+      error);
+  return(status < 0 ? MagickFalse : MagickTrue);
+}
