@@ -321,8 +321,13 @@ static int drive(struct dpc_conn *c)
             dpc_conn_close(c, "out of memory");
             return 0;
         }
-        if (!feed(c))
-            return 1;
+        if (!feed(c)) {
+            if (!c->eof)
+                return 1;
+            dpc_conn_close(c, proto_idle(c) ? "peer closed"
+                                            : "peer closed mid-request");
+            return 0;
+        }
         if (++steps == STEPS_PER_WAKEUP) {
             event_active(c->rev, EV_READ, 0);
             return 0;
@@ -370,12 +375,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
         /* A full buffer is drained by drive() before anything more is read:
          * reading 0 bytes would look like the peer closing. */
-        if (input_room(c) > 0) {
+        if (!c->eof && input_room(c) > 0) {
             n = read_some(c, fd, spin);
             if (n == 0) {
-                dpc_conn_close(c, proto_idle(c) ? "peer closed"
-                                                 : "peer closed mid-request");
-                return;
+                /* Requests that arrived before the FIN are still served. */
+                c->eof = 1;
+                event_del(c->rev);
             }
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 dpc_conn_close(c, strerror(errno));
@@ -410,6 +415,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (rc == 0)
         return;
     event_del(c->wev);
-    event_add(c->rev, NULL);
+    if (!c->eof)
+        event_add(c->rev, NULL);
     drive(c);
 }

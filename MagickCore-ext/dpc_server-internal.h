@@ -60,6 +60,8 @@ struct dpc_conn {
     uint8_t in_small[16];
     struct event *rev, *wev;
     double accepted, last_active;
+    int eof;                        /* the peer sent FIN: serve what is
+                                       buffered, then close */
 };
 
 double dpc_now(void);
