@@ -131,6 +131,15 @@ static int cmd_random(int argc, char **argv)
         if (memcmp(buf, ref[plane], W * H * bpp[plane]) != 0)
             die("full read", "mismatch");
     }
+    /* Each host's share while the cache is open (striping). */
+    for (size_t i = 0; i < nlinks; i++) {
+        char *json;
+
+        if (dpc_link_status(links[i], &json, err, sizeof(err)) < 0)
+            die("status", err);
+        printf("host %zu: %s\n", i, json);
+        free(json);
+    }
     dpc_tiles_get_stats(t, &st);
     printf("ok: %llu hits, %llu misses, %llu fetched, %llu written back, "
            "%llu round trips, %llu slots on the busiest host\n",
