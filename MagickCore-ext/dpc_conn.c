@@ -335,6 +335,24 @@ static int drive(struct dpc_conn *c)
     }
 }
 
+/* Where a payload's next bytes can be received in place (nothing else is
+ * buffered), or NULL. */
+static uint8_t *input_span(struct dpc_conn *c, size_t *len)
+{
+    if (c->in_start != c->in_end)
+        return NULL;
+    return c->native ? dpc_native_input_span(c->native, len)
+                     : dpc_session_input_span(c->session, len);
+}
+
+static void input_done(struct dpc_conn *c, size_t n)
+{
+    if (c->native)
+        dpc_native_input_done(c->native, n);
+    else
+        dpc_session_input_done(c->session, n);
+}
+
 /* Room at the end of the input buffer, compacting it when that helps. */
 static size_t input_room(struct dpc_conn *c)
 {
@@ -352,12 +370,20 @@ static size_t input_room(struct dpc_conn *c)
 static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
 {
     double until = spin > 0 ? dpc_now() + spin : 0;
-    size_t room = input_room(c);
+    size_t room = input_room(c), span = 0;
+    uint8_t *direct = input_span(c, &span);
     ssize_t n;
 
     for (;;) {
-        n = recv(fd, c->in_buf + c->in_end, room, MSG_DONTWAIT);
-        if (n > 0)
+        /* A payload goes straight into the cache: no copy through the
+         * input buffer. */
+        if (direct != NULL)
+            n = recv(fd, direct, span, MSG_DONTWAIT);
+        else
+            n = recv(fd, c->in_buf + c->in_end, room, MSG_DONTWAIT);
+        if (n > 0 && direct != NULL)
+            input_done(c, (size_t)n);
+        else if (n > 0)
             c->in_end += (size_t)n;
         if (n >= 0 || (errno != EAGAIN && errno != EINTR) || spin <= 0 ||
             dpc_now() >= until)

@@ -398,6 +398,32 @@ static size_t take_put_data(struct dpc_native *s, const uint8_t *p, size_t n)
     return taken;
 }
 
+uint8_t *dpc_native_input_span(struct dpc_native *s, size_t *len)
+{
+    uint64_t run;
+    uint8_t *dst;
+
+    if (s->state != DPC_NAT_PUT_DATA || dpc_native_want(s) == 0)
+        return NULL;
+    dst = slot_span(s, s->done, &run);
+    *len = (size_t)run;
+    return dst;
+}
+
+void dpc_native_input_done(struct dpc_native *s, size_t n)
+{
+    uint64_t total = (uint64_t)s->count * s->cur->slot_bytes;
+
+    assert(s->state == DPC_NAT_PUT_DATA && n <= total - s->done);
+    s->done += n;
+    s->counters.bytes_in += n;
+    if (s->done == total) {
+        trace(s, "PUT %u x %u", s->count, s->cur->slot_bytes);
+        set_state(s, DPC_NAT_HEADER);
+        reply(s, DPC_WS_OK, 0);
+    }
+}
+
 size_t dpc_native_input(struct dpc_native *s, const uint8_t *p, size_t n)
 {
     size_t want = dpc_native_want(s);

@@ -56,6 +56,10 @@ void dpc_native_free(struct dpc_native *s);
 
 size_t dpc_native_want(const struct dpc_native *s);
 size_t dpc_native_input(struct dpc_native *s, const uint8_t *p, size_t n);
+/* While a PUT's tiles are arriving: where the next bytes go (see
+ * dpc_session_input_span()). */
+uint8_t *dpc_native_input_span(struct dpc_native *s, size_t *len);
+void dpc_native_input_done(struct dpc_native *s, size_t n);
 int dpc_native_output(struct dpc_native *s, struct iovec *iov, int max);
 void dpc_native_sent(struct dpc_native *s, size_t n);
 

@@ -376,6 +376,27 @@ static size_t take_payload(struct dpc_session *s, const uint8_t *p, size_t n)
     return taken;
 }
 
+uint8_t *dpc_session_input_span(struct dpc_session *s, size_t *len)
+{
+    uint64_t run;
+    uint8_t *dst;
+
+    if (s->state != DPC_SESS_PAYLOAD || dpc_session_want(s) == 0)
+        return NULL;
+    dst = region_span(s, s->done, &run);
+    *len = run < SIZE_MAX ? (size_t)run : SIZE_MAX;
+    return dst;
+}
+
+void dpc_session_input_done(struct dpc_session *s, size_t n)
+{
+    assert(s->state == DPC_SESS_PAYLOAD && n <= s->region.length - s->done);
+    s->done += n;
+    s->counters.bytes_in += n;
+    if (s->done == s->region.length)
+        set_state(s, DPC_SESS_HEADER);
+}
+
 size_t dpc_session_input(struct dpc_session *s, const uint8_t *p, size_t n)
 {
     size_t want = dpc_session_want(s);

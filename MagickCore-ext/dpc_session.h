@@ -69,6 +69,12 @@ size_t dpc_session_want(const struct dpc_session *s);
  * consumed. */
 size_t dpc_session_input(struct dpc_session *s, const uint8_t *p, size_t n);
 
+/* While a write's payload is arriving: where its next bytes go in the
+ * cache and how many fit there (*len), so they can be received in place;
+ * NULL otherwise.  dpc_session_input_done() takes n of them. */
+uint8_t *dpc_session_input_span(struct dpc_session *s, size_t *len);
+void dpc_session_input_done(struct dpc_session *s, size_t n);
+
 /* Fills up to max iovecs with bytes to send next; returns how many. */
 int dpc_session_output(struct dpc_session *s, struct iovec *iov, int max);
 /* n bytes of that output were sent. */

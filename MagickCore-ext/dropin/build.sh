@@ -2,7 +2,8 @@
 # MagickCore-ext/dropin/build.sh: a drop-in libMagickCore-6.Q16.so.6.
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
-#            [--files DIR] [--extra-libs "ARGS"] [--strict-symbols]
+#            [--files DIR] [--extra-libs "ARGS"] [--cppflags "ARGS"]
+#            [--strict-symbols]
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -46,7 +47,13 @@
 #     (automake's hook for extra prerequisites: the ARGS that are files, e.g.
 #     a static PIC archive, and a stamp of ARGS themselves), so the library
 #     is relinked when the archive or the arguments change.  ARGS that are
-#     existing files are made absolute; give -L paths absolute.
+#     existing files, and -L/-I with an existing relative directory, are
+#     made absolute (make runs in BUILD/obj).
+#     --cppflags: preprocessor flags for the library's sources only (e.g.
+#     -I MagickCore-ext for headers the dropped-in files include), passed
+#     as magick_libMagickCore_6_Q16_la_CPPFLAGS='$(AM_CPPFLAGS)
+#     $(LIBRARY_EXTRA_CPPFLAGS) ARGS'; when they change, the library's
+#     objects are deleted, so all are recompiled (make does not track flags).
 #  7. checks, on a copy in BUILD/stage/ whose RPATH is removed with
 #     `chrpath -d` as debian/rules does (configure's X11 flags add
 #     -R/usr/lib/X11): SONAME libMagickCore-6.Q16.so.6; every symbol the
@@ -63,7 +70,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' STRICT_SYMBOLS=no
+PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS='' STRICT_SYMBOLS=no
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
 BIN_PACKAGE=libmagickcore-6.q16-6
@@ -71,9 +78,9 @@ SYSTEM_LIB_NAME=libMagickCore-6.Q16.so.6
 
 say() { printf 'dropin: %s\n' "$*"; }
 warn() { printf 'dropin: WARNING: %s\n' "$*" >&2; }
-die() { printf 'dropin: error: %s\n' "$*" >&2; exit 1; }
+die() { printf 'dropin: error: %s\n' "$*" | tr -s ' ' >&2; exit 1; }
 usage() {
-    sed -n '3,4p' "$0" | sed 's/^# *//' >&2
+    sed -n '3,5p' "$0" | sed 's/^# *//' >&2
     exit 2
 }
 
@@ -84,6 +91,8 @@ while [ $# -gt 0 ]; do
     --magick-source) MAGICK_SOURCE=${2:?}; shift 2 ;;
     --files) FILES=${2:?}; shift 2 ;;
     --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
+    --cppflags) EXTRA_CPPFLAGS=${2?}; shift 2 ;;
+    --cppflags=*) EXTRA_CPPFLAGS=${1#*=}; shift ;;
     --strict-symbols) STRICT_SYMBOLS=yes; shift ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
@@ -117,10 +126,21 @@ run() {
     local log=$LOGDIR/$1
     shift
     if ! "$@" > "$log" 2>&1; then
-        printf 'dropin: failed: %s\n' "$*" >&2
-        tail -n 40 "$log" | sed 's/^/  | /' >&2
+        printf 'dropin: failed: %s\n' "$*" | cut -c1-300 >&2
+        log_tail "$log"
         die "see $log"
     fi
+}
+
+# log_tail LOG: the lines that say what went wrong (compiler errors, make's
+# errors), else the last ones; long command lines cut.
+log_tail() {
+    local re='error:|Error [0-9]|\*\*\*|No such file|undefined reference|cannot find'
+    if grep -qE "$re" "$1"; then
+        grep -E -B2 -A3 "$re" "$1" | tail -n 30
+    else
+        tail -n 30 "$1"
+    fi | cut -c1-300 | sed 's/^/  | /' >&2
 }
 
 # write_if_changed FILE: stdin into FILE, only when the content differs
@@ -390,27 +410,74 @@ configure_tree() {
 
 # ------------------------------------------------------------------- build
 build_library() {
-    local la var f extra_deps='' abs_extra='' w
+    local la var f extra_deps='' abs_extra='' abs_cpp='' w old
     la=$(sed -n 's/^\(magick\/libMagickCore-[^ ]*\.la\):.*/\1/p;T;q' "$OBJ/Makefile")
     [ -n "$la" ] || die "no libMagickCore .la target in $OBJ/Makefile"
     var=$(basename "$la" .la | tr -c 'a-zA-Z0-9\n' _)
     var=magick_${var}_la
     grep -qxF "${var}_LIBADD = \$(MAGICK_DEP_LIBS)" "$OBJ/Makefile" ||
         die "$OBJ/Makefile: ${var}_LIBADD is not '\$(MAGICK_DEP_LIBS)'; update --extra-libs handling in $0"
+    grep -qxF "${var}_CPPFLAGS = \$(AM_CPPFLAGS) \$(LIBRARY_EXTRA_CPPFLAGS)" "$OBJ/Makefile" ||
+        die "$OBJ/Makefile: unexpected ${var}_CPPFLAGS; update --cppflags handling in $0"
     # --extra-libs: file arguments made absolute and made prerequisites.
-    for w in $EXTRA_LIBS; do
+    for w in $(join_flags $EXTRA_LIBS); do
         if [ -f "$w" ]; then
-            f=$(cd "$(dirname "$w")" && pwd)/$(basename "$w")
+            f=$(absolute "$w")
             abs_extra="$abs_extra $f"
             extra_deps="$extra_deps $f"
         else
-            abs_extra="$abs_extra $w"
+            abs_extra="$abs_extra $(absolute_flag "$w")"
         fi
     done
     printf '%s\n' "$abs_extra" | write_if_changed "$BUILD/extra-libs.stamp"
+    # --cppflags: make does not track flags, so when they change the
+    # library's objects are removed (all recompiled).
+    for w in $(join_flags $EXTRA_CPPFLAGS); do abs_cpp="$abs_cpp $(absolute_flag "$w")"; done
+    old=$(cat "$BUILD/cppflags.stamp" 2>/dev/null || echo '<none>')
+    if [ "$old" != "$abs_cpp" ]; then
+        find "$OBJ/magick" \( -name "${var#magick_}-*.lo" -o -name "${var#magick_}-*.o" \) -delete
+        printf '%s\n' "$abs_cpp" > "$BUILD/cppflags.stamp"
+    fi
     run make.log make -C "$OBJ" -j"$JOBS" "$la" \
         "${var}_LIBADD=\$(MAGICK_DEP_LIBS)$abs_extra" \
-        "EXTRA_${var}_DEPENDENCIES=$BUILD/extra-libs.stamp$extra_deps"
+        "EXTRA_${var}_DEPENDENCIES=$BUILD/extra-libs.stamp$extra_deps" \
+        "${var}_CPPFLAGS=\$(AM_CPPFLAGS) \$(LIBRARY_EXTRA_CPPFLAGS)$abs_cpp"
+}
+
+# join_flags WORD...: the words, with a lone -I/-L joined to the next.
+join_flags() {
+    local pending=''
+    for w in "$@"; do
+        case $pending$w in
+        -I | -L) pending=$w ;;
+        *) printf '%s\n' "$pending$w"; pending='' ;;
+        esac
+    done
+    [ -z "$pending" ] || printf '%s\n' "$pending"
+}
+
+# absolute PATH: PATH from the caller's directory, made absolute.
+absolute() {
+    case $1 in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")" ;;
+    esac
+}
+
+# absolute_flag WORD: -IDIR/-LDIR with a relative existing DIR made
+# absolute (make runs in BUILD/obj); other words as they are.
+absolute_flag() {
+    case $1 in
+    -I/* | -L/*) printf '%s\n' "$1" ;;
+    -I?* | -L?*)
+        if [ -d "${1#-?}" ]; then
+            printf '%s%s\n' "${1:0:2}" "$(cd "${1#-?}" && pwd)"
+        else
+            printf '%s\n' "$1"
+        fi
+        ;;
+    *) printf '%s\n' "$1" ;;
+    esac
 }
 
 # ------------------------------------------------------------------ checks
