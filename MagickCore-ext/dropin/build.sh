@@ -23,7 +23,8 @@
 #     source), the newest available version of the SAME upstream version is
 #     used, with a warning.  A deb-src entry is added when there is none.
 #  3. drop-in: each file of --files is copied into magick/ only when its
-#     content differs (so make sees a change only when there is one); the
+#     content differs (a file NAME.patch gives the original NAME with the
+#     patch applied) (so make sees a change only when there is one); the
 #     original is kept in TREE/.magick-dpc-dropin/ and put back when the file
 #     leaves --files.  Only replacements of files the library is built from
 #     are compiled: a new .c file must be #included by one of them.
@@ -290,7 +291,9 @@ drop_in() {
     new=$(mktemp)
     if [ -d "$FILES" ]; then
         while IFS= read -r -d '' f; do
+            # NAME.patch: the original NAME with the patch applied.
             name=${f##*/}
+            name=${name%.patch}
             echo "$name" >> "$new"
             if ! grep -qxF "$name" "$manifest"; then
                 if [ -e "$SRC/magick/$name" ]; then
@@ -299,6 +302,12 @@ drop_in() {
                     rm -f "$state/orig/$name"
                 fi
                 echo "$name" >> "$manifest"
+            fi
+            if [ "$name" != "${f##*/}" ]; then
+                [ -e "$state/orig/$name" ] || die "${f##*/}: no magick/$name to patch"
+                patch -s -o "$state/patched" "$state/orig/$name" < "$f" ||
+                    die "${f##*/} does not apply to this source"
+                f=$state/patched
             fi
             cmp -s "$f" "$SRC/magick/$name" || cp "$f" "$SRC/magick/$name"
             DROPPED=$((DROPPED + 1))

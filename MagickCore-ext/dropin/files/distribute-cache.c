@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "dpc_link.h"
+#include "dpc_util.h"
 #include "dpc_parse.h"
 #include "dpc_tiles.h"
 #include "dpc_wire.h"
