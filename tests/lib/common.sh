@@ -62,11 +62,28 @@ stop_server() {
 }
 
 # dpc_convert ARGS...: the system convert with its pixel cache forced onto
-# the server (the stock way: no memory, map or disk allowed).
+# the server.  DPC_VIA=stock (default): the stock client, the stock way (no
+# memory, map or disk allowed).  DPC_VIA=dropin: the system convert on the
+# drop-in libMagickCore in $DROPIN_LIB, native protocol, only the
+# distributed tier allowed.
 dpc_convert() {
-    timeout "$STEP_TIMEOUT" "$CONVERT" \
-        -define registry:cache:hosts=127.0.0.1:"$PORT" \
-        -limit memory 0 -limit map 0 -limit disk 0 "$@"
+    if [ "${DPC_VIA:-stock}" = dropin ]; then
+        LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
+            -define cache:hosts=127.0.0.1:"$PORT" \
+            -define cache:tiers=distributed "$@"
+    else
+        timeout "$STEP_TIMEOUT" "$CONVERT" \
+            -define registry:cache:hosts=127.0.0.1:"$PORT" \
+            -limit memory 0 -limit map 0 -limit disk 0 "$@"
+    fi
+}
+
+# need_dropin: skip (exit 77) unless the drop-in library is built.
+need_dropin() {
+    if [ -z "${DROPIN_LIB:-}" ] || [ ! -e "$DROPIN_LIB/libMagickCore-6.Q16.so.6" ]; then
+        echo "SKIP: no drop-in libMagickCore (DROPIN_LIB=${DROPIN_LIB:-unset})"
+        exit 77
+    fi
 }
 
 # mem_convert ARGS...: the same convert on its ordinary memory cache.

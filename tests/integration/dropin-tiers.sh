@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The drop-in libMagickCore under the system's convert: which tier takes a
+# cache (cache:tiers, cache:hosts from -define, the registry or policy.xml),
+# striping over three hosts, and failures that end in a clear error and a
+# nonzero exit within seconds: wrong secret, dead host, full server, server
+# stopped mid-job.
+. "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+need_dropin
+make_policy
+export MAGICK_CONFIGURE_PATH=$WORK/etc
+start_server -v
+mem_convert -seed 5 -size 240x180 plasma:fractal "$WORK/in.miff"
+mem_convert "$WORK/in.miff" -blur 0x2 "$WORK/mem.miff"
+
+# dropin ARGS...: the system convert on the drop-in, logging cache events.
+dropin() {
+    LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
+        -debug cache -log '%e' "$@"
+}
+tier_of() { grep -o 'open [^ ]* ([^)]*)' "$1" | head -n 1; }
+
+default_is_memory() {
+    dropin -define cache:hosts=127.0.0.1:"$PORT" "$WORK/in.miff" -blur 0x2 \
+        "$WORK/a.miff" 2> "$WORK/log"
+    tier_of "$WORK/log" | grep -q 'Memory'
+    same_pixels "$WORK/mem.miff" "$WORK/a.miff"
+}
+check "hosts set, memory allowed: the memory tier first" default_is_memory
+remote_before_disk() {
+    dropin -define cache:hosts=127.0.0.1:"$PORT" -limit memory 0 -limit map 0 \
+        "$WORK/in.miff" -blur 0x2 "$WORK/b.miff" 2> "$WORK/log"
+    tier_of "$WORK/log" | grep -q 'Distributed'
+    ! grep -q 'Disk' "$WORK/log"
+    same_pixels "$WORK/mem.miff" "$WORK/b.miff"
+}
+check "memory full: distributed before disk" remote_before_disk
+stock_way() {
+    dropin -define registry:cache:hosts=127.0.0.1:"$PORT" -limit memory 0 \
+        -limit map 0 -limit disk 0 "$WORK/in.miff" -blur 0x2 "$WORK/c.miff" \
+        2> "$WORK/log"
+    tier_of "$WORK/log" | grep -q 'Distributed'
+    same_pixels "$WORK/mem.miff" "$WORK/c.miff"
+}
+check "the stock way (registry, limits 0) lands on the distributed tier" stock_way
+policy_hosts() {
+    mkdir -p "$WORK/etc2"
+    sed "s|</policymap>|  <policy domain=\"cache\" name=\"hosts\" value=\"127.0.0.1:$PORT\"/>\n  <policy domain=\"cache\" name=\"tiers\" value=\"distributed\"/>\n</policymap>|" \
+        "$WORK/etc/policy.xml" > "$WORK/etc2/policy.xml"
+    MAGICK_CONFIGURE_PATH=$WORK/etc2 dropin "$WORK/in.miff" -blur 0x2 \
+        "$WORK/d.miff" 2> "$WORK/log"
+    tier_of "$WORK/log" | grep -q 'Distributed'
+    same_pixels "$WORK/mem.miff" "$WORK/d.miff"
+}
+check "hosts and tiers from policy.xml" policy_hosts
+disk_only() {
+    dropin -define cache:hosts=127.0.0.1:"$PORT" -define cache:tiers=disk \
+        "$WORK/in.miff" -blur 0x2 "$WORK/e.miff" 2> "$WORK/log"
+    tier_of "$WORK/log" | grep -qE ', (Disk|Map),'  # a mapped file is disk too
+    same_pixels "$WORK/mem.miff" "$WORK/e.miff"
+}
+check "-define cache:tiers=disk skips memory and distributed" disk_only
+
+# Three servers: one cache striped over all of them.
+PIDS=()
+for i in 2 3; do
+    "$MAGICK_DPC" serve -v --listen 127.0.0.1:0 2> "$WORK/server$i.log" &
+    PIDS+=($!)
+done
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; cleanup' EXIT
+port_of() {
+    for _ in $(seq 100); do
+        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1")
+        [ -n "$p" ] && { echo "$p"; return; }
+        sleep 0.05
+    done
+}
+P2=$(port_of "$WORK/server2.log")
+P3=$(port_of "$WORK/server3.log")
+striped() {
+    mark=$(wc -l < "$WORK/server.log")
+    dropin -define cache:hosts=127.0.0.1:$PORT,127.0.0.1:$P2,127.0.0.1:$P3 \
+        -define cache:tiers=distributed "$WORK/in.miff" -blur 0x2 \
+        "$WORK/f.miff" 2> "$WORK/log"
+    same_pixels "$WORK/mem.miff" "$WORK/f.miff"
+    grep -q 'striped over 3 host(s)' "$WORK/log"
+    # 240x180 in 64x64 tiles: 4x3 = 12 tiles, 4 slots on each host
+    tail -n +"$((mark + 1))" "$WORK/server.log" | grep -q 'OPEN 4 x 32768'
+    grep -q 'OPEN 4 x 32768' "$WORK/server2.log"
+    grep -q 'OPEN 4 x 32768' "$WORK/server3.log"
+}
+check "three hosts: each holds a third of the cache" striped
+
+# Failures: a clear cause, a nonzero exit, within seconds.
+fails_with() {
+    local pattern=$1 rc=0 t0 t1
+    shift
+    t0=$(date +%s)
+    dropin -define cache:tiers=distributed "$@" "$WORK/in.miff" -blur 0x2 \
+        "$WORK/fail.miff" 2> "$WORK/err" || rc=$?
+    t1=$(date +%s)
+    grep -v '^ ' "$WORK/err" | grep -iv 'cache\[' | tail -n 5
+    [ $rc -ne 0 ] || { echo "exit 0"; return 1; }
+    [ $((t1 - t0)) -le 15 ] || { echo "took $((t1 - t0)) s"; return 1; }
+    grep -q -- "$pattern" "$WORK/err"
+}
+make_policy wrong "$WORK/wrong"
+check "wrong secret: authentication failed, exit != 0" env \
+    MAGICK_CONFIGURE_PATH="$WORK/wrong" bash -c "$(declare -f fails_with dropin); \
+    WORK=$WORK DROPIN_LIB=$DROPIN_LIB STEP_TIMEOUT=$STEP_TIMEOUT CONVERT=$CONVERT \
+    fails_with 'authentication failed' -define cache:hosts=127.0.0.1:$PORT"
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+check "dead host: connection refused, exit != 0" fails_with \
+    "127.0.0.1:$DEAD: Connection refused" -define cache:hosts=127.0.0.1:$DEAD
+"$MAGICK_DPC" serve --memory 64KiB --listen 127.0.0.1:0 2> "$WORK/full.log" &
+PIDS+=($!)
+PFULL=$(port_of "$WORK/full.log")
+check "full server: no room, exit != 0" fails_with "no room" \
+    -define cache:hosts=127.0.0.1:$PFULL
+stopped_mid_job() {
+    local pid rc=0
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 2> "$WORK/victim.log" &
+    pid=$!
+    port=$(port_of "$WORK/victim.log")
+    mem_convert -seed 9 -size 1500x1000 plasma:fractal "$WORK/big.miff"
+    ( sleep 1; kill -KILL $pid ) &
+    t0=$(date +%s)
+    dropin -define cache:hosts=127.0.0.1:$port -define cache:tiers=distributed \
+        -define cache:dpc-tile-cache=1MiB "$WORK/big.miff" -blur 0x8 -blur 0x8 \
+        -blur 0x8 "$WORK/g.miff" 2> "$WORK/err" || rc=$?
+    t1=$(date +%s)
+    grep -v '^ ' "$WORK/err" | tail -n 3
+    [ $rc -ne 0 ]
+    [ $((t1 - t0)) -le 30 ]
+    grep -qiE 'unable to (read|write) pixel cache|connection' "$WORK/err"
+}
+check "server killed mid-job: error, exit != 0" stopped_mid_job
+check "first server still serving" server_alive
+check_stops
+finish
