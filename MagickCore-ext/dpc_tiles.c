@@ -452,6 +452,18 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         return dpc_errf(err, errlen, "bad region %llux%llu+%llu+%llu",
                         (unsigned long long)w, (unsigned long long)h,
                         (unsigned long long)x, (unsigned long long)y);
+    /* Fast path: a region inside one resident tile (the common case of
+     * the small reads behind interpolation and convolution). */
+    if (tx0 == tx1 && ty0 == ty1) {
+        int64_t tile = (int64_t)(ty0 * t->tx_n + tx0);
+
+        if (t->where[tile] != NONE) {
+            t->st.hits++;
+            touch(t, t->where[tile]);
+            copy_tile(t, plane, tile, x, y, w, h, buf, write);
+            return 0;
+        }
+    }
     /* The whole region in one batch when it fits, else band by band. */
     for (uint64_t ty = ty0; ty <= ty1; ty = whole ? ty1 + 1 : ty + 1) {
         for (uint64_t tx = tx0; tx <= tx1; tx = whole ? tx1 + 1 : tx + max) {

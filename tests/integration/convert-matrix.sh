@@ -32,11 +32,11 @@ same_output() {
 }
 
 # used_index_plane: the server saw index-plane data since the mark: stock
-# 'W' requests, or native slots of 64x64 tiles of 8+2 bytes a pixel.
+# 'W' requests, or native slots of 32x32 tiles of 8+2 bytes a pixel.
 mark() { MARK=$(wc -l < "$WORK/server.log"); }
 used_index_plane() {
     tail -n +"$((MARK + 1))" "$WORK/server.log" |
-        grep -qE ': W [0-9]|: OPEN [0-9]+ x 40960 bytes'
+        grep -qE ': W [0-9]|: OPEN [0-9]+ x 10240 bytes'
 }
 
 for kind in rgb rgba deep gray cmyk; do

@@ -83,10 +83,10 @@ striped() {
         "$WORK/f.miff" 2> "$WORK/log"
     same_pixels "$WORK/mem.miff" "$WORK/f.miff"
     grep -q 'striped over 3 host(s)' "$WORK/log"
-    # 240x180 in 64x64 tiles: 4x3 = 12 tiles, 4 slots on each host
-    tail -n +"$((mark + 1))" "$WORK/server.log" | grep -q 'OPEN 4 x 32768'
-    grep -q 'OPEN 4 x 32768' "$WORK/server2.log"
-    grep -q 'OPEN 4 x 32768' "$WORK/server3.log"
+    # 240x180 in 32x32 tiles: 8x6 = 48 tiles, 16 slots on each host
+    tail -n +"$((mark + 1))" "$WORK/server.log" | grep -q 'OPEN 16 x 8192'
+    grep -q 'OPEN 16 x 8192' "$WORK/server2.log"
+    grep -q 'OPEN 16 x 8192' "$WORK/server3.log"
 }
 check "three hosts: each holds a third of the cache" striped
 

@@ -53,6 +53,9 @@ typedef struct _DistributeCacheInfo
   struct dpc_tiles
     *tiles;
 
+  void
+    *lock;
+
   MagickBooleanType
     debug;
 
