@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct pending {
 };
 
 struct dpc_link {
+    pthread_mutex_t lock;
     int fd;
     unsigned timeout_ms;
     char name[300];
@@ -63,6 +65,21 @@ const char *dpc_link_name(const struct dpc_link *l)
 int dpc_link_fd(const struct dpc_link *l)
 {
     return l->fd;
+}
+
+int dpc_link_broken(const struct dpc_link *l)
+{
+    return l->broken;
+}
+
+void dpc_link_lock(struct dpc_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+}
+
+void dpc_link_unlock(struct dpc_link *l)
+{
+    pthread_mutex_unlock(&l->lock);
 }
 
 static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
@@ -194,6 +211,7 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
         dpc_errf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&l->lock, NULL);
     l->fd = -1;
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
@@ -212,6 +230,7 @@ void dpc_link_free(struct dpc_link *l)
     if (l->fd >= 0)
         close(l->fd);
     OPENSSL_cleanse(l->key, sizeof(l->key));
+    pthread_mutex_destroy(&l->lock);
     free(l);
 }
 

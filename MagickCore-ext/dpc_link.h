@@ -7,8 +7,8 @@
  * host and the cause.
  *
  * Ownership: the caller owns the link and the buffers it passes; a GET's
- * destination must stay valid until dpc_link_wait() returns.  Not
- * thread-safe: one thread at a time per link.
+ * destination must stay valid until dpc_link_wait() returns.  One thread
+ * at a time per link: threads sharing one (dpc_pool) use dpc_link_lock().
  */
 #ifndef DPC_LINK_H
 #define DPC_LINK_H
@@ -30,6 +30,12 @@ void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
 /* The socket, for callers that report it; the link still owns it. */
 int dpc_link_fd(const struct dpc_link *l);
+/* 1 once the connection is unusable (lost, timed out, out of step). */
+int dpc_link_broken(const struct dpc_link *l);
+/* Callers sharing a link hold its lock from their first request to the
+ * end of their dpc_link_wait(). */
+void dpc_link_lock(struct dpc_link *l);
+void dpc_link_unlock(struct dpc_link *l);
 
 /* Synchronous: a cache of slots x slot_bytes.  -1 with the reason (e.g.
  * "no room") in err. */

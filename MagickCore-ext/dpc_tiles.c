@@ -33,6 +33,8 @@ struct batch {
 struct dpc_tiles {
     struct dpc_tiles_cfg cfg;
     struct dpc_link **links;
+    struct dpc_link **order;    /* distinct links by address: lock order */
+    size_t norder;
     uint64_t *handles;
     uint64_t tx_n, ty_n, ntiles;
     uint32_t slot_bytes, plane_off[DPC_TILES_PLANES], per_request;
@@ -99,6 +101,41 @@ static void touch(struct dpc_tiles *t, int32_t e)
     lru_push_head(t, e);
 }
 
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(struct dpc_link *const *)a;
+    uintptr_t y = (uintptr_t)*(struct dpc_link *const *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Links may be shared with other caches (dpc_pool): hold every distinct one
+ * of ours, always in address order so two caches cannot deadlock. */
+static void lock_links(struct dpc_tiles *t)
+{
+    for (size_t i = 0; i < t->norder; i++)
+        dpc_link_lock(t->order[i]);
+}
+
+static void unlock_links(struct dpc_tiles *t)
+{
+    for (size_t i = t->norder; i-- > 0;)
+        dpc_link_unlock(t->order[i]);
+}
+
+static int set_lock_order(struct dpc_tiles *t)
+{
+    t->order = malloc(t->cfg.nlinks * sizeof(*t->order));
+    if (t->order == NULL)
+        return -1;
+    memcpy(t->order, t->links, t->cfg.nlinks * sizeof(*t->order));
+    qsort(t->order, t->cfg.nlinks, sizeof(*t->order), by_address);
+    for (size_t i = 0; i < t->cfg.nlinks; i++)
+        if (t->norder == 0 || t->order[t->norder - 1] != t->order[i])
+            t->order[t->norder++] = t->order[i];
+    return 0;
+}
+
 static void free_all(struct dpc_tiles *t)
 {
     for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
@@ -114,6 +151,7 @@ static void free_all(struct dpc_tiles *t)
     free(t->zero);
     free(t->handles);
     free(t->links);
+    free(t->order);
     free(t->ent);
     free(t->mem);
     free(t->where);
@@ -226,6 +264,11 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
     }
     memcpy(t->links, cfg->links, cfg->nlinks * sizeof(*t->links));
     t->cfg.links = t->links;
+    if (set_lock_order(t) < 0) {
+        dpc_errf(err, errlen, "out of memory");
+        free_all(t);
+        return NULL;
+    }
     for (uint64_t i = 0; i < t->ntiles; i++)
         t->where[i] = NONE;
     t->head = t->tail = NONE;
@@ -233,10 +276,13 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
         t->ent[e] = (struct entry){ .tile = NONE };
         lru_push_head(t, (int32_t)e);
     }
+    lock_links(t);
     if (open_hosts(t, err, errlen) < 0) {
+        unlock_links(t);
         free_all(t);
         return NULL;
     }
+    unlock_links(t);
     return t;
 }
 
@@ -326,11 +372,25 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     }
 }
 
+/* One pipelined round: write-backs first (sent before their buffers are
+ * reused), then zero-fills, then fetches, then every reply.  Links held. */
+static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
+                    size_t errlen)
+{
+    if (flush && send_batches(t, t->puts, 1, err, errlen) < 0)
+        return -1;
+    for (uint32_t i = 0; i < t->nzero; i++)
+        memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+    if (fetch && send_batches(t, t->gets, 0, err, errlen) < 0)
+        return -1;
+    return wait_all(t, err, errlen);
+}
+
 /* Makes the n tiles of t->list resident, pinned for this batch: one
  * pipelined round of write-backs and fetches.  n <= nent. */
 static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
 {
-    int fetch = 0, flush = 0;
+    int fetch = 0, flush = 0, rc;
 
     t->stamp++;
     t->nzero = 0;
@@ -349,14 +409,15 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
     for (uint32_t i = 0; i < n; i++)
         if (t->where[t->list[i]] == NONE)
             admit(t, i, &flush, &fetch);
-    /* Write-backs go first: they are sent before their buffers are reused. */
-    if (flush && send_batches(t, t->puts, 1, err, errlen) < 0)
-        return -1;
-    for (uint32_t i = 0; i < t->nzero; i++)
-        memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
-    if (fetch && send_batches(t, t->gets, 0, err, errlen) < 0)
-        return -1;
-    return (flush || fetch) ? wait_all(t, err, errlen) : 0;
+    if (!flush && !fetch) {
+        for (uint32_t i = 0; i < t->nzero; i++)
+            memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+        return 0;
+    }
+    lock_links(t);
+    rc = exchange(t, flush, fetch, err, errlen);
+    unlock_links(t);
+    return rc;
 }
 
 /* Copies between buf (the region) and tile `tile`'s part of it. */
@@ -503,7 +564,7 @@ int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
 {
     size_t hosts = t->cfg.nlinks;
-    int any = 0;
+    int any = 0, rc;
 
     for (size_t h = 0; h < hosts; h++)
         t->puts[h].count = 0;
@@ -520,9 +581,11 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     }
     if (!any)
         return 0;
-    if (send_batches(t, t->puts, 1, err, errlen) < 0)
-        return -1;
-    return wait_all(t, err, errlen);
+    lock_links(t);
+    rc = send_batches(t, t->puts, 1, err, errlen) < 0
+             ? -1 : wait_all(t, err, errlen);
+    unlock_links(t);
+    return rc;
 }
 
 int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
@@ -531,10 +594,12 @@ int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
 
     if (t == NULL)
         return 0;
+    lock_links(t);
     for (size_t h = 0; h < t->cfg.nlinks; h++)
         if (dpc_link_close_cache(t->links[h], t->handles[h],
                                  rc == 0 ? err : NULL, errlen) < 0)
             rc = -1;
+    unlock_links(t);
     free_all(t);
     return rc;
 }

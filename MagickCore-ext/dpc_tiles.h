@@ -8,7 +8,9 @@
  * Tiles never written are zero and never fetched.
  *
  * Ownership: borrows the links (one per host) for its whole life; owns its
- * tile memory.  Not thread-safe: ImageMagick serializes a cache's I/O.
+ * tile memory.  One thread at a time per tile cache; the links may be
+ * shared with other tile caches (dpc_pool): each network exchange holds
+ * their locks.
  */
 #ifndef DPC_TILES_H
 #define DPC_TILES_H

@@ -3,7 +3,7 @@
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
 #            [--files DIR] [--extra-libs "ARGS"] [--cppflags "ARGS"]
-#            [--strict-symbols]
+#            [--strict-symbols] [--also TARGET]...
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -39,7 +39,9 @@
 #     --disable-dependency-tracking (so a changed header rebuilds what uses
 #     it).  Only when the tree or the flags changed (BUILD/configure.stamp);
 #     a reconfigure starts from an empty BUILD/obj.
-#  6. make magick/libMagickCore-6.Q16.la only (incremental).
+#  6. make magick/libMagickCore-6.Q16.la only (incremental), and the
+#     targets of --also (e.g. tests/validate, ImageMagick's own test
+#     program, linked against this library) with the same variables.
 #     --extra-libs: passed as make command-line variables,
 #       magick_libMagickCore_6_Q16_la_LIBADD='$(MAGICK_DEP_LIBS) ARGS'
 #     (Makefile.am's own LIBADD plus ARGS: libtool puts them after the
@@ -72,6 +74,7 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS='' STRICT_SYMBOLS=no
+ALSO=
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
 BIN_PACKAGE=libmagickcore-6.q16-6
@@ -95,6 +98,7 @@ while [ $# -gt 0 ]; do
     --cppflags) EXTRA_CPPFLAGS=${2?}; shift 2 ;;
     --cppflags=*) EXTRA_CPPFLAGS=${1#*=}; shift ;;
     --strict-symbols) STRICT_SYMBOLS=yes; shift ;;
+    --also) ALSO="$ALSO ${2:?}"; shift 2 ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
     --magick-source=*) MAGICK_SOURCE=${1#*=}; shift ;;
@@ -447,7 +451,8 @@ build_library() {
         find "$OBJ/magick" \( -name "${var#magick_}-*.lo" -o -name "${var#magick_}-*.o" \) -delete
         printf '%s\n' "$abs_cpp" > "$BUILD/cppflags.stamp"
     fi
-    run make.log make -C "$OBJ" -j"$JOBS" "$la" \
+    # shellcheck disable=SC2086 # ALSO: more targets, e.g. tests/validate
+    run make.log make -C "$OBJ" -j"$JOBS" "$la" $ALSO \
         "${var}_LIBADD=\$(MAGICK_DEP_LIBS)$abs_extra" \
         "EXTRA_${var}_DEPENDENCIES=$BUILD/extra-libs.stamp$extra_deps" \
         "${var}_CPPFLAGS=\$(AM_CPPFLAGS) \$(LIBRARY_EXTRA_CPPFLAGS)$abs_cpp"

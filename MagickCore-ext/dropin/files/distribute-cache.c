@@ -24,7 +24,7 @@
 %  cache is cut into tiles striped over every host of cache:hosts, spoken to
 %  with magick-dpc's native protocol (mutual HMAC-SHA256 proof of the
 %  cache:shared-secret, pipelined batches), behind a bounded local tile
-%  cache.  This file only adapts: the protocol, the links and the tile cache
+%  cache.  The process's caches share a few connections per host.  This file only adapts: the protocol, the links and the tile cache
 %  are magick-dpc's core (dpc_link, dpc_tiles), whose "0 / -1 + error text"
 %  become ImageMagick exceptions and cache events here.
 %
@@ -69,6 +69,7 @@
 #include "dpc_link.h"
 #include "dpc_util.h"
 #include "dpc_parse.h"
+#include "dpc_pool.h"
 #include "dpc_tiles.h"
 #include "dpc_wire.h"
 
@@ -185,7 +186,7 @@ MagickPrivate DistributeCacheInfo *DestroyDistributeCacheInfo(
   if (server_info->links != (struct dpc_link **) NULL)
     {
       for (i=0; i < (ssize_t) server_info->number_hosts; i++)
-        dpc_link_free(server_info->links[i]);
+        dpc_pool_release(server_info->links[i]);
       server_info->links=(struct dpc_link **) RelinquishMagickMemory(
         server_info->links);
     }
@@ -503,7 +504,7 @@ static MagickBooleanType ConnectDistributeCache(
         list=DestroyString(list);
         return(MagickFalse);
       }
-    server_info->links[server_info->number_hosts]=dpc_link_connect(host,port,
+    server_info->links[server_info->number_hosts]=dpc_pool_acquire(host,port,
       key,(unsigned int) (1000*seconds),error,sizeof(error));
     if (server_info->links[server_info->number_hosts] == NULL)
       {

@@ -1,0 +1,30 @@
+/*
+ * dpc_pool: the process's native connections, shared.  Each link to a
+ * host carries up to DPC_POOL_CACHES_PER_LINK caches (the server allows
+ * DPC_NATIVE_MAX_CACHES per connection), so a process with thousands of
+ * images open needs only a few connections per host.  A link is freed
+ * when its last cache lets go of it, or replaced once it breaks.
+ *
+ * Thread-safe: the pool has its own lock; users of a shared link serialize
+ * their requests with dpc_link_lock().
+ */
+#ifndef DPC_POOL_H
+#define DPC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_link.h"
+
+#define DPC_POOL_CACHES_PER_LINK 48
+
+/* A link to host:port proven with key, shared with other caches.  NULL
+ * with the reason in err. */
+struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
+                                  const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  unsigned timeout_ms, char *err,
+                                  size_t errlen);
+/* Gives a link back; the last user frees it. */
+void dpc_pool_release(struct dpc_link *l);
+
+#endif
