@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "dpc_net.h"
 #include "dpc_util.h"
 
 #define MAX_PENDING 256
@@ -107,71 +108,15 @@ static int wait_for(struct dpc_link *l, short events, short *revents,
     return 0;
 }
 
-/* Blocking exact transfers, for the handshake. */
+/* Exact transfers with a deadline, for the handshake. */
 static int xfer(struct dpc_link *l, void *buf, size_t n, int out, char *err,
                 size_t errlen)
 {
-    uint8_t *p = buf;
-    short rev;
-
-    while (n > 0) {
-        ssize_t k;
-
-        if (wait_for(l, out ? POLLOUT : POLLIN, &rev, err, errlen) < 0)
-            return -1;
-        k = out ? send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)
-                : recv(l->fd, p, n, MSG_DONTWAIT);
-        if (k == 0)
-            return lost(l, "connection closed by the server", err, errlen);
-        if (k < 0 && errno != EAGAIN && errno != EINTR)
-            return lost(l, strerror(errno), err, errlen);
-        if (k > 0) {
-            p += k;
-            n -= (size_t)k;
-        }
+    if (dpc_net_xfer(l->fd, buf, n, out, l->timeout_ms, l->name, err,
+                     errlen) < 0) {
+        l->broken = 1;
+        return -1;
     }
-    return 0;
-}
-
-static int dial(struct dpc_link *l, const char *host, unsigned port, char *err,
-                size_t errlen)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *ai, *a;
-    char service[8];
-    int rc, on = 1, saved = ECONNREFUSED;
-    short rev;
-
-    snprintf(service, sizeof(service), "%u", port);
-    rc = getaddrinfo(host, service, &hints, &ai);
-    if (rc != 0)
-        return dpc_errf(err, errlen, "%s: %s", l->name, gai_strerror(rc));
-    for (a = ai; a != NULL; a = a->ai_next) {
-        l->fd = socket(a->ai_family,
-                       a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                       a->ai_protocol);
-        if (l->fd < 0)
-            continue;
-        if (connect(l->fd, a->ai_addr, a->ai_addrlen) == 0 ||
-            (errno == EINPROGRESS &&
-             wait_for(l, POLLOUT, &rev, NULL, 0) == 0)) {
-            socklen_t len = sizeof(saved);
-
-            getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &saved, &len);
-            if (saved == 0)
-                break;
-        } else {
-            saved = errno;
-        }
-        close(l->fd);
-        l->fd = -1;
-    }
-    freeaddrinfo(ai);
-    l->broken = 0;
-    if (l->fd < 0)
-        return dpc_errf(err, errlen, "%s: %s", l->name, strerror(saved));
-    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return 0;
 }
 
@@ -216,7 +161,8 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
     snprintf(l->name, sizeof(l->name), "%s:%u", host, port);
-    if (dial(l, host, port, err, errlen) < 0 || handshake(l, err, errlen) < 0) {
+    l->fd = dpc_net_dial(host, port, timeout_ms, err, errlen);
+    if (l->fd < 0 || handshake(l, err, errlen) < 0) {
         dpc_link_free(l);
         return NULL;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_outq.h"
 #include "dpc_util.h"
 
 #define STATUS_JSON_MAX 1024
@@ -35,11 +36,7 @@ struct dpc_native {
     uint64_t *slots;                        /* DPC_WIRE_MAX_COUNT, owned */
     uint64_t done;                          /* tile bytes moved so far */
 
-    /* reply header and small bodies */
-    uint8_t small[DPC_WIRE_HDR_LEN + DPC_WIRE_MAX_REASON + DPC_WIRE_NONCE_LEN];
-    size_t small_len, small_off;
-    char *json;
-    size_t json_len, json_off;
+    struct dpc_outq out;                    /* headers, small bodies, JSON */
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
@@ -88,13 +85,6 @@ static void trace(struct dpc_native *s, const char *fmt, ...)
     s->cfg.trace(s->cfg.arg, msg);
 }
 
-static void queue(struct dpc_native *s, const void *p, size_t n)
-{
-    assert(s->small_len + n <= sizeof(s->small));
-    memcpy(s->small + s->small_len, p, n);
-    s->small_len += n;
-}
-
 /* Queues a reply header for the current request with a body of len. */
 static void reply(struct dpc_native *s, enum dpc_wire_status st, uint32_t len)
 {
@@ -104,7 +94,7 @@ static void reply(struct dpc_native *s, enum dpc_wire_status st, uint32_t len)
     uint8_t buf[DPC_WIRE_HDR_LEN];
 
     dpc_wire_encode_hdr(buf, &h);
-    queue(s, buf, sizeof(buf));
+    dpc_outq_push(&s->out, buf, sizeof(buf));
 }
 
 /* A failure reply carrying s->err as its reason. */
@@ -113,7 +103,7 @@ static void reply_error(struct dpc_native *s, enum dpc_wire_status st)
     size_t n = strnlen(s->err, sizeof(s->err));
 
     reply(s, st, (uint32_t)n);
-    queue(s, s->err, n);
+    dpc_outq_push(&s->out, s->err, n);
 }
 
 /* A malformed request: say why, then close. */
@@ -138,7 +128,7 @@ struct dpc_native *dpc_native_new(const struct dpc_native_cfg *cfg,
     }
     s->cfg = *cfg;
     memcpy(s->ns, ns, DPC_WIRE_NONCE_LEN);
-    queue(s, ns, DPC_WIRE_NONCE_LEN);
+    dpc_outq_push(&s->out, ns, DPC_WIRE_NONCE_LEN);
     return s;
 }
 
@@ -149,13 +139,13 @@ void dpc_native_free(struct dpc_native *s)
     for (size_t i = 0; i < DPC_NATIVE_MAX_CACHES; i++)
         dpc_cache_close(s->caches[i].cache);
     free(s->slots);
-    free(s->json);
+    dpc_outq_clear(&s->out);
     free(s);
 }
 
 size_t dpc_native_want(const struct dpc_native *s)
 {
-    if (s->small_len != 0 || s->json != NULL)
+    if (!dpc_outq_empty(&s->out))
         return 0;   /* replies go out in order: queued ones first */
     switch (s->state) {
     case DPC_NAT_PROOF:
@@ -186,7 +176,7 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
         return DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN;
     }
     dpc_wire_proof(s->cfg.key, "server", s->ns, p, mac);
-    queue(s, mac, sizeof(mac));
+    dpc_outq_push(&s->out, mac, sizeof(mac));
     s->authenticated = 1;
     set_state(s, DPC_NAT_HEADER);
     return DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN;
@@ -194,19 +184,21 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
 
 static size_t take_status(struct dpc_native *s)
 {
+    char *json;
+    size_t n;
+
     if (s->cfg.status == NULL) {
         dpc_errf(s->err, sizeof(s->err), "status not served here");
         return reject(s, DPC_WIRE_HDR_LEN);
     }
-    free(s->json);
-    s->json = malloc(STATUS_JSON_MAX);
-    if (s->json == NULL) {
+    json = malloc(STATUS_JSON_MAX);
+    if (json == NULL) {
         dpc_errf(s->err, sizeof(s->err), "out of memory");
         return reject(s, DPC_WIRE_HDR_LEN);
     }
-    s->json_len = s->cfg.status(s->cfg.arg, s->json, STATUS_JSON_MAX);
-    s->json_off = 0;
-    reply(s, DPC_WS_OK, (uint32_t)s->json_len);
+    n = s->cfg.status(s->cfg.arg, json, STATUS_JSON_MAX);
+    reply(s, DPC_WS_OK, (uint32_t)n);
+    dpc_outq_push_blob(&s->out, json, n);
     set_state(s, DPC_NAT_HEADER);
     return DPC_WIRE_HDR_LEN;
 }
@@ -278,7 +270,7 @@ static size_t take_open(struct dpc_native *s, const uint8_t *p)
           dpc_cache_tier(nc->cache) == DPC_TIER_RAM ? "memory" : "spill");
     reply(s, DPC_WS_OK, sizeof(handle));
     dpc_store_be64(handle, (uint64_t)(nc - s->caches) + 1);
-    queue(s, handle, sizeof(handle));
+    dpc_outq_push(&s->out, handle, sizeof(handle));
     return FIXED_OPEN;
 }
 
@@ -448,19 +440,9 @@ size_t dpc_native_input(struct dpc_native *s, const uint8_t *p, size_t n)
 
 int dpc_native_output(struct dpc_native *s, struct iovec *iov, int max)
 {
+    int n = dpc_outq_iov(&s->out, iov, max);
     uint64_t off, total;
-    int n = 0;
 
-    if (max <= 0)
-        return 0;
-    if (s->small_off < s->small_len) {
-        iov[n].iov_base = s->small + s->small_off;
-        iov[n++].iov_len = s->small_len - s->small_off;
-    }
-    if (s->json != NULL && n < max) {
-        iov[n].iov_base = s->json + s->json_off;
-        iov[n++].iov_len = s->json_len - s->json_off;
-    }
     if (s->state != DPC_NAT_REPLY)
         return n;
     total = (uint64_t)s->count * s->cur->slot_bytes;
@@ -476,23 +458,7 @@ int dpc_native_output(struct dpc_native *s, struct iovec *iov, int max)
 
 void dpc_native_sent(struct dpc_native *s, size_t n)
 {
-    size_t k = s->small_len - s->small_off;
-
-    k = k < n ? k : n;
-    s->small_off += k;
-    n -= k;
-    if (s->small_off == s->small_len)
-        s->small_off = s->small_len = 0;
-    if (s->json != NULL) {
-        k = s->json_len - s->json_off;
-        k = k < n ? k : n;
-        s->json_off += k;
-        n -= k;
-        if (s->json_off == s->json_len) {
-            free(s->json);
-            s->json = NULL;
-        }
-    }
+    n = dpc_outq_sent(&s->out, n);
     if (s->state == DPC_NAT_REPLY) {
         uint64_t total = (uint64_t)s->count * s->cur->slot_bytes;
 
@@ -511,7 +477,7 @@ enum dpc_native_state dpc_native_state(const struct dpc_native *s)
 
 int dpc_native_finished(const struct dpc_native *s)
 {
-    return s->state == DPC_NAT_CLOSING && s->small_len == 0 && s->json == NULL;
+    return s->state == DPC_NAT_CLOSING && dpc_outq_empty(&s->out);
 }
 
 int dpc_native_authenticated(const struct dpc_native *s)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_outq.h"
 #include "dpc_siphash.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
@@ -35,11 +36,7 @@ struct dpc_session {
     struct dpc_stock_region region;
     uint64_t done;                          /* region bytes moved so far */
 
-    /* small replies: nonce, status words */
-    uint8_t small[DPC_STOCK_NONCE_MAX + 2 * DPC_STOCK_STATUS_LEN];
-    size_t small_len, small_off;
-    char *status_json;                      /* 's' reply, owned */
-    size_t status_len, status_off;
+    struct dpc_outq out;                    /* nonce, status words, JSON */
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
@@ -82,19 +79,12 @@ static void set_state(struct dpc_session *s, enum dpc_session_state to)
     s->state = to;
 }
 
-static void queue_small(struct dpc_session *s, const void *p, size_t n)
-{
-    assert(s->small_len + n <= sizeof(s->small));
-    memcpy(s->small + s->small_len, p, n);
-    s->small_len += n;
-}
-
 static void queue_status(struct dpc_session *s, uint32_t status)
 {
     uint8_t word[DPC_STOCK_STATUS_LEN];
 
     dpc_store_le32(word, status);
-    queue_small(s, word, sizeof(word));
+    dpc_outq_push(&s->out, word, sizeof(word));
 }
 
 /* The protocol's failure reply (a zero status) and a close. */
@@ -132,7 +122,7 @@ struct dpc_session *dpc_session_new(const struct dpc_session_cfg *cfg,
     s->cfg = *cfg;
     s->state = DPC_SESS_AUTH;
     dpc_siphash_session_key(cfg->sipkey, nonce, n, s->key);
-    queue_small(s, nonce, n);
+    dpc_outq_push(&s->out, nonce, n);
     return s;
 }
 
@@ -141,13 +131,13 @@ void dpc_session_free(struct dpc_session *s)
     if (s == NULL)
         return;
     dpc_cache_close(s->cache);
-    free(s->status_json);
+    dpc_outq_clear(&s->out);
     free(s);
 }
 
 size_t dpc_session_want(const struct dpc_session *s)
 {
-    if (s->small_len != 0 || s->status_json != NULL)
+    if (!dpc_outq_empty(&s->out))
         return 0;   /* replies go out in order: queued ones first */
     switch (s->state) {
     case DPC_SESS_AUTH:
@@ -186,21 +176,22 @@ static size_t take_auth(struct dpc_session *s, const uint8_t *p)
 static size_t take_status(struct dpc_session *s)
 {
     uint8_t len[4];
+    char *json;
+    size_t n;
 
     if (s->cfg.status == NULL) {
         dpc_errf(s->err, sizeof(s->err), "status not served here");
         return fail(s, DPC_STOCK_HDRLEN);
     }
-    free(s->status_json);
-    s->status_json = malloc(STATUS_JSON_MAX);
-    if (s->status_json == NULL) {
+    json = malloc(STATUS_JSON_MAX);
+    if (json == NULL) {
         dpc_errf(s->err, sizeof(s->err), "out of memory for status");
         return fail(s, DPC_STOCK_HDRLEN);
     }
-    s->status_len = s->cfg.status(s->cfg.arg, s->status_json, STATUS_JSON_MAX);
-    s->status_off = 0;
-    dpc_store_le32(len, (uint32_t)s->status_len);
-    queue_small(s, len, sizeof(len));
+    n = s->cfg.status(s->cfg.arg, json, STATUS_JSON_MAX);
+    dpc_store_le32(len, (uint32_t)n);
+    dpc_outq_push(&s->out, len, sizeof(len));
+    dpc_outq_push_blob(&s->out, json, n);
     set_state(s, DPC_SESS_HEADER);
     return DPC_STOCK_HDRLEN;
 }
@@ -421,19 +412,9 @@ size_t dpc_session_input(struct dpc_session *s, const uint8_t *p, size_t n)
 
 int dpc_session_output(struct dpc_session *s, struct iovec *iov, int max)
 {
-    int n = 0;
+    int n = dpc_outq_iov(&s->out, iov, max);
     uint64_t off;
 
-    if (max <= 0)
-        return 0;
-    if (s->small_off < s->small_len) {
-        iov[n].iov_base = s->small + s->small_off;
-        iov[n++].iov_len = s->small_len - s->small_off;
-    }
-    if (s->status_json != NULL && n < max) {
-        iov[n].iov_base = s->status_json + s->status_off;
-        iov[n++].iov_len = s->status_len - s->status_off;
-    }
     if (s->state != DPC_SESS_REPLY)
         return n;
     for (off = s->done; n < max && off < s->region.length; n++) {
@@ -448,23 +429,7 @@ int dpc_session_output(struct dpc_session *s, struct iovec *iov, int max)
 
 void dpc_session_sent(struct dpc_session *s, size_t n)
 {
-    size_t k = s->small_len - s->small_off;
-
-    k = k < n ? k : n;
-    s->small_off += k;
-    n -= k;
-    if (s->small_off == s->small_len)
-        s->small_off = s->small_len = 0;
-    if (s->status_json != NULL) {
-        k = s->status_len - s->status_off;
-        k = k < n ? k : n;
-        s->status_off += k;
-        n -= k;
-        if (s->status_off == s->status_len) {
-            free(s->status_json);
-            s->status_json = NULL;
-        }
-    }
+    n = dpc_outq_sent(&s->out, n);
     if (s->state == DPC_SESS_REPLY) {
         assert(n <= s->region.length - s->done);
         s->done += n;
@@ -481,8 +446,7 @@ enum dpc_session_state dpc_session_state(const struct dpc_session *s)
 
 int dpc_session_finished(const struct dpc_session *s)
 {
-    return s->state == DPC_SESS_CLOSING && s->small_len == 0 &&
-           s->status_json == NULL;
+    return s->state == DPC_SESS_CLOSING && dpc_outq_empty(&s->out);
 }
 
 int dpc_session_authenticated(const struct dpc_session *s)

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dpc_net.h"
 #include "dpc_util.h"
 
 #define STATUS_MAX (64 * 1024)
@@ -25,65 +26,11 @@ struct dpc_stockclient {
     uint8_t key[DPC_STOCK_KEYLEN];
 };
 
-/* Sends or receives exactly n bytes before the deadline. */
 static int xfer(struct dpc_stockclient *c, void *buf, size_t n, int out,
                 char *err, size_t errlen)
 {
-    uint8_t *p = buf;
-    struct pollfd pfd = { .fd = c->fd, .events = out ? POLLOUT : POLLIN };
-
-    while (n > 0) {
-        ssize_t k;
-        int rc = poll(&pfd, 1, (int)c->timeout_ms);
-
-        if (rc == 0)
-            return dpc_errf(err, errlen, "%s: timed out", c->name);
-        if (rc < 0 && errno != EINTR)
-            return dpc_errf(err, errlen, "%s: %s", c->name, strerror(errno));
-        if (rc < 0)
-            continue;
-        k = out ? send(c->fd, p, n, MSG_NOSIGNAL) : recv(c->fd, p, n, 0);
-        if (k == 0)
-            return dpc_errf(err, errlen, "%s: connection closed by server",
-                            c->name);
-        if (k < 0 && errno != EINTR && errno != EAGAIN)
-            return dpc_errf(err, errlen, "%s: %s", c->name, strerror(errno));
-        if (k > 0) {
-            p += k;
-            n -= (size_t)k;
-        }
-    }
-    return 0;
-}
-
-static int dial(const char *host, unsigned port, char *err, size_t errlen)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *ai, *a;
-    char service[8];
-    int fd = -1, rc, on = 1, saved = 0;
-
-    snprintf(service, sizeof(service), "%u", port);
-    rc = getaddrinfo(host, service, &hints, &ai);
-    if (rc != 0)
-        return dpc_errf(err, errlen, "%s: %s", host, gai_strerror(rc));
-    for (a = ai; a != NULL; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-                    a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-            break;
-        saved = errno;
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0)
-        return dpc_errf(err, errlen, "%s:%u: %s", host, port,
-                        strerror(saved));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return fd;
+    return dpc_net_xfer(c->fd, buf, n, out, c->timeout_ms, c->name, err,
+                        errlen);
 }
 
 struct dpc_stockclient *dpc_stockclient_connect(const char *host,
@@ -103,7 +50,7 @@ struct dpc_stockclient *dpc_stockclient_connect(const char *host,
     }
     c->timeout_ms = timeout_ms;
     snprintf(c->name, sizeof(c->name), "%s:%u", host, port);
-    c->fd = dial(host, port, err, errlen);
+    c->fd = dpc_net_dial(host, port, timeout_ms, err, errlen);
     if (c->fd < 0) {
         free(c);
         return NULL;
