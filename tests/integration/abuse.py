@@ -915,6 +915,33 @@ def sc_handshake_timeout(ctx):
              "connection are closed within 3s", run)
 
 
+def sc_idle_timeout(ctx):
+    def run():
+        t0 = time.monotonic()
+        with P.connect(HOST, ctx.port, ctx.secret, P.IM6, TIMEOUT) as c:
+            if c.open6(32, 32) != 1:
+                raise Failed("open refused")
+            if ctx.status()["caches_open"] != 1:
+                raise Failed("the cache is not open")
+            try:
+                data = c.recv_until_close(timeout=8)
+            except socket.timeout:
+                raise Failed("idle connection still open after %.1fs"
+                             % (time.monotonic() - t0))
+            took = time.monotonic() - t0
+            if data:
+                raise Failed("idle connection got %r" % data[:16])
+            if not 1.9 <= took <= 4.5:
+                raise Failed("idle connection closed after %.2fs, expected "
+                             "2s to 4.5s" % took)
+            print("# idle connection closed after %.2fs" % took, flush=True)
+        st = ctx.status()
+        if st["caches_open"] != 0 or st["bytes_ram"] != 0:
+            raise Failed("the idle client's cache was not freed: %s" % st)
+    ctx.step("with --idle-timeout 2s, an authenticated client that goes "
+             "silent is closed after about 2s and its cache freed", run)
+
+
 def sc_wait_freed(ctx):
     within = ctx.args.within
 
@@ -940,6 +967,7 @@ SCENARIOS = {
     "slow-reader": sc_slow_reader,
     "idle-flood": sc_idle_flood,
     "handshake-timeout": sc_handshake_timeout,
+    "idle-timeout": sc_idle_timeout,
     "wait-freed": sc_wait_freed,
     "status": sc_status,
 }

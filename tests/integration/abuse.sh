@@ -157,12 +157,12 @@ idle_flood() {
     [ $((SECONDS - t0)) -lt 60 ] || { echo "took $((SECONDS - t0)) s"; return 1; }
 }
 
-# A second server with --handshake-timeout 1s.
+# A second server with --handshake-timeout 1s --idle-timeout 2s.
 handshake_timeout() {
     local log=$WORK/aux.log port='' pid rc=0 _
     : > "$log"
     "$MAGICK_DPC" serve --listen 127.0.0.1:0 --handshake-timeout 1s \
-        2>> "$log" &
+        --idle-timeout 2s 2>> "$log" &
     pid=$!
     echo "$pid" > "$AUX_PID_FILE"
     for _ in $(seq 1 100); do
@@ -179,6 +179,7 @@ handshake_timeout() {
     fi
     "$PY" "$ABUSE" --port "$port" --policy "$WORK/etc" handshake-timeout ||
         rc=1
+    "$PY" "$ABUSE" --port "$port" --policy "$WORK/etc" idle-timeout || rc=1
     kill -TERM "$pid"
     wait "$pid" || { echo "second server exited $? on SIGTERM"; rc=1; }
     : > "$AUX_PID_FILE"
@@ -250,7 +251,7 @@ check "slow reader: 32 MB read never read; others served; caches freed after" \
     sane slow_reader
 check "idle flood: oldest unauthenticated evicted first; 1000 idle connections; convert succeeds; unauthenticated <= 16; evictions counted" \
     sane idle_flood
-check "handshake timeout: --handshake-timeout 1s closes a silent client within 3 s" \
+check "timeouts: a silent handshake closed after 1 s, an idle client after 2 s (cache freed)" \
     sane handshake_timeout
 check "killed client: convert SIGKILLed mid-transfer; caches_open 0, bytes_ram 0; next convert ok" \
     sane killed_client
