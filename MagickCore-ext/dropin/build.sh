@@ -209,8 +209,10 @@ add_deb_src() {
     fi
 }
 
+# The versions apt can fetch; none (not an error) before a deb-src entry.
 source_versions() {
-    apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null | sed -n 's/^Version: //p' | sort -u
+    { apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null || true; } |
+        sed -n 's/^Version: //p' | sort -u
 }
 
 # fetch_source: sets SRC to the extracted tree matching the installed
