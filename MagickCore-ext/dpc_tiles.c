@@ -5,6 +5,13 @@
  * tile), found through a tile -> entry map and ordered by an LRU list.
  * Entries used by the batch in progress are pinned with the batch's stamp
  * so they are never chosen as victims of the same batch.
+ *
+ * Reads that hit one resident tile may run without the caller's lock
+ * (dpc_tiles_read_hit): every change of an entry's identity or bytes is
+ * bracketed by its sequence number going odd and back to even, and such a
+ * reader copies, then checks the number did not move.  Those hits set
+ * `referenced` instead of moving the entry in the LRU list; the victim
+ * search gives referenced entries a second chance.
  */
 #include "dpc_tiles.h"
 
@@ -20,7 +27,9 @@ struct entry {
     int64_t tile;               /* NONE when free */
     int32_t prev, next;         /* LRU: head is most recent */
     uint32_t stamp;
+    uint32_t seq;               /* odd while tile or bytes change (seqlock) */
     uint8_t dirty;
+    uint8_t referenced;         /* hit without the lock: a second chance */
 };
 
 /* Per-host request being assembled. */
@@ -50,6 +59,9 @@ struct dpc_tiles {
     uint8_t *nofetch;
     int32_t *zero;              /* entries to zero once write-backs are out */
     uint32_t nzero;
+    int32_t *admitted;          /* entries (re)assigned by this batch */
+    uint32_t nadmitted;
+    int failed;                 /* a batch failed: locked path only */
     struct dpc_tiles_stats st;
 };
 
@@ -66,6 +78,22 @@ static void set_written(struct dpc_tiles *t, uint64_t tile)
 static uint8_t *entry_mem(const struct dpc_tiles *t, int32_t e)
 {
     return t->mem + (size_t)e * t->slot_bytes;
+}
+
+static void seq_begin(struct dpc_tiles *t, int32_t e)
+{
+    __atomic_store_n(&t->ent[e].seq, t->ent[e].seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void seq_end(struct dpc_tiles *t, int32_t e)
+{
+    __atomic_store_n(&t->ent[e].seq, t->ent[e].seq + 1, __ATOMIC_RELEASE);
+}
+
+static void set_where(struct dpc_tiles *t, int64_t tile, int32_t e)
+{
+    __atomic_store_n(&t->where[tile], e, __ATOMIC_RELEASE);
 }
 
 static void lru_unlink(struct dpc_tiles *t, int32_t e)
@@ -149,6 +177,7 @@ static void free_all(struct dpc_tiles *t)
     free(t->list);
     free(t->nofetch);
     free(t->zero);
+    free(t->admitted);
     free(t->handles);
     free(t->links);
     free(t->order);
@@ -255,8 +284,9 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
     t->list = malloc(t->nent * sizeof(*t->list));
     t->nofetch = malloc(t->nent);
     t->zero = malloc(t->nent * sizeof(*t->zero));
+    t->admitted = malloc(t->nent * sizeof(*t->admitted));
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
-        !t->written || !t->list || !t->nofetch || !t->zero ||
+        !t->written || !t->list || !t->nofetch || !t->zero || !t->admitted ||
         alloc_batches(t) < 0) {
         dpc_errf(err, errlen, "out of memory for a %u-tile cache", t->nent);
         free_all(t);
@@ -329,11 +359,19 @@ static void batch_add(struct batch *b, uint64_t slot, uint8_t *p)
 /* The least recently used entry not pinned by this batch. */
 static int32_t victim(struct dpc_tiles *t)
 {
-    int32_t e = t->tail;
+    int32_t e = t->tail, prev;
 
-    while (e != NONE && t->ent[e].stamp == t->stamp)
-        e = t->ent[e].prev;
-    return e;
+    while (e != NONE) {
+        prev = t->ent[e].prev;
+        if (t->ent[e].stamp != t->stamp) {
+            if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
+                return e;
+            __atomic_store_n(&t->ent[e].referenced, 0, __ATOMIC_RELAXED);
+            touch(t, e);        /* hit since: a second chance */
+        }
+        e = prev;
+    }
+    return NONE;
 }
 
 /* Gives tile list[i] an entry: a victim's, written back first if dirty;
@@ -345,6 +383,8 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     int32_t e = victim(t);
 
     t->st.misses++;
+    seq_begin(t, e);            /* ends once its bytes are in (ensure) */
+    t->admitted[t->nadmitted++] = e;
     if (t->ent[e].tile != NONE) {
         int64_t old = t->ent[e].tile;
 
@@ -354,12 +394,13 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
             t->st.written_back++;
             *flush = 1;
         }
-        t->where[old] = NONE;
+        set_where(t, old, NONE);
     }
     t->ent[e].tile = tile;
     t->ent[e].dirty = 0;
     t->ent[e].stamp = t->stamp;
-    t->where[tile] = e;
+    t->ent[e].referenced = 0;
+    set_where(t, tile, e);
     touch(t, e);
     if (!is_written(t, (uint64_t)tile)) {
         t->zero[t->nzero++] = e;    /* its old tile may still be going out */
@@ -394,6 +435,7 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
 
     t->stamp++;
     t->nzero = 0;
+    t->nadmitted = 0;
     for (size_t h = 0; h < t->cfg.nlinks; h++)
         t->puts[h].count = t->gets[h].count = 0;
     /* Pin what is resident first, so no victim is a tile of this batch. */
@@ -412,11 +454,16 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
     if (!flush && !fetch) {
         for (uint32_t i = 0; i < t->nzero; i++)
             memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
-        return 0;
+        rc = 0;
+    } else {
+        lock_links(t);
+        rc = exchange(t, flush, fetch, err, errlen);
+        unlock_links(t);
     }
-    lock_links(t);
-    rc = exchange(t, flush, fetch, err, errlen);
-    unlock_links(t);
+    if (rc < 0)
+        t->failed = 1;          /* half-fetched tiles: no more unlocked hits */
+    for (uint32_t i = 0; i < t->nadmitted; i++)
+        seq_end(t, t->admitted[i]);
     return rc;
 }
 
@@ -435,6 +482,8 @@ static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
     uint8_t *base = entry_mem(t, e) + t->plane_off[plane];
     size_t run = (size_t)(x1 - x0) * bpp;
 
+    if (write)
+        seq_begin(t, e);
     for (uint64_t r = y0; r < y1; r++) {
         uint8_t *tp = base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp;
         uint8_t *bp = buf + ((r - y) * w + (x0 - x)) * bpp;
@@ -447,6 +496,7 @@ static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
     if (write) {
         t->ent[e].dirty = 1;
         set_written(t, (uint64_t)tile);
+        seq_end(t, e);
     }
 }
 
@@ -545,6 +595,41 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         }
     }
     return 0;
+}
+
+int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
+                       uint64_t y, uint64_t w, uint64_t h, uint8_t *dst)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp, s1, s2;
+    uint64_t tx = x / tw, ty = y / th;
+    int64_t tile;
+    int32_t e;
+    const uint8_t *base;
+
+    if (t->failed || plane < 0 || plane >= DPC_TILES_PLANES ||
+        t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
+        (x + w - 1) / tw != tx || (y + h - 1) / th != ty ||
+        x + w > t->cfg.columns || y + h > t->cfg.rows)
+        return 0;
+    bpp = t->cfg.bpp[plane];
+    tile = (int64_t)(ty * t->tx_n + tx);
+    e = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
+    if (e == NONE)
+        return 0;
+    s1 = __atomic_load_n(&t->ent[e].seq, __ATOMIC_ACQUIRE);
+    if ((s1 & 1) || t->ent[e].tile != tile)
+        return 0;
+    base = entry_mem(t, e) + t->plane_off[plane] +
+           ((y - ty * th) * tw + (x - tx * tw)) * bpp;
+    for (uint64_t r = 0; r < h; r++)
+        memcpy(dst + r * w * bpp, base + r * tw * bpp, (size_t)(w * bpp));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    s2 = __atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED);
+    if (s1 != s2)
+        return 0;               /* changed under us: take the locked path */
+    if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
+        __atomic_store_n(&t->ent[e].referenced, 1, __ATOMIC_RELAXED);
+    return 1;
 }
 
 int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,

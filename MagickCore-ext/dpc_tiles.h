@@ -8,7 +8,8 @@
  * Tiles never written are zero and never fetched.
  *
  * Ownership: borrows the links (one per host) for its whole life; owns its
- * tile memory.  One thread at a time per tile cache; the links may be
+ * tile memory.  One thread at a time per tile cache, but for
+ * dpc_tiles_read_hit(); the links may be
  * shared with other tile caches (dpc_pool): each network exchange holds
  * their locks.
  */
@@ -50,6 +51,12 @@ int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     uint64_t w, uint64_t h, const uint8_t *src, char *err,
                     size_t errlen);
+/* A read served without the caller's lock, when the region lies in one
+ * resident tile: 1 when dst was filled, 0 when the caller must take its
+ * lock and call dpc_tiles_read().  May run concurrently with one thread
+ * inside the other calls (which must hold the caller's lock). */
+int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
+                       uint64_t y, uint64_t w, uint64_t h, uint8_t *dst);
 /* Writes every dirty tile back to its host. */
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen);
 /* Releases the cache on every host and frees t (dirty tiles are dropped:

@@ -715,6 +715,13 @@ static MagickOffsetType TransferDistributeCache(
     sizeof(PixelPacket) : sizeof(IndexPacket));
   if (bytes != length)
     return(-1);
+  /*
+    Most reads hit one tile already here: those need no lock.
+  */
+  if ((write == MagickFalse) && (dpc_tiles_read_hit(server_info->tiles,plane,
+       (uint64_t) region->x,(uint64_t) region->y,region->width,region->height,
+       buffer) != 0))
+    return((MagickOffsetType) length);
   (void) pthread_mutex_lock((pthread_mutex_t *) server_info->lock);
   if (write != MagickFalse)
     status=dpc_tiles_write(server_info->tiles,plane,(uint64_t) region->x,

@@ -1,0 +1,734 @@
+#!/usr/bin/env bash
+# dropin.sh: time the system /usr/bin/convert on one 2000x1500 image with
+#   memory     its ordinary memory pixel cache,
+#   memory-t1  the same with -limit thread 1,
+#   stock      its cache on ImageMagick's own server (convert -distribute-cache),
+#   dpc        the drop-in libMagickCore (LD_LIBRARY_PATH) whose distributed
+#              cache speaks magick-dpc's native protocol, on magick-dpc,
+#   dpc-t1     the same with -limit thread 1,
+# check every output against memory's, then measure native streaming
+# (native-check stream) against one and against three magick-dpc servers.
+#
+# ImageMagick's stock server binds 0.0.0.0, so the whole run (servers and
+# clients) happens inside a private network namespace whose only interface
+# is loopback: the script re-executes itself under `unshare --net`.
+# Same approach and safety measures as bench/compare-stock.sh.
+set -euo pipefail
+export LC_ALL=C                    # decimal points in $EPOCHREALTIME and printf
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+TOP_SRCDIR=$(dirname "$(dirname "$SELF")")
+
+# The real ImageMagick 6, by full path: something else named convert may come
+# first in PATH.
+CONVERT=/usr/bin/convert
+COMPARE=/usr/bin/compare
+
+# Fixed ports are safe: the namespace is new, so nothing else can hold them.
+STOCK_PORT=6668
+DPC_PORT=6671
+STREAM_PORTS=(6681 6682 6683)
+
+# Operations by name; the table shows exactly what convert is asked to do.
+declare -A OP_ARGS=([blur]="-blur 0x2" [resize]="-resize 50%"
+                    [rotate]="-rotate 33" [distort]="-distort SRT 30")
+
+usage() {
+    cat <<EOF
+Usage: bench/dropin.sh [OPTIONS]
+
+Times $CONVERT on a generated plasma image with its memory cache, with its
+cache on ImageMagick's own server (convert -distribute-cache), and with the
+drop-in libMagickCore (LD_LIBRARY_PATH) on magick-dpc; the memory and drop-in
+rows also with -limit thread 1. Every output is checked against the memory
+cache's with compare -metric AE. Then native-check streams 1 GiB through the
+native client to one and to three magick-dpc servers. Everything runs inside
+a private network namespace (unshare --net) that has only loopback.
+
+Options:
+  -n, --repeat N        memory and drop-in runs per case, median [3]
+      --stock-repeat N  stock-server runs per case, median [1]
+      --no-stock        skip the stock server (its column shows "-")
+      --no-stream       skip the native-check streaming part
+  -s, --size WxH        input size [2000x1500]
+  -o, --ops LIST        comma-separated: blur (-blur 0x2), resize
+                        (-resize 50%), rotate (-rotate 33), distort
+                        (-distort SRT 30) [blur,resize,rotate,distort]
+      --stream-mib N    MiB per native-check stream run [1024]
+      --stream-repeat N native-check runs per host count, median [3]
+  -t, --timeout SEC     limit on one memory or drop-in convert [600]
+      --stock-timeout SEC  limit on one stock-server convert [1200]
+  -k, --keep            keep the work directory (inputs, outputs, logs)
+  -h, --help            this message
+
+Environment:
+  MAGICK_DPC            the server [\$top/_install/bin/magick-dpc]
+  DROPIN_LIB            directory holding the drop-in
+                        libMagickCore-6.Q16.so.6 [\$top/_install/lib]
+  NATIVE_CHECK          the streaming tool
+                        [\$top/_build/tests/tools/native-check]
+  ARTIFACT_WAIT         seconds to wait for an artifact that is missing
+                        (being rebuilt) [180]
+  TMPDIR                where the work directory goes [/tmp]
+
+Exit status: 0 if every convert succeeded and every output matched,
+1 otherwise (a pixel mismatch, a failure, a timeout, a dead server),
+2 on bad usage.
+EOF
+}
+
+die() { echo "dropin.sh: $*" >&2; exit 1; }
+usage_error() { echo "dropin.sh: $*" >&2; echo "Try --help." >&2; exit 2; }
+
+# ---------------------------------------------------------------- options
+REPEAT=3
+STOCK_REPEAT=1
+WITH_STOCK=1
+WITH_STREAM=1
+SIZE=2000x1500
+OPS=blur,resize,rotate,distort
+STREAM_MIB=1024
+STREAM_REPEAT=3
+STEP_TIMEOUT=600
+STOCK_TIMEOUT=1200
+KEEP=0
+
+parse_args() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+            -n|--repeat)     [ $# -ge 2 ] || usage_error "$1 needs a value"; REPEAT=$2; shift ;;
+            --repeat=*)      REPEAT=${1#*=} ;;
+            --stock-repeat)  [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_REPEAT=$2; shift ;;
+            --stock-repeat=*) STOCK_REPEAT=${1#*=} ;;
+            --no-stock)      WITH_STOCK=0 ;;
+            --no-stream)     WITH_STREAM=0 ;;
+            -s|--size)       [ $# -ge 2 ] || usage_error "$1 needs a value"; SIZE=$2; shift ;;
+            --size=*)        SIZE=${1#*=} ;;
+            -o|--ops)        [ $# -ge 2 ] || usage_error "$1 needs a value"; OPS=$2; shift ;;
+            --ops=*)         OPS=${1#*=} ;;
+            --stream-mib)    [ $# -ge 2 ] || usage_error "$1 needs a value"; STREAM_MIB=$2; shift ;;
+            --stream-mib=*)  STREAM_MIB=${1#*=} ;;
+            --stream-repeat) [ $# -ge 2 ] || usage_error "$1 needs a value"; STREAM_REPEAT=$2; shift ;;
+            --stream-repeat=*) STREAM_REPEAT=${1#*=} ;;
+            -t|--timeout)    [ $# -ge 2 ] || usage_error "$1 needs a value"; STEP_TIMEOUT=$2; shift ;;
+            --timeout=*)     STEP_TIMEOUT=${1#*=} ;;
+            --stock-timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_TIMEOUT=$2; shift ;;
+            --stock-timeout=*) STOCK_TIMEOUT=${1#*=} ;;
+            -k|--keep)       KEEP=1 ;;
+            -h|--help)       usage; exit 0 ;;
+            *)               usage_error "unknown argument: $1" ;;
+        esac
+        shift
+    done
+    local v
+    for v in REPEAT STOCK_REPEAT STREAM_MIB STREAM_REPEAT STEP_TIMEOUT STOCK_TIMEOUT; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || usage_error "$v wants a positive integer (got '${!v}')"
+    done
+    [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
+    IMG_W=${BASH_REMATCH[1]}
+    IMG_H=${BASH_REMATCH[2]}
+    IFS=, read -ra OP_LIST <<< "$OPS"
+    [ ${#OP_LIST[@]} -gt 0 ] || usage_error "--ops is empty"
+    local o
+    for o in "${OP_LIST[@]}"; do
+        [ -n "${OP_ARGS[$o]+set}" ] || usage_error "unknown op: $o (have: ${!OP_ARGS[*]})"
+    done
+}
+
+# ------------------------------------------------------ network namespace
+# Re-executes this script under unshare --net unless already inside. The
+# variable only says "try it"; check_private_netns is the real guard.
+enter_private_netns() {
+    [ "${DPC_BENCH_IN_NETNS:-}" = 1 ] && return 0
+    command -v unshare > /dev/null || die "unshare (util-linux) is needed"
+    local uflags=(--net)
+    [ "$(id -u)" -eq 0 ] || uflags+=(--map-root-user)
+    unshare "${uflags[@]}" true 2> /dev/null ||
+        die "cannot create a private network namespace (unshare ${uflags[*]});" \
+            "refusing to run, because the stock server would listen on every interface"
+    export DPC_BENCH_IN_NETNS=1
+    exec unshare "${uflags[@]}" -- bash "$SELF" "$@"
+}
+
+# Brings lo up and refuses to go on if any interface other than lo is visible.
+check_private_netns() {
+    command -v ip > /dev/null || die "ip (iproute2) is needed"
+    command -v ss > /dev/null || die "ss (iproute2) is needed"
+    ip link set lo up || die "cannot bring up lo in the private namespace"
+    local ifaces
+    ifaces=$(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort -u | tr '\n' ' ')
+    [ "$ifaces" = "lo " ] ||
+        die "not in a private network namespace (interfaces: $ifaces); refusing to run"
+    NETNS_IFACES=${ifaces% }
+}
+
+# ------------------------------------------------------------- artifacts
+# wait_artifact DESC PATH: PATH must exist, be non-empty and not have changed
+# for 2 s (a rebuild may be writing it); waits up to ARTIFACT_WAIT seconds.
+wait_artifact() {
+    local desc=$1 path=$2 waited=0 limit=${ARTIFACT_WAIT:-180} s1 s2
+    while :; do
+        if [ -s "$path" ]; then
+            s1=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
+            sleep 2
+            s2=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
+            [ -n "$s1" ] && [ "$s1" = "$s2" ] && [ -s "$path" ] && return 0
+            waited=$((waited + 2))
+        else
+            sleep 2
+            waited=$((waited + 2))
+        fi
+        [ $waited -ge "$limit" ] && die "no usable $desc at $path after ${limit}s"
+        [ $((waited % 20)) = 0 ] && echo "  waiting for $desc at $path ($waited s) ..." >&2
+    done
+}
+
+# Copies every artifact into the work directory, so a concurrent rebuild of
+# the tree cannot swap one out mid-run.
+find_artifacts() {
+    DPC_PATH=${MAGICK_DPC:-$TOP_SRCDIR/_install/bin/magick-dpc}
+    LIB_PATH=${DROPIN_LIB:-$TOP_SRCDIR/_install/lib}
+    NC_PATH=${NATIVE_CHECK:-$TOP_SRCDIR/_build/tests/tools/native-check}
+    local lib=$LIB_PATH/libMagickCore-6.Q16.so.6
+    wait_artifact "magick-dpc server" "$DPC_PATH"
+    wait_artifact "drop-in libMagickCore" "$lib"
+    [ "$WITH_STREAM" = 1 ] && wait_artifact "native-check" "$NC_PATH"
+    mkdir -p "$WORK/bin" "$WORK/lib"
+    cp "$DPC_PATH" "$WORK/bin/magick-dpc"
+    cp -L "$lib" "$WORK/lib/libMagickCore-6.Q16.so.6"
+    [ "$WITH_STREAM" = 1 ] && cp "$NC_PATH" "$WORK/bin/native-check"
+    DPC_BIN=$WORK/bin/magick-dpc
+    NC_BIN=$WORK/bin/native-check
+    LIB_DIR=$WORK/lib
+    # The drop-in must really be what convert loads under LD_LIBRARY_PATH.
+    local resolved
+    resolved=$(LD_LIBRARY_PATH=$LIB_DIR ldd "$CONVERT" |
+               awk '/libMagickCore-6\.Q16\.so\.6/ { print $3 }')
+    [ "$resolved" = "$LIB_DIR/libMagickCore-6.Q16.so.6" ] ||
+        die "with LD_LIBRARY_PATH=$LIB_DIR, $CONVERT loads '$resolved', not the drop-in"
+}
+
+# ------------------------------------------------------------ the servers
+WORK=
+declare -a SERVER_PIDS=()
+declare -A PORT_OF=()              # server name -> port
+declare -A PID_OF=()               # server name -> pid
+
+cleanup() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -TERM "$pid" 2> /dev/null || true
+    done
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        local alive=0
+        for pid in "${SERVER_PIDS[@]}"; do
+            kill -0 "$pid" 2> /dev/null && alive=1
+        done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -KILL "$pid" 2> /dev/null || true
+        wait "$pid" 2> /dev/null || true
+    done
+    if [ -n "$WORK" ]; then
+        if [ "$KEEP" = 1 ]; then
+            echo "work directory kept: $WORK" >&2
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+}
+
+# spawn LOG CMD...: CMD in the background, stderr in LOG, pid in SPAWNED_PID
+# and SERVER_PIDS. The parent-death signal kills it even if this script is
+# SIGKILLed and never runs its trap.
+spawn() {
+    local log=$1
+    shift
+    if command -v setpriv > /dev/null; then
+        setpriv --pdeathsig KILL -- "$@" > /dev/null 2>> "$log" &
+    else
+        "$@" > /dev/null 2>> "$log" &
+    fi
+    SPAWNED_PID=$!
+    SERVER_PIDS+=("$SPAWNED_PID")
+}
+
+# wait_listening NAME PORT PID LOG: until something listens on PORT (watched
+# with ss, so the servers see no stray connections); fails if PID dies or
+# 10 s pass.
+wait_listening() {
+    local name=$1 port=$2 pid=$3 log=$4
+    for _ in $(seq 1 200); do
+        [ -n "$(ss -Hltn "sport = :$port")" ] && return 0
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.05
+    done
+    echo "dropin.sh: $name did not start listening on port $port:" >&2
+    sed 's/^/  | /' "$log" >&2
+    exit 1
+}
+
+# start_server NAME: stock, dpc, or streamN (N an index into STREAM_PORTS).
+start_server() {
+    local name=$1 port
+    case $name in
+        stock)
+            port=$STOCK_PORT
+            spawn "$WORK/$name.log" env -u LD_LIBRARY_PATH "$CONVERT" -distribute-cache "$port" ;;
+        dpc)
+            port=$DPC_PORT
+            spawn "$WORK/$name.log" "$DPC_BIN" serve -q --listen "127.0.0.1:$port" ;;
+        stream[0-9])
+            port=${STREAM_PORTS[${name#stream}]}
+            spawn "$WORK/$name.log" "$DPC_BIN" serve -q --listen "127.0.0.1:$port" ;;
+        *) die "internal error: no server $name" ;;
+    esac
+    wait_listening "$name server" "$port" "$SPAWNED_PID" "$WORK/$name.log"
+    PORT_OF[$name]=$port
+    PID_OF[$name]=$SPAWNED_PID
+}
+
+# revive_server NAME: if the server is gone, records how it ended and starts
+# a fresh one so the remaining cases still get measured.
+revive_server() {
+    local name=$1 pid=${PID_OF[$1]} rc=0 how
+    kill -0 "$pid" 2> /dev/null && return 0
+    wait "$pid" 2> /dev/null || rc=$?
+    if [ $rc -gt 128 ]; then
+        how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2> /dev/null || echo '?'))"
+    else
+        how="exited with status $rc"
+    fi
+    echo "  !!! the $name server (pid $pid) is gone: $how; its log:" >&2
+    sed 's/^/    | /' "$WORK/$name.log" | tail -n 20 >&2
+    PROBLEMS+=("the $name server (pid $pid) died: $how; restarted")
+    start_server "$name"
+}
+
+# ----------------------------------------------------------- measurements
+TILE_DEFINE=()                     # -define cache:dpc-tile-cache=..., if needed
+
+server_of() {
+    case $1 in stock) echo stock ;; dpc|dpc-t1) echo dpc ;; *) echo "" ;; esac
+}
+
+# convert_cmd VARIANT: sets CMD to the convert invocation (without the
+# input, operation and output) and STEP_LIMIT to its timeout.
+convert_cmd() {
+    local variant=$1
+    STEP_LIMIT=$STEP_TIMEOUT
+    case $variant in
+        memory)    CMD=(env -u LD_LIBRARY_PATH "$CONVERT") ;;
+        memory-t1) CMD=(env -u LD_LIBRARY_PATH "$CONVERT" -limit thread 1) ;;
+        stock)     STEP_LIMIT=$STOCK_TIMEOUT
+                   CMD=(env -u LD_LIBRARY_PATH "$CONVERT"
+                        -define "registry:cache:hosts=127.0.0.1:${PORT_OF[stock]}"
+                        -limit memory 0 -limit map 0 -limit disk 0) ;;
+        dpc|dpc-t1) CMD=(env "LD_LIBRARY_PATH=$LIB_DIR" "$CONVERT"
+                        -define "cache:hosts=127.0.0.1:${PORT_OF[dpc]}"
+                        -define cache:tiers=distributed "${TILE_DEFINE[@]}")
+                   [ "$variant" = dpc-t1 ] && CMD+=(-limit thread 1) ;;
+        *) die "internal error: no variant $variant" ;;
+    esac
+    return 0
+}
+
+# run_convert VARIANT IN OUT OPARGS...: one timed convert; sets ELAPSED and
+# TIMED_OUT, returns convert's status; messages go to $WORK/convert.log.
+run_convert() {
+    local variant=$1 in=$2 out=$3
+    shift 3
+    convert_cmd "$variant"
+    local cmd=(timeout --foreground -k 10 "$STEP_LIMIT" "${CMD[@]}" "$in" "$@" "$out")
+    local t0 t1 rc=0
+    rm -f "$out"
+    TIMED_OUT=0
+    t0=$EPOCHREALTIME
+    "${cmd[@]}" > "$WORK/convert.log" 2>&1 || rc=$?
+    t1=$EPOCHREALTIME
+    ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        TIMED_OUT=1
+        echo "(timed out after ${STEP_LIMIT}s)" >> "$WORK/convert.log"
+    fi
+    return $rc
+}
+
+# pixel_diff A B: compare's AE count ("0" when identical) or its error.
+pixel_diff() {
+    local ae
+    ae=$(env -u LD_LIBRARY_PATH "$COMPARE" -metric AE "$1" "$2" null: 2>&1) || true
+    echo "$ae" | tr '\n' ' ' | sed 's/ *$//'
+}
+
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2];
+              else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B: A/B as "12.34x", or "-" when either is missing or failed.
+ratio() {
+    case "$1" in ''|-|*[!0-9.]*) echo "-"; return ;; esac
+    case "$2" in ''|-|*[!0-9.]*) echo "-"; return ;; esac
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
+}
+
+PROBLEMS=()                        # failures, mismatches, dead servers
+NOTES=()                           # odd but not failing (stderr chatter)
+LOADS=()                           # 1-minute load average samples
+
+sample_load() { LOADS+=("$(cut -d' ' -f1 /proc/loadavg)"); }
+
+# probe_tiles OP_LABEL OUT OPARGS...: one untimed drop-in run with -debug
+# cache; sets PROBE_TILES to "WxH:BYTES ..." from the adapter's open lines.
+probe_tiles() {
+    local label=$1 in=$2 out=$3 rc=0
+    shift 3
+    convert_cmd dpc
+    timeout --foreground -k 10 "$STEP_TIMEOUT" "${CMD[@]}" -debug cache "$in" "$@" "$out" \
+        > "$WORK/probe.log" 2>&1 || rc=$?
+    PROBE_TILES=$(sed -n 's/.*magick-dpc: \([0-9]*x[0-9]*\) striped over [0-9]* host(s) .*, \([0-9]*\)-byte tile cache.*/\1:\2/p' \
+                  "$WORK/probe.log" | tr '\n' ' ' | sed 's/ *$//')
+    if [ $rc -ne 0 ]; then
+        PROBLEMS+=("$label: the -debug cache probe run FAILED (status $rc)")
+        echo "  !!! probe run failed (status $rc):" >&2
+        { grep -v 'magick-dpc:\|^  \|Cache' "$WORK/probe.log" || true; } | tail -n 20 | sed 's/^/    | /' >&2
+        revive_server dpc
+    fi
+    if [ -z "$PROBE_TILES" ]; then
+        PROBE_TILES="(no magick-dpc line in -debug cache output)"
+        PROBLEMS+=("$label: -debug cache printed no magick-dpc tile-cache line: is the drop-in in use?")
+    fi
+    return 0
+}
+
+# bench_case OP: all variants, interleaved so slow drift hits all alike;
+# appends table rows to ROWS.
+bench_case() {
+    local op=$1 rep v label=${OP_ARGS[$1]}
+    local in="$WORK/in.png" ref="" nrep=$REPEAT
+    local -a opargs
+    read -ra opargs <<< "$label"
+    [ "$WITH_STOCK" = 1 ] && [ "$STOCK_REPEAT" -gt "$nrep" ] && nrep=$STOCK_REPEAT
+    local -A times=() bad=() stderr_seen=()
+    for v in "${VARIANTS[@]}"; do times[$v]=""; bad[$v]=""; done
+
+    for rep in $(seq 1 "$nrep"); do
+        sample_load
+        for v in "${VARIANTS[@]}"; do
+            if [ "$v" = stock ]; then
+                [ "$rep" -le "$STOCK_REPEAT" ] || continue
+            else
+                [ "$rep" -le "$REPEAT" ] || continue
+            fi
+            local out="$WORK/out-$op-$v-$rep.miff" max=$REPEAT
+            [ "$v" = stock ] && max=$STOCK_REPEAT
+            printf '  %-16s %-9s run %d/%d ... ' "$label" "$v" "$rep" "$max" >&2
+            if run_convert "$v" "$in" "$out" "${opargs[@]}"; then
+                times[$v]+=" $ELAPSED"
+                printf '%8s s' "$ELAPSED" >&2
+                if [ -s "$WORK/convert.log" ] && [ -z "${stderr_seen[$v]:-}" ]; then
+                    stderr_seen[$v]=1
+                    NOTES+=("$label: $v run $rep succeeded but printed: $(head -n 3 "$WORK/convert.log" | tr '\n' ' ')")
+                fi
+            else
+                if [ "$TIMED_OUT" = 1 ]; then
+                    bad[$v]="TIMEOUT"
+                    PROBLEMS+=("$label: $v run $rep TIMED OUT after ${STEP_LIMIT}s")
+                    printf '!!! TIMED OUT after %s s\n' "$ELAPSED" >&2
+                else
+                    bad[$v]="FAILED"
+                    PROBLEMS+=("$label: $v run $rep FAILED (convert's messages in the progress log)")
+                    printf '!!! FAILED after %s s\n' "$ELAPSED" >&2
+                fi
+                sed 's/^/    | /' "$WORK/convert.log" | tail -n 20 >&2
+                local srv
+                srv=$(server_of "$v")
+                [ -z "$srv" ] || revive_server "$srv"
+                continue
+            fi
+            if [ "$v" = memory ] && [ -z "$ref" ]; then
+                ref=$out
+                echo "  (reference)" >&2
+                continue
+            fi
+            if [ -z "$ref" ]; then
+                [ -n "${bad[$v]}" ] || bad[$v]="UNCHECKED"
+                PROBLEMS+=("$label: $v run $rep UNCHECKED (no memory-cache reference)")
+                echo "  (no reference to compare with)" >&2
+                continue
+            fi
+            local ae
+            ae=$(pixel_diff "$ref" "$out")
+            if [ "$ae" = 0 ]; then
+                echo "  AE 0" >&2
+            else
+                bad[$v]="MISMATCH"
+                PROBLEMS+=("$label: $v run $rep PIXEL MISMATCH vs memory cache: AE=$ae")
+                echo "  !!!!!!!! PIXEL MISMATCH vs memory: AE=$ae !!!!!!!!" >&2
+            fi
+            [ "$KEEP" = 1 ] || rm -f "$out"
+        done
+        # The tile caches the drop-in opened for this operation: once, after
+        # the first timed round (so the probe does not warm anything first).
+        if [ "$rep" = 1 ] && [ -n "${PORT_OF[dpc]:-}" ]; then
+            printf '  %-16s %-9s -debug cache probe (untimed) ... ' "$label" dpc >&2
+            probe_tiles "$label" "$in" "$WORK/probe-$op.miff" "${opargs[@]}"
+            TILES_OF[$op]=$PROBE_TILES
+            echo "$PROBE_TILES" >&2
+            if [ -n "$ref" ] && [ -s "$WORK/probe-$op.miff" ]; then
+                local pae
+                pae=$(pixel_diff "$ref" "$WORK/probe-$op.miff")
+                if [ "$pae" != 0 ]; then
+                    PROBLEMS+=("$label: dpc -debug cache probe PIXEL MISMATCH vs memory cache: AE=$pae")
+                    echo "  !!!!!!!! probe PIXEL MISMATCH vs memory: AE=$pae !!!!!!!!" >&2
+                    bad[dpc]="MISMATCH"
+                fi
+            fi
+            rm -f "$WORK/probe-$op.miff"
+        fi
+    done
+
+    local -A med=()
+    for v in "${VARIANTS[@]}"; do
+        case ${bad[$v]} in
+            FAILED|TIMEOUT) med[$v]=${bad[$v]} ;;
+            *) if [ -z "${times[$v]// /}" ]; then med[$v]=FAILED
+               else
+                   # shellcheck disable=SC2086  # space-separated numbers
+                   med[$v]=$(median ${times[$v]})
+               fi ;;
+        esac
+    done
+    [ "$WITH_STOCK" = 1 ] || med[stock]="-"
+
+    local check
+    for v in memory memory-t1 stock dpc dpc-t1; do
+        local runs=$REPEAT
+        [ "$v" = stock ] && runs=$STOCK_REPEAT
+        if [ "$v" = stock ] && [ "$WITH_STOCK" = 0 ]; then
+            ROWS+=("$(printf '%-16s %-10s %9s %9s %9s %10s  %s' "$label" "$v" "-" "-" "-" "-" "skipped (--no-stock)")")
+            continue
+        fi
+        case ${bad[$v]} in
+            MISMATCH)  check="!!! MISMATCH" ;;
+            FAILED)    check="!!! FAILED" ;;
+            TIMEOUT)   check="!!! TIMEOUT (>$([ "$v" = stock ] && echo "$STOCK_TIMEOUT" || echo "$STEP_TIMEOUT")s)" ;;
+            UNCHECKED) check="!!! UNCHECKED" ;;
+            *)         if [ "$v" = memory ]; then check="reference"; else check="identical (AE 0)"; fi ;;
+        esac
+        [ "$v" = memory ] && [ "$runs" -gt 1 ] && [ -z "${bad[$v]}" ] && check="reference (runs 2-$runs AE 0)"
+        local same=memory
+        case $v in *-t1) same=memory-t1 ;; esac
+        local vs_same="-" st="-"
+        [ "$same" != memory ] && vs_same=$(ratio "${med[$v]}" "${med[$same]}")
+        [ "$v" = stock ] || st=$(ratio "${med[stock]}" "${med[$v]}")
+        ROWS+=("$(printf '%-16s %-10s %9s %9s %9s %10s  %s' "$label" "$v" "${med[$v]}" \
+            "$(ratio "${med[$v]}" "${med[memory]}")" "$vs_same" "$st" "$check")")
+    done
+    ROWS+=("")
+}
+
+table_header() {
+    local h
+    h=$(printf '%-16s %-10s %9s %9s %9s %10s  %s' op variant seconds "/memory" "/mem-t1" "stock/this" "pixels vs memory")
+    echo "$h"
+    echo "${h//?/-}"
+}
+
+# ----------------------------------------------------------- streaming
+# stream_bench: native-check stream against one and against three fresh
+# servers, STREAM_REPEAT times, interleaved; fills SW and SR (MB/s lists).
+stream_bench() {
+    declare -gA SW=() SR=() SBAD=()
+    local i rep n out rc
+    for i in "${!STREAM_PORTS[@]}"; do start_server "stream$i"; done
+    local -a one=("127.0.0.1:${STREAM_PORTS[0]}") three=()
+    for i in "${!STREAM_PORTS[@]}"; do three+=("127.0.0.1:${STREAM_PORTS[$i]}"); done
+    for rep in $(seq 1 "$STREAM_REPEAT"); do
+        sample_load
+        for n in 1 3; do
+            local -a hosts
+            if [ $n = 1 ]; then hosts=("${one[@]}"); else hosts=("${three[@]}"); fi
+            printf '  native-check stream %s MiB, %d host(s), run %d/%d ... ' \
+                "$STREAM_MIB" "$n" "$rep" "$STREAM_REPEAT" >&2
+            rc=0
+            out=$(timeout -k 10 "$STEP_TIMEOUT" "$NC_BIN" stream "$SECRET" "$STREAM_MIB" "${hosts[@]}" 2>&1) || rc=$?
+            if [ $rc -ne 0 ] || ! [[ $out =~ write\ ([0-9.]+)\ MB/s,\ read\ ([0-9.]+)\ MB/s ]]; then
+                SBAD[$n]=1
+                PROBLEMS+=("native-check stream, $n host(s), run $rep FAILED (status $rc): $(echo "$out" | tr '\n' ' ')")
+                echo "!!! FAILED (status $rc): $out" >&2
+                for i in "${!STREAM_PORTS[@]}"; do revive_server "stream$i"; done
+                continue
+            fi
+            SW[$n]+=" ${BASH_REMATCH[1]}"
+            SR[$n]+=" ${BASH_REMATCH[2]}"
+            echo "write ${BASH_REMATCH[1]} MB/s, read ${BASH_REMATCH[2]} MB/s" >&2
+        done
+    done
+}
+
+stream_table() {
+    local n w r
+    printf '%-7s %11s %11s   %s\n' hosts "write MB/s" "read MB/s" "all runs (write/read MB/s)"
+    printf '%-7s %11s %11s   %s\n' ------- ----------- ----------- --------------------------
+    for n in 1 3; do
+        if [ -n "${SBAD[$n]:-}" ] || [ -z "${SW[$n]:-}" ]; then
+            w=FAILED; r=FAILED
+        else
+            # shellcheck disable=SC2086
+            w=$(median ${SW[$n]} | awk '{ printf "%.0f", $1 }')
+            # shellcheck disable=SC2086
+            r=$(median ${SR[$n]} | awk '{ printf "%.0f", $1 }')
+        fi
+        local all="" a b
+        # shellcheck disable=SC2206
+        local -a wl=(${SW[$n]:-}) rl=(${SR[$n]:-})
+        for a in "${!wl[@]}"; do b=${rl[$a]}; all+="${wl[$a]}/$b  "; done
+        printf '%-7s %11s %11s   %s\n' "$n" "$w" "$r" "${all%  }"
+    done
+}
+
+# -------------------------------------------------------------------- main
+main() {
+    parse_args "$@"
+    enter_private_netns "$@"
+    check_private_netns
+
+    [ -x "$CONVERT" ] || die "$CONVERT not found (ImageMagick 6 is needed)"
+    [ -x "$COMPARE" ] || die "$COMPARE not found"
+    command -v timeout > /dev/null || die "timeout (coreutils) is needed"
+    command -v ldd > /dev/null || die "ldd is needed"
+
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-dropin.XXXXXX")
+    find_artifacts
+
+    # A fresh shared secret per run, in a policy.xml only this run reads.
+    mkdir -p "$WORK/etc"
+    SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    cat > "$WORK/etc/policy.xml" <<XML
+<policymap>
+  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
+</policymap>
+XML
+    export MAGICK_CONFIGURE_PATH=$WORK/etc
+
+    VARIANTS=(memory memory-t1)
+    [ "$WITH_STOCK" = 1 ] && VARIANTS+=(stock)
+    VARIANTS+=(dpc dpc-t1)
+
+    local load_start
+    load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    echo "magick-dpc drop-in libMagickCore vs memory and the stock distributed cache"
+    echo "date:        $(date '+%Y-%m-%d %H:%M:%S %Z')"
+    echo "host:        $(uname -srm), nproc $(nproc), load average $load_start (at start)"
+    echo "convert:     $("$CONVERT" -version | head -n 1)"
+    echo "magick-dpc:  $("$DPC_BIN" --version 2>&1 | head -n 1) ($DPC_PATH)"
+    echo "drop-in:     $LIB_PATH/libMagickCore-6.Q16.so.6 ($(stat -L -c '%s bytes, %y' "$LIB_PATH/libMagickCore-6.Q16.so.6" | cut -d. -f1))"
+    [ "$WITH_STREAM" = 1 ] && echo "native-check: $NC_PATH"
+    echo "network:     private namespace, interfaces: $NETNS_IFACES"
+    echo "input:       $CONVERT -seed 1 -size $SIZE plasma:fractal in.png"
+    echo "runs:        median of $REPEAT (memory, drop-in), of $STOCK_REPEAT (stock$(
+        [ "$WITH_STOCK" = 1 ] || echo ", skipped")); wall-clock seconds;"
+    echo "             timeout ${STEP_TIMEOUT}s per convert, ${STOCK_TIMEOUT}s on the stock server"
+    echo "variants:    memory    = convert in.png OP out.miff"
+    echo "             memory-t1 = convert -limit thread 1 in.png OP out.miff"
+    echo "             stock     = convert -define registry:cache:hosts=127.0.0.1:$STOCK_PORT -limit memory 0"
+    echo "                         -limit map 0 -limit disk 0 ...  (server: convert -distribute-cache $STOCK_PORT)"
+    echo "             dpc       = LD_LIBRARY_PATH=<drop-in> convert -define cache:hosts=127.0.0.1:$DPC_PORT"
+    echo "                         -define cache:tiers=distributed ...  (server: magick-dpc serve -q)"
+    echo "             dpc-t1    = dpc with -limit thread 1"
+
+    local v
+    [ "$WITH_STOCK" = 1 ] && start_server stock
+    start_server dpc
+
+    env -u LD_LIBRARY_PATH "$CONVERT" -seed 1 -size "$SIZE" plasma:fractal "$WORK/in.png" ||
+        die "cannot generate the $SIZE input"
+
+    # The tile cache: the adapter defaults to 1/8 of each pixel cache. Pass
+    # cache:dpc-tile-cache = 1/8 of W*H*8 bytes explicitly only if the
+    # default for the input image turns out larger than that.
+    local want=$((IMG_W * IMG_H)) got
+    probe_tiles "tile-cache check" "$WORK/in.png" "$WORK/probe.miff"
+    rm -f "$WORK/probe.miff"
+    got=$(echo "$PROBE_TILES" | tr ' ' '\n' | sed -n "s/^${IMG_W}x${IMG_H}://p" | head -n 1)
+    [ -n "$got" ] || die "could not read the tile cache size from -debug cache: $PROBE_TILES"
+    if [ "$got" -gt "$want" ]; then
+        TILE_DEFINE=(-define "cache:dpc-tile-cache=$want")
+        echo "tile cache:  the default for the ${SIZE} input is $got bytes > 1/8 of ${IMG_W}*${IMG_H}*8 = $want;"
+        echo "             passing -define cache:dpc-tile-cache=$want"
+    else
+        echo "tile cache:  default (1/8 of each pixel cache): $got bytes for the ${SIZE} input"
+        echo "             = 1/8 of ${IMG_W}*${IMG_H}*8 = $want, so no cache:dpc-tile-cache define is passed"
+    fi
+
+    declare -gA TILES_OF=()
+    ROWS=()
+    echo "progress (stderr):" >&2
+    local o
+    for o in "${OP_LIST[@]}"; do
+        bench_case "$o"
+    done
+
+    if [ "$WITH_STREAM" = 1 ]; then
+        stream_bench
+    fi
+    sample_load
+
+    echo
+    echo "pixel-cache operations on $SIZE (seconds = median wall clock; /memory and"
+    echo "/mem-t1 = this row's time over memory's / memory-t1's; stock/this = stock's"
+    echo "time over this row's):"
+    echo
+    table_header
+    printf '%s\n' "${ROWS[@]}"
+    echo "tile caches the drop-in opened (from one extra untimed -debug cache run; WxH:bytes):"
+    for o in "${OP_LIST[@]}"; do
+        printf '  %-16s %s\n' "${OP_ARGS[$o]}" "${TILES_OF[$o]:-?}"
+    done
+    if [ "$WITH_STREAM" = 1 ]; then
+        echo
+        echo "native streaming: native-check stream SECRET $STREAM_MIB HOST:PORT... ($STREAM_MIB MiB written"
+        echo "then read, 4096-pixel rows, 256x64 tiles, 64 MiB tile cache), median of $STREAM_REPEAT:"
+        echo
+        stream_table
+    fi
+    echo
+    local max
+    max=$(printf '%s\n' "${LOADS[@]}" | sort -g | tail -n 1)
+    echo "load average: $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end;"
+    echo "              1-minute samples during the run: ${LOADS[*]} (max $max)"
+
+    # Anything the servers logged (they run -q: errors and warnings only).
+    local f any=0
+    for f in "$WORK"/stock.log "$WORK"/dpc.log "$WORK"/stream*.log; do
+        [ -s "$f" ] || continue
+        [ $any = 0 ] && echo && echo "server logs (not empty):"
+        any=1
+        echo "  $(basename "$f" .log): $(wc -l < "$f") line(s); last ones:"
+        tail -n 10 "$f" | sed 's/^/    | /'
+    done
+    if [ ${#NOTES[@]} -gt 0 ]; then
+        echo
+        echo "notes (runs that succeeded but printed something):"
+        printf '  %s\n' "${NOTES[@]}"
+    fi
+    echo
+    if [ ${#PROBLEMS[@]} -gt 0 ]; then
+        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        echo "!!! ${#PROBLEMS[@]} PROBLEM(S): see the progress log (stderr)"
+        printf '!!!   %s\n' "${PROBLEMS[@]}"
+        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        return 1
+    fi
+    echo "all outputs pixel-identical to the memory cache's (compare -metric AE = 0)"
+}
+
+main "$@"
