@@ -88,6 +88,9 @@ static int map_ram(struct dpc_cache *c, char *err, size_t errlen)
     if (p == MAP_FAILED)
         return dpc_errf(err, errlen, "cannot map %llu bytes: %s",
                         (unsigned long long)c->mapped, strerror(errno));
+    /* Large caches fault in 2 MiB at a time, not 4 KiB: far fewer faults
+     * when a client first writes them.  Advice only: errors are ignored. */
+    (void)madvise(p, c->mapped, MADV_HUGEPAGE);
     c->base = p;
     return 0;
 }

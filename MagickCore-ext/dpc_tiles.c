@@ -403,7 +403,8 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     set_where(t, tile, e);
     touch(t, e);
     if (!is_written(t, (uint64_t)tile)) {
-        t->zero[t->nzero++] = e;    /* its old tile may still be going out */
+        if (!t->nofetch[i])         /* a write covering it needs no zeros */
+            t->zero[t->nzero++] = e;    /* its old tile may still be out */
         t->st.zero_filled++;
     } else if (!t->nofetch[i]) {
         batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
