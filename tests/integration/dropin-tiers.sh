@@ -134,6 +134,34 @@ stopped_mid_job() {
     grep -qiE 'unable to (read|write) pixel cache|connection' "$WORK/err"
 }
 check "server killed mid-job: error, exit != 0" stopped_mid_job
+# convert -distribute-cache PORT on the drop-in runs magick-dpc, which then
+# listens on every IPv4 interface as ImageMagick's own server did: so only
+# inside a private network namespace whose one interface is loopback.
+distribute_cache_option() {
+    LD_LIBRARY_PATH=$DROPIN_LIB unshare -n bash -c '
+        set -e
+        ip link set lo up
+        export MAGICK_DPC_SERVER=$1 MAGICK_CONFIGURE_PATH=$2
+        /usr/bin/convert -distribute-cache 7777 2> "$3/ds.log" &
+        pid=$!
+        trap "kill $pid 2>/dev/null || true" EXIT
+        for _ in $(seq 100); do
+            "$1" status --host 127.0.0.1:7777 > /dev/null 2>&1 && break
+            sleep 0.05
+        done
+        grep -q "listening on 0.0.0.0:7777" "$3/ds.log"
+        /usr/bin/convert -define cache:hosts=127.0.0.1:7777 \
+            -define cache:tiers=distributed "$3/in.miff" -blur 0x2 "$3/h.miff"
+        grep -q "(native)" "$3/ds.log"
+    ' _ "$MAGICK_DPC" "$MAGICK_CONFIGURE_PATH" "$WORK"
+    same_pixels "$WORK/mem.miff" "$WORK/h.miff"
+}
+if unshare -n true 2> /dev/null; then
+    check "convert -distribute-cache PORT runs magick-dpc (private netns)" \
+        distribute_cache_option
+else
+    echo "# no network namespaces here: -distribute-cache not tested"
+fi
 check "first server still serving" server_alive
 check_stops
 finish
