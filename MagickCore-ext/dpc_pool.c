@@ -5,8 +5,10 @@
 #include "dpc_pool.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -14,7 +16,9 @@
 
 struct entry {
     struct entry *next;
-    struct dpc_link *link;
+    struct dpc_link *link;      /* NULL: a failed host, not retried yet */
+    double retry_at;            /* for a failed host */
+    char why[DPC_ERRLEN];
     char host[256];
     unsigned port;
     uint8_t key[DPC_WIRE_KEY_LEN];
@@ -24,14 +28,55 @@ struct entry {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *pool;
 
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int same_host(const struct entry *e, const char *host, unsigned port,
+                     const uint8_t *key)
+{
+    return e->port == port && strcmp(e->host, host) == 0 &&
+           CRYPTO_memcmp(e->key, key, DPC_WIRE_KEY_LEN) == 0;
+}
+
+/* A usable link with room, or a recent failure of this host (link NULL). */
 static struct entry *find(const char *host, unsigned port, const uint8_t *key)
 {
-    for (struct entry *e = pool; e != NULL; e = e->next)
-        if (e->port == port && e->users < DPC_POOL_CACHES_PER_LINK &&
-            !dpc_link_broken(e->link) && strcmp(e->host, host) == 0 &&
-            CRYPTO_memcmp(e->key, key, DPC_WIRE_KEY_LEN) == 0)
+    for (struct entry **p = &pool, *e; (e = *p) != NULL;) {
+        if (e->link == NULL && now() >= e->retry_at) {
+            *p = e->next;           /* failure forgotten: try again */
+            free(e);
+            continue;
+        }
+        if (same_host(e, host, port, key) &&
+            (e->link == NULL || (e->users < DPC_POOL_CACHES_PER_LINK &&
+                                 !dpc_link_broken(e->link))))
             return e;
+        p = &e->next;
+    }
     return NULL;
+}
+
+/* Remembers that host:port failed, so the caches that follow fail over at
+ * once instead of each waiting out the timeout again. */
+static void remember_failure(const char *host, unsigned port,
+                             const uint8_t *key, const char *why)
+{
+    struct entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return;
+    strcpy(e->host, host);
+    e->port = port;
+    memcpy(e->key, key, DPC_WIRE_KEY_LEN);
+    e->retry_at = now() + DPC_POOL_RETRY_SECONDS;
+    snprintf(e->why, sizeof(e->why), "%s", why);
+    e->next = pool;
+    pool = e;
 }
 
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
@@ -47,6 +92,12 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
     }
     pthread_mutex_lock(&pool_lock);
     e = find(host, port, key);
+    if (e != NULL && e->link == NULL) {
+        dpc_errf(err, errlen, "%s (not retried for %d s)", e->why,
+                 DPC_POOL_RETRY_SECONDS);
+        e = NULL;
+        goto out;
+    }
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
@@ -57,6 +108,7 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
         if (e->link == NULL) {
             free(e);
             e = NULL;
+            remember_failure(host, port, key, err != NULL ? err : "failed");
             goto out;
         }
         strcpy(e->host, host);

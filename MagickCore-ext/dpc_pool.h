@@ -3,7 +3,9 @@
  * host carries up to DPC_POOL_CACHES_PER_LINK caches (the server allows
  * DPC_NATIVE_MAX_CACHES per connection), so a process with thousands of
  * images open needs only a few connections per host.  A link is freed
- * when its last cache lets go of it, or replaced once it breaks.
+ * when its last cache lets go of it, or replaced once it breaks.  A host
+ * that could not be reached is not tried again for DPC_POOL_RETRY_SECONDS:
+ * a hung host then costs one timeout, not one per cache.
  *
  * Thread-safe: the pool has its own lock; users of a shared link serialize
  * their requests with dpc_link_lock().
@@ -17,6 +19,7 @@
 #include "dpc_link.h"
 
 #define DPC_POOL_CACHES_PER_LINK 48
+#define DPC_POOL_RETRY_SECONDS 10   /* a failed host is not retried sooner */
 
 /* A link to host:port proven with key, shared with other caches.  NULL
  * with the reason in err. */

@@ -134,6 +134,30 @@ stopped_mid_job() {
     grep -qiE 'unable to (read|write) pixel cache|connection' "$WORK/err"
 }
 check "server killed mid-job: error, exit != 0" stopped_mid_job
+# A hung host (stopped: the kernel still accepts, nothing answers) with the
+# disk tier behind it: the first cache waits out cache:dpc-timeout, the
+# following ones fail over at once.
+hung_host() {
+    local pid rc=0 t0 t1
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 2> "$WORK/hung.log" &
+    pid=$!
+    port=$(port_of "$WORK/hung.log")
+    kill -STOP $pid
+    t0=$(date +%s)
+    dropin -define cache:hosts=127.0.0.1:$port -define cache:dpc-timeout=2 \
+        -limit memory 0 "$WORK/in.miff" -blur 0x2 "$WORK/hung.miff" \
+        2> "$WORK/err" || rc=$?
+    t1=$(date +%s)
+    kill -CONT $pid
+    kill -TERM $pid
+    grep -v '^ ' "$WORK/err" | grep -v 'open \|destroy\|close:' | tail -n 4
+    [ $rc -eq 0 ]
+    same_pixels "$WORK/mem.miff" "$WORK/hung.miff"
+    [ $((t1 - t0)) -le 5 ] || { echo "took $((t1 - t0)) s"; return 1; }
+    grep -q 'no answer in time' "$WORK/err"
+    grep -q 'not retried' "$WORK/err"
+}
+check "hung host: one timeout, then the disk tier at once" hung_host
 # convert -distribute-cache PORT on the drop-in runs magick-dpc, which then
 # listens on every IPv4 interface as ImageMagick's own server did: so only
 # inside a private network namespace whose one interface is loopback.
