@@ -9,15 +9,12 @@
 # clients) happens inside a private network namespace whose only interface
 # is loopback: the script re-executes itself under `unshare --net`.
 set -euo pipefail
-export LC_ALL=C                    # decimal points in $EPOCHREALTIME and printf
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
-TOP_SRCDIR=$(dirname "$(dirname "$SELF")")
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$SELF")/lib.sh"      # LC_ALL=C, CONVERT, die, the namespace, the servers ...
 
-# The real ImageMagick 6, by full path: something else named convert may come
-# first in PATH (a stand-in in /usr/local/bin on some machines).
-CONVERT=/usr/bin/convert
-COMPARE=/usr/bin/compare
+COMPARE_CMD=("$COMPARE")
 
 # Fixed ports are safe: the namespace is new, so nothing else can hold them.
 STOCK_PORT=6668                    # the stock server's usual port
@@ -62,9 +59,6 @@ Exit status: 0 if every convert succeeded and every output matched,
 EOF
 }
 
-die() { echo "compare-stock.sh: $*" >&2; exit 1; }
-usage_error() { echo "compare-stock.sh: $*" >&2; echo "Try --help." >&2; exit 2; }
-
 # ---------------------------------------------------------------- options
 REPEAT=1
 SIZES=300x200,600x400
@@ -108,192 +102,38 @@ parse_args() {
     done
 }
 
-# ------------------------------------------------------ network namespace
-# enter_private_netns ARGS...: re-executes this script under unshare --net,
-# unless already inside. The variable only says "try it"; the interface check
-# in check_private_netns is what actually guards the host's network.
-enter_private_netns() {
-    [ "${DPC_BENCH_IN_NETNS:-}" = 1 ] && return 0
-    command -v unshare > /dev/null || die "unshare (util-linux) is needed"
-    local uflags=(--net)
-    # Without root, a user namespace supplies the capabilities.
-    [ "$(id -u)" -eq 0 ] || uflags+=(--map-root-user)
-    # Try first, so a refusal gets an explanation rather than a bare EPERM.
-    unshare "${uflags[@]}" true 2> /dev/null ||
-        die "cannot create a private network namespace (unshare ${uflags[*]});" \
-            "refusing to run, because the stock server would listen on every interface"
-    export DPC_BENCH_IN_NETNS=1
-    exec unshare "${uflags[@]}" -- bash "$SELF" "$@"
-}
-
-# check_private_netns: brings lo up and refuses to go on if any interface
-# other than lo is visible (e.g. DPC_BENCH_IN_NETNS leaked into a shell on
-# the host network).
-check_private_netns() {
-    command -v ip > /dev/null || die "ip (iproute2) is needed"
-    command -v ss > /dev/null || die "ss (iproute2) is needed"
-    ip link set lo up || die "cannot bring up lo in the private namespace"
-    local ifaces
-    ifaces=$(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort -u | tr '\n' ' ')
-    [ "$ifaces" = "lo " ] ||
-        die "not in a private network namespace (interfaces: $ifaces); refusing to run"
-    NETNS_IFACES=${ifaces% }
-}
-
 # ------------------------------------------------------------ the servers
-WORK=
-declare -a SERVER_PIDS=()
-declare -A PORT_OF=()              # variant -> port
-declare -A PID_OF=()               # variant -> server pid
-
-cleanup() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2> /dev/null || true
-    done
-    # A short grace period, then nothing survives us.
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        local alive=0
-        for pid in "${SERVER_PIDS[@]}"; do
-            kill -0 "$pid" 2> /dev/null && alive=1
-        done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -KILL "$pid" 2> /dev/null || true
-        wait "$pid" 2> /dev/null || true
-    done
-    if [ -n "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then
-            echo "work directory kept: $WORK" >&2
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-}
-
-# spawn LOG CMD...: CMD in the background, its stderr in LOG; appends its
-# pid to SERVER_PIDS. setpriv's parent-death signal kills it even if this
-# script is killed with SIGKILL and never runs its trap.
-spawn() {
-    local log=$1
-    shift
-    if command -v setpriv > /dev/null; then
-        setpriv --pdeathsig KILL -- "$@" > /dev/null 2>> "$log" &
-    else
-        "$@" > /dev/null 2>> "$log" &
-    fi
-    SPAWNED_PID=$!
-    SERVER_PIDS+=("$SPAWNED_PID")
-}
-
-# wait_listening NAME PORT PID LOG: until something listens on PORT; fails,
-# showing the log, if PID dies or 10 s pass. Watches with ss rather than by
-# connecting, so the servers see no stray connections.
-wait_listening() {
-    local name=$1 port=$2 pid=$3 log=$4
-    for _ in $(seq 1 200); do
-        if [ -n "$(ss -Hltn "sport = :$port")" ]; then
-            return 0
-        fi
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.05
-    done
-    echo "compare-stock.sh: $name did not start listening on port $port:" >&2
-    sed 's/^/  | /' "$log" >&2
-    exit 1
-}
-
-# start_server VARIANT: the server behind VARIANT, on its fixed port; waits
-# until it listens. Sets PORT_OF and PID_OF.
-start_server() {
-    local variant=$1 port
-    case $variant in
+# server_cmd VARIANT: the server behind VARIANT and its fixed port, for
+# start_server (lib.sh).
+server_cmd() {
+    case $1 in
         stock)
-            port=$STOCK_PORT
-            spawn "$WORK/$variant.log" "$CONVERT" -distribute-cache "$port" ;;
+            SERVER_PORT=$STOCK_PORT
+            SERVER_CMD=("$CONVERT" -distribute-cache "$SERVER_PORT") ;;
         dpc)
-            port=$DPC_PORT
-            spawn "$WORK/$variant.log" "$DPC_BIN" serve --listen "127.0.0.1:$port" -q ;;
+            SERVER_PORT=$DPC_PORT
+            SERVER_CMD=("$DPC_BIN" serve --listen "127.0.0.1:$SERVER_PORT" -q) ;;
         dpc-bp0)
-            port=$DPC_BP0_PORT
-            spawn "$WORK/$variant.log" "$DPC_BIN" serve --listen "127.0.0.1:$port" -q \
-                --busy-poll 0 ;;
-        *) die "internal error: no server for $variant" ;;
+            SERVER_PORT=$DPC_BP0_PORT
+            SERVER_CMD=("$DPC_BIN" serve --listen "127.0.0.1:$SERVER_PORT" -q
+                        --busy-poll 0) ;;
+        *) die "internal error: no server for $1" ;;
     esac
-    wait_listening "$variant server" "$port" "$SPAWNED_PID" "$WORK/$variant.log"
-    PORT_OF[$variant]=$port
-    PID_OF[$variant]=$SPAWNED_PID
-}
-
-# revive_server VARIANT: after a failed convert, if the server is gone,
-# records how it ended (a crash, or something outside killing it) and starts
-# a fresh one so the remaining cases still get measured. Its failed runs stay
-# FAILED in the table.
-revive_server() {
-    local variant=$1 pid=${PID_OF[$1]} rc=0 how
-    kill -0 "$pid" 2> /dev/null && return 0
-    wait "$pid" 2> /dev/null || rc=$?
-    if [ $rc -gt 128 ]; then
-        how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2> /dev/null || echo '?'))"
-    else
-        how="exited with status $rc"
-    fi
-    echo "  !!! the $variant server (pid $pid) is gone: $how; its log:" >&2
-    sed 's/^/    | /' "$WORK/$variant.log" | tail -n 20 >&2
-    PROBLEMS+=("the $variant server (pid $pid) died: $how; restarted")
-    start_server "$variant"
 }
 
 # ----------------------------------------------------------- measurements
-# run_convert VARIANT IN OUT OPARGS...: one timed convert; sets ELAPSED
-# (seconds) and returns convert's status; its messages are left in
-# $WORK/convert.log. Server variants force the cache onto the server the
-# stock way: no memory, map or disk allowed.
-run_convert() {
-    local variant=$1 in=$2 out=$3
-    shift 3
-    local cmd=(timeout --foreground -k 10 "$STEP_TIMEOUT" "$CONVERT")
-    if [ "$variant" != memory ]; then
-        cmd+=(-define "registry:cache:hosts=127.0.0.1:${PORT_OF[$variant]}"
+# convert_cmd VARIANT: sets CMD to the convert invocation (without the
+# input, operation and output) and STEP_LIMIT to its timeout, for run_convert
+# (lib.sh). Server variants force the cache onto the server the stock way:
+# no memory, map or disk allowed.
+convert_cmd() {
+    STEP_LIMIT=$STEP_TIMEOUT
+    CMD=("$CONVERT")
+    if [ "$1" != memory ]; then
+        CMD+=(-define "registry:cache:hosts=127.0.0.1:${PORT_OF[$1]}"
               -limit memory 0 -limit map 0 -limit disk 0)
     fi
-    cmd+=("$in" "$@" "$out")
-    local t0 t1 rc=0
-    rm -f "$out"
-    t0=$EPOCHREALTIME
-    "${cmd[@]}" > "$WORK/convert.log" 2>&1 || rc=$?
-    t1=$EPOCHREALTIME
-    ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        echo "(timed out after ${STEP_TIMEOUT}s)" >> "$WORK/convert.log"
-    fi
-    return $rc
 }
-
-# pixel_diff A B: prints compare's AE count ("0" when identical), or its
-# error message.
-pixel_diff() {
-    local ae
-    ae=$("$COMPARE" -metric AE "$1" "$2" null: 2>&1) || true
-    echo "$ae" | tr '\n' ' ' | sed 's/ *$//'
-}
-
-# median V...: the median of the numbers given (mean of the middle two if even).
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2];
-              else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# ratio A B: A/B as "12.34x", or "-" when either is missing.
-ratio() {
-    case "$1/$2" in *-*|*FAIL*) echo "-"; return ;; esac
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
-}
-
-PROBLEMS=()                        # one line per failure or mismatch
 
 # bench_case SIZE OP: all variants, REPEAT times, interleaved so slow drift
 # (thermal, other load) hits every variant alike; prints the table row.
@@ -325,21 +165,12 @@ bench_case() {
                 echo >&2
                 continue
             fi
-            if [ -z "$ref" ]; then
-                bad[$v]=${bad[$v]:-"UNCHECKED"}
-                PROBLEMS+=("$size ${OP_ARGS[$op]}: $v run $rep UNCHECKED (no memory-cache reference)")
-                echo "  (no reference to compare with)" >&2
-                continue
-            fi
-            local ae
-            ae=$(pixel_diff "$ref" "$out")
-            if [ "$ae" = 0 ]; then
-                echo "  AE 0" >&2
-            else
-                bad[$v]="MISMATCH"
-                PROBLEMS+=("$size ${OP_ARGS[$op]}: $v run $rep PIXEL MISMATCH vs memory cache: AE=$ae")
-                echo "  !!! PIXEL MISMATCH: AE=$ae" >&2
-            fi
+            check_output "$size ${OP_ARGS[$op]}" "$v" "$rep" "$ref" "$out" \
+                '  !!! PIXEL MISMATCH: AE=%s'
+            case $VERDICT in
+                UNCHECKED) bad[$v]=${bad[$v]:-"UNCHECKED"} ;;
+                MISMATCH)  bad[$v]="MISMATCH" ;;
+            esac
         done
     done
 
@@ -416,27 +247,11 @@ main() {
     enter_private_netns "$@"
     check_private_netns
 
-    [ -x "$CONVERT" ] || die "$CONVERT not found (ImageMagick 6 is needed)"
-    [ -x "$COMPARE" ] || die "$COMPARE not found"
-    command -v timeout > /dev/null || die "timeout (coreutils) is needed"
+    check_tools
 
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-bench.XXXXXX")
+    start_work magick-dpc-bench 10     # cleanup: servers get 1 s after SIGTERM
     find_dpc
-
-    # Servers and clients must share a secret; a fresh one per run, in a
-    # policy.xml only this run reads.
-    mkdir -p "$WORK/etc"
-    local secret
-    secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-    cat > "$WORK/etc/policy.xml" <<XML
-<policymap>
-  <policy domain="cache" name="shared-secret" value="$secret" stealth="true"/>
-</policymap>
-XML
-    export MAGICK_CONFIGURE_PATH=$WORK/etc
+    write_policy
 
     VARIANTS=(memory)
     [ "$WITH_STOCK" = 1 ] && VARIANTS+=(stock)
@@ -477,14 +292,7 @@ XML
     table_header
     printf '%s\n' "${ROWS[@]}"
     echo
-    if [ ${#PROBLEMS[@]} -gt 0 ]; then
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        echo "!!! ${#PROBLEMS[@]} PROBLEM(S): see the progress log above"
-        printf '!!!   %s\n' "${PROBLEMS[@]}"
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        return 1
-    fi
-    echo "all outputs pixel-identical to the memory cache's (compare -metric AE = 0)"
+    report_problems above
 }
 
 main "$@"

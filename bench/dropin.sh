@@ -14,15 +14,12 @@
 # is loopback: the script re-executes itself under `unshare --net`.
 # Same approach and safety measures as bench/compare-stock.sh.
 set -euo pipefail
-export LC_ALL=C                    # decimal points in $EPOCHREALTIME and printf
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
-TOP_SRCDIR=$(dirname "$(dirname "$SELF")")
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$SELF")/lib.sh"      # LC_ALL=C, CONVERT, die, the namespace, the servers ...
 
-# The real ImageMagick 6, by full path: something else named convert may come
-# first in PATH.
-CONVERT=/usr/bin/convert
-COMPARE=/usr/bin/compare
+COMPARE_CMD=(env -u LD_LIBRARY_PATH "$COMPARE")   # compare without the drop-in
 
 # Fixed ports are safe: the namespace is new, so nothing else can hold them.
 STOCK_PORT=6668
@@ -76,9 +73,6 @@ Exit status: 0 if every convert succeeded and every output matched,
 2 on bad usage.
 EOF
 }
-
-die() { echo "dropin.sh: $*" >&2; exit 1; }
-usage_error() { echo "dropin.sh: $*" >&2; echo "Try --help." >&2; exit 2; }
 
 # ---------------------------------------------------------------- options
 REPEAT=3
@@ -135,33 +129,6 @@ parse_args() {
     done
 }
 
-# ------------------------------------------------------ network namespace
-# Re-executes this script under unshare --net unless already inside. The
-# variable only says "try it"; check_private_netns is the real guard.
-enter_private_netns() {
-    [ "${DPC_BENCH_IN_NETNS:-}" = 1 ] && return 0
-    command -v unshare > /dev/null || die "unshare (util-linux) is needed"
-    local uflags=(--net)
-    [ "$(id -u)" -eq 0 ] || uflags+=(--map-root-user)
-    unshare "${uflags[@]}" true 2> /dev/null ||
-        die "cannot create a private network namespace (unshare ${uflags[*]});" \
-            "refusing to run, because the stock server would listen on every interface"
-    export DPC_BENCH_IN_NETNS=1
-    exec unshare "${uflags[@]}" -- bash "$SELF" "$@"
-}
-
-# Brings lo up and refuses to go on if any interface other than lo is visible.
-check_private_netns() {
-    command -v ip > /dev/null || die "ip (iproute2) is needed"
-    command -v ss > /dev/null || die "ss (iproute2) is needed"
-    ip link set lo up || die "cannot bring up lo in the private namespace"
-    local ifaces
-    ifaces=$(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | sort -u | tr '\n' ' ')
-    [ "$ifaces" = "lo " ] ||
-        die "not in a private network namespace (interfaces: $ifaces); refusing to run"
-    NETNS_IFACES=${ifaces% }
-}
-
 # ------------------------------------------------------------- artifacts
 # wait_artifact DESC PATH: PATH must exist, be non-empty and not have changed
 # for 2 s (a rebuild may be writing it); waits up to ARTIFACT_WAIT seconds.
@@ -209,102 +176,21 @@ find_artifacts() {
 }
 
 # ------------------------------------------------------------ the servers
-WORK=
-declare -a SERVER_PIDS=()
-declare -A PORT_OF=()              # server name -> port
-declare -A PID_OF=()               # server name -> pid
-
-cleanup() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2> /dev/null || true
-    done
-    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-        local alive=0
-        for pid in "${SERVER_PIDS[@]}"; do
-            kill -0 "$pid" 2> /dev/null && alive=1
-        done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -KILL "$pid" 2> /dev/null || true
-        wait "$pid" 2> /dev/null || true
-    done
-    if [ -n "$WORK" ]; then
-        if [ "$KEEP" = 1 ]; then
-            echo "work directory kept: $WORK" >&2
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-}
-
-# spawn LOG CMD...: CMD in the background, stderr in LOG, pid in SPAWNED_PID
-# and SERVER_PIDS. The parent-death signal kills it even if this script is
-# SIGKILLed and never runs its trap.
-spawn() {
-    local log=$1
-    shift
-    if command -v setpriv > /dev/null; then
-        setpriv --pdeathsig KILL -- "$@" > /dev/null 2>> "$log" &
-    else
-        "$@" > /dev/null 2>> "$log" &
-    fi
-    SPAWNED_PID=$!
-    SERVER_PIDS+=("$SPAWNED_PID")
-}
-
-# wait_listening NAME PORT PID LOG: until something listens on PORT (watched
-# with ss, so the servers see no stray connections); fails if PID dies or
-# 10 s pass.
-wait_listening() {
-    local name=$1 port=$2 pid=$3 log=$4
-    for _ in $(seq 1 200); do
-        [ -n "$(ss -Hltn "sport = :$port")" ] && return 0
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.05
-    done
-    echo "dropin.sh: $name did not start listening on port $port:" >&2
-    sed 's/^/  | /' "$log" >&2
-    exit 1
-}
-
-# start_server NAME: stock, dpc, or streamN (N an index into STREAM_PORTS).
-start_server() {
-    local name=$1 port
-    case $name in
+# server_cmd NAME: stock, dpc, or streamN (N an index into STREAM_PORTS): its
+# command and fixed port, for start_server (lib.sh).
+server_cmd() {
+    case $1 in
         stock)
-            port=$STOCK_PORT
-            spawn "$WORK/$name.log" env -u LD_LIBRARY_PATH "$CONVERT" -distribute-cache "$port" ;;
+            SERVER_PORT=$STOCK_PORT
+            SERVER_CMD=(env -u LD_LIBRARY_PATH "$CONVERT" -distribute-cache "$SERVER_PORT") ;;
         dpc)
-            port=$DPC_PORT
-            spawn "$WORK/$name.log" "$DPC_BIN" serve -q --listen "127.0.0.1:$port" ;;
+            SERVER_PORT=$DPC_PORT
+            SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT") ;;
         stream[0-9])
-            port=${STREAM_PORTS[${name#stream}]}
-            spawn "$WORK/$name.log" "$DPC_BIN" serve -q --listen "127.0.0.1:$port" ;;
-        *) die "internal error: no server $name" ;;
+            SERVER_PORT=${STREAM_PORTS[${1#stream}]}
+            SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT") ;;
+        *) die "internal error: no server $1" ;;
     esac
-    wait_listening "$name server" "$port" "$SPAWNED_PID" "$WORK/$name.log"
-    PORT_OF[$name]=$port
-    PID_OF[$name]=$SPAWNED_PID
-}
-
-# revive_server NAME: if the server is gone, records how it ended and starts
-# a fresh one so the remaining cases still get measured.
-revive_server() {
-    local name=$1 pid=${PID_OF[$1]} rc=0 how
-    kill -0 "$pid" 2> /dev/null && return 0
-    wait "$pid" 2> /dev/null || rc=$?
-    if [ $rc -gt 128 ]; then
-        how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2> /dev/null || echo '?'))"
-    else
-        how="exited with status $rc"
-    fi
-    echo "  !!! the $name server (pid $pid) is gone: $how; its log:" >&2
-    sed 's/^/    | /' "$WORK/$name.log" | tail -n 20 >&2
-    PROBLEMS+=("the $name server (pid $pid) died: $how; restarted")
-    start_server "$name"
 }
 
 # ----------------------------------------------------------- measurements
@@ -315,7 +201,8 @@ server_of() {
 }
 
 # convert_cmd VARIANT: sets CMD to the convert invocation (without the
-# input, operation and output) and STEP_LIMIT to its timeout.
+# input, operation and output) and STEP_LIMIT to its timeout, for run_convert
+# (lib.sh) and probe_tiles.
 convert_cmd() {
     local variant=$1
     STEP_LIMIT=$STEP_TIMEOUT
@@ -335,48 +222,6 @@ convert_cmd() {
     return 0
 }
 
-# run_convert VARIANT IN OUT OPARGS...: one timed convert; sets ELAPSED and
-# TIMED_OUT, returns convert's status; messages go to $WORK/convert.log.
-run_convert() {
-    local variant=$1 in=$2 out=$3
-    shift 3
-    convert_cmd "$variant"
-    local cmd=(timeout --foreground -k 10 "$STEP_LIMIT" "${CMD[@]}" "$in" "$@" "$out")
-    local t0 t1 rc=0
-    rm -f "$out"
-    TIMED_OUT=0
-    t0=$EPOCHREALTIME
-    "${cmd[@]}" > "$WORK/convert.log" 2>&1 || rc=$?
-    t1=$EPOCHREALTIME
-    ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        TIMED_OUT=1
-        echo "(timed out after ${STEP_LIMIT}s)" >> "$WORK/convert.log"
-    fi
-    return $rc
-}
-
-# pixel_diff A B: compare's AE count ("0" when identical) or its error.
-pixel_diff() {
-    local ae
-    ae=$(env -u LD_LIBRARY_PATH "$COMPARE" -metric AE "$1" "$2" null: 2>&1) || true
-    echo "$ae" | tr '\n' ' ' | sed 's/ *$//'
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2];
-              else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# ratio A B: A/B as "12.34x", or "-" when either is missing or failed.
-ratio() {
-    case "$1" in ''|-|*[!0-9.]*) echo "-"; return ;; esac
-    case "$2" in ''|-|*[!0-9.]*) echo "-"; return ;; esac
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'
-}
-
-PROBLEMS=()                        # failures, mismatches, dead servers
 NOTES=()                           # odd but not failing (stderr chatter)
 LOADS=()                           # 1-minute load average samples
 
@@ -455,21 +300,12 @@ bench_case() {
                 echo "  (reference)" >&2
                 continue
             fi
-            if [ -z "$ref" ]; then
-                [ -n "${bad[$v]}" ] || bad[$v]="UNCHECKED"
-                PROBLEMS+=("$label: $v run $rep UNCHECKED (no memory-cache reference)")
-                echo "  (no reference to compare with)" >&2
-                continue
-            fi
-            local ae
-            ae=$(pixel_diff "$ref" "$out")
-            if [ "$ae" = 0 ]; then
-                echo "  AE 0" >&2
-            else
-                bad[$v]="MISMATCH"
-                PROBLEMS+=("$label: $v run $rep PIXEL MISMATCH vs memory cache: AE=$ae")
-                echo "  !!!!!!!! PIXEL MISMATCH vs memory: AE=$ae !!!!!!!!" >&2
-            fi
+            check_output "$label" "$v" "$rep" "$ref" "$out" \
+                '  !!!!!!!! PIXEL MISMATCH vs memory: AE=%s !!!!!!!!'
+            case $VERDICT in
+                UNCHECKED) [ -n "${bad[$v]}" ] || bad[$v]="UNCHECKED"; continue ;;
+                MISMATCH)  bad[$v]="MISMATCH" ;;
+            esac
             [ "$KEEP" = 1 ] || rm -f "$out"
         done
         # The tile caches the drop-in opened for this operation: once, after
@@ -598,26 +434,12 @@ main() {
     enter_private_netns "$@"
     check_private_netns
 
-    [ -x "$CONVERT" ] || die "$CONVERT not found (ImageMagick 6 is needed)"
-    [ -x "$COMPARE" ] || die "$COMPARE not found"
-    command -v timeout > /dev/null || die "timeout (coreutils) is needed"
+    check_tools
     command -v ldd > /dev/null || die "ldd is needed"
 
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-dropin.XXXXXX")
+    start_work magick-dpc-dropin 20    # cleanup: servers get 2 s after SIGTERM
     find_artifacts
-
-    # A fresh shared secret per run, in a policy.xml only this run reads.
-    mkdir -p "$WORK/etc"
-    SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-    cat > "$WORK/etc/policy.xml" <<XML
-<policymap>
-  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
-</policymap>
-XML
-    export MAGICK_CONFIGURE_PATH=$WORK/etc
+    write_policy                       # sets SECRET (native-check needs it too)
 
     VARIANTS=(memory memory-t1)
     [ "$WITH_STOCK" = 1 ] && VARIANTS+=(stock)
@@ -721,14 +543,7 @@ XML
         printf '  %s\n' "${NOTES[@]}"
     fi
     echo
-    if [ ${#PROBLEMS[@]} -gt 0 ]; then
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        echo "!!! ${#PROBLEMS[@]} PROBLEM(S): see the progress log (stderr)"
-        printf '!!!   %s\n' "${PROBLEMS[@]}"
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        return 1
-    fi
-    echo "all outputs pixel-identical to the memory cache's (compare -metric AE = 0)"
+    report_problems "(stderr)"
 }
 
 main "$@"
