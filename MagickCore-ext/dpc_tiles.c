@@ -598,38 +598,53 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     return 0;
 }
 
+#define HIT_MAX_TILES 4          /* small regions straddling tile borders */
+
 int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst)
 {
-    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp, s1, s2;
-    uint64_t tx = x / tw, ty = y / th;
-    int64_t tile;
-    int32_t e;
-    const uint8_t *base;
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp, seq[HIT_MAX_TILES];
+    uint64_t tx0 = x / tw, ty0 = y / th, tx1, ty1;
+    int32_t ent[HIT_MAX_TILES];
+    int n = 0;
 
     if (t->failed || plane < 0 || plane >= DPC_TILES_PLANES ||
         t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
-        (x + w - 1) / tw != tx || (y + h - 1) / th != ty ||
         x + w > t->cfg.columns || y + h > t->cfg.rows)
         return 0;
+    tx1 = (x + w - 1) / tw;
+    ty1 = (y + h - 1) / th;
+    if ((tx1 - tx0 + 1) * (ty1 - ty0 + 1) > HIT_MAX_TILES)
+        return 0;
     bpp = t->cfg.bpp[plane];
-    tile = (int64_t)(ty * t->tx_n + tx);
-    e = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
-    if (e == NONE)
-        return 0;
-    s1 = __atomic_load_n(&t->ent[e].seq, __ATOMIC_ACQUIRE);
-    if ((s1 & 1) || t->ent[e].tile != tile)
-        return 0;
-    base = entry_mem(t, e) + t->plane_off[plane] +
-           ((y - ty * th) * tw + (x - tx * tw)) * bpp;
-    for (uint64_t r = 0; r < h; r++)
-        memcpy(dst + r * w * bpp, base + r * tw * bpp, (size_t)(w * bpp));
+    for (uint64_t ty = ty0; ty <= ty1; ty++)
+        for (uint64_t tx = tx0; tx <= tx1; tx++, n++) {
+            int64_t tile = (int64_t)(ty * t->tx_n + tx);
+            uint64_t x0 = tx * tw > x ? tx * tw : x;
+            uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
+            uint64_t y0 = ty * th > y ? ty * th : y;
+            uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+            const uint8_t *base;
+
+            ent[n] = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
+            if (ent[n] == NONE)
+                return 0;
+            seq[n] = __atomic_load_n(&t->ent[ent[n]].seq, __ATOMIC_ACQUIRE);
+            if ((seq[n] & 1) || t->ent[ent[n]].tile != tile)
+                return 0;
+            base = entry_mem(t, ent[n]) + t->plane_off[plane];
+            for (uint64_t r = y0; r < y1; r++)
+                memcpy(dst + ((r - y) * w + (x0 - x)) * bpp,
+                       base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp,
+                       (size_t)((x1 - x0) * bpp));
+        }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    s2 = __atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED);
-    if (s1 != s2)
-        return 0;               /* changed under us: take the locked path */
-    if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
-        __atomic_store_n(&t->ent[e].referenced, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < n; i++)
+        if (__atomic_load_n(&t->ent[ent[i]].seq, __ATOMIC_RELAXED) != seq[i])
+            return 0;           /* changed under us: take the locked path */
+    for (int i = 0; i < n; i++)
+        if (!__atomic_load_n(&t->ent[ent[i]].referenced, __ATOMIC_RELAXED))
+            __atomic_store_n(&t->ent[ent[i]].referenced, 1, __ATOMIC_RELAXED);
     return 1;
 }
 

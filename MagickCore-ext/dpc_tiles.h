@@ -51,8 +51,8 @@ int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     uint64_t w, uint64_t h, const uint8_t *src, char *err,
                     size_t errlen);
-/* A read served without the caller's lock, when the region lies in one
- * resident tile: 1 when dst was filled, 0 when the caller must take its
+/* A read served without the caller's lock, when the region lies in up to
+ * four resident tiles: 1 when dst was filled, 0 when the caller must take its
  * lock and call dpc_tiles_read().  May run concurrently with one thread
  * inside the other calls (which must hold the caller's lock). */
 int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
