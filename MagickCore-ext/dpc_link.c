@@ -180,22 +180,35 @@ void dpc_link_free(struct dpc_link *l)
     free(l);
 }
 
-/* Where the next body bytes of the current reply go, and how many. */
-static uint8_t *body_target(struct dpc_link *l, struct pending *p, size_t *n)
-{
-    if (l->hdr.status != DPC_WS_OK) {
-        *n = l->hdr.length - l->body_got;
-        return l->reason + l->body_got;
-    }
-    if (p->op == DPC_OP_GET) {
-        uint64_t k = l->body_got / p->slot_bytes;
-        uint64_t in = l->body_got % p->slot_bytes;
+#define RECV_IOV 64
 
-        *n = p->slot_bytes - in;
-        return p->dst[k] + in;
+/* Where the next bytes of the current reply go: the header, an error
+ * reason, a small body, or the GET's tile buffers (several at once, so a
+ * batch of tiles takes few recvmsg calls).  Returns the iovec count. */
+static int recv_targets(struct dpc_link *l, struct pending *p,
+                        struct iovec *iov)
+{
+    uint64_t k, in;
+    int n = 0;
+
+    if (l->hdr_got < DPC_WIRE_HDR_LEN) {
+        iov[0] = (struct iovec){ l->hdr_buf + l->hdr_got,
+                                 DPC_WIRE_HDR_LEN - l->hdr_got };
+        return 1;
     }
-    *n = l->hdr.length - l->body_got;
-    return p->body + l->body_got;
+    if (l->hdr.status != DPC_WS_OK || p->op != DPC_OP_GET) {
+        uint8_t *base = l->hdr.status != DPC_WS_OK ? l->reason : p->body;
+
+        iov[0] = (struct iovec){ base + l->body_got,
+                                 l->hdr.length - l->body_got };
+        return 1;
+    }
+    k = l->body_got / p->slot_bytes;
+    in = l->body_got % p->slot_bytes;
+    iov[0] = (struct iovec){ NULL, 0 };     /* nothing left: complete */
+    for (; k < p->count && n < RECV_IOV; k++, in = 0)
+        iov[n++] = (struct iovec){ p->dst[k] + in, p->slot_bytes - in };
+    return n;
 }
 
 /* Checks a reply header against the request it answers. */
@@ -223,14 +236,11 @@ static int check_reply(struct dpc_link *l, struct pending *p, char *err,
 
 static void complete(struct dpc_link *l)
 {
-    struct pending *p = &l->q[l->q_head];
-
     if (l->hdr.status != DPC_WS_OK && l->fail[0] == '\0') {
         l->reason[l->hdr.length] = '\0';
         snprintf(l->fail, sizeof(l->fail), "%s: %s", l->name,
                  (char *)l->reason);
     }
-    (void)p;
     l->body_len = l->hdr.length;
     l->q_head = (l->q_head + 1) % MAX_PENDING;
     l->q_len--;
@@ -243,20 +253,15 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
 {
     for (;;) {
         struct pending *p = &l->q[l->q_head];
-        uint8_t *dst;
-        size_t n;
+        struct iovec iov[RECV_IOV];
+        struct msghdr msg = { .msg_iov = iov };
         ssize_t k;
 
         if (l->q_len == 0)
             return 0;
-        if (l->hdr_got < DPC_WIRE_HDR_LEN) {
-            dst = l->hdr_buf + l->hdr_got;
-            n = DPC_WIRE_HDR_LEN - l->hdr_got;
-        } else {
-            dst = body_target(l, p, &n);
-        }
-        if (n > 0) {
-            k = recv(l->fd, dst, n, MSG_DONTWAIT);
+        msg.msg_iovlen = (size_t)recv_targets(l, p, iov);
+        if (iov[0].iov_len > 0) {
+            k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
             if (k == 0)
                 return lost(l, "connection lost", err, errlen);
             if (k < 0)

@@ -61,21 +61,8 @@ disk_only() {
 check "-define cache:tiers=disk skips memory and distributed" disk_only
 
 # Three servers: one cache striped over all of them.
-PIDS=()
-for i in 2 3; do
-    "$MAGICK_DPC" serve -v --listen 127.0.0.1:0 2> "$WORK/server$i.log" &
-    PIDS+=($!)
-done
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; cleanup' EXIT
-port_of() {
-    for _ in $(seq 100); do
-        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1")
-        [ -n "$p" ] && { echo "$p"; return; }
-        sleep 0.05
-    done
-}
-P2=$(port_of "$WORK/server2.log")
-P3=$(port_of "$WORK/server3.log")
+extra_server P2 server2 -v
+extra_server P3 server3 -v
 striped() {
     mark=$(wc -l < "$WORK/server.log")
     dropin -define cache:hosts=127.0.0.1:$PORT,127.0.0.1:$P2,127.0.0.1:$P3 \
@@ -111,9 +98,7 @@ check "wrong secret: authentication failed, exit != 0" env \
 DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 check "dead host: connection refused, exit != 0" fails_with \
     "127.0.0.1:$DEAD: Connection refused" -define cache:hosts=127.0.0.1:$DEAD
-"$MAGICK_DPC" serve --memory 64KiB --listen 127.0.0.1:0 2> "$WORK/full.log" &
-PIDS+=($!)
-PFULL=$(port_of "$WORK/full.log")
+extra_server PFULL full --memory 64KiB
 check "full server: no room, exit != 0" fails_with "no room" \
     -define cache:hosts=127.0.0.1:$PFULL
 stopped_mid_job() {

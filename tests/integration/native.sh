@@ -10,23 +10,9 @@ make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 start_server
 P1=$PORT
-PIDS=()
 # two more servers for striping
-for i in 2 3; do
-    "$MAGICK_DPC" serve --listen 127.0.0.1:0 2> "$WORK/server$i.log" &
-    PIDS+=($!)
-done
-port_of() {
-    for _ in $(seq 100); do
-        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1")
-        [ -n "$p" ] && { echo "$p"; return; }
-        sleep 0.05
-    done
-}
-P2=$(port_of "$WORK/server2.log")
-P3=$(port_of "$WORK/server3.log")
-cleanup_more() { kill "${PIDS[@]}" 2>/dev/null || true; }
-trap 'cleanup_more; cleanup' EXIT
+extra_server P2 server2
+extra_server P3 server3
 
 check "one host: random regions, both planes, eviction" \
     "$NATIVE_CHECK" random "$SECRET" 203 157 1 127.0.0.1:"$P1"

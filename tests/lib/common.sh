@@ -13,11 +13,16 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-300}     # seconds any one convert may take
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-test.XXXXXX")
 SERVER_PID=
 PORT=
+EXTRA_PIDS=()
 PASSED=0
 FAILED=0
 
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    if [ ${#EXTRA_PIDS[@]} -gt 0 ]; then
+        kill -KILL "${EXTRA_PIDS[@]}" 2>/dev/null || true
+        wait "${EXTRA_PIDS[@]}" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,21 +40,39 @@ XML
     SECRET=$secret
 }
 
+# port_of LOG: the loopback port of the server logging to LOG (waits up to
+# 5 s for its "listening on" line); nothing when it never came.
+port_of() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" |
+            head -n 1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.05
+    done
+}
+
 # start_server [ARGS...]: magick-dpc on 127.0.0.1, a free port; sets PORT.
 start_server() {
     : > "$WORK/server.log"
     "$MAGICK_DPC" serve --listen 127.0.0.1:0 "$@" 2>> "$WORK/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-            "$WORK/server.log" | head -n 1)
-        [ -n "$PORT" ] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    PORT=$(port_of "$WORK/server.log")
+    [ -n "$PORT" ] && return 0
     echo "magick-dpc did not start:" >&2
     cat "$WORK/server.log" >&2
     return 1
+}
+
+# extra_server VAR NAME [ARGS...]: one more magick-dpc, logging to
+# $WORK/NAME.log, killed at exit; sets VAR to its port.
+extra_server() {
+    local var=$1 name=$2
+    shift 2
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 "$@" 2> "$WORK/$name.log" &
+    EXTRA_PIDS+=($!)
+    printf -v "$var" '%s' "$(port_of "$WORK/$name.log")"
+    [ -n "${!var}" ] || { cat "$WORK/$name.log" >&2; return 1; }
 }
 
 # stop_server: SIGTERM; the server must exit 0.
