@@ -12,7 +12,7 @@
 #include "dpc_outq.h"
 #include "dpc_util.h"
 
-#define STATUS_JSON_MAX 1024
+#define STATUS_JSON_MAX (60 * 1024)
 #define FIXED_OPEN 16
 #define FIXED_CLOSE 8
 

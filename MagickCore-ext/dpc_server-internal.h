@@ -36,6 +36,7 @@ struct dpc_server {
     size_t nlisteners;
     struct event *sigint, *sigterm, *sweep;
     struct dpc_store *store;
+    struct dpc_local *local;        /* NULL: no Unix socket */
     struct dpc_conn_list unauth, auth;
     uint64_t next_id;
     uint64_t requests_closed;       /* requests of connections now closed */

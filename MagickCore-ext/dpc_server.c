@@ -134,6 +134,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     if (s->cfg.idle_timeout_ms != 0)
         close_expired(&s->auth, (double)s->cfg.idle_timeout_ms / 1000, now,
                       0, "idle timeout");
+    if (s->local != NULL)
+        dpc_local_sweep(s->local, now);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -206,6 +208,18 @@ static int add_events(struct dpc_server *s)
            event_add(s->sweep, &second);
 }
 
+/* A default socket path already served by another server is not fatal:
+ * that one keeps the host's shared memory. */
+static int open_local(struct dpc_server *s, char *err, size_t errlen)
+{
+    s->local = dpc_local_new(s->base, &s->cfg.local, err, errlen);
+    if (s->local != NULL || !s->cfg.local.path_is_default ||
+        s->nlisteners == 0)
+        return s->local != NULL ? 0 : -1;
+    dpc_log(DPC_LOG_WARN, "no shared-memory tier here: %s", err);
+    return 0;
+}
+
 struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
                                   size_t errlen)
 {
@@ -230,6 +244,8 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
         if (bind_one(s, &cfg->listen[s->nlisteners],
                      &s->listeners[s->nlisteners], err, errlen) < 0)
             goto err;
+    if (cfg->local.path[0] != '\0' && open_local(s, err, errlen) < 0)
+        goto err;
     return s;
 err:
     dpc_server_free(s);
@@ -256,6 +272,7 @@ void dpc_server_free(struct dpc_server *s)
     free(s->listeners);
     close_all(&s->unauth);
     close_all(&s->auth);
+    dpc_local_free(s->local);
     if (s->sigint != NULL)
         event_free(s->sigint);
     if (s->sigterm != NULL)
@@ -292,6 +309,7 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                              size_t len)
 {
     struct dpc_server_stats st;
+    size_t off;
     int n;
 
     dpc_server_get_stats(s, &st);
@@ -302,7 +320,7 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  "\"unauthenticated_clients\":%llu,\"requests_served\":%llu,"
                  "\"connections_accepted\":%llu,\"connections_refused\":%llu,"
                  "\"connections_evicted\":%llu,\"auth_failures\":%llu,"
-                 "\"opens_refused\":%llu,\"uptime_seconds\":%.3f}",
+                 "\"opens_refused\":%llu,\"uptime_seconds\":%.3f",
                  (unsigned long long)st.store.caches,
                  (unsigned long long)st.store.bytes_ram,
                  (unsigned long long)st.store.bytes_spilled,
@@ -318,5 +336,14 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  (unsigned long long)st.store.refused, st.uptime);
     if (n < 0)
         return 0;
-    return (size_t)n < len ? (size_t)n : len - 1;
+    off = (size_t)n < len ? (size_t)n : len - 1;
+    if (s->local != NULL && off + 9 < len) {
+        memcpy(buf + off, ",\"shm\":", 7);
+        off += 7;
+        off += dpc_local_status_json(s->local, buf + off, len - off - 1);
+    }
+    if (off + 1 < len)
+        buf[off++] = '}';
+    buf[off] = '\0';
+    return off;
 }

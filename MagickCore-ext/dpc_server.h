@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpc_local.h"
 #include "dpc_siphash.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
@@ -27,7 +28,8 @@ struct dpc_listen_spec {
 
 struct dpc_server_cfg {
     const struct dpc_listen_spec *listen;   /* borrowed during _new */
-    size_t nlisten;
+    size_t nlisten;                         /* 0: local socket only */
+    struct dpc_local_cfg local;             /* shared memory, Unix socket */
     struct dpc_store_cfg store;
     uint8_t sipkey[DPC_SIPHASH_KEYLEN];     /* stock key, from the secret */
     uint8_t wirekey[DPC_WIRE_KEY_LEN];      /* native key, from the secret */

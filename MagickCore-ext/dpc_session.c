@@ -15,7 +15,7 @@
 #include "dpc_util.h"
 #include "dpc_wire.h"
 
-#define STATUS_JSON_MAX 1024
+#define STATUS_JSON_MAX (60 * 1024)
 
 struct dpc_session {
     struct dpc_session_cfg cfg;

@@ -2,7 +2,10 @@
  * magick-dpc: the pixel cache server and its status client.
  *
  *   magick-dpc serve [options]     serve ImageMagick's distributed cache
- *   magick-dpc status [--host H:P] print a server's status as JSON
+ *                                  and the host's shared-memory tier
+ *   magick-dpc status [--host H:P | --local | --socket PATH]
+ *                                  print a server's status as JSON
+ *   magick-dpc shm ls | rm NAME    the images published with shm:NAME
  *
  * Settings come from the command line, else policy.xml (domain "cache"),
  * else built-in defaults.  Exit status: 0 ok, 1 runtime failure, 2 usage
@@ -11,6 +14,8 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +28,7 @@
 #include "dpc_parse.h"
 #include "dpc_policy.h"
 #include "dpc_server.h"
+#include "dpc_shmclient.h"
 #include "dpc_stockclient.h"
 #include "dpc_util.h"
 
@@ -33,6 +39,9 @@
 static const char usage_text[] =
     "Usage: magick-dpc serve [OPTIONS]\n"
     "       magick-dpc status [--host HOST:PORT] [--im7] [--timeout DUR]\n"
+    "       magick-dpc status --local | --socket PATH\n"
+    "       magick-dpc shm ls [--socket PATH]\n"
+    "       magick-dpc shm rm NAME [--owner UID] [--socket PATH]\n"
     "       magick-dpc --help | --version\n"
     "\n"
     "A pixel cache server for ImageMagick's distributed cache: unmodified\n"
@@ -49,6 +58,18 @@ static const char usage_text[] =
     DEFAULT_LISTEN "]\n"
     "  --listen-im7 HOST:PORT    listen for ImageMagick 7 clients; repeatable\n"
     "                            [dpc-listen-im7]\n"
+    "  --listen none             no TCP at all: the Unix socket only (needs no\n"
+    "                            shared secret)\n"
+    "  --socket PATH|none        the Unix socket of the shared-memory tier and\n"
+    "                            the shm: coder [dpc-socket; default\n"
+    "                            $XDG_RUNTIME_DIR/magick-dpc.sock, else\n"
+    "                            /run/magick-dpc/magick-dpc.sock]\n"
+    "  --socket-mode MODE        0600 or 0660 [dpc-socket-mode; 0600]\n"
+    "  --allow-uids LIST         users (names or numbers) allowed on the socket\n"
+    "                            [dpc-allow-uids; default: the server's own]\n"
+    "  --allow-gids LIST         groups allowed on the socket [dpc-allow-gids]\n"
+    "  --shm-budget SIZE         shared memory across all local clients\n"
+    "                            [dpc-shm-budget; default a quarter of RAM]\n"
     "  --memory SIZE             RAM for caches, e.g. 8GiB [dpc-memory;\n"
     "                            default half of physical memory]\n"
     "  --spill-dir DIR           spill caches that do not fit in RAM to files\n"
@@ -78,6 +99,7 @@ struct options {
     struct dpc_server_cfg cfg;
     char *spill_dir;
     int have_memory, have_disk;
+    int no_tcp;                     /* --listen none */
     int verbosity;                  /* -1 quiet, 0 normal, 1 trace */
 };
 
@@ -103,7 +125,9 @@ static int add_listen(struct options *o, const char *list,
          tok = strtok_r(NULL, ", ", &save)) {
         struct dpc_listen_spec *l = &o->listen[o->nlisten];
 
-        if (o->nlisten == MAX_LISTEN)
+        if (strcmp(tok, "none") == 0)
+            o->no_tcp = 1;
+        else if (o->nlisten == MAX_LISTEN)
             rc = fail_usage("more than %s listeners", "16", NULL);
         else if (dpc_parse_hostport(tok, l->host, sizeof(l->host), &l->port,
                                     err, sizeof(err)) < 0)
@@ -148,6 +172,62 @@ static int set_count(const char *what, const char *text, unsigned *out)
     return 0;
 }
 
+/* A comma-separated list of user or group names or numbers. */
+static int set_ids(const char *what, const char *list, int groups,
+                   uint32_t *ids, size_t *n)
+{
+    char *copy = strdup(list), *tok, *save = NULL;
+    int rc = 0;
+
+    if (copy == NULL)
+        return -1;
+    *n = 0;
+    for (tok = strtok_r(copy, ", ", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ", ", &save)) {
+        char err[DPC_ERRLEN];
+        uint64_t v;
+
+        if (*n == DPC_LOCAL_MAX_IDS) {
+            rc = fail_usage("more than 32 %s", what, NULL);
+        } else if (dpc_parse_u64(tok, &v, err, sizeof(err)) == 0 &&
+                   v < 0xffffffffu) {
+            ids[(*n)++] = (uint32_t)v;
+        } else if (groups) {
+            struct group *g = getgrnam(tok);
+
+            if (g == NULL)
+                rc = fail_usage("no such group '%s'", tok, NULL);
+            else
+                ids[(*n)++] = (uint32_t)g->gr_gid;
+        } else {
+            struct passwd *pw = getpwnam(tok);
+
+            if (pw == NULL)
+                rc = fail_usage("no such user '%s'", tok, NULL);
+            else
+                ids[(*n)++] = (uint32_t)pw->pw_uid;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int set_socket(struct options *o, const char *value)
+{
+    struct dpc_local_cfg *l = &o->cfg.local;
+
+    l->path_is_default = 0;
+    if (strcmp(value, "none") == 0) {
+        l->path[0] = '\0';
+        return 0;
+    }
+    if (value[0] != '/' || strlen(value) >= sizeof(l->path))
+        return fail_usage("bad socket path '%s' (absolute, at most 107 "
+                          "bytes)", value, NULL);
+    snprintf(l->path, sizeof(l->path), "%s", value);
+    return 0;
+}
+
 /* Applies one setting by its policy name; the command line uses the same
  * names, so both paths validate alike. */
 static int apply(struct options *o, const char *name, const char *value)
@@ -185,6 +265,24 @@ static int apply(struct options *o, const char *name, const char *value)
         c->busy_poll_us = (unsigned)v;
         return 0;
     }
+    if (strcmp(name, "dpc-socket") == 0)
+        return set_socket(o, value);
+    if (strcmp(name, "dpc-socket-mode") == 0) {
+        if (strcmp(value, "0600") != 0 && strcmp(value, "0660") != 0 &&
+            strcmp(value, "600") != 0 && strcmp(value, "660") != 0)
+            return fail_usage("bad socket mode '%s' (0600 or 0660)", value,
+                              NULL);
+        c->local.mode = strstr(value, "66") != NULL ? 0660 : 0600;
+        return 0;
+    }
+    if (strcmp(name, "dpc-allow-uids") == 0)
+        return set_ids("users", value, 0, c->local.allow_uids,
+                       &c->local.nallow_uids);
+    if (strcmp(name, "dpc-allow-gids") == 0)
+        return set_ids("groups", value, 1, c->local.allow_gids,
+                       &c->local.nallow_gids);
+    if (strcmp(name, "dpc-shm-budget") == 0)
+        return set_size("shared memory budget", value, &c->local.shm_budget);
     if (strcmp(name, "dpc-handshake-timeout") == 0)
         return set_duration("handshake timeout", value,
                             &c->handshake_timeout_ms);
@@ -196,7 +294,8 @@ static int apply(struct options *o, const char *name, const char *value)
 static const char *const policy_names[] = {
     "dpc-memory", "dpc-disk", "dpc-spill-dir", "max-dpc-clients",
     "max-dpc-unauthenticated-clients", "dpc-handshake-timeout",
-    "dpc-idle-timeout", "dpc-busy-poll",
+    "dpc-idle-timeout", "dpc-busy-poll", "dpc-socket", "dpc-socket-mode",
+    "dpc-allow-uids", "dpc-allow-gids", "dpc-shm-budget",
 };
 
 static int apply_policy(struct options *o)
@@ -222,7 +321,7 @@ static int apply_listen_policy(struct options *o)
         rc = add_listen(o, v6, DPC_STOCK_IM6);
     if (rc == 0 && v7 != NULL)
         rc = add_listen(o, v7, DPC_STOCK_IM7);
-    if (rc == 0 && o->nlisten == 0)
+    if (rc == 0 && o->nlisten == 0 && !o->no_tcp)
         rc = add_listen(o, DEFAULT_LISTEN, DPC_STOCK_IM6);
     free(v6);
     free(v7);
@@ -240,6 +339,12 @@ static void set_defaults(struct options *o)
     o->cfg.handshake_timeout_ms = 10000;
     o->cfg.idle_timeout_ms = 3600000;
     o->cfg.busy_poll_us = 50;
+    o->cfg.local.mode = 0600;
+    o->cfg.local.shm_budget = (uint64_t)pages * (uint64_t)page / 4;
+    o->cfg.local.path_is_default = 1;
+    if (dpc_local_default_path(o->cfg.local.path,
+                               sizeof(o->cfg.local.path)) < 0)
+        o->cfg.local.path[0] = '\0';
 }
 
 static int finish_spill(struct options *o)
@@ -258,7 +363,9 @@ static int finish_spill(struct options *o)
 }
 
 enum { OPT_LISTEN = 256, OPT_LISTEN7, OPT_MEMORY, OPT_DISK, OPT_SPILL,
-       OPT_MAXC, OPT_MAXU, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY };
+       OPT_MAXC, OPT_MAXU, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY,
+       OPT_SOCKET, OPT_SOCKMODE, OPT_UIDS, OPT_GIDS, OPT_SHMBUDGET, OPT_OWNER,
+       OPT_LOCAL };
 
 static const struct option long_opts[] = {
     { "listen", required_argument, NULL, OPT_LISTEN },
@@ -271,6 +378,13 @@ static const struct option long_opts[] = {
     { "handshake-timeout", required_argument, NULL, OPT_HTO },
     { "idle-timeout", required_argument, NULL, OPT_ITO },
     { "busy-poll", required_argument, NULL, OPT_BUSY },
+    { "socket", required_argument, NULL, OPT_SOCKET },
+    { "socket-mode", required_argument, NULL, OPT_SOCKMODE },
+    { "allow-uids", required_argument, NULL, OPT_UIDS },
+    { "allow-gids", required_argument, NULL, OPT_GIDS },
+    { "shm-budget", required_argument, NULL, OPT_SHMBUDGET },
+    { "owner", required_argument, NULL, OPT_OWNER },
+    { "local", no_argument, NULL, OPT_LOCAL },
     { "host", required_argument, NULL, OPT_HOST },
     { "im7", no_argument, NULL, OPT_IM7 },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -293,6 +407,11 @@ static const char *opt_policy_name(int opt)
     case OPT_HTO: return "dpc-handshake-timeout";
     case OPT_ITO: return "dpc-idle-timeout";
     case OPT_BUSY: return "dpc-busy-poll";
+    case OPT_SOCKET: return "dpc-socket";
+    case OPT_SOCKMODE: return "dpc-socket-mode";
+    case OPT_UIDS: return "dpc-allow-uids";
+    case OPT_GIDS: return "dpc-allow-gids";
+    case OPT_SHMBUDGET: return "dpc-shm-budget";
     default: return NULL;
     }
 }
@@ -327,6 +446,12 @@ static int parse_serve(int argc, char **argv, struct options *o)
         return fail_usage("unexpected argument '%s'", argv[optind], NULL);
     if (o->nlisten == 0 && apply_listen_policy(o) < 0)
         return -1;
+    if (o->no_tcp && o->nlisten != 0)
+        return fail_usage("--listen none %s", "with other listeners", NULL);
+    if (o->nlisten == 0 && o->cfg.local.path[0] == '\0')
+        return fail_usage("nothing to serve: %s", "no listener, no socket",
+                          NULL);
+    o->cfg.local.max_clients = o->cfg.max_clients;
     return finish_spill(o);
 }
 
@@ -364,7 +489,7 @@ static int cmd_serve(int argc, char **argv)
 
     if (parse_serve(argc, argv, &o) < 0)
         return EXIT_USAGE;
-    if (need_secret(o.cfg.sipkey, o.cfg.wirekey) < 0)
+    if (o.nlisten != 0 && need_secret(o.cfg.sipkey, o.cfg.wirekey) < 0)
         return EXIT_USAGE;
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
@@ -393,6 +518,83 @@ static int cmd_serve(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* The socket a local command talks to: --socket, else policy.xml's
+ * dpc-socket, else the default. */
+static int local_path(const char *opt, char *path, size_t len)
+{
+    char *v = opt == NULL ? dpc_policy_get("dpc-socket") : NULL;
+    int rc = 0;
+
+    if (opt != NULL || v != NULL)
+        snprintf(path, len, "%s", opt != NULL ? opt : v);
+    else
+        rc = dpc_local_default_path(path, len);
+    free(v);
+    return rc;
+}
+
+/* LIST or STATUS over the Unix socket, printed. */
+static int local_json(const char *opt, enum dpc_lp_op op)
+{
+    char path[108], err[DPC_ERRLEN], *json = NULL;
+    struct dpc_shmc *c;
+    int rc;
+
+    if (local_path(opt, path, sizeof(path)) < 0)
+        return fail_usage("socket path %s", "too long", NULL), EXIT_USAGE;
+    c = dpc_shmc_connect(path, 5000, err, sizeof(err));
+    rc = c != NULL ? dpc_shmc_json(c, op, &json, err, sizeof(err)) : -1;
+    dpc_shmc_close(c);
+    if (rc < 0) {
+        fprintf(stderr, "magick-dpc: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
+
+static int cmd_shm(int argc, char **argv)
+{
+    const char *socket_opt = NULL;
+    struct dpc_lp_req r = { .op = DPC_LP_REMOVE, .owner = DPC_LP_SELF };
+    char path[108], err[DPC_ERRLEN];
+    struct dpc_shmc *c;
+    uint32_t owner[1];
+    size_t n;
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (opt == OPT_SOCKET)
+            socket_opt = optarg;
+        else if (opt == OPT_OWNER && set_ids("owners", optarg, 0, owner, &n) == 0)
+            r.owner = owner[0];
+        else
+            return fail_usage("unexpected option for %s", "shm", NULL),
+                   EXIT_USAGE;
+    }
+    if (optind < argc && strcmp(argv[optind], "ls") == 0 && optind + 1 == argc)
+        return local_json(socket_opt, DPC_LP_LIST);
+    if (!(optind + 2 == argc && strcmp(argv[optind], "rm") == 0))
+        return fail_usage("usage: magick-dpc shm %s", "ls | rm NAME", NULL),
+               EXIT_USAGE;
+    if (!dpc_lp_valid_name(argv[optind + 1], strlen(argv[optind + 1])))
+        return fail_usage("bad name '%s'", argv[optind + 1], NULL),
+               EXIT_USAGE;
+    snprintf(r.name, sizeof(r.name), "%s", argv[optind + 1]);
+    if (local_path(socket_opt, path, sizeof(path)) < 0)
+        return fail_usage("socket path %s", "too long", NULL), EXIT_USAGE;
+    c = dpc_shmc_connect(path, 5000, err, sizeof(err));
+    rc = c != NULL ? dpc_shmc_simple(c, &r, err, sizeof(err)) : -1;
+    dpc_shmc_close(c);
+    if (rc < 0) {
+        fprintf(stderr, "magick-dpc: shm rm %s: %s\n", r.name, err);
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     char host[256] = "127.0.0.1", err[DPC_ERRLEN], *json = NULL;
@@ -413,6 +615,9 @@ static int cmd_status(int argc, char **argv)
         else if (opt == OPT_TIMEOUT &&
                  set_duration("timeout", optarg, &timeout) < 0)
             return EXIT_USAGE;
+        else if (opt == OPT_SOCKET || opt == OPT_LOCAL)
+            return local_json(opt == OPT_SOCKET ? optarg : NULL,
+                              DPC_LP_STATUS);
         else if (opt != OPT_HOST && opt != OPT_IM7 && opt != OPT_TIMEOUT)
             return fail_usage("unexpected option for %s", "status", NULL),
                    EXIT_USAGE;
@@ -451,11 +656,16 @@ int main(int argc, char **argv)
         printf("magick-dpc %s\n", PACKAGE_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "status") != 0)
+    if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "status") != 0 &&
+        strcmp(argv[1], "shm") != 0)
         return fail_usage("unknown command '%s'", argv[1], NULL), EXIT_USAGE;
     dpc_policy_init(argv[0]);
-    rc = strcmp(argv[1], "serve") == 0 ? cmd_serve(argc - 1, argv + 1)
-                                       : cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        rc = cmd_serve(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "status") == 0)
+        rc = cmd_status(argc - 1, argv + 1);
+    else
+        rc = cmd_shm(argc - 1, argv + 1);
     dpc_policy_done();
     return rc;
 }

@@ -1,0 +1,440 @@
+/*
+ * dpc_shm: see dpc_shm.h.  Segments live in one list; the counts are small
+ * (bounded by DPC_SHM_MAX_SEGMENTS) and every operation is one request from
+ * a local client, so a linear scan keeps this simple.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dpc_shm.h"
+#include "dpc_util.h"
+
+#define MAX_TTL_MS (366ull * 24 * 3600 * 1000)
+#define SEALS_SIZE (F_SEAL_SHRINK | F_SEAL_GROW)
+
+struct seg {
+    struct seg *next;
+    uint64_t id, size;
+    int fd;
+    uid_t uid;
+    pid_t pid;
+    uint64_t conn;                  /* owning connection; 0 once committed */
+    int named, committed;
+    char name[DPC_LP_NAME_MAX + 1];
+    uint64_t ttl_ms;
+    double expires;                 /* 0: never */
+};
+
+struct dpc_shm {
+    struct seg *head;
+    uint64_t budget, used, peak, refused, next_id;
+    size_t nsegs, nnames;
+};
+
+struct dpc_shm *dpc_shm_new(uint64_t budget)
+{
+    struct dpc_shm *m = calloc(1, sizeof(*m));
+
+    if (m != NULL) {
+        m->budget = budget;
+        m->next_id = 1;
+    }
+    return m;
+}
+
+static void seg_destroy(struct dpc_shm *m, struct seg **link)
+{
+    struct seg *s = *link;
+
+    *link = s->next;
+    close(s->fd);
+    m->used -= s->size;
+    m->nsegs--;
+    if (s->named)
+        m->nnames--;
+    free(s);
+}
+
+void dpc_shm_free(struct dpc_shm *m)
+{
+    if (m == NULL)
+        return;
+    while (m->head != NULL)
+        seg_destroy(m, &m->head);
+    free(m);
+}
+
+/* A reserved, sealed memfd of size bytes, or -1 with *st and the reason. */
+static int make_memfd(uint64_t size, int seals, enum dpc_lp_status *st,
+                      char *err, size_t errlen)
+{
+    int fd = memfd_create("magick-dpc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int rc;
+
+    *st = DPC_LP_EIO;
+    if (fd < 0) {
+        dpc_errf(err, errlen, "memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, 0600) < 0) {
+        dpc_errf(err, errlen, "fchmod: %s", strerror(errno));
+        goto fail;
+    }
+    rc = posix_fallocate(fd, 0, (off_t)size);
+    if (rc != 0) {
+        if (rc == ENOSPC || rc == ENOMEM || rc == EFBIG)
+            *st = DPC_LP_ENOSPC;
+        dpc_errf(err, errlen, "cannot reserve %llu bytes of shared memory: %s",
+                 (unsigned long long)size, strerror(rc));
+        goto fail;
+    }
+    if (fcntl(fd, F_ADD_SEALS, seals) < 0) {
+        dpc_errf(err, errlen, "sealing: %s", strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+static struct seg **find_id(struct dpc_shm *m, uint64_t id)
+{
+    struct seg **l;
+
+    for (l = &m->head; *l != NULL; l = &(*l)->next)
+        if ((*l)->id == id)
+            return l;
+    return NULL;
+}
+
+static struct seg **find_name(struct dpc_shm *m, uid_t uid, const char *name)
+{
+    struct seg **l;
+
+    for (l = &m->head; *l != NULL; l = &(*l)->next)
+        if ((*l)->committed && (*l)->uid == uid &&
+            strcmp((*l)->name, name) == 0)
+            return l;
+    return NULL;
+}
+
+static enum dpc_lp_status check_room(struct dpc_shm *m, uint64_t size,
+                                     int named, char *err, size_t errlen)
+{
+    if (size > m->budget || m->used > m->budget - size) {
+        m->refused++;
+        dpc_errf(err, errlen, "shared-memory budget spent: %llu of %llu "
+                 "bytes in use, %llu asked (dpc-shm-budget)",
+                 (unsigned long long)m->used, (unsigned long long)m->budget,
+                 (unsigned long long)size);
+        return DPC_LP_ENOSPC;
+    }
+    if (size > (uint64_t)INT64_MAX || m->nsegs >= DPC_SHM_MAX_SEGMENTS ||
+        (named && m->nnames >= DPC_SHM_MAX_NAMES)) {
+        dpc_errf(err, errlen, "too many segments (%zu) or names (%zu)",
+                 m->nsegs, m->nnames);
+        return DPC_LP_ENOSPC;
+    }
+    return DPC_LP_OK;
+}
+
+enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint64_t size,
+                                  const char *name, uint64_t ttl_ms,
+                                  double now, int *fd, uint64_t *id,
+                                  char *err, size_t errlen)
+{
+    enum dpc_lp_status st;
+    struct seg *s;
+
+    (void)now;
+    if (name != NULL && ttl_ms > MAX_TTL_MS) {
+        dpc_errf(err, errlen, "time to live over a year");
+        return DPC_LP_EINVAL;
+    }
+    st = check_room(m, size, name != NULL, err, errlen);
+    if (st != DPC_LP_OK)
+        return st;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        dpc_errf(err, errlen, "out of memory");
+        return DPC_LP_EIO;
+    }
+    /* A cache segment is sealed for good; a named one takes F_SEAL_WRITE
+     * at COMMIT, so F_SEAL_SEAL must wait until then. */
+    s->fd = make_memfd(size, name != NULL ? SEALS_SIZE
+                                          : SEALS_SIZE | F_SEAL_SEAL,
+                       &st, err, errlen);
+    if (s->fd < 0 || (*fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        if (s->fd >= 0) {
+            dpc_errf(err, errlen, "dup: %s", strerror(errno));
+            close(s->fd);
+        }
+        free(s);
+        return st;
+    }
+    s->id = m->next_id++;
+    s->size = size;
+    s->uid = p->uid;
+    s->pid = p->pid;
+    s->conn = p->conn;
+    if (name != NULL) {
+        s->named = 1;
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        s->ttl_ms = ttl_ms;
+        m->nnames++;
+    }
+    s->next = m->head;
+    m->head = s;
+    m->nsegs++;
+    m->used += size;
+    if (m->used > m->peak)
+        m->peak = m->used;
+    *id = s->id;
+    return DPC_LP_OK;
+}
+
+/* The connection's own segment that is still its to release or commit. */
+static struct seg **owned(struct dpc_shm *m, const struct dpc_shm_peer *p,
+                          uint64_t id, char *err, size_t errlen)
+{
+    struct seg **l = find_id(m, id);
+
+    if (l == NULL || (*l)->conn != p->conn || (*l)->committed) {
+        dpc_errf(err, errlen, "segment %llu is not this connection's",
+                 (unsigned long long)id);
+        return NULL;
+    }
+    return l;
+}
+
+enum dpc_lp_status dpc_shm_release(struct dpc_shm *m,
+                                   const struct dpc_shm_peer *p, uint64_t id,
+                                   char *err, size_t errlen)
+{
+    struct seg **l = owned(m, p, id, err, errlen);
+
+    if (l == NULL)
+        return DPC_LP_ENOENT;
+    seg_destroy(m, l);
+    return DPC_LP_OK;
+}
+
+enum dpc_lp_status dpc_shm_commit(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint64_t id,
+                                  double now, char *err, size_t errlen)
+{
+    struct seg **l = owned(m, p, id, err, errlen), *s, **old;
+
+    if (l == NULL)
+        return DPC_LP_ENOENT;
+    s = *l;
+    if (!s->named) {
+        dpc_errf(err, errlen, "segment %llu has no name to publish",
+                 (unsigned long long)id);
+        return DPC_LP_EINVAL;
+    }
+    if (fcntl(s->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int busy = errno == EBUSY;
+
+        dpc_errf(err, errlen, "sealing '%s' read-only: %s", s->name,
+                 busy ? "still mapped writable (unmap before commit)"
+                      : strerror(errno));
+        return busy ? DPC_LP_EBUSY : DPC_LP_EIO;
+    }
+    old = find_name(m, s->uid, s->name);
+    if (old != NULL)
+        seg_destroy(m, old);
+    s->committed = 1;
+    s->conn = 0;
+    s->pid = 0;
+    s->expires = s->ttl_ms != 0 ? now + (double)s->ttl_ms / 1000 : 0;
+    return DPC_LP_OK;
+}
+
+static int reopen_readonly(int fd)
+{
+    char path[64];
+    int ro;
+
+    /* A read-only open file description: writable shared mappings fail
+     * even before the seal is consulted. */
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    return ro >= 0 ? ro : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint32_t owner,
+                                  const char *name, int *fd, uint64_t *id,
+                                  uint64_t *size, char *err, size_t errlen)
+{
+    uid_t uid = owner == DPC_LP_SELF ? p->uid : (uid_t)owner;
+    struct seg **l = find_name(m, uid, name);
+
+    if (l == NULL) {
+        dpc_errf(err, errlen, "no image named '%s' published by uid %u", name,
+                 (unsigned)uid);
+        return DPC_LP_ENOENT;
+    }
+    *fd = reopen_readonly((*l)->fd);
+    if (*fd < 0) {
+        dpc_errf(err, errlen, "reopen: %s", strerror(errno));
+        return DPC_LP_EIO;
+    }
+    *id = (*l)->id;
+    *size = (*l)->size;
+    return DPC_LP_OK;
+}
+
+enum dpc_lp_status dpc_shm_remove(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint32_t owner,
+                                  const char *name, char *err, size_t errlen)
+{
+    uid_t uid = owner == DPC_LP_SELF ? p->uid : (uid_t)owner;
+    struct seg **l;
+
+    if (uid != p->uid && p->uid != geteuid()) {
+        dpc_errf(err, errlen, "uid %u may not remove uid %u's names",
+                 (unsigned)p->uid, (unsigned)uid);
+        return DPC_LP_EPERM;
+    }
+    l = find_name(m, uid, name);
+    if (l == NULL) {
+        dpc_errf(err, errlen, "no image named '%s' published by uid %u", name,
+                 (unsigned)uid);
+        return DPC_LP_ENOENT;
+    }
+    seg_destroy(m, l);
+    return DPC_LP_OK;
+}
+
+size_t dpc_shm_conn_closed(struct dpc_shm *m, uint64_t conn)
+{
+    struct seg **l = &m->head;
+    size_t n = 0;
+
+    while (*l != NULL) {
+        if ((*l)->conn == conn && !(*l)->committed) {
+            seg_destroy(m, l);
+            n++;
+        } else {
+            l = &(*l)->next;
+        }
+    }
+    return n;
+}
+
+size_t dpc_shm_expire(struct dpc_shm *m, double now)
+{
+    struct seg **l = &m->head;
+    size_t n = 0;
+
+    while (*l != NULL) {
+        if ((*l)->committed && (*l)->expires != 0 && (*l)->expires <= now) {
+            seg_destroy(m, l);
+            n++;
+        } else {
+            l = &(*l)->next;
+        }
+    }
+    return n;
+}
+
+void dpc_shm_get_stats(const struct dpc_shm *m, struct dpc_shm_stats *st)
+{
+    st->budget = m->budget;
+    st->used = m->used;
+    st->peak = m->peak;
+    st->segments = m->nsegs;
+    st->names = m->nnames;
+    st->refused = m->refused;
+}
+
+/* Appends to buf at *off like snprintf; *off stops at len - 1. */
+static void put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*off + 1 >= len)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *off, len - *off, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *off = *off + (size_t)n < len ? *off + (size_t)n : len - 1;
+}
+
+size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
+{
+    const struct seg *s, *t;
+    size_t off = 0;
+    int first = 1;
+
+    if (len == 0)
+        return 0;
+    buf[0] = '\0';
+    put(buf, len, &off, "{\"budget\":%llu,\"used\":%llu,\"peak\":%llu,"
+        "\"segments\":%zu,\"names\":%zu,\"refused\":%llu,\"holders\":[",
+        (unsigned long long)m->budget, (unsigned long long)m->used,
+        (unsigned long long)m->peak, m->nsegs, m->nnames,
+        (unsigned long long)m->refused);
+    /* One entry per (uid, pid), at its first segment in the list. */
+    for (s = m->head; s != NULL; s = s->next) {
+        uint64_t count = 0, bytes = 0;
+
+        for (t = m->head; t != s; t = t->next)
+            if (t->uid == s->uid && t->pid == s->pid)
+                break;
+        if (t != s)
+            continue;
+        for (t = s; t != NULL; t = t->next)
+            if (t->uid == s->uid && t->pid == s->pid) {
+                count++;
+                bytes += t->size;
+            }
+        put(buf, len, &off, "%s{\"uid\":%u,\"pid\":%d,\"segments\":%llu,"
+            "\"bytes\":%llu}", first ? "" : ",", (unsigned)s->uid,
+            (int)s->pid, (unsigned long long)count,
+            (unsigned long long)bytes);
+        first = 0;
+    }
+    put(buf, len, &off, "]}");
+    return off;
+}
+
+size_t dpc_shm_list_json(const struct dpc_shm *m, double now, char *buf,
+                         size_t len)
+{
+    const struct seg *s;
+    size_t off = 0;
+    int first = 1;
+
+    if (len == 0)
+        return 0;
+    buf[0] = '\0';
+    put(buf, len, &off, "[");
+    for (s = m->head; s != NULL; s = s->next) {
+        if (!s->committed)
+            continue;
+        put(buf, len, &off, "%s{\"owner\":%u,\"name\":\"%s\",\"bytes\":%llu,"
+            "\"ttl_seconds\":%.0f}", first ? "" : ",", (unsigned)s->uid,
+            s->name, (unsigned long long)s->size,
+            s->expires != 0 ? (s->expires > now ? s->expires - now : 0) : -1);
+        first = 0;
+    }
+    put(buf, len, &off, "]");
+    return off;
+}

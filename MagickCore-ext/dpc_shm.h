@@ -1,0 +1,89 @@
+/*
+ * dpc_shm: the server's shared-memory segments and their one host-wide
+ * budget.  A segment is a sealed memfd: created with
+ * memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING), reserved whole with
+ * posix_fallocate (a full tmpfs or memory cgroup fails here, not as SIGBUS
+ * in a client later), mode 0600, sealed against shrinking and growing.
+ *
+ * Two kinds:
+ *  - cache segments (ALLOC) belong to one connection and are freed when it
+ *    asks or when it closes (a client that exits or crashes);
+ *  - named segments (PUBLISH, then COMMIT) belong to the publisher until
+ *    COMMIT seals them read-only and gives them their name, then to the
+ *    registry until removed or their time to live runs out.
+ * Freeing closes the server's descriptor; the memory goes when the last
+ * client mapping does.
+ *
+ * Single-threaded (the server's event loop).  The registry owns every
+ * descriptor it holds; descriptors it returns are new and the caller's.
+ */
+#ifndef DPC_SHM_H
+#define DPC_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dpc_lproto.h"
+
+#define DPC_SHM_MAX_SEGMENTS 65536      /* every kind, host-wide */
+#define DPC_SHM_MAX_NAMES 4096
+
+struct dpc_shm;
+
+struct dpc_shm_peer {
+    uint64_t conn;                      /* the connection's id */
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+};
+
+struct dpc_shm_stats {
+    uint64_t budget, used, peak, segments, names, refused;
+};
+
+/* NULL when out of memory.  budget: bytes across all segments. */
+struct dpc_shm *dpc_shm_new(uint64_t budget);
+void dpc_shm_free(struct dpc_shm *m);
+
+/* ALLOC (named == NULL) or PUBLISH.  On DPC_LP_OK *fd is a new descriptor
+ * for the caller to send and close, *id the segment's id. */
+enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint64_t size,
+                                  const char *name, uint64_t ttl_ms,
+                                  double now, int *fd, uint64_t *id,
+                                  char *err, size_t errlen);
+/* FREE: only the connection's own cache or uncommitted segments. */
+enum dpc_lp_status dpc_shm_release(struct dpc_shm *m,
+                                   const struct dpc_shm_peer *p, uint64_t id,
+                                   char *err, size_t errlen);
+/* COMMIT: seals the segment against writes (EBUSY while the publisher
+ * still maps it writable) and publishes its name, replacing the owner's
+ * previous segment of that name. */
+enum dpc_lp_status dpc_shm_commit(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint64_t id,
+                                  double now, char *err, size_t errlen);
+/* ATTACH: a new read-only descriptor of a committed name. */
+enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint32_t owner,
+                                  const char *name, int *fd, uint64_t *id,
+                                  uint64_t *size, char *err, size_t errlen);
+/* REMOVE: by the owner, or by the server's own uid. */
+enum dpc_lp_status dpc_shm_remove(struct dpc_shm *m,
+                                  const struct dpc_shm_peer *p, uint32_t owner,
+                                  const char *name, char *err, size_t errlen);
+/* Frees every segment the connection still owns; returns their count. */
+size_t dpc_shm_conn_closed(struct dpc_shm *m, uint64_t conn);
+/* Removes names whose time to live has run out; returns their count. */
+size_t dpc_shm_expire(struct dpc_shm *m, double now);
+
+void dpc_shm_get_stats(const struct dpc_shm *m, struct dpc_shm_stats *st);
+/* JSON: the budget, and segments summed per (uid, pid) of the connection
+ * that holds them (named ones under pid 0); returns the length written
+ * (truncated to len - 1). */
+size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len);
+/* JSON array of the names: owner, name, bytes, seconds left (-1: none). */
+size_t dpc_shm_list_json(const struct dpc_shm *m, double now, char *buf,
+                         size_t len);
+
+#endif
