@@ -65,18 +65,6 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int dpc_local_default_path(char *buf, size_t len)
-{
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int n;
-
-    if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(buf, len, "%s/magick-dpc.sock", xdg);
-    else
-        n = snprintf(buf, len, "/run/magick-dpc/magick-dpc.sock");
-    return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
 static const char *const state_names[LC_NSTATES] = {
     "read", "write", "last-write",
 };

@@ -50,8 +50,5 @@ void dpc_local_sweep(struct dpc_local *l, double now);
 /* The shared-memory part of the server's status (dpc_shm_status_json). */
 size_t dpc_local_status_json(const struct dpc_local *l, char *buf,
                              size_t len);
-/* The default socket path: $XDG_RUNTIME_DIR/magick-dpc.sock, else
- * /run/magick-dpc/magick-dpc.sock.  0, or -1 if it does not fit. */
-int dpc_local_default_path(char *buf, size_t len);
 
 #endif

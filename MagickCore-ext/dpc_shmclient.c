@@ -21,8 +21,26 @@
 
 struct dpc_shmc {
     int fd;
+    enum dpc_lp_status last;
     char path[108];
 };
+
+int dpc_shmc_default_path(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+
+    if (xdg != NULL && xdg[0] == '/')
+        n = snprintf(buf, len, "%s/magick-dpc.sock", xdg);
+    else
+        n = snprintf(buf, len, "/run/magick-dpc/magick-dpc.sock");
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+enum dpc_lp_status dpc_shmc_last_status(const struct dpc_shmc *c)
+{
+    return c->last;
+}
 
 /* Root, ourselves, or the owner of a directory only its owner may write. */
 static int trusted_server(int fd, const char *path, char *err, size_t errlen)
@@ -201,6 +219,7 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
 
     *body = NULL;
     *fd = -1;
+    c->last = DPC_LP_OK;
     if (n == 0)
         return dpc_errf(err, errlen, "invalid %s request (name?)",
                         dpc_lp_op_name(r->op));
@@ -232,6 +251,7 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
     (*body)[h.len] = '\0';
     *len = h.len;
     if (h.status != DPC_LP_OK) {
+        c->last = (enum dpc_lp_status)h.status;
         close_fds(fds, nfds);
         dpc_errf(err, errlen, "magick-dpc at %s: %s: %.*s", c->path,
                  dpc_lp_status_name(h.status), (int)strnlen(*body, 400),

@@ -25,10 +25,17 @@ enum dpc_shm_kind {
     DPC_SHM_ATTACH                  /* read-only: size and write seals */
 };
 
+/* The default socket path: $XDG_RUNTIME_DIR/magick-dpc.sock, else
+ * /run/magick-dpc/magick-dpc.sock (the system server's).  0, or -1 if it
+ * does not fit. */
+int dpc_shmc_default_path(char *buf, size_t len);
+
 /* NULL with the reason (naming the path and the fix) in err. */
 struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
                                   char *err, size_t errlen);
 void dpc_shmc_close(struct dpc_shmc *c);
+/* The status of the last reply (DPC_LP_OK after a transport error). */
+enum dpc_lp_status dpc_shmc_last_status(const struct dpc_shmc *c);
 
 /* ALLOC, PUBLISH, ATTACH: the checked descriptor in *fd, its segment id
  * and size.  For ALLOC and PUBLISH r->size is the size. */

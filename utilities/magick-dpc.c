@@ -342,7 +342,7 @@ static void set_defaults(struct options *o)
     o->cfg.local.mode = 0600;
     o->cfg.local.shm_budget = (uint64_t)pages * (uint64_t)page / 4;
     o->cfg.local.path_is_default = 1;
-    if (dpc_local_default_path(o->cfg.local.path,
+    if (dpc_shmc_default_path(o->cfg.local.path,
                                sizeof(o->cfg.local.path)) < 0)
         o->cfg.local.path[0] = '\0';
 }
@@ -528,7 +528,7 @@ static int local_path(const char *opt, char *path, size_t len)
     if (opt != NULL || v != NULL)
         snprintf(path, len, "%s", opt != NULL ? opt : v);
     else
-        rc = dpc_local_default_path(path, len);
+        rc = dpc_shmc_default_path(path, len);
     free(v);
     return rc;
 }

@@ -74,11 +74,20 @@ extern MagickPrivate int
   GetDistributeCacheFile(const DistributeCacheInfo *),
   GetDistributeCachePort(const DistributeCacheInfo *);
 
+struct _CacheInfo;
+
 extern MagickPrivate MagickBooleanType
+  AcquireMemoryPixelCache(const Image *,struct _CacheInfo *,
+    const MagickBooleanType),
   IsPixelCacheTier(const Image *,const char *),
   OpenDistributePixelCache(DistributeCacheInfo *,Image *),
   RelinquishDistributePixelCache(DistributeCacheInfo *),
+  RelinquishSharedPixelCache(struct _CacheInfo *),
   UseDistributePixelCache(const Image *,const MagickBooleanType);
+
+extern MagickExport MagickBooleanType
+  AttachSharedPixelCache(Image *,const int,const MagickOffsetType,
+    const MagickSizeType,ExceptionInfo *);
 
 extern MagickPrivate MagickOffsetType
   ReadDistributePixelCacheIndexes(DistributeCacheInfo *,
