@@ -186,6 +186,28 @@ static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
     return st;
 }
 
+/* Successes at trace level, refusals at info, with the request's size,
+ * segment id or name. */
+static void trace(const struct lconn *c, const struct dpc_lp_req *r,
+                  enum dpc_lp_status st, const char *err)
+{
+    char what[DPC_LP_NAME_MAX + 64] = "";
+
+    if (r->op == DPC_LP_ALLOC || r->op == DPC_LP_PUBLISH)
+        snprintf(what, sizeof(what), "%llu bytes %s",
+                 (unsigned long long)r->size, r->name);
+    else if (r->op == DPC_LP_FREE || r->op == DPC_LP_COMMIT)
+        snprintf(what, sizeof(what), "segment %llu",
+                 (unsigned long long)r->id);
+    else
+        snprintf(what, sizeof(what), "%s", r->name);
+    dpc_log(st == DPC_LP_OK ? DPC_LOG_TRACE : DPC_LOG_INFO,
+            "local %llu (pid %d uid %u): %s %s%s%s",
+            (unsigned long long)c->peer.conn, (int)c->peer.pid,
+            (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what,
+            st == DPC_LP_OK ? "" : ": ", err);
+}
+
 /* A whole request is in c->in: serve it and queue the reply. */
 static void handle(struct lconn *c)
 {
@@ -205,11 +227,7 @@ static void handle(struct lconn *c)
         return;
     }
     st = serve(c, &r, err, sizeof(err));
-    dpc_log(st == DPC_LP_OK ? DPC_LOG_TRACE : DPC_LOG_INFO,
-            "local %llu (pid %d uid %u): %s %s%s%s",
-            (unsigned long long)c->peer.conn, (int)c->peer.pid,
-            (unsigned)c->peer.uid, dpc_lp_op_name(r.op), r.name,
-            st == DPC_LP_OK ? "" : ": ", err);
+    trace(c, &r, st, err);
     if (st != DPC_LP_OK)
         reply(c, r.op, st, err, strlen(err), -1);
     else if (c->out == NULL)

@@ -142,6 +142,8 @@ size_t dpc_lp_encode_req(const struct dpc_lp_req *r, uint8_t *buf, size_t cap)
         return 0;
     switch (r->op) {
     case DPC_LP_ALLOC:
+        if (r->size == 0)
+            return 0;
         dpc_store_le64(b, r->size);
         n = 8;
         break;
@@ -151,7 +153,7 @@ size_t dpc_lp_encode_req(const struct dpc_lp_req *r, uint8_t *buf, size_t cap)
         n = 8;
         break;
     case DPC_LP_PUBLISH:
-        if (!dpc_lp_valid_name(r->name, namelen))
+        if (!dpc_lp_valid_name(r->name, namelen) || r->size == 0)
             return 0;
         dpc_store_le64(b, r->size);
         dpc_store_le64(b + 8, r->ttl_ms);

@@ -377,11 +377,50 @@ static void put(char *buf, size_t len, size_t *off, const char *fmt, ...)
         *off = *off + (size_t)n < len ? *off + (size_t)n : len - 1;
 }
 
+struct holder {
+    uid_t uid;
+    pid_t pid;
+    uint64_t segments, bytes;
+};
+
+static int holder_cmp(const void *a, const void *b)
+{
+    const struct holder *x = a, *y = b;
+
+    if (x->uid != y->uid)
+        return x->uid < y->uid ? -1 : 1;
+    return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+/* Segments summed per (uid, pid): sorted, then merged (n log n, so a full
+ * table does not stall the event loop). */
+static size_t holders(const struct dpc_shm *m, struct holder **out)
+{
+    struct holder *h = calloc(m->nsegs ? m->nsegs : 1, sizeof(*h));
+    const struct seg *s;
+    size_t n = 0, k = 0;
+
+    *out = h;
+    if (h == NULL)
+        return 0;
+    for (s = m->head; s != NULL; s = s->next, n++)
+        h[n] = (struct holder){ s->uid, s->pid, 1, s->size };
+    qsort(h, n, sizeof(*h), holder_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (k != 0 && h[k - 1].uid == h[i].uid && h[k - 1].pid == h[i].pid) {
+            h[k - 1].segments++;
+            h[k - 1].bytes += h[i].bytes;
+        } else {
+            h[k++] = h[i];
+        }
+    }
+    return k;
+}
+
 size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
 {
-    const struct seg *s, *t;
-    size_t off = 0;
-    int first = 1;
+    struct holder *h;
+    size_t off = 0, n;
 
     if (len == 0)
         return 0;
@@ -391,26 +430,13 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
         (unsigned long long)m->budget, (unsigned long long)m->used,
         (unsigned long long)m->peak, m->nsegs, m->nnames,
         (unsigned long long)m->refused);
-    /* One entry per (uid, pid), at its first segment in the list. */
-    for (s = m->head; s != NULL; s = s->next) {
-        uint64_t count = 0, bytes = 0;
-
-        for (t = m->head; t != s; t = t->next)
-            if (t->uid == s->uid && t->pid == s->pid)
-                break;
-        if (t != s)
-            continue;
-        for (t = s; t != NULL; t = t->next)
-            if (t->uid == s->uid && t->pid == s->pid) {
-                count++;
-                bytes += t->size;
-            }
+    n = holders(m, &h);
+    for (size_t i = 0; i < n; i++)
         put(buf, len, &off, "%s{\"uid\":%u,\"pid\":%d,\"segments\":%llu,"
-            "\"bytes\":%llu}", first ? "" : ",", (unsigned)s->uid,
-            (int)s->pid, (unsigned long long)count,
-            (unsigned long long)bytes);
-        first = 0;
-    }
+            "\"bytes\":%llu}", i == 0 ? "" : ",", (unsigned)h[i].uid,
+            (int)h[i].pid, (unsigned long long)h[i].segments,
+            (unsigned long long)h[i].bytes);
+    free(h);
     put(buf, len, &off, "]}");
     return off;
 }

@@ -3,7 +3,8 @@
 # every image kind and operation must give pixels identical to the memory
 # cache's.  Palette and CMYK images must also have used the index plane.
 # DPC_VIA=stock (default): the stock client and protocol; DPC_VIA=dropin:
-# the drop-in libMagickCore and the native protocol (dropin-matrix.sh).
+# the drop-in libMagickCore and the native protocol (dropin-matrix.sh);
+# DPC_VIA=shm: the drop-in's shared-memory tier (shm-matrix.sh).
 . "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 [ "${DPC_VIA:-stock}" = stock ] || need_dropin
 
@@ -32,11 +33,12 @@ same_output() {
 }
 
 # used_index_plane: the server saw index-plane data since the mark: stock
-# 'W' requests, or native slots of 32x32 tiles of 8+2 bytes a pixel.
+# 'W' requests, native slots of 32x32 tiles of 8+2 bytes a pixel, or a
+# shared segment of 96x64 pixels of 8+2 bytes.
 mark() { MARK=$(wc -l < "$WORK/server.log"); }
 used_index_plane() {
     tail -n +"$((MARK + 1))" "$WORK/server.log" |
-        grep -qE ': W [0-9]|: OPEN [0-9]+ x 10240 bytes'
+        grep -qE ': W [0-9]|: OPEN [0-9]+ x 10240 bytes|: alloc 61440 bytes'
 }
 
 for kind in rgb rgba deep gray cmyk; do
@@ -72,6 +74,9 @@ check "-composite" same_output composite "$WORK/rgb.miff" \
 
 check "caches freed after the clients exit" \
     sh -c "[ \"\$('$MAGICK_DPC' status --host 127.0.0.1:$PORT | sed -n 's/.*\"caches_open\":\([0-9]*\).*/\1/p')\" = 0 ]"
+shm_freed() { [ "$(shm_field used)" = 0 ] && [ "$(shm_field segments)" = 0 ]; }
+[ "${DPC_VIA:-stock}" != shm ] ||
+    check "shared segments freed after the clients exit" shm_freed
 check "no secret in the server log" sh -c "! grep -qF '$SECRET' '$WORK/server.log'"
 check_stops
 finish

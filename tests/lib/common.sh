@@ -11,6 +11,12 @@ COMPARE=/usr/bin/compare
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}     # seconds any one convert may take
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/magick-dpc-test.XXXXXX")
+SHM_SOCK=$WORK/shm.sock                # start_server's Unix socket
+# The shm: coder (installed with the drop-in), then ImageMagick's own
+# coders: MAGICK_CODER_MODULE_PATH replaces ImageMagick's path.
+SYSTEM_CODERS=$(ls -d /usr/lib/*/ImageMagick-6*/modules-Q16/coders 2>/dev/null |
+    head -n 1)
+SHM_CODERS=${DROPIN_LIB:-}/magick-dpc/coders:$SYSTEM_CODERS
 SERVER_PID=
 PORT=
 EXTRA_PIDS=()
@@ -52,10 +58,12 @@ port_of() {
     done
 }
 
-# start_server [ARGS...]: magick-dpc on 127.0.0.1, a free port; sets PORT.
+# start_server [ARGS...]: magick-dpc on 127.0.0.1, a free port, and on the
+# Unix socket $SHM_SOCK; sets PORT.
 start_server() {
     : > "$WORK/server.log"
-    "$MAGICK_DPC" serve --listen 127.0.0.1:0 "$@" 2>> "$WORK/server.log" &
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket "$SHM_SOCK" "$@" \
+        2>> "$WORK/server.log" &
     SERVER_PID=$!
     PORT=$(port_of "$WORK/server.log")
     [ -n "$PORT" ] && return 0
@@ -69,7 +77,8 @@ start_server() {
 extra_server() {
     local var=$1 name=$2
     shift 2
-    "$MAGICK_DPC" serve --listen 127.0.0.1:0 "$@" 2> "$WORK/$name.log" &
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none "$@" \
+        2> "$WORK/$name.log" &
     EXTRA_PIDS+=($!)
     printf -v "$var" '%s' "$(port_of "$WORK/$name.log")"
     [ -n "${!var}" ] || { cat "$WORK/$name.log" >&2; return 1; }
@@ -88,9 +97,14 @@ stop_server() {
 # the server.  DPC_VIA=stock (default): the stock client, the stock way (no
 # memory, map or disk allowed).  DPC_VIA=dropin: the system convert on the
 # drop-in libMagickCore in $DROPIN_LIB, native protocol, only the
-# distributed tier allowed.
+# distributed tier allowed.  DPC_VIA=shm: the drop-in, only the
+# shared-memory tier allowed, from the server's socket.
 dpc_convert() {
-    if [ "${DPC_VIA:-stock}" = dropin ]; then
+    if [ "${DPC_VIA:-stock}" = shm ]; then
+        LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
+            -define cache:dpc-socket="$SHM_SOCK" \
+            -define cache:tiers=shm "$@"
+    elif [ "${DPC_VIA:-stock}" = dropin ]; then
         LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
             -define cache:hosts=127.0.0.1:"$PORT" \
             -define cache:tiers=distributed "$@"
@@ -107,6 +121,26 @@ need_dropin() {
         echo "SKIP: no drop-in libMagickCore (DROPIN_LIB=${DROPIN_LIB:-unset})"
         exit 77
     fi
+}
+
+# shm_convert ARGS...: the system convert with the shm: coder, on the
+# drop-in library (SHM_LIB=stock: on the system's own libMagickCore).
+shm_convert() {
+    local lib=$DROPIN_LIB
+    [ "${SHM_LIB:-dropin}" = stock ] && lib=
+    LD_LIBRARY_PATH=$lib MAGICK_CODER_MODULE_PATH=$SHM_CODERS \
+        timeout "$STEP_TIMEOUT" "$CONVERT" \
+        -define cache:dpc-socket="$SHM_SOCK" "$@"
+}
+
+# shm_json: the server's shared-memory status over its socket.
+shm_json() {
+    "$MAGICK_DPC" status --socket "$SHM_SOCK"
+}
+
+# shm_field NAME: a number from shm_json.
+shm_field() {
+    shm_json | sed -n "s/^{[^[]*\"$1\":\([0-9]*\).*/\1/p"
 }
 
 # mem_convert ARGS...: the same convert on its ordinary memory cache.

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The shared-memory tier: the system convert on the drop-in library, its
+# pixel caches sealed memfd segments from magick-dpc's Unix socket.  The
+# host budget under 16 concurrent converts, a killed client's segments,
+# peers told apart by the kernel (another uid, made here), and segments a
+# hostile server hands out (tests/lib/fakeshm.py) refused by the client.
+. "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+need_dropin
+
+BUDGET=$((48 * 1024 * 1024))
+TEST_USER=dpc-shm-test
+MADE_USER=
+
+cleanup_user() {
+    [ -n "$MADE_USER" ] && userdel "$TEST_USER" 2>/dev/null || true
+    cleanup
+}
+trap cleanup_user EXIT
+
+make_policy
+export MAGICK_CONFIGURE_PATH=$WORK/etc
+start_server -v --shm-budget "$BUDGET"
+
+# 1200x900 at 8 bytes a pixel: 8.6 MB a cache, so 16 converts at once ask
+# several times the 48 MiB budget.
+mem_convert -seed 3 -size 1200x900 plasma:fractal "$WORK/big.miff"
+mem_convert "$WORK/big.miff" -resize 25% "$WORK/small.miff"
+mem_convert "$WORK/big.miff" -blur 0x1 "$WORK/big-blur.mem.miff"
+
+tier_logged() {
+    DPC_VIA=shm dpc_convert -debug cache "$WORK/small.miff" -flip \
+        "$WORK/flip.miff" 2> "$WORK/debug.log"
+    grep -q 'magick-dpc: shm tier: .*segment [0-9]*' "$WORK/debug.log"
+}
+check "-debug cache names the shm tier and the segment" tier_logged
+
+# concurrent N: N converts at once, shm tier first, memory when it is spent.
+concurrent() {
+    local pids=() i rc=0
+    for i in $(seq 1 "$1"); do
+        LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
+            -define cache:dpc-socket="$SHM_SOCK" \
+            -define cache:tiers=shm,memory "$WORK/big.miff" -blur 0x1 \
+            "$WORK/c$i.miff" 2> "$WORK/c$i.err" &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || { echo "convert $((i + 1)) failed" >&2; rc=1; }
+    done
+    [ "$rc" = 0 ]
+    for i in $(seq 1 "$1"); do
+        same_pixels "$WORK/big-blur.mem.miff" "$WORK/c$i.miff"
+        # a spent budget is the next tier's cue, not a warning
+        [ ! -s "$WORK/c$i.err" ] || { cat "$WORK/c$i.err" >&2; return 1; }
+    done
+    shm_json >&2
+    local peak refused
+    peak=$(shm_field peak)
+    refused=$(shm_field refused)
+    [ "$peak" -le "$BUDGET" ] && [ "$peak" -gt 0 ] && [ "$refused" -gt 0 ]
+    [ "$(shm_field used)" = 0 ] && [ "$(shm_field segments)" = 0 ]
+}
+check "16 concurrent converts: the budget holds, the rest go to memory, all identical" \
+    concurrent 16
+
+# A convert killed in the middle: its segments go with its connection.
+killed_client() {
+    LD_LIBRARY_PATH=$DROPIN_LIB "$CONVERT" -define cache:dpc-socket="$SHM_SOCK" \
+        -define cache:tiers=shm "$WORK/big.miff" -blur 0x80 null: &
+    local pid=$! seen=
+    for _ in $(seq 1 200); do
+        if shm_json | grep -q "\"uid\":$(id -u),\"pid\":$pid,"; then
+            seen=1
+            break
+        fi
+        sleep 0.05
+    done
+    shm_json >&2
+    kill -KILL "$pid"
+    wait "$pid" 2> /dev/null || true
+    [ -n "$seen" ] || { echo "status never listed pid $pid" >&2; return 1; }
+    for _ in $(seq 1 100); do
+        [ "$(shm_field used)" = 0 ] && break
+        sleep 0.05
+    done
+    [ "$(shm_field used)" = 0 ] && [ "$(shm_field segments)" = 0 ]
+    grep -q "pid $pid uid .*segments\? freed" "$WORK/server.log"
+}
+check "status lists a running convert's segments by uid and pid; SIGKILL frees them" \
+    killed_client
+check "the server still serves" server_alive
+
+# A user made for the test, and a server whose socket it may open (mode
+# 0660, group of the user) but whose policy may or may not admit it.
+make_user() {
+    if ! id "$TEST_USER" > /dev/null 2>&1; then
+        useradd --system --user-group --no-create-home \
+            --shell /usr/sbin/nologin "$TEST_USER"
+        MADE_USER=1
+    fi
+    chmod 0711 "$WORK"
+}
+# user_server NAME [ARGS...]: sets SOCK to its socket.
+user_server() {
+    local name=$1 port
+    shift
+    SOCK=$WORK/$name.sock
+    extra_server port "$name" -v --socket "$SOCK" --socket-mode 0660 "$@"
+    chgrp "$TEST_USER" "$SOCK"
+}
+as_user() {
+    runuser -u "$TEST_USER" -- env LD_LIBRARY_PATH="$DROPIN_LIB" \
+        MAGICK_CONFIGURE_PATH=/nonexistent "$@"
+}
+
+other_uid_refused() {
+    user_server strict
+    local uid rc=0
+    uid=$(id -u "$TEST_USER")
+    as_user "$CONVERT" -define cache:dpc-socket="$SOCK" \
+        -define cache:tiers=shm "$WORK/small.miff" -flip null: \
+        2> "$WORK/user.err" || rc=$?
+    cat "$WORK/user.err" >&2
+    [ "$rc" != 0 ]
+    grep -q "refused uid $uid" "$WORK/user.err"
+    grep -q "refused pid [0-9]* uid $uid gid" "$WORK/strict.log"
+    ! as_user "$MAGICK_DPC" status --socket "$SOCK"
+    # ... while the server's own uid is still served there
+    "$MAGICK_DPC" status --socket "$SOCK" > /dev/null
+}
+allowed_served() {
+    local uid
+    uid=$(id -u "$TEST_USER")
+    user_server "allow-$1" "--allow-$1" "$TEST_USER"
+    as_user "$CONVERT" -define cache:dpc-socket="$SOCK" \
+        -define cache:tiers=shm "$WORK/small.miff" -flip null:
+    grep -q "local [0-9]* (pid [0-9]* uid $uid): alloc [0-9]* bytes" \
+        "$WORK/allow-$1.log"
+}
+check "a test user exists" make_user
+check "another uid is refused by its kernel credentials, and logged" \
+    other_uid_refused
+check "a uid in dpc-allow-uids is served" allowed_served uids
+check "a member of a group in dpc-allow-gids is served" allowed_served gids
+
+# fake MODE: convert on a hostile server's segment must fail, naming why;
+# with the memory tier after it, the cache goes there (a warning).
+fake() {
+    local mode=$1 why=$2 rc=0 sock=$WORK/fake-$1.sock
+    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" "$mode" \
+        2> "$WORK/fake-$mode.log" &
+    EXTRA_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+    LD_LIBRARY_PATH=$DROPIN_LIB "$CONVERT" -define cache:dpc-socket="$sock" \
+        -define cache:tiers=shm "$WORK/small.miff" -flip null: \
+        2> "$WORK/fake.err" || rc=$?
+    cat "$WORK/fake.err" >&2
+    [ "$rc" != 0 ]
+    grep -q "refusing the segment .*$why" "$WORK/fake.err"
+    grep -q "fakeshm: $mode grant" "$WORK/fake-$mode.log"
+    LD_LIBRARY_PATH=$DROPIN_LIB "$CONVERT" -define cache:dpc-socket="$sock" \
+        -define cache:tiers=shm,memory "$WORK/small.miff" -flip \
+        "$WORK/fake-$mode.miff" 2> "$WORK/fake.err"
+    grep -q "SharedPixelCache" "$WORK/fake.err"
+    mem_convert "$WORK/small.miff" -flip "$WORK/flip.mem.miff"
+    same_pixels "$WORK/flip.mem.miff" "$WORK/fake-$mode.miff"
+}
+check "a segment without seals is refused by the client" fake unsealed "not sealed"
+check "a segment shorter than granted is refused by the client" fake short \
+    "the server said"
+check "a segment others may open is refused by the client" fake mode0644 \
+    "mode 0644"
+
+bad_header() {
+    local rc=0 sock=$WORK/fake-badheader.sock
+    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" badheader \
+        2> "$WORK/fake-badheader.log" &
+    EXTRA_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+    SHM_SOCK=$sock shm_convert shm:forged null: 2> "$WORK/bad.err" || rc=$?
+    cat "$WORK/bad.err" >&2
+    [ "$rc" != 0 ]
+    grep -q "CorruptSharedMemoryImage.*outside the segment" "$WORK/bad.err"
+}
+check "a published image whose header overruns its segment is refused" \
+    bad_header
+
+live_socket_kept() {
+    local rc=0
+    "$MAGICK_DPC" serve --listen none --socket "$SHM_SOCK" \
+        2> "$WORK/second.log" || rc=$?
+    cat "$WORK/second.log" >&2
+    [ "$rc" = 1 ] && grep -q "another magick-dpc serves $SHM_SOCK" "$WORK/second.log"
+    server_alive
+}
+stale_socket_replaced() {
+    local sock=$WORK/stale.sock port
+    python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
+    [ -S "$sock" ]
+    extra_server port stale --socket "$sock"
+    "$MAGICK_DPC" status --socket "$sock" > /dev/null
+}
+check "a socket a live server answers on is not taken over" live_socket_kept
+check "a stale socket file is replaced" stale_socket_replaced
+check "no secret in the server log" sh -c "! grep -qF '$SECRET' '$WORK/server.log'"
+check_stops
+check "the socket file is removed at stop" sh -c "[ ! -e '$SHM_SOCK' ]"
+finish
