@@ -12,7 +12,7 @@ static const char *const op_names[DPC_LP_NOPS] = {
 };
 
 static const char *const status_names[DPC_LP_NSTATUS] = {
-    "ok", "invalid request", "shared-memory budget spent", "not permitted",
+    "ok", "invalid request", "out of shared memory", "not permitted",
     "no such segment or name", "segment still mapped writable",
     "kernel refused",
 };

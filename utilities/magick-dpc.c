@@ -100,6 +100,7 @@ struct options {
     char *spill_dir;
     int have_memory, have_disk;
     int no_tcp;                     /* --listen none */
+    int have_shm_budget;
     int verbosity;                  /* -1 quiet, 0 normal, 1 trace */
 };
 
@@ -281,8 +282,11 @@ static int apply(struct options *o, const char *name, const char *value)
     if (strcmp(name, "dpc-allow-gids") == 0)
         return set_ids("groups", value, 1, c->local.allow_gids,
                        &c->local.nallow_gids);
-    if (strcmp(name, "dpc-shm-budget") == 0)
-        return set_size("shared memory budget", value, &c->local.shm_budget);
+    if (strcmp(name, "dpc-shm-budget") == 0) {
+        o->have_shm_budget = 1;
+        return set_size("shared memory budget", value,
+                        &c->local.shm_budget);
+    }
     if (strcmp(name, "dpc-handshake-timeout") == 0)
         return set_duration("handshake timeout", value,
                             &c->handshake_timeout_ms);
@@ -465,6 +469,64 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The memory limit of this process's cgroup (v2 memory.max, v1
+ * memory.limit_in_bytes), the lowest if several; 0 when none is known. */
+static uint64_t cgroup_memory_limit(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[512], path[640];
+    uint64_t limit = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p, value[64], err[DPC_ERRLEN];
+        FILE *g;
+        uint64_t v;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "0::", 3) == 0)
+            snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max",
+                     line + 3);
+        else if ((p = strstr(line, ":memory:")) != NULL)
+            snprintf(path, sizeof(path),
+                     "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", p + 8);
+        else
+            continue;
+        g = fopen(path, "r");
+        if (g == NULL)
+            continue;
+        if (fgets(value, sizeof(value), g) != NULL) {
+            value[strcspn(value, "\n")] = '\0';
+            if (dpc_parse_u64(value, &v, err, sizeof(err)) == 0 && v != 0 &&
+                (limit == 0 || v < limit))
+                limit = v;
+        }
+        fclose(g);
+    }
+    fclose(f);
+    return limit;
+}
+
+/* Segments are reserved in the server's memory cgroup: a budget past its
+ * limit would meet the OOM killer instead of a refusal. */
+static void fit_shm_budget(struct options *o)
+{
+    uint64_t limit = cgroup_memory_limit(), fit = limit / 4 * 3;
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+                   (uint64_t)sysconf(_SC_PAGESIZE);
+
+    if (o->cfg.local.path[0] == '\0' || limit == 0 || limit >= ram ||
+        o->cfg.local.shm_budget <= fit)
+        return;
+    dpc_log(o->have_shm_budget ? DPC_LOG_WARN : DPC_LOG_INFO,
+            "shared-memory budget lowered from %llu to %llu bytes: this "
+            "server's memory cgroup allows %llu",
+            (unsigned long long)o->cfg.local.shm_budget,
+            (unsigned long long)fit, (unsigned long long)limit);
+    o->cfg.local.shm_budget = fit;
+}
+
 static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN],
                        uint8_t wirekey[DPC_WIRE_KEY_LEN])
 {
@@ -493,6 +555,7 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
+    fit_shm_budget(&o);
     o.cfg.listen = o.listen;
     o.cfg.nlisten = o.nlisten;
     raise_fd_limit();

@@ -206,6 +206,63 @@ stale_socket_replaced() {
 }
 check "a socket a live server answers on is not taken over" live_socket_kept
 check "a stale socket file is replaced" stale_socket_replaced
+# A reservation the kernel refuses (a server in a memory cgroup of 64 MiB,
+# its OOM killer off, asked for 240 MB) fails at posix_fallocate in the
+# server: a clear error in the client, no SIGBUS later, the server serving.
+CGROUP=
+cleanup_cgroup() {
+    if [ -n "$CGROUP" ]; then
+        kill -KILL $(cat "$CGROUP/cgroup.procs" 2>/dev/null) 2>/dev/null || true
+        sleep 0.2
+        rmdir "$CGROUP" 2>/dev/null || true
+    fi
+    cleanup_user
+}
+trap cleanup_cgroup EXIT
+# in_cgroup NAME ARGS...: a socket-only server in $CGROUP, socket
+# $WORK/NAME.sock, log $WORK/NAME.log.
+in_cgroup() {
+    local name=$1 sock=$WORK/$1.sock
+    shift
+    sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$CGROUP" \
+        "$MAGICK_DPC" serve --listen none --socket "$sock" "$@" \
+        2> "$WORK/$name.log" &
+    EXTRA_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+    [ -S "$sock" ]
+}
+kernel_refuses() {
+    local rc=0
+    # started unlimited, then limited: the budget no longer fits
+    in_cgroup cg --shm-budget 1GiB
+    echo $((64 * 1024 * 1024)) > "$CGROUP/memory.limit_in_bytes"
+    echo 1 > "$CGROUP/memory.oom_control"
+    LD_LIBRARY_PATH=$DROPIN_LIB timeout 30 "$CONVERT" \
+        -define cache:dpc-socket="$WORK/cg.sock" -define cache:tiers=shm \
+        -size 6000x5000 xc:red null: 2> "$WORK/cg.err" || rc=$?
+    cat "$WORK/cg.err" "$WORK/cg.log" >&2
+    [ "$rc" != 0 ]
+    grep -q "out of shared memory: cannot reserve 240000000 bytes" "$WORK/cg.err"
+    "$MAGICK_DPC" status --socket "$WORK/cg.sock" | grep -q '"used":0'
+}
+budget_fitted() {
+    in_cgroup cg2 --shm-budget 1GiB
+    cat "$WORK/cg2.log" >&2
+    grep -q "budget lowered from 1073741824 to 50331648 bytes: this server's memory cgroup allows 67108864" \
+        "$WORK/cg2.log"
+    "$MAGICK_DPC" status --socket "$WORK/cg2.sock" | grep -q '"budget":50331648'
+}
+if [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ] &&
+    CGROUP=/sys/fs/cgroup/memory/magick-dpc-test.$$ && mkdir "$CGROUP" 2>/dev/null; then
+    check "a reservation the kernel refuses fails in posix_fallocate: clear error, server lives" \
+        kernel_refuses
+    check "a budget past the server's memory cgroup is lowered to fit, with a warning" \
+        budget_fitted
+else
+    CGROUP=
+    echo "SKIP: no writable cgroup v1 memory controller for the kernel-refusal check"
+fi
+
 check "no secret in the server log" sh -c "! grep -qF '$SECRET' '$WORK/server.log'"
 check_stops
 check "the socket file is removed at stop" sh -c "[ ! -e '$SHM_SOCK' ]"

@@ -415,7 +415,7 @@ static void lproto_names_test(void **state)
     assert_string_equal(dpc_lp_op_name(1000), "?");
     assert_string_equal(dpc_lp_status_name(DPC_LP_OK), "ok");
     assert_string_equal(dpc_lp_status_name(DPC_LP_ENOSPC),
-                        "shared-memory budget spent");
+                        "out of shared memory");
     assert_string_equal(dpc_lp_status_name(DPC_LP_EBUSY),
                         "segment still mapped writable");
     assert_string_equal(dpc_lp_status_name(DPC_LP_NSTATUS), "?");
