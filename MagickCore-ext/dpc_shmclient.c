@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dpc_net.h"
 #include "dpc_shmclient.h"
 #include "dpc_util.h"
 
@@ -22,7 +23,9 @@
 struct dpc_shmc {
     int fd;
     enum dpc_lp_status last;
+    unsigned timeout_ms;
     char path[108];
+    char name[128];                 /* "magick-dpc at PATH", for errors */
 };
 
 int dpc_shmc_default_path(char *buf, size_t len)
@@ -98,7 +101,9 @@ struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
         goto fail;
     }
     c->fd = fd;
+    c->timeout_ms = timeout_ms;
     snprintf(c->path, sizeof(c->path), "%s", path);
+    snprintf(c->name, sizeof(c->name), "magick-dpc at %s", path);
     return c;
 fail:
     close(fd);
@@ -122,38 +127,6 @@ static int io_error(struct dpc_shmc *c, ssize_t n, char *err, size_t errlen)
         return dpc_errf(err, errlen, "magick-dpc at %s: timed out", c->path);
     return dpc_errf(err, errlen, "magick-dpc at %s: %s", c->path,
                     strerror(errno));
-}
-
-static int send_all(struct dpc_shmc *c, const uint8_t *p, size_t n, char *err,
-                    size_t errlen)
-{
-    while (n > 0) {
-        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return io_error(c, k, err, errlen);
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int recv_all(struct dpc_shmc *c, uint8_t *p, size_t n, char *err,
-                    size_t errlen)
-{
-    while (n > 0) {
-        ssize_t k = recv(c->fd, p, n, 0);
-
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return io_error(c, k, err, errlen);
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
 }
 
 static void close_fds(int *fds, size_t n)
@@ -199,7 +172,8 @@ static int recv_header(struct dpc_shmc *c, uint8_t hdr[DPC_LP_HDR], int *fds,
                         "descriptors", c->path);
     }
     if ((size_t)n < DPC_LP_HDR &&
-        recv_all(c, hdr + n, DPC_LP_HDR - (size_t)n, err, errlen) < 0) {
+        dpc_net_xfer(c->fd, hdr + n, DPC_LP_HDR - (size_t)n, 0, c->timeout_ms,
+                     c->name, err, errlen) < 0) {
         close_fds(fds, *nfds);
         return -1;
     }
@@ -223,7 +197,8 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
     if (n == 0)
         return dpc_errf(err, errlen, "invalid %s request (name?)",
                         dpc_lp_op_name(r->op));
-    if (send_all(c, req, n, err, errlen) < 0 ||
+    if (dpc_net_xfer(c->fd, req, n, 1, c->timeout_ms, c->name, err,
+                     errlen) < 0 ||
         recv_header(c, hdr, fds, &nfds, err, errlen) < 0)
         return -1;
     if (dpc_lp_parse_hdr(hdr, 1, &h, err, errlen) < 0) {
@@ -242,7 +217,8 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
         close_fds(fds, nfds);
         return dpc_errf(err, errlen, "out of memory");
     }
-    if (recv_all(c, (uint8_t *)*body, h.len, err, errlen) < 0) {
+    if (dpc_net_xfer(c->fd, *body, h.len, 0, c->timeout_ms, c->name, err,
+                     errlen) < 0) {
         close_fds(fds, nfds);
         free(*body);
         *body = NULL;
