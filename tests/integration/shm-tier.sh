@@ -235,7 +235,10 @@ kernel_refuses() {
     local rc=0
     # started unlimited, then limited: the budget no longer fits
     in_cgroup cg --shm-budget 1GiB
-    echo $((64 * 1024 * 1024)) > "$CGROUP/memory.limit_in_bytes"
+    # 32 MiB over what it uses now: room to serve, not for 240 MB (with the
+    # OOM killer off, a task past the limit would wait, not die)
+    echo $(($(cat "$CGROUP/memory.usage_in_bytes") + 32 * 1024 * 1024)) \
+        > "$CGROUP/memory.limit_in_bytes"
     echo 1 > "$CGROUP/memory.oom_control"
     LD_LIBRARY_PATH=$DROPIN_LIB timeout 30 "$CONVERT" \
         -define cache:dpc-socket="$WORK/cg.sock" -define cache:tiers=shm \
@@ -246,11 +249,14 @@ kernel_refuses() {
     "$MAGICK_DPC" status --socket "$WORK/cg.sock" | grep -q '"used":0'
 }
 budget_fitted() {
+    local limit fit
+    limit=$(cat "$CGROUP/memory.limit_in_bytes")
+    fit=$((limit / 4 * 3))
     in_cgroup cg2 --shm-budget 1GiB
     cat "$WORK/cg2.log" >&2
-    grep -q "budget lowered from 1073741824 to 50331648 bytes: this server's memory cgroup allows 67108864" \
+    grep -q "budget lowered from 1073741824 to $fit bytes: this server's memory cgroup allows $limit" \
         "$WORK/cg2.log"
-    "$MAGICK_DPC" status --socket "$WORK/cg2.sock" | grep -q '"budget":50331648'
+    "$MAGICK_DPC" status --socket "$WORK/cg2.sock" | grep -q "\"budget\":$fit,"
 }
 if [ "$(id -u)" = 0 ] && [ -w /sys/fs/cgroup/memory ] &&
     CGROUP=/sys/fs/cgroup/memory/magick-dpc-test.$$ && mkdir "$CGROUP" 2>/dev/null; then
