@@ -513,8 +513,8 @@ static MagickBooleanType CopySHMPixels(Image *image,const int file,
       InheritException(exception,&image->exception);
       return(MagickFalse);
     }
-  map=mmap((void *) NULL,(size_t) frame->pix_len,PROT_READ,MAP_SHARED,file,
-    (off_t) frame->pix_off);
+  map=mmap((void *) NULL,(size_t) frame->pix_len,PROT_READ,MAP_SHARED |
+    MAP_POPULATE,file,(off_t) frame->pix_off);
   if (map == MAP_FAILED)
     {
       (void) ThrowMagickException(exception,GetMagickModule(),CacheError,
@@ -1019,7 +1019,7 @@ static MagickBooleanType PublishSHMImage(const ImageInfo *image_info,
   if (dpc_shmc_grant(client,request,&file,&id,&size,error,sizeof(error)) < 0)
     goto done;
   map=(uint8_t *) mmap((void *) NULL,(size_t) size,PROT_READ | PROT_WRITE,
-    MAP_SHARED,file,0);
+    MAP_SHARED | MAP_POPULATE,file,0);  /* reserved: map every page at once */
   (void) close(file);
   if (map == (uint8_t *) MAP_FAILED)
     {

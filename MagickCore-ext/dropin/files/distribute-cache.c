@@ -1092,8 +1092,12 @@ static MagickBooleanType AcquireSharedPixels(const Image *image,
       ThrowSharedCacheException(image,error,spent);
       return(MagickFalse);
     }
+  /*
+    The server reserved every page: map them all now (one call) rather than
+    fault them in one by one.
+  */
   pixels=mmap((void *) NULL,(size_t) cache_info->length,PROT_READ |
-    PROT_WRITE,MAP_SHARED,file,0);
+    PROT_WRITE,MAP_SHARED | MAP_POPULATE,file,0);
   (void) close(file);
   (void) pthread_mutex_lock(&shared_lock);
   if ((pixels != MAP_FAILED) &&
