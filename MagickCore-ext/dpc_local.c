@@ -23,6 +23,7 @@
 #define LISTEN_BACKLOG 64
 #define MAX_GROUPS 256
 #define STEPS_PER_WAKEUP 64
+#define REFUSALS_LOGGED_PER_SECOND 10  /* a refused flood cannot fill logs */
 
 enum lconn_state {
     LC_READ,                        /* gathering one request */
@@ -50,10 +51,13 @@ struct dpc_local {
     struct dpc_local_cfg cfg;
     struct event_base *base;
     struct evconnlistener *ev;
+    struct event *resume;           /* re-enables accepting after EMFILE */
     struct dpc_shm *shm;
     struct lconn *head;
     unsigned count;
     uint64_t next_id, refused;
+    double refusal_logged;          /* start of this second's refusals */
+    unsigned refusals_unlogged;
     int bound;                      /* we created cfg.path: unlink it */
 };
 
@@ -169,6 +173,7 @@ static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
                             r->ttl_ms, now(), &fd, &id, err, errlen);
         break;
     case DPC_LP_ATTACH:
+        dpc_local_sweep(c->local, now());   /* no name past its time */
         st = dpc_shm_attach(m, &c->peer, r->owner, r->name, &fd, &id, &size,
                             err, errlen);
         break;
@@ -308,7 +313,9 @@ static int gather(struct lconn *c)
 
 static void drive(struct lconn *c)
 {
-    for (int step = 0; step < STEPS_PER_WAKEUP; step++) {
+    int step;
+
+    for (step = 0; step < STEPS_PER_WAKEUP; step++) {
         int rc;
 
         switch (c->state) {
@@ -340,6 +347,10 @@ static void drive(struct lconn *c)
             return;
         }
     }
+    /* Out of steps with a reply pending: finish it on the next wakeup
+     * (reading is off until then). */
+    if (c->state != LC_READ)
+        event_add(c->wev, NULL);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -386,8 +397,13 @@ static void refuse(struct dpc_local *l, int fd, const struct ucred *cr,
                      (unsigned)cr->uid, (int)cr->pid, why);
 
     l->refused++;
-    dpc_log(DPC_LOG_WARN, "local: refused pid %d uid %u gid %u: %s",
-            (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, why);
+    if (now() - l->refusal_logged >= 1.0) {
+        l->refusal_logged = now();
+        l->refusals_unlogged = 0;
+    }
+    if (l->refusals_unlogged++ < REFUSALS_LOGGED_PER_SECOND)
+        dpc_log(DPC_LOG_WARN, "local: refused pid %d uid %u gid %u: %s",
+                (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, why);
     n = n < 0 ? 0 : n > 255 ? 255 : n;
     dpc_lp_encode_hdr(buf, DPC_LP_NONE, (uint8_t)st, (uint32_t)n);
     (void)!send(fd, buf, DPC_LP_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -448,6 +464,28 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     dpc_log(DPC_LOG_TRACE, "local %llu: pid %d uid %u gid %u connected",
             (unsigned long long)c->peer.conn, (int)cr.pid, (unsigned)cr.uid,
             (unsigned)cr.gid);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_local *l = arg;
+
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(l->ev);
+}
+
+/* Out of descriptors (EMFILE, ENFILE): pause a second rather than spin on
+ * a listener that stays readable. */
+static void on_accept_error(struct evconnlistener *ev, void *arg)
+{
+    struct dpc_local *l = arg;
+    struct timeval second = { 1, 0 };
+
+    dpc_log(DPC_LOG_WARN, "local: accept: %s; not accepting for 1 s",
+            strerror(errno));
+    evconnlistener_disable(ev);
+    event_add(l->resume, &second);
 }
 
 /* 1 when a server answers on path. */
@@ -511,10 +549,13 @@ static int bind_socket(struct dpc_local *l, char *err, size_t errlen)
     }
     l->ev = evconnlistener_new(l->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
                                0, fd);
-    if (l->ev == NULL) {
-        close(fd);
+    l->resume = evtimer_new(l->base, on_resume, l);
+    if (l->ev == NULL || l->resume == NULL) {
+        if (l->ev == NULL)
+            close(fd);
         return dpc_errf(err, errlen, "cannot listen on %s", l->cfg.path);
     }
+    evconnlistener_set_error_cb(l->ev, on_accept_error);
     return 0;
 }
 
@@ -554,6 +595,8 @@ void dpc_local_free(struct dpc_local *l)
         lconn_close(l->head, "server stopping");
     if (l->ev != NULL)
         evconnlistener_free(l->ev);
+    if (l->resume != NULL)
+        event_free(l->resume);
     if (l->bound)
         unlink(l->cfg.path);
     dpc_shm_free(l->shm);

@@ -18,10 +18,12 @@
 
 #define MAX_TTL_MS (366ull * 24 * 3600 * 1000)
 #define SEALS_SIZE (F_SEAL_SHRINK | F_SEAL_GROW)
+#define PAGE 4096u
 
 struct seg {
     struct seg *next;
     uint64_t id, size;
+    uint64_t charge;                /* size in whole pages */
     int fd;
     uid_t uid;
     pid_t pid;
@@ -55,7 +57,7 @@ static void seg_destroy(struct dpc_shm *m, struct seg **link)
 
     *link = s->next;
     close(s->fd);
-    m->used -= s->size;
+    m->used -= s->charge;
     m->nsegs--;
     if (s->named)
         m->nnames--;
@@ -126,10 +128,37 @@ static struct seg **find_name(struct dpc_shm *m, uid_t uid, const char *name)
     return NULL;
 }
 
-static enum dpc_lp_status check_room(struct dpc_shm *m, uint64_t size,
-                                     int named, char *err, size_t errlen)
+/* Whole pages: a one-byte segment still takes one. */
+static uint64_t charge_of(uint64_t size)
 {
-    if (size > m->budget || m->used > m->budget - size) {
+    return size > UINT64_MAX - PAGE ? UINT64_MAX
+                                    : (size + PAGE - 1) / PAGE * PAGE;
+}
+
+/* The peer's named segments and the connection's segments. */
+static void count_own(const struct dpc_shm *m, const struct dpc_shm_peer *p,
+                      size_t *names, size_t *segments)
+{
+    const struct seg *s;
+
+    *names = *segments = 0;
+    for (s = m->head; s != NULL; s = s->next) {
+        if (s->named && s->uid == p->uid)
+            (*names)++;
+        if (s->conn == p->conn)
+            (*segments)++;
+    }
+}
+
+static enum dpc_lp_status check_room(struct dpc_shm *m,
+                                     const struct dpc_shm_peer *p,
+                                     uint64_t size, int named, char *err,
+                                     size_t errlen)
+{
+    uint64_t charge = charge_of(size);
+    size_t names, segments;
+
+    if (charge > m->budget || m->used > m->budget - charge) {
         m->refused++;
         dpc_errf(err, errlen, "shared-memory budget spent: %llu of %llu "
                  "bytes in use, %llu asked (dpc-shm-budget)",
@@ -137,10 +166,15 @@ static enum dpc_lp_status check_room(struct dpc_shm *m, uint64_t size,
                  (unsigned long long)size);
         return DPC_LP_ENOSPC;
     }
+    count_own(m, p, &names, &segments);
     if (size > (uint64_t)INT64_MAX || m->nsegs >= DPC_SHM_MAX_SEGMENTS ||
-        (named && m->nnames >= DPC_SHM_MAX_NAMES)) {
-        dpc_errf(err, errlen, "too many segments (%zu) or names (%zu)",
-                 m->nsegs, m->nnames);
+        segments >= DPC_SHM_MAX_SEGMENTS_PER_CONN ||
+        (named && (m->nnames >= DPC_SHM_MAX_NAMES ||
+                   names >= DPC_SHM_MAX_NAMES_PER_UID))) {
+        m->refused++;
+        dpc_errf(err, errlen, "too many segments (%zu here, %zu in all) or "
+                 "names (%zu of this uid, %zu in all)", segments, m->nsegs,
+                 names, m->nnames);
         return DPC_LP_ENOSPC;
     }
     return DPC_LP_OK;
@@ -160,7 +194,7 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
         dpc_errf(err, errlen, "time to live over a year");
         return DPC_LP_EINVAL;
     }
-    st = check_room(m, size, name != NULL, err, errlen);
+    st = check_room(m, p, size, name != NULL, err, errlen);
     if (st != DPC_LP_OK)
         return st;
     s = calloc(1, sizeof(*s));
@@ -183,6 +217,7 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
     }
     s->id = m->next_id++;
     s->size = size;
+    s->charge = charge_of(size);
     s->uid = p->uid;
     s->pid = p->pid;
     s->conn = p->conn;
@@ -195,7 +230,7 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
     s->next = m->head;
     m->head = s;
     m->nsegs++;
-    m->used += size;
+    m->used += s->charge;
     if (m->used > m->peak)
         m->peak = m->used;
     *id = s->id;
@@ -269,7 +304,7 @@ static int reopen_readonly(int fd)
      * even before the seal is consulted. */
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     ro = open(path, O_RDONLY | O_CLOEXEC);
-    return ro >= 0 ? ro : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return ro;
 }
 
 enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
@@ -287,7 +322,8 @@ enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
     }
     *fd = reopen_readonly((*l)->fd);
     if (*fd < 0) {
-        dpc_errf(err, errlen, "reopen: %s", strerror(errno));
+        dpc_errf(err, errlen, "reopen read-only (is /proc mounted?): %s",
+                 strerror(errno));
         return DPC_LP_EIO;
     }
     *id = (*l)->id;
@@ -431,6 +467,8 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
         (unsigned long long)m->peak, m->nsegs, m->nnames,
         (unsigned long long)m->refused);
     n = holders(m, &h);
+    if (n > DPC_SHM_MAX_HOLDERS_LISTED)     /* the JSON stays whole */
+        n = DPC_SHM_MAX_HOLDERS_LISTED;
     for (size_t i = 0; i < n; i++)
         put(buf, len, &off, "%s{\"uid\":%u,\"pid\":%d,\"segments\":%llu,"
             "\"bytes\":%llu}", i == 0 ? "" : ",", (unsigned)h[i].uid,

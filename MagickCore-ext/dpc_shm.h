@@ -28,6 +28,9 @@
 
 #define DPC_SHM_MAX_SEGMENTS 65536      /* every kind, host-wide */
 #define DPC_SHM_MAX_NAMES 4096
+#define DPC_SHM_MAX_NAMES_PER_UID 512      /* one uid cannot take them all */
+#define DPC_SHM_MAX_SEGMENTS_PER_CONN 4096
+#define DPC_SHM_MAX_HOLDERS_LISTED 512     /* status JSON: 80 bytes each */
 
 struct dpc_shm;
 

@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,26 +44,50 @@ enum dpc_lp_status dpc_shmc_last_status(const struct dpc_shmc *c)
     return c->last;
 }
 
-/* Root, ourselves, or the owner of a directory only its owner may write. */
+/* 1 when no one but root or uid can have put a socket at path: it is
+ * absolute, the socket and every directory above it are root's or uid's,
+ * and no directory is writable by others unless sticky (as /tmp is: then
+ * others cannot replace the entry checked one step before). */
+static int path_owned_by(const char *path, uid_t uid)
+{
+    char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat st;
+    char *slash;
+
+    if (path[0] != '/' || strlen(path) >= sizeof(p))
+        return 0;
+    memcpy(p, path, strlen(path) + 1);
+    if (lstat(p, &st) < 0 || (st.st_uid != 0 && st.st_uid != uid))
+        return 0;
+    while (strcmp(p, "/") != 0) {
+        slash = strrchr(p, '/');
+        if (slash == p)
+            p[1] = '\0';
+        else
+            *slash = '\0';
+        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) ||
+            (st.st_uid != 0 && st.st_uid != uid) ||
+            ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+             (st.st_mode & S_ISVTX) == 0))
+            return 0;
+    }
+    return 1;
+}
+
+/* Root, ourselves, or a uid that owns the whole way to the socket. */
 static int trusted_server(int fd, const char *path, char *err, size_t errlen)
 {
     struct ucred cr;
     socklen_t len = sizeof(cr);
-    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    struct stat st;
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
         return dpc_errf(err, errlen, "%s: SO_PEERCRED: %s", path,
                         strerror(errno));
-    if (cr.uid == 0 || cr.uid == geteuid())
-        return 0;
-    snprintf(dir, sizeof(dir), "%s", path);
-    if (stat(dirname(dir), &st) == 0 && st.st_uid == cr.uid &&
-        (st.st_mode & (S_IWGRP | S_IWOTH)) == 0)
+    if (cr.uid == 0 || cr.uid == geteuid() || path_owned_by(path, cr.uid))
         return 0;
     return dpc_errf(err, errlen, "%s is served by uid %u, which is neither "
-                    "root, us, nor the owner of its directory: not trusted",
-                    path, (unsigned)cr.uid);
+                    "root, us, nor the owner of every directory on its path: "
+                    "not trusted", path, (unsigned)cr.uid);
 }
 
 struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
@@ -269,6 +292,9 @@ int dpc_shm_check_fd(int fd, uint64_t size, enum dpc_shm_kind kind,
         return dpc_errf(err, errlen, "segment is not sealed (seals %#x, "
                         "need %#x): its size or contents could change under "
                         "us", (unsigned)seals, (unsigned)need);
+    if (kind == DPC_SHM_ATTACH && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY)
+        return dpc_errf(err, errlen, "segment of a published image is "
+                        "writable: want a read-only descriptor");
     return 0;
 }
 

@@ -339,9 +339,19 @@ static MagickBooleanType SetSHMNumber(Image *image,
     field=d; \
     return(MagickTrue); \
   }
+  if (SHMInteger("class"))
+    {
+      if ((v != (uint64_t) DirectClass) && (v != (uint64_t) PseudoClass))
+        return(MagickFalse);
+      image->storage_class=(ClassType) v;
+      return(MagickTrue);
+    }
+  if (SHMInteger("colorspace") && (v == (uint64_t) UndefinedColorspace))
+    return(MagickFalse);
+  if (SHMInteger("depth") && ((v == 0) || (v > 64)))
+    return(MagickFalse);
   SHMField("columns",image->columns,size_t,(uint64_t) INT32_MAX);
   SHMField("rows",image->rows,size_t,(uint64_t) INT32_MAX);
-  SHMEnum("class",MagickClassOptions,image->storage_class,ClassType);
   SHMEnum("colorspace",MagickColorspaceOptions,image->colorspace,
     ColorspaceType);
   SHMField("matte",image->matte,MagickBooleanType,1);
@@ -441,6 +451,8 @@ static MagickBooleanType SetSHMAttributes(Image *image,const uint8_t *blob,
           required|=4;
         if (dpc_shmimg_is(&record,"rows") != 0)
           required|=8;
+        if (dpc_shmimg_is(&record,"class") != 0)
+          required|=16;
       }
     if (valid == MagickFalse)
       {
@@ -451,9 +463,9 @@ static MagickBooleanType SetSHMAttributes(Image *image,const uint8_t *blob,
         break;
       }
   }
-  if ((status == 0) && (required != 15))
+  if ((status == 0) && (required != 31))
     {
-      (void) CopyMagickString(error,"columns, rows, quantum or packet "
+      (void) CopyMagickString(error,"columns, rows, class, quantum or packet "
         "missing",sizeof(error));
       status=(-1);
     }
@@ -473,16 +485,24 @@ static MagickBooleanType SetSHMAttributes(Image *image,const uint8_t *blob,
   return(MagickTrue);
 }
 
+/*
+  The bytes of an image's pixels (and indexes) as a memory cache holds
+  them; 0 on overflow.
+*/
 static MagickSizeType SHMPixelLength(const Image *image)
 {
-  MagickSizeType
+  uint64_t
+    length,
     packet;
 
   packet=sizeof(PixelPacket);
   if ((image->storage_class == PseudoClass) ||
       (image->colorspace == CMYKColorspace))
     packet+=sizeof(IndexPacket);
-  return((MagickSizeType) image->columns*image->rows*packet);
+  if ((dpc_mul_u64(image->columns,image->rows,&length) < 0) ||
+      (dpc_mul_u64(length,packet,&length) < 0))
+    return(0);
+  return((MagickSizeType) length);
 }
 
 /*

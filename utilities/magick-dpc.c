@@ -469,40 +469,73 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The number on the first line of path starting with key (NULL: the first
+ * line), 0 when absent or not a number ("max"). */
+static uint64_t read_u64_line(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    char line[256], err[DPC_ERRLEN];
+    uint64_t v = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t klen = key != NULL ? strlen(key) : 0;
+
+        if (key != NULL && strncmp(line, key, klen) != 0)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        if (dpc_parse_u64(line + klen, &v, err, sizeof(err)) < 0)
+            v = 0;
+        break;
+    }
+    fclose(f);
+    return v;
+}
+
 /* The memory limit of this process's cgroup (v2 memory.max, v1
  * memory.limit_in_bytes), the lowest if several; 0 when none is known. */
 static uint64_t cgroup_memory_limit(void)
 {
     FILE *f = fopen("/proc/self/cgroup", "r");
-    char line[512], path[640];
+    char line[512], path[700];
     uint64_t limit = 0;
 
     if (f == NULL)
         return 0;
     while (fgets(line, sizeof(line), f) != NULL) {
-        char *p, value[64], err[DPC_ERRLEN];
-        FILE *g;
+        char *p;
         uint64_t v;
 
         line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "0::", 3) == 0)
-            snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max",
-                     line + 3);
-        else if ((p = strstr(line, ":memory:")) != NULL)
-            snprintf(path, sizeof(path),
-                     "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", p + 8);
-        else
-            continue;
-        g = fopen(path, "r");
-        if (g == NULL)
-            continue;
-        if (fgets(value, sizeof(value), g) != NULL) {
-            value[strcspn(value, "\n")] = '\0';
-            if (dpc_parse_u64(value, &v, err, sizeof(err)) == 0 && v != 0 &&
-                (limit == 0 || v < limit))
+        if (strncmp(line, "0::", 3) == 0) {
+            /* v2: the lowest memory.max of the cgroup and its ancestors */
+            for (int m = 0; m < 2; m++) {
+                char dir[600], *slash;
+
+                snprintf(dir, sizeof(dir), "%s%s",
+                         m == 0 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified",
+                         line + 3);
+                for (;;) {
+                    snprintf(path, sizeof(path), "%s/memory.max", dir);
+                    v = read_u64_line(path, NULL);
+                    if (v != 0 && (limit == 0 || v < limit))
+                        limit = v;
+                    slash = strrchr(dir, '/');
+                    if (slash == NULL || slash == dir ||
+                        strcmp(dir, "/sys/fs/cgroup") == 0)
+                        break;
+                    *slash = '\0';
+                }
+            }
+        } else if ((p = strstr(line, ":memory:")) != NULL) {
+            /* v1: memory.stat's hierarchical limit covers the ancestors */
+            snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.stat",
+                     p + 8);
+            v = read_u64_line(path, "hierarchical_memory_limit ");
+            if (v != 0 && (limit == 0 || v < limit))
                 limit = v;
         }
-        fclose(g);
     }
     fclose(f);
     return limit;
@@ -588,9 +621,14 @@ static int local_path(const char *opt, char *path, size_t len)
     char *v = opt == NULL ? dpc_policy_get("dpc-socket") : NULL;
     int rc = 0;
 
-    if (opt != NULL || v != NULL)
-        snprintf(path, len, "%s", opt != NULL ? opt : v);
-    else
+    if (opt != NULL || v != NULL) {
+        const char *p = opt != NULL ? opt : v;
+
+        if (p[0] != '/' || strlen(p) >= len)
+            rc = -1;
+        else
+            snprintf(path, len, "%s", p);
+    } else
         rc = dpc_shmc_default_path(path, len);
     free(v);
     return rc;
@@ -604,7 +642,8 @@ static int local_json(const char *opt, enum dpc_lp_op op)
     int rc;
 
     if (local_path(opt, path, sizeof(path)) < 0)
-        return fail_usage("socket path %s", "too long", NULL), EXIT_USAGE;
+        return fail_usage("socket path %s", "not absolute, or too long",
+                          NULL), EXIT_USAGE;
     c = dpc_shmc_connect(path, 5000, err, sizeof(err));
     rc = c != NULL ? dpc_shmc_json(c, op, &json, err, sizeof(err)) : -1;
     dpc_shmc_close(c);
@@ -623,15 +662,16 @@ static int cmd_shm(int argc, char **argv)
     struct dpc_lp_req r = { .op = DPC_LP_REMOVE, .owner = DPC_LP_SELF };
     char path[108], err[DPC_ERRLEN];
     struct dpc_shmc *c;
-    uint32_t owner[1];
-    size_t n;
+    uint32_t owner[DPC_LOCAL_MAX_IDS];
+    size_t n = 0;
     int opt, rc;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         if (opt == OPT_SOCKET)
             socket_opt = optarg;
-        else if (opt == OPT_OWNER && set_ids("owners", optarg, 0, owner, &n) == 0)
+        else if (opt == OPT_OWNER && set_ids("owners", optarg, 0, owner, &n) == 0 &&
+                 n == 1)
             r.owner = owner[0];
         else
             return fail_usage("unexpected option for %s", "shm", NULL),
@@ -647,7 +687,8 @@ static int cmd_shm(int argc, char **argv)
                EXIT_USAGE;
     snprintf(r.name, sizeof(r.name), "%s", argv[optind + 1]);
     if (local_path(socket_opt, path, sizeof(path)) < 0)
-        return fail_usage("socket path %s", "too long", NULL), EXIT_USAGE;
+        return fail_usage("socket path %s", "not absolute, or too long",
+                          NULL), EXIT_USAGE;
     c = dpc_shmc_connect(path, 5000, err, sizeof(err));
     rc = c != NULL ? dpc_shmc_simple(c, &r, err, sizeof(err)) : -1;
     dpc_shmc_close(c);

@@ -189,6 +189,47 @@ bad_header() {
 check "a published image whose header overruns its segment is refused" \
     bad_header
 
+class0() {
+    local rc=0 sock=$WORK/fake-class0.sock
+    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" class0 \
+        2> "$WORK/fake-class0.log" &
+    EXTRA_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+    SHM_SOCK=$sock shm_convert shm:forged miff:"$WORK/class0.miff" \
+        2> "$WORK/class0.err" || rc=$?
+    cat "$WORK/class0.err" >&2
+    [ "$rc" = 1 ]
+    grep -q "CorruptSharedMemoryImage.*bad value for 'class'" "$WORK/class0.err"
+}
+check "a published image of class Undefined is refused, not crashed on" class0
+
+# A client pipelining 2000 requests without reading, then reading them all:
+# every reply comes, and its connection closes when it goes.
+pipelined() {
+    python3 - "$SHM_SOCK" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<BBBBI", 1, 8, 0, 0, 0) * 2000)
+got, buf = 0, b""
+s.settimeout(10)
+while got < 2000:
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        sys.exit("closed after %d replies" % got)
+    buf += chunk
+    while len(buf) >= 8:
+        n = struct.unpack_from("<I", buf, 4)[0]
+        if len(buf) < 8 + n:
+            break
+        buf = buf[8 + n:]
+        got += 1
+print("replies:", got)
+PY
+    server_alive
+}
+check "2000 pipelined requests: every reply, the server still serving" pipelined
+
 live_socket_kept() {
     local rc=0
     "$MAGICK_DPC" serve --listen none --socket "$SHM_SOCK" \

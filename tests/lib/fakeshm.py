@@ -11,6 +11,7 @@ MODE, for every ALLOC (a cache segment) or ATTACH (a published image):
   mode0644   sealed and the right size, but readable by group and others
   badheader  (ATTACH) sealed read-only, its header claiming more pixels
              than the segment holds
+  class0     (ATTACH) a well-formed 2x2 image whose class is Undefined
 It serves until killed; each grant is logged on stderr.
 """
 import fcntl
@@ -44,9 +45,40 @@ def bad_image():
     return fd, size
 
 
+def record(key, value):
+    """One U64 metadata record."""
+    key = key.encode()
+    return struct.pack("<BBHI", 1, 0, len(key), 8) + key + struct.pack("<Q", value)
+
+
+def class0_image():
+    """2x2 Q16 pixels, every record right but class = 0 (Undefined)."""
+    size = 8192
+    meta = b"".join(record(k, v) for k, v in (
+        ("quantum", 16), ("hdri", 0), ("packet", 8), ("index_packet", 2),
+        ("columns", 2), ("rows", 2), ("class", 0), ("colorspace", 1)))
+    hdr = b"MDPCSHM1" + struct.pack("<IIQ", 4096, 1, size)
+    hdr += struct.pack("<QQIIQ", 4096, 32, 56, len(meta), 0)
+    fd = memfd(size, 0)
+    os.pwrite(fd, hdr + meta, 0)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS | fcntl.F_SEAL_WRITE)
+    return fd, size
+
+
+def readonly(fd):
+    """The attach contract: a read-only descriptor."""
+    ro = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    os.close(fd)
+    return ro
+
+
 def grant(mode, op, size):
     if op == ATTACH and mode == "badheader":
-        return bad_image()
+        fd, size = bad_image()
+        return readonly(fd), size
+    if op == ATTACH and mode == "class0":
+        fd, size = class0_image()
+        return readonly(fd), size
     if op == ATTACH:
         size = 8192
     if mode == "unsealed":

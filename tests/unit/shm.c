@@ -667,8 +667,47 @@ static void shm_list_json_test(void **state)
     dpc_shm_free(m);
 }
 
+/* One uid cannot take every name: past DPC_SHM_MAX_NAMES_PER_UID its
+ * publishes are refused while another uid's still work; a one-byte
+ * segment is charged a whole page. */
+static void shm_names_per_uid_test(void **state)
+{
+    struct dpc_shm *m = new_shm(64ull << 20);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100), b = peer(2, uid_b(), 200);
+    char name[32], err[256] = "";
+    uint64_t id;
+    int fd = -1;
+
+    (void)state;
+    for (int i = 0; i < DPC_SHM_MAX_NAMES_PER_UID; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        close(create(m, &a, 1, name, 0, &id));
+    }
+    assert_int_equal(stats(m).used, (uint64_t)DPC_SHM_MAX_NAMES_PER_UID * 4096);
+    assert_int_equal(dpc_shm_create(m, &a, 1, "one-more", 0, 0.0, &fd, &id,
+                                    err, sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "names");
+    assert_int_equal(fd, -1);
+    close(create(m, &b, 1, "theirs", 0, &id));
+    dpc_shm_free(m);
+}
+
+/* fd reopened read-only (fd closed), as the server hands out attaches. */
+static int readonly(int fd)
+{
+    char path[64];
+    int ro;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    close(fd);
+    return ro;
+}
+
 /* check_fd: properly sealed memfds of the right size and mode 0600 pass
- * for each kind. */
+ * for each kind (read-only for ATTACH); a writable one is refused as an
+ * ATTACH. */
 static void shm_check_fd_sealed_test(void **state)
 {
     int cache = test_memfd(4096, SEALS_SIZE | F_SEAL_SEAL, 0600);
@@ -679,8 +718,11 @@ static void shm_check_fd_sealed_test(void **state)
     check_ok(cache, 4096, DPC_SHM_CACHE);
     check_ok(cache, 4096, DPC_SHM_PUBLISH);
     check_ok(pub, 4096, DPC_SHM_PUBLISH);
-    check_ok(att, 4096, DPC_SHM_ATTACH);
+    check_refused(att, 4096, DPC_SHM_ATTACH, "writable");
     check_ok(att, 4096, DPC_SHM_CACHE);
+    att = readonly(att);
+    att2 = readonly(att2);
+    check_ok(att, 4096, DPC_SHM_ATTACH);
     check_ok(att2, 4096, DPC_SHM_ATTACH);
     close(cache);
     close(pub);
@@ -846,6 +888,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shm_alloc_sealed_test),
+        cmocka_unit_test(shm_names_per_uid_test),
         cmocka_unit_test(shm_budget_refused_test),
         cmocka_unit_test(shm_other_conn_test),
         cmocka_unit_test(shm_commit_cache_segment_test),

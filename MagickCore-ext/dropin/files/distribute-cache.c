@@ -997,6 +997,25 @@ static void ThrowSharedCacheException(const Image *image,const char *error,
 }
 
 /*
+  A child of fork() starts with the lock free (another thread may have held
+  it) and without the parent's connection.  Caches it inherited stay
+  shared with the parent, as the parent's own memory-mapped files would.
+*/
+static void SharedCacheForkChild(void)
+{
+  (void) pthread_mutex_init(&shared_lock,(const pthread_mutexattr_t *) NULL);
+  shared_client=(struct dpc_shmc *) NULL;  /* the parent's socket stays open
+                                              in the child, unused */
+  shared_failed=0;
+}
+
+static void RegisterSharedCacheForkHandler(void)
+{
+  (void) pthread_atfork((void (*)(void)) NULL,(void (*)(void)) NULL,
+    SharedCacheForkChild);
+}
+
+/*
   The process's connection to the local server; called with shared_lock
   held.  A failed server is not asked again for DPCSharedRetry seconds.
 */
@@ -1007,11 +1026,10 @@ static struct dpc_shmc *GetSharedClient(const Image *image,char *error,
     *path,
     socket_path[MaxTextExtent];
 
-  if ((shared_client != (struct dpc_shmc *) NULL) && (shared_pid != getpid()))
-    {
-      dpc_shmc_close(shared_client);  /* the parent's, inherited by fork */
-      shared_client=(struct dpc_shmc *) NULL;
-    }
+  static pthread_once_t
+    once = PTHREAD_ONCE_INIT;
+
+  (void) pthread_once(&once,RegisterSharedCacheForkHandler);
   if (shared_client != (struct dpc_shmc *) NULL)
     return(shared_client);
   if ((shared_failed != 0) && (time((time_t *) NULL) < shared_failed+
@@ -1245,10 +1263,17 @@ MagickPrivate MagickBooleanType RelinquishSharedPixelCache(
       (void) memset(&request,0,sizeof(request));
       request.op=DPC_LP_FREE;
       request.id=segment.id;
-      if ((dpc_shmc_simple(shared_client,&request,error,sizeof(error)) < 0) &&
-          (cache_info->debug != MagickFalse))
-        (void) LogMagickEvent(CacheEvent,GetMagickModule(),
-          "magick-dpc: shm tier: %s",error);
+      if (dpc_shmc_simple(shared_client,&request,error,sizeof(error)) < 0)
+        {
+          if (cache_info->debug != MagickFalse)
+            (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+              "magick-dpc: shm tier: %s",error);
+          if (dpc_shmc_last_status(shared_client) == DPC_LP_OK)
+            {
+              dpc_shmc_close(shared_client);  /* out of step: reconnect */
+              shared_client=(struct dpc_shmc *) NULL;
+            }
+        }
     }
   (void) pthread_mutex_unlock(&shared_lock);
   cache_info->pixels=(PixelPacket *) NULL;
