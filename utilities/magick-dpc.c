@@ -670,10 +670,14 @@ static int cmd_shm(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         if (opt == OPT_SOCKET)
             socket_opt = optarg;
-        else if (opt == OPT_OWNER && set_ids("owners", optarg, 0, owner, &n) == 0 &&
-                 n == 1)
+        else if (opt == OPT_OWNER) {
+            if (set_ids("owners", optarg, 0, owner, &n) < 0)
+                return EXIT_USAGE;
+            if (n != 1)
+                return fail_usage("--owner takes one user, not '%s'", optarg,
+                                  NULL), EXIT_USAGE;
             r.owner = owner[0];
-        else
+        } else
             return fail_usage("unexpected option for %s", "shm", NULL),
                    EXIT_USAGE;
     }
