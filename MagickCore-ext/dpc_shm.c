@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dpc_shm.h"
@@ -29,6 +30,8 @@ struct seg {
     pid_t pid;
     uint64_t conn;                  /* owning connection; 0 once committed */
     int named, committed;
+    int pooled;                     /* freed, kept for its uid's next ALLOC */
+    double pooled_at;
     char name[DPC_LP_NAME_MAX + 1];
     uint64_t ttl_ms;
     double expires;                 /* 0: never */
@@ -37,8 +40,17 @@ struct seg {
 struct dpc_shm {
     struct seg *head;
     uint64_t budget, used, peak, refused, next_id;
-    size_t nsegs, nnames;
+    uint64_t pooled, pool_cap, reused;  /* bytes kept, their cap, reuses */
+    size_t nsegs, nnames, npooled;
 };
+
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct dpc_shm *dpc_shm_new(uint64_t budget)
 {
@@ -46,6 +58,7 @@ struct dpc_shm *dpc_shm_new(uint64_t budget)
 
     if (m != NULL) {
         m->budget = budget;
+        m->pool_cap = budget / 8;
         m->next_id = 1;
     }
     return m;
@@ -57,7 +70,12 @@ static void seg_destroy(struct dpc_shm *m, struct seg **link)
 
     *link = s->next;
     close(s->fd);
-    m->used -= s->charge;
+    if (s->pooled) {
+        m->pooled -= s->charge;
+        m->npooled--;
+    } else {
+        m->used -= s->charge;
+    }
     m->nsegs--;
     if (s->named)
         m->nnames--;
@@ -71,6 +89,72 @@ void dpc_shm_free(struct dpc_shm *m)
     while (m->head != NULL)
         seg_destroy(m, &m->head);
     free(m);
+}
+
+/*
+ * The pool: a cache segment its connection frees is kept, up to an eighth
+ * of the budget and DPC_SHM_POOL_SECONDS, and handed to the next ALLOC of
+ * the same size by the same uid (its own bytes, so not cleared), saving the
+ * reservation and the kernel's page clearing.  It counts against the budget
+ * and is the first to go when a reservation needs the room.
+ */
+static void seg_release(struct dpc_shm *m, struct seg **link)
+{
+    struct seg *s = *link;
+
+    if (s->named || s->committed || m->pooled + s->charge > m->pool_cap) {
+        seg_destroy(m, link);
+        return;
+    }
+    s->pooled = 1;
+    s->pooled_at = mono_now();
+    s->conn = 0;
+    s->pid = 0;
+    m->used -= s->charge;
+    m->pooled += s->charge;
+    m->npooled++;
+}
+
+/* Drops pooled segments, oldest first, until need more bytes fit the
+ * budget (need 0: those older than the pool's time). */
+static void pool_evict(struct dpc_shm *m, uint64_t need, double older_than)
+{
+    while (m->npooled != 0) {
+        struct seg **l, **oldest = NULL;
+
+        if (need != 0 && m->used + m->pooled + need <= m->budget)
+            return;
+        for (l = &m->head; *l != NULL; l = &(*l)->next)
+            if ((*l)->pooled &&
+                (oldest == NULL || (*l)->pooled_at < (*oldest)->pooled_at))
+                oldest = l;
+        if (need == 0 && (*oldest)->pooled_at > older_than)
+            return;
+        seg_destroy(m, oldest);
+    }
+}
+
+/* A pooled segment of this uid and size, taken back into use with a new
+ * descriptor in *fd; NULL when there is none (or no descriptor). */
+static struct seg *pool_take(struct dpc_shm *m, const struct dpc_shm_peer *p,
+                             uint64_t size, int *fd)
+{
+    struct seg *s;
+
+    for (s = m->head; s != NULL; s = s->next)
+        if (s->pooled && s->uid == p->uid && s->size == size)
+            break;
+    if (s == NULL || (*fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return NULL;
+    s->pooled = 0;
+    s->conn = p->conn;
+    s->pid = p->pid;
+    s->id = m->next_id++;
+    m->pooled -= s->charge;
+    m->npooled--;
+    m->used += s->charge;
+    m->reused++;
+    return s;
 }
 
 /* A reserved, sealed memfd of size bytes, or -1 with *st and the reason. */
@@ -158,7 +242,9 @@ static enum dpc_lp_status check_room(struct dpc_shm *m,
     uint64_t charge = charge_of(size);
     size_t names, segments;
 
-    if (charge > m->budget || m->used > m->budget - charge) {
+    if (charge <= m->budget && m->used <= m->budget - charge)
+        pool_evict(m, charge, 0);
+    if (charge > m->budget || m->used + m->pooled > m->budget - charge) {
         m->refused++;
         dpc_errf(err, errlen, "shared-memory budget spent: %llu of %llu "
                  "bytes in use, %llu asked (dpc-shm-budget)",
@@ -193,6 +279,10 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
     if (name != NULL && ttl_ms > MAX_TTL_MS) {
         dpc_errf(err, errlen, "time to live over a year");
         return DPC_LP_EINVAL;
+    }
+    if (name == NULL && (s = pool_take(m, p, size, fd)) != NULL) {
+        *id = s->id;
+        return DPC_LP_OK;
     }
     st = check_room(m, p, size, name != NULL, err, errlen);
     if (st != DPC_LP_OK)
@@ -231,8 +321,8 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
     m->head = s;
     m->nsegs++;
     m->used += s->charge;
-    if (m->used > m->peak)
-        m->peak = m->used;
+    if (m->used + m->pooled > m->peak)
+        m->peak = m->used + m->pooled;
     *id = s->id;
     return DPC_LP_OK;
 }
@@ -259,7 +349,7 @@ enum dpc_lp_status dpc_shm_release(struct dpc_shm *m,
 
     if (l == NULL)
         return DPC_LP_ENOENT;
-    seg_destroy(m, l);
+    seg_release(m, l);
     return DPC_LP_OK;
 }
 
@@ -359,11 +449,15 @@ size_t dpc_shm_conn_closed(struct dpc_shm *m, uint64_t conn)
     size_t n = 0;
 
     while (*l != NULL) {
-        if ((*l)->conn == conn && !(*l)->committed) {
-            seg_destroy(m, l);
+        struct seg *s = *l;
+
+        if (s->conn == conn && !s->committed && !s->pooled) {
+            seg_release(m, l);
             n++;
+            if (*l == s)            /* pooled: still linked here */
+                l = &s->next;
         } else {
-            l = &(*l)->next;
+            l = &s->next;
         }
     }
     return n;
@@ -371,6 +465,7 @@ size_t dpc_shm_conn_closed(struct dpc_shm *m, uint64_t conn)
 
 size_t dpc_shm_expire(struct dpc_shm *m, double now)
 {
+    pool_evict(m, 0, now - DPC_SHM_POOL_SECONDS);
     struct seg **l = &m->head;
     size_t n = 0;
 
@@ -390,7 +485,8 @@ void dpc_shm_get_stats(const struct dpc_shm *m, struct dpc_shm_stats *st)
     st->budget = m->budget;
     st->used = m->used;
     st->peak = m->peak;
-    st->segments = m->nsegs;
+    st->segments = m->nsegs - m->npooled;
+    st->pooled = m->pooled;
     st->names = m->nnames;
     st->refused = m->refused;
 }
@@ -439,8 +535,9 @@ static size_t holders(const struct dpc_shm *m, struct holder **out)
     *out = h;
     if (h == NULL)
         return 0;
-    for (s = m->head; s != NULL; s = s->next, n++)
-        h[n] = (struct holder){ s->uid, s->pid, 1, s->size };
+    for (s = m->head; s != NULL; s = s->next)
+        if (!s->pooled)
+            h[n++] = (struct holder){ s->uid, s->pid, 1, s->size };
     qsort(h, n, sizeof(*h), holder_cmp);
     for (size_t i = 0; i < n; i++) {
         if (k != 0 && h[k - 1].uid == h[i].uid && h[k - 1].pid == h[i].pid) {
@@ -462,10 +559,12 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
         return 0;
     buf[0] = '\0';
     put(buf, len, &off, "{\"budget\":%llu,\"used\":%llu,\"peak\":%llu,"
-        "\"segments\":%zu,\"names\":%zu,\"refused\":%llu,\"holders\":[",
+        "\"segments\":%zu,\"names\":%zu,\"refused\":%llu,"
+        "\"pooled\":%llu,\"pool_reuses\":%llu,\"holders\":[",
         (unsigned long long)m->budget, (unsigned long long)m->used,
-        (unsigned long long)m->peak, m->nsegs, m->nnames,
-        (unsigned long long)m->refused);
+        (unsigned long long)m->peak, m->nsegs - m->npooled, m->nnames,
+        (unsigned long long)m->refused, (unsigned long long)m->pooled,
+        (unsigned long long)m->reused);
     n = holders(m, &h);
     if (n > DPC_SHM_MAX_HOLDERS_LISTED)     /* the JSON stays whole */
         n = DPC_SHM_MAX_HOLDERS_LISTED;

@@ -12,7 +12,8 @@
  *    COMMIT seals them read-only and gives them their name, then to the
  *    registry until removed or their time to live runs out.
  * Freeing closes the server's descriptor; the memory goes when the last
- * client mapping does.
+ * client mapping does.  A freed cache segment may first wait in a small
+ * pool for its uid's next ALLOC of the same size (see dpc_shm.c).
  *
  * Single-threaded (the server's event loop).  The registry owns every
  * descriptor it holds; descriptors it returns are new and the caller's.
@@ -31,6 +32,7 @@
 #define DPC_SHM_MAX_NAMES_PER_UID 512      /* one uid cannot take them all */
 #define DPC_SHM_MAX_SEGMENTS_PER_CONN 4096
 #define DPC_SHM_MAX_HOLDERS_LISTED 512     /* status JSON: 80 bytes each */
+#define DPC_SHM_POOL_SECONDS 5             /* a freed cache segment kept */
 
 struct dpc_shm;
 
@@ -43,6 +45,7 @@ struct dpc_shm_peer {
 
 struct dpc_shm_stats {
     uint64_t budget, used, peak, segments, names, refused;
+    uint64_t pooled;                /* bytes of freed segments kept */
 };
 
 /* NULL when out of memory.  budget: bytes across all segments. */

@@ -589,6 +589,7 @@ static void shm_status_json_test(void **state)
     assert_int_equal(n, strlen(json));
     assert_string_equal(json, "{\"budget\":1048576,\"used\":0,\"peak\":0,"
                               "\"segments\":0,\"names\":0,\"refused\":0,"
+                              "\"pooled\":0,\"pool_reuses\":0,"
                               "\"holders\":[]}");
     fds[0] = create(m, &a, SEG, NULL, 0, &id);
     fds[1] = create(m, &a, 2 * SEG, NULL, 0, &id);
@@ -600,7 +601,8 @@ static void shm_status_json_test(void **state)
     assert_int_equal(n, strlen(json));
     assert_contains(json, "{\"budget\":1048576,\"used\":589824,"
                           "\"peak\":589824,\"segments\":5,\"names\":1,"
-                          "\"refused\":0,\"holders\":[");
+                          "\"refused\":0,\"pooled\":0,\"pool_reuses\":0,"
+                          "\"holders\":[");
     snprintf(want, sizeof(want), "{\"uid\":%u,\"pid\":100,\"segments\":2,"
              "\"bytes\":196608}", (unsigned)uid_a());
     assert_contains(json, want);
@@ -664,6 +666,49 @@ static void shm_list_json_test(void **state)
     close(fd1);
     close(fd2);
     close(fd3);
+    dpc_shm_free(m);
+}
+
+/* A freed cache segment waits in the pool: not in use, not a segment,
+ * still under the budget; its uid's next ALLOC of that size gets it back
+ * (another uid's or another size does not); a reservation that needs the
+ * room evicts it, and so does its time running out. */
+static void shm_pool_test(void **state)
+{
+    struct dpc_shm *m = new_shm(1024 * KIB);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100), b = peer(2, uid_b(), 200);
+    struct dpc_shm_stats st;
+    char err[256] = "";
+    uint64_t id, id2;
+    int fd;
+
+    (void)state;
+    fd = create(m, &a, 64 * KIB, NULL, 0, &id);
+    close(fd);
+    assert_int_equal(dpc_shm_release(m, &a, id, err, sizeof(err)), DPC_LP_OK);
+    st = stats(m);
+    assert_int_equal(st.used, 0);
+    assert_int_equal(st.segments, 0);
+    assert_int_equal(st.pooled, 64 * KIB);
+    close(create(m, &b, 64 * KIB, NULL, 0, &id2));    /* another uid */
+    assert_int_equal(stats(m).pooled, 64 * KIB);
+    fd = create(m, &a, 64 * KIB, NULL, 0, &id2);        /* reused */
+    assert_true(id2 != id);
+    st = stats(m);
+    assert_int_equal(st.pooled, 0);
+    assert_int_equal(st.used, 128 * KIB);
+    assert_int_equal(dpc_shm_release(m, &a, id2, err, sizeof(err)),
+                     DPC_LP_OK);
+    close(fd);
+    /* 900 KiB more needs the pooled 64 KiB back: evicted, not refused */
+    close(create(m, &a, 900 * KIB, NULL, 0, &id));
+    st = stats(m);
+    assert_int_equal(st.pooled, 0);
+    assert_true(st.peak <= 1024 * KIB);
+    dpc_shm_conn_closed(m, 1);
+    assert_true(stats(m).pooled <= 1024 * KIB / 8);
+    dpc_shm_expire(m, 1e12);                            /* long after */
+    assert_int_equal(stats(m).pooled, 0);
     dpc_shm_free(m);
 }
 
@@ -889,6 +934,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shm_alloc_sealed_test),
         cmocka_unit_test(shm_names_per_uid_test),
+        cmocka_unit_test(shm_pool_test),
         cmocka_unit_test(shm_budget_refused_test),
         cmocka_unit_test(shm_other_conn_test),
         cmocka_unit_test(shm_commit_cache_segment_test),
