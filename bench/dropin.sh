@@ -130,26 +130,6 @@ parse_args() {
 }
 
 # ------------------------------------------------------------- artifacts
-# wait_artifact DESC PATH: PATH must exist, be non-empty and not have changed
-# for 2 s (a rebuild may be writing it); waits up to ARTIFACT_WAIT seconds.
-wait_artifact() {
-    local desc=$1 path=$2 waited=0 limit=${ARTIFACT_WAIT:-180} s1 s2
-    while :; do
-        if [ -s "$path" ]; then
-            s1=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
-            sleep 2
-            s2=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
-            [ -n "$s1" ] && [ "$s1" = "$s2" ] && [ -s "$path" ] && return 0
-            waited=$((waited + 2))
-        else
-            sleep 2
-            waited=$((waited + 2))
-        fi
-        [ $waited -ge "$limit" ] && die "no usable $desc at $path after ${limit}s"
-        [ $((waited % 20)) = 0 ] && echo "  waiting for $desc at $path ($waited s) ..." >&2
-    done
-}
-
 # Copies every artifact into the work directory, so a concurrent rebuild of
 # the tree cannot swap one out mid-run.
 find_artifacts() {

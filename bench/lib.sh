@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154  # globals shared with the sourcing script
-# bench/lib.sh: what bench/compare-stock.sh and bench/dropin.sh share. Not a
+# bench/lib.sh: what bench/compare-stock.sh, bench/dropin.sh and bench/shm.sh
+# share. Not a
 # script of its own: each of them sources it first thing, after
 # `set -euo pipefail` and setting SELF (its own path, readlink -f; the private
 # network namespace is entered by re-executing "$SELF").
@@ -266,4 +267,25 @@ report_problems() {
         return 1
     fi
     echo "all outputs pixel-identical to the memory cache's (compare -metric AE = 0)"
+}
+
+# ------------------------------------------------------------- artifacts
+# wait_artifact DESC PATH: PATH must exist, be non-empty and not have changed
+# for 2 s (a rebuild may be writing it); waits up to ARTIFACT_WAIT seconds.
+wait_artifact() {
+    local desc=$1 path=$2 waited=0 limit=${ARTIFACT_WAIT:-180} s1 s2
+    while :; do
+        if [ -s "$path" ]; then
+            s1=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
+            sleep 2
+            s2=$(stat -L -c '%s %Y' "$path" 2> /dev/null || true)
+            [ -n "$s1" ] && [ "$s1" = "$s2" ] && [ -s "$path" ] && return 0
+            waited=$((waited + 2))
+        else
+            sleep 2
+            waited=$((waited + 2))
+        fi
+        [ $waited -ge "$limit" ] && die "no usable $desc at $path after ${limit}s"
+        [ $((waited % 20)) = 0 ] && echo "  waiting for $desc at $path ($waited s) ..." >&2
+    done
 }

@@ -12,16 +12,7 @@ make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 start_server -v
 
-# Inputs, made with the memory cache.  Small, so the matrix stays quick
-# under sanitizers: stock clients make one round trip per row or column.
-mem_convert -seed 7 -size 96x64 plasma:fractal "$WORK/rgb.miff"
-mem_convert "$WORK/rgb.miff" -alpha set -channel A -fx 'i/w' +channel \
-    "$WORK/rgba.miff"
-mem_convert -size 96x64 gradient:'#102030-#f0e0d0' -depth 16 "$WORK/deep.miff"
-mem_convert "$WORK/rgb.miff" -colorspace Gray "$WORK/gray.miff"
-mem_convert "$WORK/rgb.miff" -colors 16 "$WORK/palette.gif"
-mem_convert "$WORK/rgb.miff" -colorspace CMYK "$WORK/cmyk.miff"
-mem_convert -size 48x32 xc:red xc:lime xc:blue -loop 0 "$WORK/anim.gif"
+make_inputs
 
 # same_output NAME IN OPS...: memory vs magick-dpc, output as MIFF.
 same_output() {

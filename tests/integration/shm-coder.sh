@@ -13,15 +13,7 @@ make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 start_server -v
 
-mem_convert -seed 7 -size 96x64 plasma:fractal "$WORK/rgb.miff"
-mem_convert "$WORK/rgb.miff" -alpha set -channel A -fx 'i/w' +channel \
-    "$WORK/rgba.miff"
-mem_convert -size 96x64 gradient:'#102030-#f0e0d0' -depth 16 "$WORK/deep.miff"
-mem_convert "$WORK/rgb.miff" -colorspace Gray "$WORK/gray.miff"
-mem_convert "$WORK/rgb.miff" -colors 16 "$WORK/palette.gif"
-mem_convert "$WORK/rgb.miff" -colorspace CMYK "$WORK/cmyk.miff"
-mem_convert -size 48x32 xc:red xc:lime xc:blue -loop 0 -delay 7 \
-    "$WORK/anim.gif"
+make_inputs
 # attributes beyond the pixels: resolution, page, comment, label, a profile
 printf '%s' '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>shm</dc:title></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>' \
     > "$WORK/title.xmp"

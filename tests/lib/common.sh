@@ -143,6 +143,23 @@ shm_field() {
     shm_json | sed -n "s/^{[^[]*\"$1\":\([0-9]*\).*/\1/p"
 }
 
+# make_inputs: the conversion matrix's images in $WORK, made with the
+# memory cache: rgb, rgba, deep (16-bit), gray, cmyk (.miff), palette and
+# anim (.gif, 3 frames).  Small, so stock clients (a round trip per row)
+# stay quick under sanitizers.
+make_inputs() {
+    mem_convert -seed 7 -size 96x64 plasma:fractal "$WORK/rgb.miff"
+    mem_convert "$WORK/rgb.miff" -alpha set -channel A -fx 'i/w' +channel \
+        "$WORK/rgba.miff"
+    mem_convert -size 96x64 gradient:'#102030-#f0e0d0' -depth 16 \
+        "$WORK/deep.miff"
+    mem_convert "$WORK/rgb.miff" -colorspace Gray "$WORK/gray.miff"
+    mem_convert "$WORK/rgb.miff" -colors 16 "$WORK/palette.gif"
+    mem_convert "$WORK/rgb.miff" -colorspace CMYK "$WORK/cmyk.miff"
+    mem_convert -size 48x32 xc:red xc:lime xc:blue -loop 0 -delay 7 \
+        "$WORK/anim.gif"
+}
+
 # mem_convert ARGS...: the same convert on its ordinary memory cache.
 mem_convert() {
     timeout "$STEP_TIMEOUT" "$CONVERT" "$@"
