@@ -1,8 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154  # globals shared with the sourcing script
 # bench/lib.sh: what bench/compare-stock.sh, bench/dropin.sh and bench/shm.sh
-# share. Not a
-# script of its own: each of them sources it first thing, after
+# share. Not a script of its own: each of them sources it first thing, after
 # `set -euo pipefail` and setting SELF (its own path, readlink -f; the private
 # network namespace is entered by re-executing "$SELF").
 #
