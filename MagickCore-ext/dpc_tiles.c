@@ -46,6 +46,7 @@ struct dpc_tiles {
     size_t norder;
     uint64_t *handles;
     uint64_t tx_n, ty_n, ntiles;
+    int tw_shift, th_shift;     /* log2 of a power-of-two tile size, or -1 */
     uint32_t slot_bytes, plane_off[DPC_TILES_PLANES], per_request;
     uint32_t nent;
     struct entry *ent;
@@ -208,6 +209,12 @@ static int alloc_batches(struct dpc_tiles *t)
     return 0;
 }
 
+/* n = 2^k: k; else -1. */
+static int log2_exact(uint32_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0 ? __builtin_ctz(n) : -1;
+}
+
 static int layout(struct dpc_tiles *t, char *err, size_t errlen)
 {
     const struct dpc_tiles_cfg *c = &t->cfg;
@@ -218,6 +225,8 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
         return dpc_errf(err, errlen, "bad tile cache geometry");
     t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
     t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
+    t->tw_shift = log2_exact(c->tile_w);
+    t->th_shift = log2_exact(c->tile_h);
     t->ntiles = t->tx_n * t->ty_n;
     slot = px * (c->bpp[0] + c->bpp[1]);
     if (slot > DPC_WIRE_MAX_SLOT_BYTES || t->ntiles > INT32_MAX)
@@ -600,11 +609,48 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 
 #define HIT_MAX_TILES 4          /* small regions straddling tile borders */
 
+/* v / tile size along x (shift 0) or y: a shift for the usual power of two
+ * (the hit path runs millions of times for one-pixel reads). */
+static uint64_t tile_of(uint64_t v, int shift, uint32_t size)
+{
+    return shift >= 0 ? v >> shift : v / size;
+}
+
+/* The hit path for a region inside one tile (most reads): no per-tile
+ * bookkeeping, no division. */
+static int read_hit_one(struct dpc_tiles *t, int plane, uint64_t x,
+                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst,
+                        uint64_t tx, uint64_t ty)
+{
+    uint32_t tw = t->cfg.tile_w, bpp = t->cfg.bpp[plane];
+    int64_t tile = (int64_t)(ty * t->tx_n + tx);
+    int32_t e = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
+    size_t row = (size_t)(w * bpp), stride = (size_t)tw * bpp;
+    const uint8_t *src;
+    uint32_t seq;
+
+    if (e == NONE)
+        return 0;
+    seq = __atomic_load_n(&t->ent[e].seq, __ATOMIC_ACQUIRE);
+    if ((seq & 1) || t->ent[e].tile != tile)
+        return 0;
+    src = entry_mem(t, e) + t->plane_off[plane] +
+          ((y - ty * t->cfg.tile_h) * tw + (x - tx * tw)) * bpp;
+    for (uint64_t r = 0; r < h; r++, dst += row, src += stride)
+        memcpy(dst, src, row);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED) != seq)
+        return 0;               /* changed under us: take the locked path */
+    if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
+        __atomic_store_n(&t->ent[e].referenced, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
 int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst)
 {
     uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp, seq[HIT_MAX_TILES];
-    uint64_t tx0 = x / tw, ty0 = y / th, tx1, ty1;
+    uint64_t tx0, ty0, tx1, ty1;
     int32_t ent[HIT_MAX_TILES];
     int n = 0;
 
@@ -612,8 +658,12 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
         t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
         x + w > t->cfg.columns || y + h > t->cfg.rows)
         return 0;
-    tx1 = (x + w - 1) / tw;
-    ty1 = (y + h - 1) / th;
+    tx0 = tile_of(x, t->tw_shift, tw);
+    ty0 = tile_of(y, t->th_shift, th);
+    tx1 = tile_of(x + w - 1, t->tw_shift, tw);
+    ty1 = tile_of(y + h - 1, t->th_shift, th);
+    if (tx0 == tx1 && ty0 == ty1)
+        return read_hit_one(t, plane, x, y, w, h, dst, tx0, ty0);
     if ((tx1 - tx0 + 1) * (ty1 - ty0 + 1) > HIT_MAX_TILES)
         return 0;
     bpp = t->cfg.bpp[plane];

@@ -753,7 +753,16 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 %
 */
 
-static MagickOffsetType TransferDistributeCache(
+/*
+  The locked path: a miss, or a write.  Apart, so the lock-free hit path
+  keeps a small frame (it runs for millions of one-pixel reads).
+*/
+static MagickOffsetType LockedTransferDistributeCache(
+  DistributeCacheInfo *server_info,const int plane,
+  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
+  const MagickBooleanType write) magick_attribute((__noinline__));
+
+static MagickOffsetType LockedTransferDistributeCache(
   DistributeCacheInfo *server_info,const int plane,
   const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
   const MagickBooleanType write)
@@ -764,6 +773,32 @@ static MagickOffsetType TransferDistributeCache(
   int
     status;
 
+  (void) pthread_mutex_lock((pthread_mutex_t *) server_info->lock);
+  if (write != MagickFalse)
+    status=dpc_tiles_write(server_info->tiles,plane,(uint64_t) region->x,
+      (uint64_t) region->y,region->width,region->height,buffer,error,
+      sizeof(error));
+  else
+    status=dpc_tiles_read(server_info->tiles,plane,(uint64_t) region->x,
+      (uint64_t) region->y,region->width,region->height,buffer,error,
+      sizeof(error));
+  (void) pthread_mutex_unlock((pthread_mutex_t *) server_info->lock);
+  if (status < 0)
+    {
+      (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
+        error);
+      errno=strstr(error,"in time") != (char *) NULL ? ETIMEDOUT :
+        ECONNRESET;
+      return(-1);
+    }
+  return((MagickOffsetType) length);
+}
+
+static MagickOffsetType TransferDistributeCache(
+  DistributeCacheInfo *server_info,const int plane,
+  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
+  const MagickBooleanType write)
+{
   MagickSizeType
     bytes;
 
@@ -785,25 +820,8 @@ static MagickOffsetType TransferDistributeCache(
        (uint64_t) region->x,(uint64_t) region->y,region->width,region->height,
        buffer) != 0))
     return((MagickOffsetType) length);
-  (void) pthread_mutex_lock((pthread_mutex_t *) server_info->lock);
-  if (write != MagickFalse)
-    status=dpc_tiles_write(server_info->tiles,plane,(uint64_t) region->x,
-      (uint64_t) region->y,region->width,region->height,buffer,error,
-      sizeof(error));
-  else
-    status=dpc_tiles_read(server_info->tiles,plane,(uint64_t) region->x,
-      (uint64_t) region->y,region->width,region->height,buffer,error,
-      sizeof(error));
-  (void) pthread_mutex_unlock((pthread_mutex_t *) server_info->lock);
-  if (status < 0)
-    {
-      (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
-        error);
-      errno=strstr(error,"in time") != (char *) NULL ? ETIMEDOUT :
-        ECONNRESET;
-      return(-1);
-    }
-  return((MagickOffsetType) length);
+  return(LockedTransferDistributeCache(server_info,plane,region,length,buffer,
+    write));
 }
 
 MagickPrivate MagickOffsetType ReadDistributePixelCacheIndexes(
