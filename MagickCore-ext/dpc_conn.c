@@ -20,6 +20,7 @@
 
 #include "dpc_log.h"
 #include "dpc_server-internal.h"
+#include "dpc_util.h"
 
 #define STEPS_PER_WAKEUP 256            /* fairness between clients */
 #define IOV_BATCH 64

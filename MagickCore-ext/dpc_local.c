@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -61,14 +60,6 @@ struct dpc_local {
     int bound;                      /* we created cfg.path: unlink it */
 };
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *const state_names[LC_NSTATES] = {
     "read", "write", "last-write",
 };
@@ -113,22 +104,38 @@ static void set_state(struct lconn *c, enum lconn_state to)
     }
 }
 
+/* Room for one reply of up to len body bytes; NULL when out of memory. */
+static uint8_t *reply_buf(struct lconn *c, size_t len)
+{
+    c->out = malloc(DPC_LP_HDR + len);
+    return c->out != NULL ? c->out + DPC_LP_HDR : NULL;
+}
+
+/* Completes the reply in c->out: header for a body of len bytes, and the
+ * descriptor to send with it (ownership taken, -1 for none). */
+static void reply_seal(struct lconn *c, uint8_t op, enum dpc_lp_status st,
+                       size_t len, int fd)
+{
+    dpc_lp_encode_hdr(c->out, op, (uint8_t)st, (uint32_t)len);
+    c->out_len = DPC_LP_HDR + len;
+    c->out_off = 0;
+    c->out_fd = fd;
+}
+
 /* Queues one reply (takes ownership of fd, -1 for none). */
 static int reply(struct lconn *c, uint8_t op, enum dpc_lp_status st,
                  const void *body, size_t len, int fd)
 {
-    c->out = malloc(DPC_LP_HDR + len);
-    if (c->out == NULL) {
+    uint8_t *b = reply_buf(c, len);
+
+    if (b == NULL) {
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    dpc_lp_encode_hdr(c->out, op, (uint8_t)st, (uint32_t)len);
     if (len != 0)
-        memcpy(c->out + DPC_LP_HDR, body, len);
-    c->out_len = DPC_LP_HDR + len;
-    c->out_off = 0;
-    c->out_fd = fd;
+        memcpy(b, body, len);
+    reply_seal(c, op, st, len, fd);
     return 0;
 }
 
@@ -142,19 +149,19 @@ static int reply_grant(struct lconn *c, uint8_t op, uint64_t id,
     return reply(c, op, DPC_LP_OK, b, sizeof(b), fd);
 }
 
+/* LIST or STATUS, written straight into the reply. */
 static int reply_json(struct lconn *c, uint8_t op)
 {
     size_t cap = op == DPC_LP_LIST ? DPC_LP_MAX_REPLY : 64 * 1024, n;
-    char *json = malloc(cap);
-    int rc;
+    char *json = (char *)reply_buf(c, cap);
 
     if (json == NULL)
         return -1;
-    n = op == DPC_LP_LIST ? dpc_shm_list_json(c->local->shm, now(), json, cap)
-                          : dpc_shm_status_json(c->local->shm, json, cap);
-    rc = reply(c, op, DPC_LP_OK, json, n, -1);
-    free(json);
-    return rc;
+    n = op == DPC_LP_LIST
+            ? dpc_shm_list_json(c->local->shm, dpc_now(), json, cap)
+            : dpc_shm_status_json(c->local->shm, json, cap);
+    reply_seal(c, op, DPC_LP_OK, n, -1);
+    return 0;
 }
 
 static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
@@ -170,17 +177,16 @@ static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
     case DPC_LP_PUBLISH:
         st = dpc_shm_create(m, &c->peer, r->size,
                             r->op == DPC_LP_PUBLISH ? r->name : NULL,
-                            r->ttl_ms, now(), &fd, &id, err, errlen);
+                            r->ttl_ms, dpc_now(), &fd, &id, err, errlen);
         break;
     case DPC_LP_ATTACH:
-        dpc_local_sweep(c->local, now());   /* no name past its time */
-        st = dpc_shm_attach(m, &c->peer, r->owner, r->name, &fd, &id, &size,
-                            err, errlen);
+        st = dpc_shm_attach(m, &c->peer, r->owner, r->name, dpc_now(), &fd,
+                            &id, &size, err, errlen);
         break;
     case DPC_LP_FREE:
         return dpc_shm_release(m, &c->peer, r->id, err, errlen);
     case DPC_LP_COMMIT:
-        return dpc_shm_commit(m, &c->peer, r->id, now(), err, errlen);
+        return dpc_shm_commit(m, &c->peer, r->id, dpc_now(), err, errlen);
     case DPC_LP_REMOVE:
         return dpc_shm_remove(m, &c->peer, r->owner, r->name, err, errlen);
     default:
@@ -397,8 +403,8 @@ static void refuse(struct dpc_local *l, int fd, const struct ucred *cr,
                      (unsigned)cr->uid, (int)cr->pid, why);
 
     l->refused++;
-    if (now() - l->refusal_logged >= 1.0) {
-        l->refusal_logged = now();
+    if (dpc_now() - l->refusal_logged >= 1.0) {
+        l->refusal_logged = dpc_now();
         l->refusals_unlogged = 0;
     }
     if (l->refusals_unlogged++ < REFUSALS_LOGGED_PER_SECOND)

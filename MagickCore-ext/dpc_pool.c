@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -28,14 +27,6 @@ struct entry {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *pool;
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int same_host(const struct entry *e, const char *host, unsigned port,
                      const uint8_t *key)
 {
@@ -47,7 +38,7 @@ static int same_host(const struct entry *e, const char *host, unsigned port,
 static struct entry *find(const char *host, unsigned port, const uint8_t *key)
 {
     for (struct entry **p = &pool, *e; (e = *p) != NULL;) {
-        if (e->link == NULL && now() >= e->retry_at) {
+        if (e->link == NULL && dpc_now() >= e->retry_at) {
             *p = e->next;           /* failure forgotten: try again */
             free(e);
             continue;
@@ -73,7 +64,7 @@ static void remember_failure(const char *host, unsigned port,
     strcpy(e->host, host);
     e->port = port;
     memcpy(e->key, key, DPC_WIRE_KEY_LEN);
-    e->retry_at = now() + DPC_POOL_RETRY_SECONDS;
+    e->retry_at = dpc_now() + DPC_POOL_RETRY_SECONDS;
     snprintf(e->why, sizeof(e->why), "%s", why);
     e->next = pool;
     pool = e;

@@ -65,8 +65,6 @@ struct dpc_conn {
                                        buffered, then close */
 };
 
-double dpc_now(void);
-
 void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c);
 void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c);
 

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,14 +23,6 @@
 #include "dpc_util.h"
 
 #define LISTEN_BACKLOG 128
-
-double dpc_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
 {

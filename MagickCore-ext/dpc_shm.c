@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dpc_shm.h"
@@ -43,14 +42,6 @@ struct dpc_shm {
     uint64_t pooled, pool_cap, reused;  /* bytes kept, their cap, reuses */
     size_t nsegs, nnames, npooled;
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct dpc_shm *dpc_shm_new(uint64_t budget)
 {
@@ -107,7 +98,7 @@ static void seg_release(struct dpc_shm *m, struct seg **link)
         return;
     }
     s->pooled = 1;
-    s->pooled_at = mono_now();
+    s->pooled_at = dpc_now();
     s->conn = 0;
     s->pid = 0;
     m->used -= s->charge;
@@ -399,13 +390,15 @@ static int reopen_readonly(int fd)
 
 enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
                                   const struct dpc_shm_peer *p, uint32_t owner,
-                                  const char *name, int *fd, uint64_t *id,
-                                  uint64_t *size, char *err, size_t errlen)
+                                  const char *name, double now, int *fd,
+                                  uint64_t *id, uint64_t *size, char *err,
+                                  size_t errlen)
 {
     uid_t uid = owner == DPC_LP_SELF ? p->uid : (uid_t)owner;
     struct seg **l = find_name(m, uid, name);
 
-    if (l == NULL) {
+    /* Past its time but not yet swept: gone already. */
+    if (l == NULL || ((*l)->expires != 0 && (*l)->expires <= now)) {
         dpc_errf(err, errlen, "no image named '%s' published by uid %u", name,
                  (unsigned)uid);
         return DPC_LP_ENOENT;

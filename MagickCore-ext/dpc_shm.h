@@ -69,11 +69,13 @@ enum dpc_lp_status dpc_shm_release(struct dpc_shm *m,
 enum dpc_lp_status dpc_shm_commit(struct dpc_shm *m,
                                   const struct dpc_shm_peer *p, uint64_t id,
                                   double now, char *err, size_t errlen);
-/* ATTACH: a new read-only descriptor of a committed name. */
+/* ATTACH: a new read-only descriptor of a committed name whose time to
+ * live has not run out by now. */
 enum dpc_lp_status dpc_shm_attach(struct dpc_shm *m,
                                   const struct dpc_shm_peer *p, uint32_t owner,
-                                  const char *name, int *fd, uint64_t *id,
-                                  uint64_t *size, char *err, size_t errlen);
+                                  const char *name, double now, int *fd,
+                                  uint64_t *id, uint64_t *size, char *err,
+                                  size_t errlen);
 /* REMOVE: by the owner, or by the server's own uid. */
 enum dpc_lp_status dpc_shm_remove(struct dpc_shm *m,
                                   const struct dpc_shm_peer *p, uint32_t owner,

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 int dpc_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -26,4 +27,12 @@ int dpc_equal_ct(const void *a, const void *b, size_t n)
     for (size_t i = 0; i < n; i++)
         diff |= x[i] ^ y[i];
     return diff == 0;
+}
+
+double dpc_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -1,7 +1,7 @@
 /*
  * dpc_util: small helpers shared by the core: error text into a caller
  * buffer, little-endian loads and stores, checked arithmetic, and a
- * constant-time compare.  No state, no allocation; safe from any thread.
+ * constant-time compare, the monotonic clock.  No state, no allocation; safe from any thread.
  */
 #ifndef DPC_UTIL_H
 #define DPC_UTIL_H
@@ -52,6 +52,9 @@ static inline int dpc_add_u64(uint64_t a, uint64_t b, uint64_t *out)
 {
     return __builtin_add_overflow(a, b, out) ? -1 : 0;
 }
+
+/* Seconds on the monotonic clock. */
+double dpc_now(void);
 
 /* 1 when the n bytes are equal; time depends only on n. */
 int dpc_equal_ct(const void *a, const void *b, size_t n);

@@ -87,8 +87,7 @@ parse_args() {
         esac
         shift
     done
-    [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || usage_error "--repeat wants a positive integer"
-    [[ $STEP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout wants whole seconds"
+    need_positive_ints REPEAT STEP_TIMEOUT
     local s o
     IFS=, read -ra SIZE_LIST <<< "$SIZES"
     IFS=, read -ra OP_LIST <<< "$OPS"

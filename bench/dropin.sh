@@ -114,10 +114,7 @@ parse_args() {
         esac
         shift
     done
-    local v
-    for v in REPEAT STOCK_REPEAT STREAM_MIB STREAM_REPEAT STEP_TIMEOUT STOCK_TIMEOUT; do
-        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || usage_error "$v wants a positive integer (got '${!v}')"
-    done
+    need_positive_ints REPEAT STOCK_REPEAT STREAM_MIB STREAM_REPEAT STEP_TIMEOUT STOCK_TIMEOUT
     [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
     IMG_W=${BASH_REMATCH[1]}
     IMG_H=${BASH_REMATCH[2]}

@@ -25,6 +25,14 @@ COMPARE=/usr/bin/compare
 die() { echo "$PROG: $*" >&2; exit 1; }
 usage_error() { echo "$PROG: $*" >&2; echo "Try --help." >&2; exit 2; }
 
+# need_positive_ints VAR...: each variable holds a positive integer.
+need_positive_ints() {
+    local v
+    for v in "$@"; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || usage_error "$v wants a positive integer (got '${!v}')"
+    done
+}
+
 # ------------------------------------------------------ network namespace
 # enter_private_netns ARGS...: re-executes the script under unshare --net,
 # unless already inside. The variable only says "try it"; the interface check

@@ -112,10 +112,7 @@ parse_args() {
         esac
         shift
     done
-    local v
-    for v in REPEAT STEP_TIMEOUT; do
-        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || usage_error "$v wants a positive integer (got '${!v}')"
-    done
+    need_positive_ints REPEAT STEP_TIMEOUT
     [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
     [[ $BIG =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad --big: $BIG (want WxH)"
     BIG_W=${BASH_REMATCH[1]} BIG_H=${BASH_REMATCH[2]}

@@ -486,6 +486,15 @@ static MagickBooleanType SetSHMAttributes(Image *image,const uint8_t *blob,
 }
 
 /*
+  MagickTrue when a memory cache of the image holds indexes after its pixels.
+*/
+static MagickBooleanType SHMHasIndexes(const Image *image)
+{
+  return(((image->storage_class == PseudoClass) ||
+    (image->colorspace == CMYKColorspace)) ? MagickTrue : MagickFalse);
+}
+
+/*
   The bytes of an image's pixels (and indexes) as a memory cache holds
   them; 0 on overflow.
 */
@@ -496,8 +505,7 @@ static MagickSizeType SHMPixelLength(const Image *image)
     packet;
 
   packet=sizeof(PixelPacket);
-  if ((image->storage_class == PseudoClass) ||
-      (image->colorspace == CMYKColorspace))
+  if (SHMHasIndexes(image) != MagickFalse)
     packet+=sizeof(IndexPacket);
   if ((dpc_mul_u64(image->columns,image->rows,&length) < 0) ||
       (dpc_mul_u64(length,packet,&length) < 0))
@@ -557,8 +565,7 @@ static MagickBooleanType CopySHMPixels(Image *image,const int file,
     (void) memcpy(q,pixels+y*image->columns,image->columns*sizeof(*q));
     q_indexes=GetAuthenticIndexQueue(image);
     if ((q_indexes != (IndexPacket *) NULL) &&
-        (SHMPixelLength(image) > (MagickSizeType) image->columns*image->rows*
-          sizeof(PixelPacket)))
+        (SHMHasIndexes(image) != MagickFalse))
       (void) memcpy(q_indexes,indexes+y*image->columns,image->columns*
         sizeof(*q_indexes));
     if (SyncAuthenticPixels(image,exception) == MagickFalse)
@@ -969,8 +976,7 @@ static MagickBooleanType CopySHMFrame(Image *image,uint8_t *target)
     if (p == (const PixelPacket *) NULL)
       return(MagickFalse);
     (void) memcpy(pixels+y*image->columns,p,image->columns*sizeof(*p));
-    if (SHMPixelLength(image) > (MagickSizeType) image->columns*image->rows*
-        sizeof(PixelPacket))
+    if (SHMHasIndexes(image) != MagickFalse)
       {
         p_indexes=GetVirtualIndexQueue(image);
         if (p_indexes == (const IndexPacket *) NULL)

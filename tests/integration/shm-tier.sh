@@ -147,14 +147,29 @@ else
     echo "SKIP: the other-uid checks make a user, which needs root"
 fi
 
+# wait_socket PATH: up to 5 s for a socket to appear.
+wait_socket() {
+    for _ in $(seq 1 100); do [ -S "$1" ] && return 0; sleep 0.05; done
+    echo "no socket at $1" >&2
+    return 1
+}
+
+# start_fake MODE: tests/lib/fakeshm.py on $WORK/fake-MODE.sock (logging
+# to $WORK/fake-MODE.log); sets FAKE_SOCK.
+start_fake() {
+    FAKE_SOCK=$WORK/fake-$1.sock
+    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$FAKE_SOCK" "$1" \
+        2> "$WORK/fake-$1.log" &
+    track $!
+    wait_socket "$FAKE_SOCK"
+}
+
 # fake MODE: convert on a hostile server's segment must fail, naming why;
 # with the memory tier after it, the cache goes there (a warning).
 fake() {
-    local mode=$1 why=$2 rc=0 sock=$WORK/fake-$1.sock
-    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" "$mode" \
-        2> "$WORK/fake-$mode.log" &
-    EXTRA_PIDS+=($!)
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+    local mode=$1 why=$2 rc=0 sock
+    start_fake "$mode"
+    sock=$FAKE_SOCK
     LD_LIBRARY_PATH=$DROPIN_LIB "$CONVERT" -define cache:dpc-socket="$sock" \
         -define cache:tiers=shm "$WORK/small.miff" -flip null: \
         2> "$WORK/fake.err" || rc=$?
@@ -176,12 +191,9 @@ check "a segment others may open is refused by the client" fake mode0644 \
     "mode 0644"
 
 bad_header() {
-    local rc=0 sock=$WORK/fake-badheader.sock
-    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" badheader \
-        2> "$WORK/fake-badheader.log" &
-    EXTRA_PIDS+=($!)
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
-    SHM_SOCK=$sock shm_convert shm:forged null: 2> "$WORK/bad.err" || rc=$?
+    local rc=0
+    start_fake badheader
+    SHM_SOCK=$FAKE_SOCK shm_convert shm:forged null: 2> "$WORK/bad.err" || rc=$?
     cat "$WORK/bad.err" >&2
     [ "$rc" != 0 ]
     grep -q "CorruptSharedMemoryImage.*outside the segment" "$WORK/bad.err"
@@ -190,12 +202,9 @@ check "a published image whose header overruns its segment is refused" \
     bad_header
 
 class0() {
-    local rc=0 sock=$WORK/fake-class0.sock
-    python3 "$TOP_SRCDIR/tests/lib/fakeshm.py" "$sock" class0 \
-        2> "$WORK/fake-class0.log" &
-    EXTRA_PIDS+=($!)
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
-    SHM_SOCK=$sock shm_convert shm:forged miff:"$WORK/class0.miff" \
+    local rc=0
+    start_fake class0
+    SHM_SOCK=$FAKE_SOCK shm_convert shm:forged miff:"$WORK/class0.miff" \
         2> "$WORK/class0.err" || rc=$?
     cat "$WORK/class0.err" >&2
     [ "$rc" = 1 ]
@@ -268,9 +277,8 @@ in_cgroup() {
     sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$CGROUP" \
         "$MAGICK_DPC" serve --listen none --socket "$sock" "$@" \
         2> "$WORK/$name.log" &
-    EXTRA_PIDS+=($!)
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
-    [ -S "$sock" ]
+    track $!
+    wait_socket "$sock"
 }
 kernel_refuses() {
     local rc=0

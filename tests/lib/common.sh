@@ -19,15 +19,17 @@ SYSTEM_CODERS=$(ls -d /usr/lib/*/ImageMagick-6*/modules-Q16/coders 2>/dev/null |
 SHM_CODERS=${DROPIN_LIB:-}/magick-dpc/coders:$SYSTEM_CODERS
 SERVER_PID=
 PORT=
-EXTRA_PIDS=()
 PASSED=0
 FAILED=0
 
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null || true
-    if [ ${#EXTRA_PIDS[@]} -gt 0 ]; then
-        kill -KILL "${EXTRA_PIDS[@]}" 2>/dev/null || true
-        wait "${EXTRA_PIDS[@]}" 2>/dev/null || true
+    # every process track-ed, from this shell or a check's subshell
+    if [ -s "$WORK/pids" ]; then
+        # shellcheck disable=SC2046
+        kill -KILL $(cat "$WORK/pids") 2>/dev/null || true
+        # shellcheck disable=SC2046
+        wait $(cat "$WORK/pids") 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -72,6 +74,12 @@ start_server() {
     return 1
 }
 
+# track PID: killed at exit.  A file, not an array, so that processes
+# started inside a check (a subshell) are killed too.
+track() {
+    echo "$1" >> "$WORK/pids"
+}
+
 # extra_server VAR NAME [ARGS...]: one more magick-dpc, logging to
 # $WORK/NAME.log, killed at exit; sets VAR to its port.
 extra_server() {
@@ -79,7 +87,7 @@ extra_server() {
     shift 2
     "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none "$@" \
         2> "$WORK/$name.log" &
-    EXTRA_PIDS+=($!)
+    track $!
     printf -v "$var" '%s' "$(port_of "$WORK/$name.log")"
     [ -n "${!var}" ] || { cat "$WORK/$name.log" >&2; return 1; }
 }

@@ -94,7 +94,7 @@ static int attach(struct dpc_shm *m, const struct dpc_shm_peer *p,
 {
     char err[256] = "";
     int fd = -1;
-    enum dpc_lp_status st = dpc_shm_attach(m, p, owner, name, &fd, id, size,
+    enum dpc_lp_status st = dpc_shm_attach(m, p, owner, name, 0.0, &fd, id, size,
                                            err, sizeof(err));
 
     if (st != DPC_LP_OK)
@@ -330,7 +330,7 @@ static void shm_commit_busy_test(void **state)
     assert_contains(err, "still mapped writable");
     assert_contains(err, "busy");
     /* Not published yet. */
-    assert_int_equal(dpc_shm_attach(m, &p, DPC_LP_SELF, "busy", &afd, &aid,
+    assert_int_equal(dpc_shm_attach(m, &p, DPC_LP_SELF, "busy", 0.0, &afd, &aid,
                                     &size, err, sizeof(err)), DPC_LP_ENOENT);
     assert_int_equal(afd, -1);
     assert_int_equal(munmap(w, SEG), 0);
@@ -402,12 +402,12 @@ static void shm_attach_by_owner_test(void **state)
     int fd = create(m, &a, SEG, "pic", 0, &id), afd = -1;
 
     commit_ok(m, &a, id, 0.0);
-    assert_int_equal(dpc_shm_attach(m, &b, DPC_LP_SELF, "pic", &afd, &aid,
+    assert_int_equal(dpc_shm_attach(m, &b, DPC_LP_SELF, "pic", 0.0, &afd, &aid,
                                     &size, err, sizeof(err)), DPC_LP_ENOENT);
     assert_contains(err, "no image named 'pic' published by uid");
-    assert_int_equal(dpc_shm_attach(m, &a, DPC_LP_SELF, "pix", &afd, &aid,
+    assert_int_equal(dpc_shm_attach(m, &a, DPC_LP_SELF, "pix", 0.0, &afd, &aid,
                                     &size, err, sizeof(err)), DPC_LP_ENOENT);
-    assert_int_equal(dpc_shm_attach(m, &a, (uint32_t)uid_b(), "pic", &afd,
+    assert_int_equal(dpc_shm_attach(m, &a, (uint32_t)uid_b(), "pic", 0.0, &afd,
                                     &aid, &size, err, sizeof(err)),
                      DPC_LP_ENOENT);
     assert_int_equal(afd, -1);
@@ -525,7 +525,7 @@ static void shm_expire_test(void **state)
     assert_contains(json, "\"name\":\"forever\",\"bytes\":65536,"
                           "\"ttl_seconds\":-1}");
     assert_int_equal(dpc_shm_expire(m, 1010.0), 1);
-    assert_int_equal(dpc_shm_attach(m, &a, DPC_LP_SELF, "short", &fd, &aid,
+    assert_int_equal(dpc_shm_attach(m, &a, DPC_LP_SELF, "short", 0.0, &fd, &aid,
                                     &size, err, sizeof(err)), DPC_LP_ENOENT);
     assert_true(stats(m).used == SEG);
     assert_true(stats(m).names == 1);
