@@ -127,6 +127,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
                       0, "idle timeout");
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
+    dpc_store_trim(s->store, now);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -211,6 +212,20 @@ static int open_local(struct dpc_server *s, char *err, size_t errlen)
     return 0;
 }
 
+static int open_store(struct dpc_server *s, char *err, size_t errlen)
+{
+    double t0 = dpc_now();
+
+    s->store = dpc_store_new(&s->cfg.store, err, errlen);
+    if (s->store == NULL)
+        return -1;
+    if (s->cfg.store.preallocate)
+        dpc_log(DPC_LOG_INFO, "preallocated %llu MiB of memory in %.1f s",
+                (unsigned long long)(s->cfg.store.mem_budget >> 20),
+                dpc_now() - t0);
+    return 0;
+}
+
 struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
                                   size_t errlen)
 {
@@ -224,13 +239,13 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
     s->cfg.listen = NULL;
     s->started = dpc_now();
     s->base = event_base_new();
-    s->store = dpc_store_new(&cfg->store);
     s->listeners = calloc(cfg->nlisten, sizeof(*s->listeners));
-    if (s->base == NULL || s->store == NULL || s->listeners == NULL ||
-        add_events(s) < 0) {
+    if (s->base == NULL || s->listeners == NULL || add_events(s) < 0) {
         dpc_errf(err, errlen, "out of memory");
         goto err;
     }
+    if (open_store(s, err, errlen) < 0)
+        goto err;
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
         if (bind_one(s, &cfg->listen[s->nlisteners],
                      &s->listeners[s->nlisteners], err, errlen) < 0)
@@ -311,7 +326,9 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  "\"unauthenticated_clients\":%llu,\"requests_served\":%llu,"
                  "\"connections_accepted\":%llu,\"connections_refused\":%llu,"
                  "\"connections_evicted\":%llu,\"auth_failures\":%llu,"
-                 "\"opens_refused\":%llu,\"uptime_seconds\":%.3f",
+                 "\"opens_refused\":%llu,\"bytes_warm\":%llu,"
+                 "\"warm_reuses\":%llu,\"preallocated\":%s,"
+                 "\"uptime_seconds\":%.3f",
                  (unsigned long long)st.store.caches,
                  (unsigned long long)st.store.bytes_ram,
                  (unsigned long long)st.store.bytes_spilled,
@@ -324,7 +341,10 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  (unsigned long long)st.refused,
                  (unsigned long long)st.evicted,
                  (unsigned long long)st.auth_failures,
-                 (unsigned long long)st.store.refused, st.uptime);
+                 (unsigned long long)st.store.refused,
+                 (unsigned long long)st.store.bytes_warm,
+                 (unsigned long long)st.store.warm_reuses,
+                 st.store.preallocated ? "true" : "false", st.uptime);
     if (n < 0)
         return 0;
     off = (size_t)n < len ? (size_t)n : len - 1;

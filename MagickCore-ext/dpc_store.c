@@ -13,12 +13,27 @@
 
 #include "dpc_util.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23         /* Linux 5.14 */
+#endif
+
+/* A run of warm RAM: mapped, faulted in, not in any cache. */
+struct range {
+    uint8_t *base;
+    uint64_t len;                   /* page multiple */
+    double freed;                   /* when it was given back */
+};
+
 struct dpc_store {
     struct dpc_store_cfg cfg;
     char *spill_dir;
     uint64_t used[2];               /* by tier */
     uint64_t caches;
     uint64_t refused;
+    struct range *warm;             /* sorted by address, never adjacent */
+    size_t nwarm, warm_cap;
+    uint64_t warm_bytes;
+    uint64_t warm_reuses;
 };
 
 struct dpc_cache {
@@ -37,21 +52,166 @@ static uint64_t page_round(uint64_t n)
     return (n + page - 1) / page * page;
 }
 
-struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg)
+/* Gives [base, base+len) to the warm list, merging with its neighbours. */
+static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
+                    double now)
+{
+    size_t i = 0;
+
+    while (i < s->nwarm && s->warm[i].base < base)
+        i++;
+    s->warm_bytes += len;
+    if (i > 0 && s->warm[i - 1].base + s->warm[i - 1].len == base) {
+        struct range *r = &s->warm[i - 1];
+
+        r->len += len;
+        r->freed = now;
+        if (i < s->nwarm && r->base + r->len == s->warm[i].base) {
+            r->len += s->warm[i].len;
+            memmove(&s->warm[i], &s->warm[i + 1],
+                    (s->nwarm - i - 1) * sizeof(*s->warm));
+            s->nwarm--;
+        }
+        return 0;
+    }
+    if (i < s->nwarm && base + len == s->warm[i].base) {
+        s->warm[i].base = base;
+        s->warm[i].len += len;
+        s->warm[i].freed = now;
+        return 0;
+    }
+    if (s->nwarm == s->warm_cap) {
+        size_t cap = s->warm_cap ? s->warm_cap * 2 : 16;
+        struct range *w = realloc(s->warm, cap * sizeof(*w));
+
+        if (w == NULL) {
+            s->warm_bytes -= len;
+            return -1;
+        }
+        s->warm = w;
+        s->warm_cap = cap;
+    }
+    memmove(&s->warm[i + 1], &s->warm[i], (s->nwarm - i) * sizeof(*s->warm));
+    s->warm[i] = (struct range){ base, len, now };
+    s->nwarm++;
+    return 0;
+}
+
+/* Unmaps warm range i. */
+static void warm_release(struct dpc_store *s, size_t i)
+{
+    munmap(s->warm[i].base, s->warm[i].len);
+    s->warm_bytes -= s->warm[i].len;
+    memmove(&s->warm[i], &s->warm[i + 1],
+            (s->nwarm - i - 1) * sizeof(*s->warm));
+    s->nwarm--;
+}
+
+/* The smallest warm range of at least len bytes, carved from its start;
+ * NULL when none is big enough. */
+static uint8_t *warm_take(struct dpc_store *s, uint64_t len)
+{
+    size_t best = s->nwarm;
+    uint8_t *p;
+
+    for (size_t i = 0; i < s->nwarm; i++)
+        if (s->warm[i].len >= len &&
+            (best == s->nwarm || s->warm[i].len < s->warm[best].len))
+            best = i;
+    if (best == s->nwarm)
+        return NULL;
+    p = s->warm[best].base;
+    s->warm[best].base += len;
+    s->warm[best].len -= len;
+    s->warm_bytes -= len;
+    if (s->warm[best].len == 0) {
+        memmove(&s->warm[best], &s->warm[best + 1],
+                (s->nwarm - best - 1) * sizeof(*s->warm));
+        s->nwarm--;
+    }
+    s->warm_reuses++;
+    return p;
+}
+
+/* Bytes the kernel reports as available for new allocations. */
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kib = 0;
+
+    if (f == NULL)
+        return UINT64_MAX;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib != 0 ? (uint64_t)kib * 1024 : UINT64_MAX;
+}
+
+/* Maps the whole RAM budget and faults it in, as one warm range. */
+static int preallocate(struct dpc_store *s, char *err, size_t errlen)
+{
+    uint64_t len = page_round(s->cfg.mem_budget), avail = mem_available();
+    uint8_t *p;
+
+    if (len == 0)
+        return 0;
+    if (len > avail)
+        return dpc_errf(err, errlen,
+                        "cannot preallocate %llu MiB of memory: only %llu "
+                        "MiB available (lower --memory / dpc-memory)",
+                        (unsigned long long)(len >> 20),
+                        (unsigned long long)(avail >> 20));
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return dpc_errf(err, errlen, "cannot map %llu bytes: %s",
+                        (unsigned long long)len, strerror(errno));
+    (void)madvise(p, len, MADV_HUGEPAGE);
+    /* MADV_POPULATE_WRITE (Linux 5.14) faults everything in one call and
+     * reports ENOMEM instead of waking the OOM killer mid-loop. */
+    if (madvise(p, len, MADV_POPULATE_WRITE) != 0) {
+        if (errno != EINVAL) {
+            int e = errno;
+
+            munmap(p, len);
+            return dpc_errf(err, errlen, "cannot preallocate %llu MiB: %s",
+                            (unsigned long long)(len >> 20), strerror(e));
+        }
+        for (uint64_t o = 0; o < len; o += (uint64_t)sysconf(_SC_PAGESIZE))
+            p[o] = 0;
+    }
+    if (warm_put(s, p, len, dpc_now()) < 0) {
+        munmap(p, len);
+        return dpc_errf(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg, char *err,
+                                size_t errlen)
 {
     struct dpc_store *s = calloc(1, sizeof(*s));
 
-    if (s == NULL)
+    if (s == NULL) {
+        dpc_errf(err, errlen, "out of memory");
         return NULL;
+    }
     s->cfg = *cfg;
     if (cfg->spill_dir != NULL) {
         s->spill_dir = strdup(cfg->spill_dir);
         if (s->spill_dir == NULL) {
             free(s);
+            dpc_errf(err, errlen, "out of memory");
             return NULL;
         }
     }
     s->cfg.spill_dir = s->spill_dir;
+    if (cfg->preallocate && preallocate(s, err, errlen) < 0) {
+        dpc_store_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -59,6 +219,9 @@ void dpc_store_free(struct dpc_store *s)
 {
     if (s == NULL)
         return;
+    while (s->nwarm > 0)
+        warm_release(s, s->nwarm - 1);
+    free(s->warm);
     free(s->spill_dir);
     free(s);
 }
@@ -71,6 +234,18 @@ void dpc_store_get_stats(const struct dpc_store *s, struct dpc_store_stats *st)
     st->mem_budget = s->cfg.mem_budget;
     st->disk_budget = s->spill_dir != NULL ? s->cfg.disk_budget : 0;
     st->refused = s->refused;
+    st->bytes_warm = s->warm_bytes;
+    st->warm_reuses = s->warm_reuses;
+    st->preallocated = s->cfg.preallocate;
+}
+
+void dpc_store_trim(struct dpc_store *s, double now)
+{
+    if (s->cfg.preallocate)
+        return;
+    for (size_t i = s->nwarm; i-- > 0;)
+        if (now - s->warm[i].freed >= DPC_STORE_KEEP_WARM)
+            warm_release(s, i);
 }
 
 static int fits(const struct dpc_store *s, enum dpc_tier t, uint64_t size)
@@ -80,11 +255,31 @@ static int fits(const struct dpc_store *s, enum dpc_tier t, uint64_t size)
     return size <= budget && s->used[t] <= budget - size;
 }
 
+/* Warm RAM if a range fits (zeroed: it held another cache), else a fresh
+ * mapping, for which warm RAM is released, oldest first, until used, warm
+ * and new together fit the budget. */
 static int map_ram(struct dpc_cache *c, char *err, size_t errlen)
 {
-    void *p = mmap(NULL, c->mapped, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct dpc_store *s = c->store;
+    void *p = warm_take(s, c->mapped);
 
+    if (p != NULL) {
+        memset(p, 0, c->mapped);
+        c->base = p;
+        return 0;
+    }
+    while (s->nwarm > 0 &&
+           s->used[DPC_TIER_RAM] + s->warm_bytes + c->mapped >
+               s->cfg.mem_budget) {
+        size_t old = 0;
+
+        for (size_t i = 1; i < s->nwarm; i++)
+            if (s->warm[i].freed < s->warm[old].freed)
+                old = i;
+        warm_release(s, old);
+    }
+    p = mmap(NULL, c->mapped, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return dpc_errf(err, errlen, "cannot map %llu bytes: %s",
                         (unsigned long long)c->mapped, strerror(errno));
@@ -197,7 +392,10 @@ int dpc_cache_shrink(struct dpc_cache *c, uint64_t size, char *err,
         return dpc_errf(err, errlen, "cannot resize cache of %llu to %llu",
                         (unsigned long long)c->size, (unsigned long long)size);
     if (mapped < c->mapped) {
-        munmap(c->base + mapped, c->mapped - mapped);
+        if (c->tier != DPC_TIER_RAM ||
+            warm_put(c->store, c->base + mapped, c->mapped - mapped,
+                     dpc_now()) < 0)
+            munmap(c->base + mapped, c->mapped - mapped);
         if (c->fd >= 0 && ftruncate(c->fd, (off_t)mapped) != 0)
             return dpc_errf(err, errlen, "cannot shrink spill file: %s",
                             strerror(errno));
@@ -212,7 +410,9 @@ void dpc_cache_close(struct dpc_cache *c)
 {
     if (c == NULL)
         return;
-    munmap(c->base, c->mapped);
+    if (c->tier != DPC_TIER_RAM ||
+        warm_put(c->store, c->base, c->mapped, dpc_now()) < 0)
+        munmap(c->base, c->mapped);
     if (c->fd >= 0)
         close(c->fd);
     c->store->used[c->tier] -= c->size;

@@ -5,6 +5,14 @@
  * posix_fallocate so a full disk refuses the open instead of faulting later),
  * else the open is refused.  Budgets count reserved bytes.
  *
+ * RAM a closed cache gave back stays mapped ("warm") for DPC_STORE_KEEP_WARM
+ * seconds and is reused, zeroed, by the next caches: a fresh page costs a
+ * fault and the kernel's zeroing, and far more on guests whose memory the
+ * host backs lazily.  With preallocate, the whole RAM budget is faulted in
+ * at start and kept warm for the server's life.  Warm and used RAM together
+ * stay within the budget: warm RAM is released when a fresh mapping needs
+ * its room.
+ *
  * Single-threaded: the server's event loop owns the store and every cache.
  */
 #ifndef DPC_STORE_H
@@ -19,7 +27,10 @@ struct dpc_store_cfg {
     uint64_t mem_budget;            /* bytes of RAM for caches */
     uint64_t disk_budget;           /* bytes of spill files; 0: no spilling */
     const char *spill_dir;          /* copied; NULL: no spilling */
+    int preallocate;                /* fault in mem_budget at start */
 };
+
+#define DPC_STORE_KEEP_WARM 5.0     /* seconds freed RAM stays mapped */
 
 struct dpc_store_stats {
     uint64_t caches;
@@ -27,16 +38,24 @@ struct dpc_store_stats {
     uint64_t bytes_spilled;         /* reserved in spill files */
     uint64_t mem_budget, disk_budget;
     uint64_t refused;               /* opens refused for want of room */
+    uint64_t bytes_warm;            /* freed RAM kept mapped for reuse */
+    uint64_t warm_reuses;           /* opens served from warm RAM */
+    int preallocated;
 };
 
 struct dpc_store;
 struct dpc_cache;
 
-/* NULL on allocation failure. */
-struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg);
+/* NULL with the reason in err: out of memory, or (preallocate) a budget
+ * the machine cannot hold. */
+struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg, char *err,
+                                size_t errlen);
 /* Every cache must have been closed first. */
 void dpc_store_free(struct dpc_store *s);
 void dpc_store_get_stats(const struct dpc_store *s, struct dpc_store_stats *st);
+/* Releases warm RAM freed more than DPC_STORE_KEEP_WARM seconds before now
+ * (never when preallocated).  Called about once a second. */
+void dpc_store_trim(struct dpc_store *s, double now);
 
 /* Reserves and maps a zero-filled cache of size bytes, RAM first, then
  * spill.  NULL with the reason in err when neither budget has room. */

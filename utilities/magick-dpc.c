@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -72,6 +73,10 @@ static const char usage_text[] =
     "                            [dpc-shm-budget; default a quarter of RAM]\n"
     "  --memory SIZE             RAM for caches, e.g. 8GiB [dpc-memory;\n"
     "                            default half of physical memory]\n"
+    "  --preallocate             fault the whole --memory in at start and keep\n"
+    "                            it: no page faults while clients write, and\n"
+    "                            a start that fails instead of a later OOM\n"
+    "                            [dpc-preallocate: true|false; false]\n"
     "  --spill-dir DIR           spill caches that do not fit in RAM to files\n"
     "                            here [dpc-spill-dir; default: no spilling]\n"
     "  --disk SIZE               bytes of spill files [dpc-disk; default 90%\n"
@@ -243,6 +248,17 @@ static int apply(struct options *o, const char *name, const char *value)
         o->have_memory = 1;
         return set_size("memory size", value, &c->store.mem_budget);
     }
+    if (strcmp(name, "dpc-preallocate") == 0) {
+        if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0)
+            c->store.preallocate = 1;
+        else if (strcasecmp(value, "false") == 0 ||
+                 strcasecmp(value, "no") == 0)
+            c->store.preallocate = 0;
+        else
+            return fail_usage("bad preallocate '%s' (true or false)", value,
+                              NULL);
+        return 0;
+    }
     if (strcmp(name, "dpc-disk") == 0) {
         o->have_disk = 1;
         return set_size("disk size", value, &c->store.disk_budget);
@@ -296,7 +312,8 @@ static int apply(struct options *o, const char *name, const char *value)
 }
 
 static const char *const policy_names[] = {
-    "dpc-memory", "dpc-disk", "dpc-spill-dir", "max-dpc-clients",
+    "dpc-memory", "dpc-preallocate", "dpc-disk", "dpc-spill-dir",
+    "max-dpc-clients",
     "max-dpc-unauthenticated-clients", "dpc-handshake-timeout",
     "dpc-idle-timeout", "dpc-busy-poll", "dpc-socket", "dpc-socket-mode",
     "dpc-allow-uids", "dpc-allow-gids", "dpc-shm-budget",
@@ -369,12 +386,13 @@ static int finish_spill(struct options *o)
 enum { OPT_LISTEN = 256, OPT_LISTEN7, OPT_MEMORY, OPT_DISK, OPT_SPILL,
        OPT_MAXC, OPT_MAXU, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY,
        OPT_SOCKET, OPT_SOCKMODE, OPT_UIDS, OPT_GIDS, OPT_SHMBUDGET, OPT_OWNER,
-       OPT_LOCAL };
+       OPT_LOCAL, OPT_PREALLOC };
 
 static const struct option long_opts[] = {
     { "listen", required_argument, NULL, OPT_LISTEN },
     { "listen-im7", required_argument, NULL, OPT_LISTEN7 },
     { "memory", required_argument, NULL, OPT_MEMORY },
+    { "preallocate", no_argument, NULL, OPT_PREALLOC },
     { "disk", required_argument, NULL, OPT_DISK },
     { "spill-dir", required_argument, NULL, OPT_SPILL },
     { "max-clients", required_argument, NULL, OPT_MAXC },
@@ -404,6 +422,7 @@ static const char *opt_policy_name(int opt)
     case OPT_LISTEN: return "dpc-listen";
     case OPT_LISTEN7: return "dpc-listen-im7";
     case OPT_MEMORY: return "dpc-memory";
+    case OPT_PREALLOC: return "dpc-preallocate";
     case OPT_DISK: return "dpc-disk";
     case OPT_SPILL: return "dpc-spill-dir";
     case OPT_MAXC: return "max-dpc-clients";
@@ -433,7 +452,7 @@ static int parse_serve(int argc, char **argv, struct options *o)
         const char *name = opt_policy_name(opt);
 
         if (name != NULL) {
-            if (apply(o, name, optarg) < 0)
+            if (apply(o, name, optarg != NULL ? optarg : "true") < 0)
                 return -1;
         } else if (opt == 'v') {
             o->verbosity = 1;

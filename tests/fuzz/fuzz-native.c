@@ -70,7 +70,7 @@ static size_t feed(struct dpc_native *s, const uint8_t *buf, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct dpc_store_cfg scfg = { .mem_budget = RAM_BUDGET };
-    struct dpc_store *store = dpc_store_new(&scfg);
+    struct dpc_store *store = dpc_store_new(&scfg, NULL, 0);
     struct dpc_native_cfg cfg = { .key = key, .store = store,
                                   .status = status_json };
     struct dpc_native *s = dpc_native_new(&cfg, ns);

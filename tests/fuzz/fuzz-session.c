@@ -159,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.flavor = (data[0] & 1) ? DPC_STOCK_IM7 : DPC_STOCK_IM6;
     h.piece = (size_t)(data[0] >> 1) * 13;
     h.in = malloc(size + DPC_STOCK_KEYLEN);
-    h.store = dpc_store_new(&scfg);
+    h.store = dpc_store_new(&scfg, NULL, 0);
     cfg.store = h.store;
     cfg.arg = &h;
     if (h.in == NULL || h.store == NULL)

@@ -67,6 +67,36 @@ check "status of a stopped server: exit 1, refused" expect_exit 1 \
 start_server --memory 32MiB
 check "command line over policy.xml" \
     sh -c "[ \"\$('$MAGICK_DPC' status --host 127.0.0.1:$PORT | sed -n 's/.*\"memory_budget\":\([0-9]*\).*/\1/p')\" = 33554432 ]"
+NATIVE_CHECK=${NATIVE_CHECK:-$(dirname "$MAGICK_DPC")/../tests/tools/native-check}
+preallocated() {
+    local port secret
+    secret=$(sed -n 's/.*name="shared-secret" value="\([^"]*\)".*/\1/p' \
+        "$WORK/etc/policy.xml")
+    extra_server port prealloc --memory 64MiB --preallocate
+    grep -q 'preallocated 64 MiB of memory' "$WORK/prealloc.log"
+    "$MAGICK_DPC" status --host 127.0.0.1:"$port" > "$WORK/pre.json"
+    grep -q '"bytes_warm":67108864,' "$WORK/pre.json"
+    grep -q '"preallocated":true,' "$WORK/pre.json"
+    "$NATIVE_CHECK" random1 "$secret" 203 157 4 127.0.0.1:"$port" | grep -q '^ok:'
+    "$MAGICK_DPC" status --host 127.0.0.1:"$port" > "$WORK/pre.json"
+    cat "$WORK/pre.json"
+    # the cache came out of the preallocated memory, which is all back
+    grep -Eq '"warm_reuses":[1-9]' "$WORK/pre.json"
+    grep -q '"bytes_warm":67108864,' "$WORK/pre.json"
+    grep -q '"caches_open":0,' "$WORK/pre.json"
+}
+check "--preallocate: the budget faulted in at start, caches served from it" \
+    preallocated
+check "--preallocate past the machine's memory: exit 1 naming --memory" \
+    expect_exit 1 "only [0-9]* MiB available (lower --memory" \
+    "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none \
+    --memory 100000GiB --preallocate
+mkdir -p "$WORK/badpre"
+sed 's|</policymap>|  <policy domain="cache" name="dpc-preallocate" value="maybe"/>\n</policymap>|' \
+    "$WORK/etc/policy.xml" > "$WORK/badpre/policy.xml"
+check "bad dpc-preallocate in policy.xml: exit 2 naming it" env \
+    MAGICK_CONFIGURE_PATH="$WORK/badpre" bash -c "$(declare -f expect_exit); WORK=$WORK \
+    expect_exit 2 \"bad preallocate 'maybe'\" '$MAGICK_DPC' serve --listen 127.0.0.1:0"
 sigint_stops() {
     kill -INT "$SERVER_PID"
     for _ in $(seq 50); do

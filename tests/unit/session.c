@@ -278,7 +278,7 @@ static struct harness *harness_new(enum dpc_stock_flavor flavor,
 
     assert_non_null(h);
     h->flavor = flavor;
-    h->store = dpc_store_new(&scfg);
+    h->store = dpc_store_new(&scfg, NULL, 0);
     assert_non_null(h->store);
     dpc_siphash_key_from_secret(secret, strlen(secret), h->sipkey);
     memcpy(h->nonce, nonce, nlen);

@@ -1,7 +1,9 @@
 /*
  * Unit tests for dpc_store: RAM caches within the memory budget, refusals
  * past it, shrink and close giving bytes back, spilling to a private
- * directory under /tmp when RAM is full, and zero-filled mappings.
+ * directory under /tmp when RAM is full, zero-filled mappings, and warm RAM:
+ * reused zeroed, carved and merged, within the budget, trimmed, and
+ * preallocated.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "dpc_store.h"
+#include "dpc_util.h"
 
 #define KIB 1024ULL
 #define MIB (1024ULL * 1024)
@@ -37,7 +40,7 @@ static struct dpc_store *new_store(uint64_t mem, uint64_t disk,
     struct dpc_store_cfg cfg = {
         .mem_budget = mem, .disk_budget = disk, .spill_dir = dir,
     };
-    struct dpc_store *s = dpc_store_new(&cfg);
+    struct dpc_store *s = dpc_store_new(&cfg, NULL, 0);
 
     assert_non_null(s);
     return s;
@@ -359,6 +362,148 @@ static void store_no_spill_dir_test(void **state)
     dpc_store_free(s);
 }
 
+/* A closed cache's RAM stays warm and serves the next open, zeroed. */
+static void store_warm_reuse_zeroed_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *c = dpc_store_open(s, 1 * MIB, NULL, 0);
+    uint8_t *first;
+    struct dpc_store_stats st;
+
+    assert_non_null(c);
+    first = dpc_cache_base(c);
+    fill(first, 1 * MIB, 3);
+    dpc_cache_close(c);
+    st = stats(s);
+    assert_int_equal(st.bytes_warm, 1 * MIB);
+    assert_int_equal(st.bytes_ram, 0);
+    c = dpc_store_open(s, 1 * MIB, NULL, 0);
+    assert_non_null(c);
+    assert_ptr_equal(dpc_cache_base(c), first);
+    assert_true(all_zero(dpc_cache_base(c), 1 * MIB));
+    st = stats(s);
+    assert_int_equal(st.warm_reuses, 1);
+    assert_int_equal(st.bytes_warm, 0);
+    dpc_cache_close(c);
+    dpc_store_free(s);
+}
+
+/* A smaller cache is carved from a warm run; the rest stays warm, and
+ * neighbours given back merge into one run again. */
+static void store_warm_carve_merge_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *big = dpc_store_open(s, 4 * MIB, NULL, 0), *a, *b;
+
+    assert_non_null(big);
+    dpc_cache_close(big);
+    a = dpc_store_open(s, 1 * MIB, NULL, 0);
+    b = dpc_store_open(s, 1 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(stats(s).warm_reuses, 2);
+    assert_int_equal(stats(s).bytes_warm, 2 * MIB);
+    dpc_cache_close(a);
+    dpc_cache_close(b);
+    assert_int_equal(stats(s).bytes_warm, 4 * MIB);
+    big = dpc_store_open(s, 4 * MIB, NULL, 0);      /* needs the merged run */
+    assert_non_null(big);
+    assert_int_equal(stats(s).warm_reuses, 3);
+    dpc_cache_close(big);
+    dpc_store_free(s);
+}
+
+/* Warm and used RAM together stay within the budget: a fresh mapping
+ * releases warm RAM it cannot use. */
+static void store_warm_within_budget_test(void **state)
+{
+    struct dpc_store *s = new_store(4 * MIB, 0, NULL);
+    struct dpc_cache *c = dpc_store_open(s, 3 * MIB, NULL, 0);
+    struct dpc_store_stats st;
+
+    assert_non_null(c);
+    dpc_cache_close(c);
+    c = dpc_store_open(s, 4 * MIB, NULL, 0);
+    assert_non_null(c);
+    st = stats(s);
+    assert_int_equal(st.bytes_warm, 0);
+    assert_int_equal(st.warm_reuses, 0);
+    assert_true(st.bytes_ram + st.bytes_warm <= 4 * MIB);
+    dpc_cache_close(c);
+    dpc_store_free(s);
+}
+
+/* A shrink gives its tail to the warm list. */
+static void store_shrink_tail_warm_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *c = dpc_store_open(s, 4 * MIB, NULL, 0);
+
+    assert_non_null(c);
+    assert_int_equal(dpc_cache_shrink(c, 1 * MIB, NULL, 0), 0);
+    assert_int_equal(stats(s).bytes_warm, 3 * MIB);
+    dpc_cache_close(c);
+    assert_int_equal(stats(s).bytes_warm, 4 * MIB);
+    dpc_store_free(s);
+}
+
+/* Warm RAM is released once it has been idle DPC_STORE_KEEP_WARM. */
+static void store_trim_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *c = dpc_store_open(s, 2 * MIB, NULL, 0);
+    double now = dpc_now();
+
+    assert_non_null(c);
+    dpc_cache_close(c);
+    dpc_store_trim(s, now);
+    assert_int_equal(stats(s).bytes_warm, 2 * MIB);
+    dpc_store_trim(s, now + DPC_STORE_KEEP_WARM + 1);
+    assert_int_equal(stats(s).bytes_warm, 0);
+    dpc_store_free(s);
+}
+
+/* Preallocated: the whole budget is warm from the start, caches come from
+ * it zeroed, and trimming never gives it back. */
+static void store_preallocate_test(void **state)
+{
+    struct dpc_store_cfg cfg = { .mem_budget = 6 * MIB, .preallocate = 1 };
+    struct dpc_store *s = dpc_store_new(&cfg, NULL, 0);
+    struct dpc_cache *a, *b;
+    struct dpc_store_stats st;
+
+    assert_non_null(s);
+    st = stats(s);
+    assert_int_equal(st.bytes_warm, 6 * MIB);
+    assert_true(st.preallocated);
+    a = dpc_store_open(s, 2 * MIB, NULL, 0);
+    b = dpc_store_open(s, 4 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(all_zero(dpc_cache_base(b), 4 * MIB));
+    st = stats(s);
+    assert_int_equal(st.warm_reuses, 2);
+    assert_int_equal(st.bytes_warm, 0);
+    assert_null(dpc_store_open(s, 1, NULL, 0));
+    dpc_cache_close(a);
+    dpc_cache_close(b);
+    dpc_store_trim(s, dpc_now() + 1000);
+    assert_int_equal(stats(s).bytes_warm, 6 * MIB);
+    dpc_store_free(s);
+}
+
+/* A budget the machine cannot hold fails at start, naming the fix. */
+static void store_preallocate_too_big_test(void **state)
+{
+    struct dpc_store_cfg cfg = { .mem_budget = 1ULL << 50, .preallocate = 1 };
+    char err[256] = "";
+
+    assert_null(dpc_store_new(&cfg, err, sizeof(err)));
+    assert_contains(err, "cannot preallocate");
+    assert_contains(err, "MiB available");
+    assert_contains(err, "--memory");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +515,13 @@ int main(void)
         cmocka_unit_test(store_shrink_returns_budget_test),
         cmocka_unit_test(store_shrink_refuses_growth_test),
         cmocka_unit_test(store_close_returns_budget_test),
+        cmocka_unit_test(store_warm_reuse_zeroed_test),
+        cmocka_unit_test(store_warm_carve_merge_test),
+        cmocka_unit_test(store_warm_within_budget_test),
+        cmocka_unit_test(store_shrink_tail_warm_test),
+        cmocka_unit_test(store_trim_test),
+        cmocka_unit_test(store_preallocate_test),
+        cmocka_unit_test(store_preallocate_too_big_test),
         cmocka_unit_test_setup_teardown(store_spill_when_ram_full_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_refused_when_disk_full_test,
