@@ -31,6 +31,7 @@ struct pending {
     uint8_t op;
     uint32_t count, slot_bytes;
     uint8_t *const *dst;        /* GET: count buffers of slot_bytes */
+    struct dpc_link_rows rows;  /* GET: how each buffer is laid out */
     uint8_t *body;              /* others: where the reply body goes */
     size_t body_cap;
 };
@@ -81,6 +82,15 @@ void dpc_link_lock(struct dpc_link *l)
 void dpc_link_unlock(struct dpc_link *l)
 {
     pthread_mutex_unlock(&l->lock);
+}
+
+/* The error for a request on a broken link: the refusal that broke it,
+ * if that is what did. */
+static int broken(const struct dpc_link *l, char *err, size_t errlen)
+{
+    if (l->fail[0] != '\0')
+        return dpc_errf(err, errlen, "%s", l->fail);
+    return dpc_errf(err, errlen, "%s: connection lost", l->name);
 }
 
 static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
@@ -180,7 +190,7 @@ void dpc_link_free(struct dpc_link *l)
     free(l);
 }
 
-#define RECV_IOV 64
+#define RECV_IOV 1024
 
 /* Where the next bytes of the current reply go: the header, an error
  * reason, a small body, or the GET's tile buffers (several at once, so a
@@ -206,8 +216,14 @@ static int recv_targets(struct dpc_link *l, struct pending *p,
     k = l->body_got / p->slot_bytes;
     in = l->body_got % p->slot_bytes;
     iov[0] = (struct iovec){ NULL, 0 };     /* nothing left: complete */
-    for (; k < p->count && n < RECV_IOV; k++, in = 0)
-        iov[n++] = (struct iovec){ p->dst[k] + in, p->slot_bytes - in };
+    for (; k < p->count && n < RECV_IOV; k++, in = 0) {
+        uint32_t run = p->rows.run;
+
+        for (; in < p->slot_bytes && n < RECV_IOV; in += run - in % run)
+            iov[n++] = (struct iovec){ p->dst[k] + in / run * p->rows.stride +
+                                           in % run,
+                                       run - in % run };
+    }
     return n;
 }
 
@@ -236,6 +252,11 @@ static int check_reply(struct dpc_link *l, struct pending *p, char *err,
 
 static void complete(struct dpc_link *l)
 {
+    /* A refused PUT leaves the host's tiles unlike the client's, and its
+     * reply may be read on behalf of another cache sharing the link: make
+     * every later request on the link fail instead. */
+    if (l->hdr.status != DPC_WS_OK && l->q[l->q_head].op == DPC_OP_PUT)
+        l->broken = 1;
     if (l->hdr.status != DPC_WS_OK && l->fail[0] == '\0') {
         l->reason[l->hdr.length] = '\0';
         snprintf(l->fail, sizeof(l->fail), "%s: %s", l->name,
@@ -322,7 +343,7 @@ static struct pending *enqueue(struct dpc_link *l, uint8_t op, char *err,
     struct pending *p;
 
     if (l->broken)
-        return dpc_errf(err, errlen, "%s: connection lost", l->name), NULL;
+        return broken(l, err, errlen), NULL;
     if (l->q_len == MAX_PENDING && dpc_link_wait(l, err, errlen) < 0)
         return NULL;
     p = &l->q[(l->q_head + l->q_len++) % MAX_PENDING];
@@ -346,7 +367,7 @@ int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
 
     while (l->q_len > 0) {
         if (l->broken)
-            return dpc_errf(err, errlen, "%s: connection lost", l->name);
+            return broken(l, err, errlen);
         if (wait_for(l, POLLIN, &rev, err, errlen) < 0 ||
             pump(l, err, errlen) < 0)
             return -1;
@@ -428,24 +449,38 @@ int dpc_link_status(struct dpc_link *l, char **json, char *err, size_t errlen)
 static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
                          uint32_t slot_bytes, uint32_t count,
                          const uint64_t *slots, const uint8_t *const *src,
-                         uint8_t *const *dst, char *err, size_t errlen)
+                         uint8_t *const *dst, const struct dpc_link_rows *rows,
+                         char *err, size_t errlen)
 {
     uint64_t len = dpc_wire_slots_body_len(op, count, slot_bytes);
+    struct dpc_link_rows r = rows != NULL ? *rows
+                             : (struct dpc_link_rows){ slot_bytes, 0 };
     uint8_t head[DPC_WIRE_HDR_LEN + DPC_WIRE_SLOTS_FIXED];
     uint8_t list[8 * DPC_WIRE_MAX_COUNT];
-    struct iovec iov[2 + DPC_WIRE_MAX_COUNT];
+    struct iovec fixed[2 + DPC_WIRE_MAX_COUNT], *iov = fixed;
+    uint32_t per_slot;
     struct pending *p;
-    int n = 0;
+    int n = 0, rc;
 
-    if (len == 0)
+    if (len == 0 || r.run == 0 || slot_bytes % r.run != 0)
         return dpc_errf(err, errlen, "%s: bad request of %u slots", l->name,
                         count);
+    per_slot = slot_bytes / r.run;
+    if (src != NULL && per_slot > 1) {
+        iov = malloc((2 + (size_t)count * per_slot) * sizeof(*iov));
+        if (iov == NULL)
+            return dpc_errf(err, errlen, "out of memory");
+    }
     p = enqueue(l, op, err, errlen);
-    if (p == NULL)
+    if (p == NULL) {
+        if (iov != fixed)
+            free(iov);
         return -1;
+    }
     p->count = count;
     p->slot_bytes = slot_bytes;
     p->dst = dst;
+    p->rows = r;
     header(head, p, (uint32_t)len);
     dpc_store_be64(head + DPC_WIRE_HDR_LEN, handle);
     dpc_store_be32(head + DPC_WIRE_HDR_LEN + 8, count);
@@ -455,22 +490,28 @@ static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
     iov[n++] = (struct iovec){ head, sizeof(head) };
     iov[n++] = (struct iovec){ list, (size_t)count * 8 };
     for (uint32_t i = 0; src != NULL && i < count; i++)
-        iov[n++] = (struct iovec){ (void *)src[i], slot_bytes };
-    return xmit(l, iov, n, err, errlen);
+        for (uint32_t j = 0; j < per_slot; j++)
+            iov[n++] = (struct iovec){ (uint8_t *)src[i] + j * r.stride,
+                                       r.run };
+    rc = xmit(l, iov, n, err, errlen);
+    if (iov != fixed)
+        free(iov);
+    return rc;
 }
 
 int dpc_link_get(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots, uint8_t *const *dst,
-                 char *err, size_t errlen)
+                 const struct dpc_link_rows *rows, char *err, size_t errlen)
 {
     return slots_request(l, DPC_OP_GET, handle, slot_bytes, count, slots, NULL,
-                         dst, err, errlen);
+                         dst, rows, err, errlen);
 }
 
 int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots,
-                 const uint8_t *const *src, char *err, size_t errlen)
+                 const uint8_t *const *src, const struct dpc_link_rows *rows,
+                 char *err, size_t errlen)
 {
     return slots_request(l, DPC_OP_PUT, handle, slot_bytes, count, slots, src,
-                         NULL, err, errlen);
+                         NULL, rows, err, errlen);
 }

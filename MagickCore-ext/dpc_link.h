@@ -47,14 +47,25 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 int dpc_link_status(struct dpc_link *l, char **json, char *err,
                     size_t errlen);
 
+/* Where a slot's bytes lie in the caller's memory: rows of run bytes,
+ * stride apart, from the slot's pointer (a tile inside a region buffer).
+ * NULL: each slot is slot_bytes in a row.  run must divide slot_bytes. */
+struct dpc_link_rows {
+    uint32_t run;
+    uint64_t stride;
+};
+
 /* Queues a GET of count slots into dst[i] (slot_bytes each). */
 int dpc_link_get(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots, uint8_t *const *dst,
-                 char *err, size_t errlen);
-/* Queues a PUT of count slots from src[i]; src is sent before return. */
+                 const struct dpc_link_rows *rows, char *err, size_t errlen);
+/* Queues a PUT of count slots from src[i]; src is sent before return.  A
+ * refused PUT breaks the link: the host no longer holds what the client
+ * believes, and the reply may be collected by another cache's wait. */
 int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots,
-                 const uint8_t *const *src, char *err, size_t errlen);
+                 const uint8_t *const *src, const struct dpc_link_rows *rows,
+                 char *err, size_t errlen);
 /* Waits for every queued reply.  -1 with the first failure in err. */
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
 

@@ -21,6 +21,10 @@
 #include "dpc_util.h"
 
 #define MIN_ENTRIES 8
+/* A batch of at least this many tiles, or a region too large for the tile
+ * cache, moves its whole tiles that are not resident straight between the
+ * caller's buffer and the hosts: bulk transfers would only evict the cache. */
+#define DIRECT_MIN_TILES 8
 #define NONE (-1)
 
 struct entry {
@@ -57,12 +61,15 @@ struct dpc_tiles {
     uint32_t stamp;
     struct batch *puts, *gets;  /* one per host */
     int64_t *list;              /* tiles of the batch in progress */
+    int64_t *direct;            /* its tiles moved without the tile cache */
+    uint32_t ndirect;
     uint8_t *nofetch;
     int32_t *zero;              /* entries to zero once write-backs are out */
     uint32_t nzero;
     int32_t *admitted;          /* entries (re)assigned by this batch */
     uint32_t nadmitted;
     int failed;                 /* a batch failed: locked path only */
+    int unacked;                /* write-backs sent, replies not yet read */
     struct dpc_tiles_stats st;
 };
 
@@ -186,6 +193,7 @@ static void free_all(struct dpc_tiles *t)
     free(t->mem);
     free(t->where);
     free(t->written);
+    free(t->direct);
     free(t);
 }
 
@@ -291,11 +299,12 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
     t->where = malloc(t->ntiles * sizeof(*t->where));
     t->written = calloc((t->ntiles + 7) / 8, 1);
     t->list = malloc(t->nent * sizeof(*t->list));
+    t->direct = malloc(t->nent * sizeof(*t->direct));
     t->nofetch = malloc(t->nent);
     t->zero = malloc(t->nent * sizeof(*t->zero));
     t->admitted = malloc(t->nent * sizeof(*t->admitted));
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
-        !t->written || !t->list || !t->nofetch || !t->zero || !t->admitted ||
+        !t->written || !t->list || !t->direct || !t->nofetch || !t->zero || !t->admitted ||
         alloc_batches(t) < 0) {
         dpc_errf(err, errlen, "out of memory for a %u-tile cache", t->nent);
         free_all(t);
@@ -327,7 +336,8 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
 
 /* Sends the assembled batches: b[h] for every host, chunked per request. */
 static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
-                        char *err, size_t errlen)
+                        const struct dpc_link_rows *rows, char *err,
+                        size_t errlen)
 {
     for (size_t h = 0; h < t->cfg.nlinks; h++) {
         for (uint32_t i = 0; i < b[h].count; i += t->per_request) {
@@ -336,10 +346,10 @@ static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
             int rc = put ? dpc_link_put(t->links[h], t->handles[h],
                                         t->slot_bytes, k, b[h].slots + i,
                                         (const uint8_t *const *)b[h].ptrs + i,
-                                        err, errlen)
+                                        rows, err, errlen)
                          : dpc_link_get(t->links[h], t->handles[h],
                                         t->slot_bytes, k, b[h].slots + i,
-                                        b[h].ptrs + i, err, errlen);
+                                        b[h].ptrs + i, rows, err, errlen);
             if (rc < 0)
                 return -1;
         }
@@ -355,6 +365,7 @@ static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
         if (dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
                           rc == 0 ? errlen : 0) < 0)
             rc = -1;
+    t->unacked = 0;
     t->st.round_trips++;
     return rc;
 }
@@ -424,15 +435,23 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 }
 
 /* One pipelined round: write-backs first (sent before their buffers are
- * reused), then zero-fills, then fetches, then every reply.  Links held. */
+ * reused), then zero-fills, then fetches, then every reply.  A round of
+ * write-backs alone does not wait: their acknowledgements are collected by
+ * the next wait, so the client copies the next band while the server takes
+ * this one (a failed write-back breaks the link, see dpc_link).  Links
+ * held. */
 static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
                     size_t errlen)
 {
-    if (flush && send_batches(t, t->puts, 1, err, errlen) < 0)
+    if (flush && send_batches(t, t->puts, 1, NULL, err, errlen) < 0)
         return -1;
     for (uint32_t i = 0; i < t->nzero; i++)
         memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
-    if (fetch && send_batches(t, t->gets, 0, err, errlen) < 0)
+    if (!fetch) {
+        t->unacked = 1;
+        return 0;
+    }
+    if (send_batches(t, t->gets, 0, NULL, err, errlen) < 0)
         return -1;
     return wait_all(t, err, errlen);
 }
@@ -558,6 +577,76 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     return n;
 }
 
+/* Moves the batch's non-resident tiles that lie wholly inside the region
+ * (and whose slot holds this plane alone) from t->list to t->direct;
+ * returns how many tiles stay in t->list. */
+static uint32_t split_direct(struct dpc_tiles *t, int plane, uint32_t n,
+                             int bulk, uint64_t x, uint64_t y, uint64_t w,
+                             uint64_t h)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, k = 0;
+
+    t->ndirect = 0;
+    if ((n < DIRECT_MIN_TILES && !bulk) || t->cfg.bpp[1 - plane] != 0)
+        return n;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t tile = t->list[i];
+        uint64_t x0 = (uint64_t)tile % t->tx_n * tw;
+        uint64_t y0 = (uint64_t)tile / t->tx_n * th;
+
+        if (t->where[tile] == NONE && x0 >= x && y0 >= y &&
+            x0 + tw <= x + w && y0 + th <= y + h)
+            t->direct[t->ndirect++] = tile;
+        else
+            t->list[k++] = tile;
+    }
+    return k;
+}
+
+/* Sends (fetches) t->direct's tiles from (into) their places in the region
+ * buffer: one slot is a tile's rows, w pixels apart.  Writes are not waited
+ * for, like write-backs; tiles never written read as zeros. */
+static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                     uint64_t w, uint8_t *buf, int write, char *err,
+                     size_t errlen)
+{
+    size_t hosts = t->cfg.nlinks;
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
+    struct dpc_link_rows rows = { tw * bpp, w * bpp };
+    struct batch *b = write ? t->puts : t->gets;
+    int any = 0, rc;
+
+    for (size_t h = 0; h < hosts; h++)
+        b[h].count = 0;
+    for (uint32_t i = 0; i < t->ndirect; i++) {
+        int64_t tile = t->direct[i];
+        uint64_t x0 = (uint64_t)tile % t->tx_n * tw;
+        uint64_t y0 = (uint64_t)tile / t->tx_n * th;
+        uint8_t *p = buf + ((y0 - y) * w + (x0 - x)) * bpp;
+
+        t->st.direct++;
+        if (!write && !is_written(t, (uint64_t)tile)) {
+            for (uint32_t r = 0; r < th; r++)
+                memset(p + (size_t)r * rows.stride, 0, rows.run);
+            continue;
+        }
+        if (write)
+            set_written(t, (uint64_t)tile);
+        batch_add(&b[tile % hosts], (uint64_t)tile / hosts, p);
+        any = 1;
+    }
+    if (!any)
+        return 0;
+    lock_links(t);
+    rc = send_batches(t, b, write, &rows, err, errlen);
+    if (rc == 0 && write)
+        t->unacked = 1;
+    else if (rc == 0)
+        rc = wait_all(t, err, errlen);
+    unlock_links(t);
+    return rc;
+}
+
 static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                      uint64_t w, uint64_t h, uint8_t *buf, int write,
                      char *err, size_t errlen)
@@ -591,17 +680,22 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
             uint64_t bx1 = whole ? tx1 : (tx + max - 1 < tx1 ? tx + max - 1
                                                              : tx1);
             uint64_t by0 = whole ? ty0 : ty, by1 = whole ? ty1 : ty;
-            uint32_t n = add_tiles(t, 0, tx, bx1, by0, by1), m = n;
+            uint32_t n = add_tiles(t, 0, tx, bx1, by0, by1), m;
 
+            n = split_direct(t, plane, n, !whole, x, y, w, h);
+            m = n;
             if (write)
                 for (uint32_t i = 0; i < n; i++)
                     t->nofetch[i] = covers(t, plane, t->list[i], x, y, w, h);
-            else
+            else if (t->ndirect == 0)
                 m = read_ahead(t, n, tx, bx1, by0, by1, w >= h);
-            if (ensure(t, m, err, errlen) < 0)
+            if (m > 0 && ensure(t, m, err, errlen) < 0)
                 return -1;
             for (uint32_t i = 0; i < n; i++)
                 copy_tile(t, plane, t->list[i], x, y, w, h, buf, write);
+            if (t->ndirect > 0 &&
+                direct_io(t, plane, x, y, w, buf, write, err, errlen) < 0)
+                return -1;
         }
     }
     return 0;
@@ -730,10 +824,10 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
         t->st.written_back++;
         any = 1;
     }
-    if (!any)
+    if (!any && !t->unacked)
         return 0;
     lock_links(t);
-    rc = send_batches(t, t->puts, 1, err, errlen) < 0
+    rc = any && send_batches(t, t->puts, 1, NULL, err, errlen) < 0
              ? -1 : wait_all(t, err, errlen);
     unlock_links(t);
     return rc;

@@ -5,6 +5,8 @@
  * about 1/n of the cache.  Reads fetch the missing tiles of a region in one
  * pipelined batch per host, plus read-ahead along the direction of access;
  * writes stay in the local cache (write-back) until evicted or flushed.
+ * Large regions move their whole, non-resident tiles straight between the
+ * caller's buffer and the hosts.
  * Tiles never written are zero and never fetched.
  *
  * Ownership: borrows the links (one per host) for its whole life; owns its
@@ -34,6 +36,7 @@ struct dpc_tiles_cfg {
 
 struct dpc_tiles_stats {
     uint64_t hits, misses, fetched, written_back, zero_filled;
+    uint64_t direct;                    /* tiles moved past the tile cache */
     uint64_t round_trips;
     uint64_t slots_per_host_max;
 };

@@ -3,11 +3,14 @@
  * every byte against a local copy.
  *
  *   native-check random SECRET W H SEED HOST:PORT...   random regions
+ *   native-check random1 SECRET W H SEED HOST:PORT...  the same, one plane
  *   native-check stream SECRET MIB HOST:PORT...        write then read MIB
  *
  * random: random reads and writes of random regions on both planes, with a
  * tile cache far smaller than the image, so tiles are evicted, written back
  * and fetched again; then a full read.  Prints "ok" or the first mismatch.
+ * random1: pixels only, so large regions also move whole tiles past the
+ * tile cache (the direct path), mixed with cached ones.
  * stream: full-width writes then reads of a MIB-sized cache; prints MB/s.
  */
 #include <stdio.h>
@@ -62,7 +65,7 @@ static void random_op(struct dpc_tiles *t, uint8_t *ref[2], uint8_t *buf,
                       const uint32_t bpp[2], uint64_t W, uint64_t H)
 {
     char err[DPC_ERRLEN];
-    int plane = rand() % 4 == 0 ? 1 : 0, write = rand() % 2;
+    int plane = bpp[1] != 0 && rand() % 4 == 0 ? 1 : 0, write = rand() % 2;
     uint64_t w = 1 + (uint64_t)rand() % (rand() % 3 ? W : 4);
     uint64_t h = 1 + (uint64_t)rand() % (rand() % 3 ? H : 4);
     uint64_t x = (uint64_t)rand() % (W - w + 1), y = (uint64_t)rand() % (H - h + 1);
@@ -98,10 +101,10 @@ static void random_op(struct dpc_tiles *t, uint8_t *ref[2], uint8_t *buf,
         }
 }
 
-static int cmd_random(int argc, char **argv)
+static int cmd_random(int argc, char **argv, int planes)
 {
     uint64_t W = strtoull(argv[3], NULL, 10), H = strtoull(argv[4], NULL, 10);
-    uint32_t bpp[2] = { 8, 2 };
+    uint32_t bpp[2] = { 8, planes == 2 ? 2 : 0 };
     struct dpc_tiles_cfg cfg = { .columns = W, .rows = H, .tile_w = 16,
                                  .tile_h = 16 };
     struct dpc_tiles_stats st;
@@ -119,13 +122,13 @@ static int cmd_random(int argc, char **argv)
     if (t == NULL)
         die("open", err);
     ref[0] = calloc(W * H, bpp[0]);
-    ref[1] = calloc(W * H, bpp[1]);
+    ref[1] = calloc(W * H, bpp[1] ? bpp[1] : 1);
     buf = malloc(W * H * bpp[0]);
     for (int i = 0; i < 3000; i++)
         random_op(t, ref, buf, bpp, W, H);
     if (dpc_tiles_flush(t, err, sizeof(err)) < 0)
         die("flush", err);
-    for (int plane = 0; plane < 2; plane++) {
+    for (int plane = 0; plane < planes; plane++) {
         if (dpc_tiles_read(t, plane, 0, 0, W, H, buf, err, sizeof(err)) < 0)
             die("read", err);
         if (memcmp(buf, ref[plane], W * H * bpp[plane]) != 0)
@@ -142,10 +145,11 @@ static int cmd_random(int argc, char **argv)
     }
     dpc_tiles_get_stats(t, &st);
     printf("ok: %llu hits, %llu misses, %llu fetched, %llu written back, "
-           "%llu round trips, %llu slots on the busiest host\n",
+           "%llu direct, %llu round trips, %llu slots on the busiest host\n",
            (unsigned long long)st.hits, (unsigned long long)st.misses,
            (unsigned long long)st.fetched,
            (unsigned long long)st.written_back,
+           (unsigned long long)st.direct,
            (unsigned long long)st.round_trips,
            (unsigned long long)st.slots_per_host_max);
     if (dpc_tiles_close(t, err, sizeof(err)) < 0)
@@ -199,10 +203,13 @@ static int cmd_stream(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 7 && strcmp(argv[1], "random") == 0)
-        return cmd_random(argc, argv);
+        return cmd_random(argc, argv, 2);
+    if (argc >= 7 && strcmp(argv[1], "random1") == 0)
+        return cmd_random(argc, argv, 1);
     if (argc >= 5 && strcmp(argv[1], "stream") == 0)
         return cmd_stream(argc, argv);
     fprintf(stderr, "usage: native-check random SECRET W H SEED HOST:PORT...\n"
+                    "       native-check random1 SECRET W H SEED HOST:PORT...\n"
                     "       native-check stream SECRET MIB HOST:PORT...\n");
     return 2;
 }
