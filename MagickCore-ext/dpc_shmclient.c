@@ -221,9 +221,17 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
         return dpc_errf(err, errlen, "invalid %s request (name?)",
                         dpc_lp_op_name(r->op));
     if (dpc_net_xfer(c->fd, req, n, 1, c->timeout_ms, c->name, err,
-                     errlen) < 0 ||
-        recv_header(c, hdr, fds, &nfds, err, errlen) < 0)
+                     errlen) < 0) {
+        /* A server that refuses us answers and closes at once, so our
+         * request may meet a closed socket while its reason waits to be
+         * read: prefer that reason. */
+        if (errno != EPIPE && errno != ECONNRESET)
+            return -1;
+        if (recv_header(c, hdr, fds, &nfds, NULL, 0) < 0)
+            return -1;
+    } else if (recv_header(c, hdr, fds, &nfds, err, errlen) < 0) {
         return -1;
+    }
     if (dpc_lp_parse_hdr(hdr, 1, &h, err, errlen) < 0) {
         close_fds(fds, nfds);
         return -1;
