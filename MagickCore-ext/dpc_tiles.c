@@ -730,8 +730,11 @@ static int read_hit_one(struct dpc_tiles *t, int plane, uint64_t x,
         return 0;
     src = entry_mem(t, e) + t->plane_off[plane] +
           ((y - ty * t->cfg.tile_h) * tw + (x - tx * tw)) * bpp;
-    for (uint64_t r = 0; r < h; r++, dst += row, src += stride)
-        memcpy(dst, src, row);
+    if (row == 8 && h == 1)
+        memcpy(dst, src, 8);    /* one Q16 pixel: a move, not a call */
+    else
+        for (uint64_t r = 0; r < h; r++, dst += row, src += stride)
+            memcpy(dst, src, row);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED) != seq)
         return 0;               /* changed under us: take the locked path */

@@ -24,7 +24,8 @@ COMPARE_CMD=(env -u LD_LIBRARY_PATH "$COMPARE")   # compare without the drop-in
 # Fixed ports are safe: the namespace is new, so nothing else can hold them.
 STOCK_PORT=6668
 DPC_PORT=6671
-STREAM_PORTS=(6681 6682 6683)
+STREAM_PORTS=(6681 6682 6683)      # serve --preallocate
+FRESH_PORTS=(6684 6685 6686)       # default memory: fresh, reused while warm
 
 # Operations by name; the table shows exactly what convert is asked to do.
 declare -A OP_ARGS=([blur]="-blur 0x2" [resize]="-resize 50%"
@@ -39,7 +40,8 @@ cache on ImageMagick's own server (convert -distribute-cache), and with the
 drop-in libMagickCore (LD_LIBRARY_PATH) on magick-dpc; the memory and drop-in
 rows also with -limit thread 1. Every output is checked against the memory
 cache's with compare -metric AE. Then native-check streams 1 GiB through the
-native client to one and to three magick-dpc servers. Everything runs inside
+native client to one and to three magick-dpc servers, preallocated (serve
+--preallocate) and with default memory. Everything runs inside
 a private network namespace (unshare --net) that has only loopback.
 
 Options:
@@ -153,8 +155,9 @@ find_artifacts() {
 }
 
 # ------------------------------------------------------------ the servers
-# server_cmd NAME: stock, dpc, or streamN (N an index into STREAM_PORTS): its
-# command and fixed port, for start_server (lib.sh).
+# server_cmd NAME: stock, dpc, streamN or freshN (N an index into
+# STREAM_PORTS, FRESH_PORTS): its command and fixed port, for start_server
+# (lib.sh).  The streaming servers hold one stream's cache and a little more.
 server_cmd() {
     case $1 in
         stock)
@@ -165,7 +168,13 @@ server_cmd() {
             SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT") ;;
         stream[0-9])
             SERVER_PORT=${STREAM_PORTS[${1#stream}]}
-            SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT") ;;
+            SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT"
+                        --socket none --memory "$((STREAM_MIB + 128))MiB"
+                        --preallocate) ;;
+        fresh[0-9])
+            SERVER_PORT=${FRESH_PORTS[${1#fresh}]}
+            SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT"
+                        --socket none --memory "$((STREAM_MIB + 128))MiB") ;;
         *) die "internal error: no server $1" ;;
     esac
 }
@@ -353,55 +362,74 @@ table_header() {
 }
 
 # ----------------------------------------------------------- streaming
-# stream_bench: native-check stream against one and against three fresh
-# servers, STREAM_REPEAT times, interleaved; fills SW and SR (MB/s lists).
+# stream_bench: native-check stream against one and against three servers,
+# preallocated and with default memory, STREAM_REPEAT times, interleaved;
+# fills SW and SR (MB/s lists) keyed "MODE/HOSTS".
 stream_bench() {
     declare -gA SW=() SR=() SBAD=()
-    local i rep n out rc
-    for i in "${!STREAM_PORTS[@]}"; do start_server "stream$i"; done
-    local -a one=("127.0.0.1:${STREAM_PORTS[0]}") three=()
-    for i in "${!STREAM_PORTS[@]}"; do three+=("127.0.0.1:${STREAM_PORTS[$i]}"); done
+    local i rep n mode key out rc
+    for i in "${!STREAM_PORTS[@]}"; do
+        start_server "stream$i"
+        start_server "fresh$i"
+    done
     for rep in $(seq 1 "$STREAM_REPEAT"); do
         sample_load
-        for n in 1 3; do
-            local -a hosts
-            if [ $n = 1 ]; then hosts=("${one[@]}"); else hosts=("${three[@]}"); fi
-            printf '  native-check stream %s MiB, %d host(s), run %d/%d ... ' \
-                "$STREAM_MIB" "$n" "$rep" "$STREAM_REPEAT" >&2
-            rc=0
-            out=$(timeout -k 10 "$STEP_TIMEOUT" "$NC_BIN" stream "$SECRET" "$STREAM_MIB" "${hosts[@]}" 2>&1) || rc=$?
-            if [ $rc -ne 0 ] || ! [[ $out =~ write\ ([0-9.]+)\ MB/s,\ read\ ([0-9.]+)\ MB/s ]]; then
-                SBAD[$n]=1
-                PROBLEMS+=("native-check stream, $n host(s), run $rep FAILED (status $rc): $(echo "$out" | tr '\n' ' ')")
-                echo "!!! FAILED (status $rc): $out" >&2
-                for i in "${!STREAM_PORTS[@]}"; do revive_server "stream$i"; done
-                continue
-            fi
-            SW[$n]+=" ${BASH_REMATCH[1]}"
-            SR[$n]+=" ${BASH_REMATCH[2]}"
-            echo "write ${BASH_REMATCH[1]} MB/s, read ${BASH_REMATCH[2]} MB/s" >&2
+        for mode in prealloc default; do
+            for n in 1 3; do
+                local -a hosts=()
+                for i in $(seq 0 $((n - 1))); do
+                    if [ $mode = prealloc ]; then
+                        hosts+=("127.0.0.1:${STREAM_PORTS[$i]}")
+                    else
+                        hosts+=("127.0.0.1:${FRESH_PORTS[$i]}")
+                    fi
+                done
+                key=$mode/$n
+                printf '  native-check stream %s MiB, %d host(s), %s, run %d/%d ... ' \
+                    "$STREAM_MIB" "$n" "$mode" "$rep" "$STREAM_REPEAT" >&2
+                rc=0
+                out=$(timeout -k 10 "$STEP_TIMEOUT" "$NC_BIN" stream "$SECRET" "$STREAM_MIB" "${hosts[@]}" 2>&1) || rc=$?
+                if [ $rc -ne 0 ] || ! [[ $out =~ write\ ([0-9.]+)\ MB/s,\ read\ ([0-9.]+)\ MB/s ]]; then
+                    SBAD[$key]=1
+                    PROBLEMS+=("native-check stream, $n host(s), $mode, run $rep FAILED (status $rc): $(echo "$out" | tr '\n' ' ')")
+                    echo "!!! FAILED (status $rc): $out" >&2
+                    for i in "${!STREAM_PORTS[@]}"; do
+                        revive_server "stream$i"
+                        revive_server "fresh$i"
+                    done
+                    continue
+                fi
+                SW[$key]+=" ${BASH_REMATCH[1]}"
+                SR[$key]+=" ${BASH_REMATCH[2]}"
+                echo "write ${BASH_REMATCH[1]} MB/s, read ${BASH_REMATCH[2]} MB/s" >&2
+            done
         done
     done
 }
 
 stream_table() {
-    local n w r
-    printf '%-7s %11s %11s   %s\n' hosts "write MB/s" "read MB/s" "all runs (write/read MB/s)"
-    printf '%-7s %11s %11s   %s\n' ------- ----------- ----------- --------------------------
-    for n in 1 3; do
-        if [ -n "${SBAD[$n]:-}" ] || [ -z "${SW[$n]:-}" ]; then
-            w=FAILED; r=FAILED
-        else
-            # shellcheck disable=SC2086
-            w=$(median ${SW[$n]} | awk '{ printf "%.0f", $1 }')
-            # shellcheck disable=SC2086
-            r=$(median ${SR[$n]} | awk '{ printf "%.0f", $1 }')
-        fi
-        local all="" a b
-        # shellcheck disable=SC2206
-        local -a wl=(${SW[$n]:-}) rl=(${SR[$n]:-})
-        for a in "${!wl[@]}"; do b=${rl[$a]}; all+="${wl[$a]}/$b  "; done
-        printf '%-7s %11s %11s   %s\n' "$n" "$w" "$r" "${all%  }"
+    local n w r mode key
+    printf '%-7s %-22s %11s %11s   %s\n' hosts "server memory" "write MB/s" "read MB/s" "all runs (write/read MB/s)"
+    printf '%-7s %-22s %11s %11s   %s\n' ------- ---------------------- ----------- ----------- --------------------------
+    for mode in prealloc default; do
+        for n in 1 3; do
+            key=$mode/$n
+            if [ -n "${SBAD[$key]:-}" ] || [ -z "${SW[$key]:-}" ]; then
+                w=FAILED; r=FAILED
+            else
+                # shellcheck disable=SC2086
+                w=$(median ${SW[$key]} | awk '{ printf "%.0f", $1 }')
+                # shellcheck disable=SC2086
+                r=$(median ${SR[$key]} | awk '{ printf "%.0f", $1 }')
+            fi
+            local all="" a b
+            # shellcheck disable=SC2206
+            local -a wl=(${SW[$key]:-}) rl=(${SR[$key]:-})
+            for a in "${!wl[@]}"; do b=${rl[$a]}; all+="${wl[$a]}/$b  "; done
+            printf '%-7s %-22s %11s %11s   %s\n' "$n" \
+                "$([ $mode = prealloc ] && echo "--preallocate" || echo "default (warm reuse)")" \
+                "$w" "$r" "${all%  }"
+        done
     done
 }
 
@@ -507,7 +535,7 @@ main() {
 
     # Anything the servers logged (they run -q: errors and warnings only).
     local f any=0
-    for f in "$WORK"/stock.log "$WORK"/dpc.log "$WORK"/stream*.log; do
+    for f in "$WORK"/stock.log "$WORK"/dpc.log "$WORK"/stream*.log "$WORK"/fresh*.log; do
         [ -s "$f" ] || continue
         [ $any = 0 ] && echo && echo "server logs (not empty):"
         any=1

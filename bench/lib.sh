@@ -152,7 +152,8 @@ spawn() {
 # connecting, so the servers see no stray connections.
 wait_listening() {
     local name=$1 port=$2 pid=$3 log=$4
-    for _ in $(seq 1 200); do
+    # up to 60 s: a server preallocating its memory listens only after
+    for _ in $(seq 1 1200); do
         [ -n "$(ss -Hltn "sport = :$port")" ] && return 0
         kill -0 "$pid" 2> /dev/null || break
         sleep 0.05

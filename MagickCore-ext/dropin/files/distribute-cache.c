@@ -813,31 +813,41 @@ static MagickOffsetType TransferDistributeCache(
     sizeof(PixelPacket) : sizeof(IndexPacket));
   if (bytes != length)
     return(-1);
-  /*
-    Most reads hit one tile already here: those need no lock.
-  */
-  if ((write == MagickFalse) && (dpc_tiles_read_hit(server_info->tiles,plane,
-       (uint64_t) region->x,(uint64_t) region->y,region->width,region->height,
-       buffer) != 0))
-    return((MagickOffsetType) length);
   return(LockedTransferDistributeCache(server_info,plane,region,length,buffer,
     write));
+}
+
+/*
+  Most reads hit the tile cache: those take neither the lock nor the
+  checks above (-distort and -rotate make millions of one-pixel reads).
+*/
+static inline MagickOffsetType ReadDistributeCache(
+  DistributeCacheInfo *server_info,const int plane,
+  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer)
+{
+  if ((server_info->tiles != (struct dpc_tiles *) NULL) &&
+      (region->x >= 0) && (region->y >= 0) &&
+      ((MagickSizeType) region->width*region->height*(plane == 0 ?
+        sizeof(PixelPacket) : sizeof(IndexPacket)) == length) &&
+      (dpc_tiles_read_hit(server_info->tiles,plane,(uint64_t) region->x,
+        (uint64_t) region->y,region->width,region->height,buffer) != 0))
+    return((MagickOffsetType) length);
+  return(TransferDistributeCache(server_info,plane,region,length,buffer,
+    MagickFalse));
 }
 
 MagickPrivate MagickOffsetType ReadDistributePixelCacheIndexes(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
   const MagickSizeType length,unsigned char *indexes)
 {
-  return(TransferDistributeCache(server_info,1,region,length,indexes,
-    MagickFalse));
+  return(ReadDistributeCache(server_info,1,region,length,indexes));
 }
 
 MagickPrivate MagickOffsetType ReadDistributePixelCachePixels(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
   const MagickSizeType length,unsigned char *magick_restrict pixels)
 {
-  return(TransferDistributeCache(server_info,0,region,length,pixels,
-    MagickFalse));
+  return(ReadDistributeCache(server_info,0,region,length,pixels));
 }
 
 MagickPrivate MagickOffsetType WriteDistributePixelCacheIndexes(
@@ -900,10 +910,11 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
       dpc_tiles_get_stats(server_info->tiles,&stats);
       (void) LogMagickEvent(CacheEvent,GetMagickModule(),
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
-        "%.20g written back, %.20g zero-filled, %.20g round trips",
+        "%.20g written back, %.20g zero-filled, %.20g direct, "
+        "%.20g round trips",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
-        (double) stats.round_trips);
+        (double) stats.direct,(double) stats.round_trips);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
   server_info->tiles=(struct dpc_tiles *) NULL;
