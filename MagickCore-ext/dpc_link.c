@@ -25,6 +25,7 @@
 #define MAX_PENDING 256
 #define STOCK_NONCE_LEN 8       /* the ImageMagick 6 listener's nonce */
 #define STATUS_MAX (64 * 1024)
+#define RECV_IOV 1024           /* tile rows per recvmsg */
 
 struct pending {
     uint32_t id;
@@ -57,6 +58,12 @@ struct dpc_link {
 
     int broken;                 /* the connection is unusable */
     char fail[512];             /* the first failed reply, "" if none */
+
+    /* Scratch for one request and for receiving, under the link's lock:
+     * too large for the stacks of ImageMagick's threads. */
+    uint8_t list[8 * DPC_WIRE_MAX_COUNT];
+    struct iovec tx_iov[2 + DPC_WIRE_MAX_COUNT];
+    struct iovec rx_iov[RECV_IOV];
 };
 
 const char *dpc_link_name(const struct dpc_link *l)
@@ -95,7 +102,11 @@ static int broken(const struct dpc_link *l, char *err, size_t errlen)
 
 static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
 {
+    int was_broken = l->broken;
+
     l->broken = 1;
+    if (was_broken)             /* e.g. by a refused PUT: that says more */
+        return broken(l, err, errlen);
     return dpc_errf(err, errlen, "%s: %s", l->name, why);
 }
 
@@ -190,7 +201,6 @@ void dpc_link_free(struct dpc_link *l)
     free(l);
 }
 
-#define RECV_IOV 1024
 
 /* Where the next bytes of the current reply go: the header, an error
  * reason, a small body, or the GET's tile buffers (several at once, so a
@@ -274,7 +284,7 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
 {
     for (;;) {
         struct pending *p = &l->q[l->q_head];
-        struct iovec iov[RECV_IOV];
+        struct iovec *iov = l->rx_iov;
         struct msghdr msg = { .msg_iov = iov };
         ssize_t k;
 
@@ -317,6 +327,8 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             return -1;
         if ((rev & POLLIN) && pump(l, err, errlen) < 0)
             return -1;
+        if (l->broken)          /* a refused PUT came back meanwhile */
+            return broken(l, err, errlen);
         if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
             continue;
         msg.msg_iov = iov;
@@ -372,6 +384,9 @@ int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
             pump(l, err, errlen) < 0)
             return -1;
     }
+    /* A link broken by a refused PUT keeps saying so to every caller. */
+    if (l->broken)
+        return broken(l, err, errlen);
     if (l->fail[0] != '\0') {
         dpc_errf(err, errlen, "%s", l->fail);
         l->fail[0] = '\0';
@@ -456,8 +471,8 @@ static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
     struct dpc_link_rows r = rows != NULL ? *rows
                              : (struct dpc_link_rows){ slot_bytes, 0 };
     uint8_t head[DPC_WIRE_HDR_LEN + DPC_WIRE_SLOTS_FIXED];
-    uint8_t list[8 * DPC_WIRE_MAX_COUNT];
-    struct iovec fixed[2 + DPC_WIRE_MAX_COUNT], *iov = fixed;
+    uint8_t *list = l->list;
+    struct iovec *fixed = l->tx_iov, *iov = fixed;
     uint32_t per_slot;
     struct pending *p;
     int n = 0, rc;

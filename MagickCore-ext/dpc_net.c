@@ -89,9 +89,11 @@ int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
         ssize_t k;
         int rc = wait_one(fd, out ? POLLOUT : POLLIN, timeout_ms);
 
-        if (rc == 0)
+        if (rc == 0) {
+            errno = ETIMEDOUT;      /* callers may look at errno */
             return dpc_errf(err, errlen, "%s: no answer in time (server "
                             "stopped or overloaded?)", name);
+        }
         if (rc < 0)
             return dpc_errf(err, errlen, "%s: %s", name, strerror(errno));
         k = out ? send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)

@@ -244,6 +244,7 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
         dpc_errf(err, errlen, "out of memory");
         goto err;
     }
+    /* The store first: a server that listens is ready, preallocated. */
     if (open_store(s, err, errlen) < 0)
         goto err;
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)

@@ -64,10 +64,13 @@ static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
     if (i > 0 && s->warm[i - 1].base + s->warm[i - 1].len == base) {
         struct range *r = &s->warm[i - 1];
 
+        /* A merged run is as old as its oldest part, so a run that keeps
+         * growing is still trimmed. */
         r->len += len;
-        r->freed = now;
         if (i < s->nwarm && r->base + r->len == s->warm[i].base) {
             r->len += s->warm[i].len;
+            if (s->warm[i].freed < r->freed)
+                r->freed = s->warm[i].freed;
             memmove(&s->warm[i], &s->warm[i + 1],
                     (s->nwarm - i - 1) * sizeof(*s->warm));
             s->nwarm--;
@@ -77,7 +80,6 @@ static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
     if (i < s->nwarm && base + len == s->warm[i].base) {
         s->warm[i].base = base;
         s->warm[i].len += len;
-        s->warm[i].freed = now;
         return 0;
     }
     if (s->nwarm == s->warm_cap) {
@@ -95,6 +97,30 @@ static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
     s->warm[i] = (struct range){ base, len, now };
     s->nwarm++;
     return 0;
+}
+
+/* Unmaps up to len bytes (page multiple) from the end of the oldest warm
+ * ranges until that much is released or none is left. */
+static void warm_release_bytes(struct dpc_store *s, uint64_t len)
+{
+    while (len > 0 && s->nwarm > 0) {
+        size_t old = 0;
+        uint64_t cut;
+
+        for (size_t i = 1; i < s->nwarm; i++)
+            if (s->warm[i].freed < s->warm[old].freed)
+                old = i;
+        cut = s->warm[old].len < len ? s->warm[old].len : len;
+        munmap(s->warm[old].base + s->warm[old].len - cut, cut);
+        s->warm[old].len -= cut;
+        s->warm_bytes -= cut;
+        len -= cut;
+        if (s->warm[old].len == 0) {
+            memmove(&s->warm[old], &s->warm[old + 1],
+                    (s->nwarm - old - 1) * sizeof(*s->warm));
+            s->nwarm--;
+        }
+    }
 }
 
 /* Unmaps warm range i. */
@@ -133,6 +159,32 @@ static uint8_t *warm_take(struct dpc_store *s, uint64_t len)
     return p;
 }
 
+/* Zeroes RAM that held another cache: resident pages with memset (cheap),
+ * the others (never touched, or swapped out) by dropping them, so none is
+ * faulted in just to be cleared. */
+static void zero_range(uint8_t *p, uint64_t len)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), n = len / page;
+    unsigned char *vec = malloc(n);
+
+    if (vec == NULL || mincore(p, len, vec) != 0) {
+        free(vec);
+        memset(p, 0, len);
+        return;
+    }
+    for (uint64_t i = 0; i < n;) {
+        uint64_t j = i;
+        int in = vec[i] & 1;
+
+        while (j < n && (vec[j] & 1) == in)
+            j++;
+        if (in || madvise(p + i * page, (j - i) * page, MADV_DONTNEED) != 0)
+            memset(p + i * page, 0, (j - i) * page);
+        i = j;
+    }
+    free(vec);
+}
+
 /* Bytes the kernel reports as available for new allocations. */
 static uint64_t mem_available(void)
 {
@@ -147,6 +199,21 @@ static uint64_t mem_available(void)
             break;
     fclose(f);
     return kib != 0 ? (uint64_t)kib * 1024 : UINT64_MAX;
+}
+
+/* Faults a fresh mapping in, in huge pages where it can.  -1 with errno. */
+static int populate(uint8_t *p, uint64_t len)
+{
+    (void)madvise(p, len, MADV_HUGEPAGE);
+    /* MADV_POPULATE_WRITE (Linux 5.14) faults everything in one call and
+     * fails with ENOMEM where it can, rather than mid-write later. */
+    if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    for (uint64_t o = 0; o < len; o += (uint64_t)sysconf(_SC_PAGESIZE))
+        p[o] = 0;
+    return 0;
 }
 
 /* Maps the whole RAM budget and faults it in, as one warm range. */
@@ -168,19 +235,12 @@ static int preallocate(struct dpc_store *s, char *err, size_t errlen)
     if (p == MAP_FAILED)
         return dpc_errf(err, errlen, "cannot map %llu bytes: %s",
                         (unsigned long long)len, strerror(errno));
-    (void)madvise(p, len, MADV_HUGEPAGE);
-    /* MADV_POPULATE_WRITE (Linux 5.14) faults everything in one call and
-     * reports ENOMEM instead of waking the OOM killer mid-loop. */
-    if (madvise(p, len, MADV_POPULATE_WRITE) != 0) {
-        if (errno != EINVAL) {
-            int e = errno;
+    if (populate(p, len) < 0) {
+        int e = errno;
 
-            munmap(p, len);
-            return dpc_errf(err, errlen, "cannot preallocate %llu MiB: %s",
-                            (unsigned long long)(len >> 20), strerror(e));
-        }
-        for (uint64_t o = 0; o < len; o += (uint64_t)sysconf(_SC_PAGESIZE))
-            p[o] = 0;
+        munmap(p, len);
+        return dpc_errf(err, errlen, "cannot preallocate %llu MiB: %s",
+                        (unsigned long long)(len >> 20), strerror(e));
     }
     if (warm_put(s, p, len, dpc_now()) < 0) {
         munmap(p, len);
@@ -264,22 +324,24 @@ static int map_ram(struct dpc_cache *c, char *err, size_t errlen)
     void *p = warm_take(s, c->mapped);
 
     if (p != NULL) {
-        memset(p, 0, c->mapped);
+        zero_range(p, c->mapped);
         c->base = p;
         return 0;
     }
-    while (s->nwarm > 0 &&
-           s->used[DPC_TIER_RAM] + s->warm_bytes + c->mapped >
-               s->cfg.mem_budget) {
-        size_t old = 0;
-
-        for (size_t i = 1; i < s->nwarm; i++)
-            if (s->warm[i].freed < s->warm[old].freed)
-                old = i;
-        warm_release(s, old);
-    }
+    if (s->used[DPC_TIER_RAM] + s->warm_bytes + c->mapped > s->cfg.mem_budget)
+        warm_release_bytes(s, s->used[DPC_TIER_RAM] + s->warm_bytes +
+                                  c->mapped - s->cfg.mem_budget);
     p = mmap(NULL, c->mapped, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED && s->cfg.preallocate && populate(p, c->mapped) < 0) {
+        /* Preallocated memory too scattered for this cache: a fresh
+         * mapping must be faulted in now, as the budget was at start. */
+        int e = errno;
+
+        munmap(p, c->mapped);
+        return dpc_errf(err, errlen, "cannot fault in %llu bytes: %s",
+                        (unsigned long long)c->mapped, strerror(e));
+    }
     if (p == MAP_FAILED)
         return dpc_errf(err, errlen, "cannot map %llu bytes: %s",
                         (unsigned long long)c->mapped, strerror(errno));

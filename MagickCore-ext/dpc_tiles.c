@@ -357,6 +357,17 @@ static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
     return 0;
 }
 
+static int wait_all(struct dpc_tiles *t, char *err, size_t errlen);
+
+/* A batch failed half sent: the GETs already queued on other hosts write
+ * into their buffers when their replies arrive, so collect them now, while
+ * those buffers are still the caller's.  Always -1. */
+static int abandon(struct dpc_tiles *t)
+{
+    (void)wait_all(t, NULL, 0);
+    return -1;
+}
+
 static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
 {
     int rc = 0;
@@ -452,7 +463,7 @@ static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
         return 0;
     }
     if (send_batches(t, t->gets, 0, NULL, err, errlen) < 0)
-        return -1;
+        return abandon(t);
     return wait_all(t, err, errlen);
 }
 
@@ -489,8 +500,17 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
         rc = exchange(t, flush, fetch, err, errlen);
         unlock_links(t);
     }
-    if (rc < 0)
+    if (rc < 0) {
         t->failed = 1;          /* half-fetched tiles: no more unlocked hits */
+        /* Nor locked ones: what this round admitted may never have come. */
+        for (uint32_t i = 0; i < t->nadmitted; i++) {
+            int32_t e = t->admitted[i];
+
+            set_where(t, t->ent[e].tile, NONE);
+            t->ent[e].tile = NONE;
+            t->ent[e].dirty = 0;
+        }
+    }
     for (uint32_t i = 0; i < t->nadmitted; i++)
         seq_end(t, t->admitted[i]);
     return rc;
@@ -624,7 +644,6 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         uint64_t y0 = (uint64_t)tile / t->tx_n * th;
         uint8_t *p = buf + ((y0 - y) * w + (x0 - x)) * bpp;
 
-        t->st.direct++;
         if (!write && !is_written(t, (uint64_t)tile)) {
             for (uint32_t r = 0; r < th; r++)
                 memset(p + (size_t)r * rows.stride, 0, rows.run);
@@ -633,6 +652,7 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         if (write)
             set_written(t, (uint64_t)tile);
         batch_add(&b[tile % hosts], (uint64_t)tile / hosts, p);
+        t->st.direct++;
         any = 1;
     }
     if (!any)
@@ -643,6 +663,8 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         t->unacked = 1;
     else if (rc == 0)
         rc = wait_all(t, err, errlen);
+    else if (!write)
+        rc = abandon(t);
     unlock_links(t);
     return rc;
 }

@@ -579,6 +579,23 @@ static void fit_shm_budget(struct options *o)
     o->cfg.local.shm_budget = fit;
 }
 
+/* A preallocated budget past the memory cgroup's limit would meet the OOM
+ * killer while faulting in: refuse it at start, naming the limit. */
+static int check_preallocate(const struct options *o)
+{
+    uint64_t limit = cgroup_memory_limit();
+
+    if (!o->cfg.store.preallocate || limit == 0 ||
+        o->cfg.store.mem_budget <= limit / 4 * 3)
+        return 0;
+    fprintf(stderr, "magick-dpc: cannot preallocate %llu MiB of memory: this "
+            "server's memory cgroup allows %llu MiB (lower --memory / "
+            "dpc-memory)\n",
+            (unsigned long long)(o->cfg.store.mem_budget >> 20),
+            (unsigned long long)(limit >> 20));
+    return -1;
+}
+
 static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN],
                        uint8_t wirekey[DPC_WIRE_KEY_LEN])
 {
@@ -608,6 +625,8 @@ static int cmd_serve(int argc, char **argv)
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
     fit_shm_budget(&o);
+    if (check_preallocate(&o) < 0)
+        return 1;
     o.cfg.listen = o.listen;
     o.cfg.nlisten = o.nlisten;
     raise_fd_limit();

@@ -29,6 +29,13 @@ one_plane() {
 }
 check "pixels only: large regions bypass the tile cache, bytes identical" \
     one_plane
+refused_put() {
+    "$NATIVE_CHECK" refuse "$SECRET" 127.0.0.1:"$P1" > "$WORK/refuse.out"
+    cat "$WORK/refuse.out"
+    grep -q "^ok: 127.0.0.1:$P1: .*slot 99 of a 4-slot cache" "$WORK/refuse.out"
+}
+check "a refused write: that wait, later waits and later requests all fail with the reason" \
+    refused_put
 three_hosts() {
     "$NATIVE_CHECK" random "$SECRET" 211 149 2 127.0.0.1:"$P1" \
         127.0.0.1:"$P2" 127.0.0.1:"$P3" > "$WORK/three.out"

@@ -5,6 +5,7 @@
  *   native-check random SECRET W H SEED HOST:PORT...   random regions
  *   native-check random1 SECRET W H SEED HOST:PORT...  the same, one plane
  *   native-check stream SECRET MIB HOST:PORT...        write then read MIB
+ *   native-check refuse SECRET HOST:PORT               a refused PUT
  *
  * random: random reads and writes of random regions on both planes, with a
  * tile cache far smaller than the image, so tiles are evicted, written back
@@ -12,6 +13,9 @@
  * random1: pixels only, so large regions also move whole tiles past the
  * tile cache (the direct path), mixed with cached ones.
  * stream: full-width writes then reads of a MIB-sized cache; prints MB/s.
+ * refuse: a PUT the server refuses (a slot past the cache) is queued like a
+ * write-back; the next wait, every later wait and every later request must
+ * report the server's reason, never success.  Prints "ok: REASON".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +204,35 @@ static int cmd_stream(int argc, char **argv)
     return 0;
 }
 
+static int cmd_refuse(int argc, char **argv)
+{
+    uint8_t tile[64] = { 0 }, *dst[1] = { tile };
+    const uint8_t *src[1] = { tile };
+    uint64_t handle, bad = 99, good = 0;
+    char err[DPC_ERRLEN] = "", again[DPC_ERRLEN] = "";
+
+    connect_all(argv[2], argc - 3, argv + 3);
+    if (dpc_link_open(links[0], sizeof(tile), 4, &handle, err,
+                      sizeof(err)) < 0)
+        die("open", err);
+    if (dpc_link_put(links[0], handle, sizeof(tile), 1, &bad, src, NULL, err,
+                     sizeof(err)) < 0)
+        die("put", "not queued");
+    if (dpc_link_wait(links[0], err, sizeof(err)) == 0)
+        die("wait", "a refused PUT reported success");
+    if (!dpc_link_broken(links[0]))
+        die("wait", "the link still counts as usable");
+    if (dpc_link_wait(links[0], again, sizeof(again)) == 0 ||
+        strcmp(again, err) != 0)
+        die("second wait", again[0] ? again : "success");
+    if (dpc_link_get(links[0], handle, sizeof(tile), 1, &good, dst, NULL,
+                     again, sizeof(again)) == 0 ||
+        strcmp(again, err) != 0)
+        die("later GET", again[0] ? again : "queued");
+    printf("ok: %s\n", err);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 7 && strcmp(argv[1], "random") == 0)
@@ -208,8 +241,11 @@ int main(int argc, char **argv)
         return cmd_random(argc, argv, 1);
     if (argc >= 5 && strcmp(argv[1], "stream") == 0)
         return cmd_stream(argc, argv);
+    if (argc == 4 && strcmp(argv[1], "refuse") == 0)
+        return cmd_refuse(argc, argv);
     fprintf(stderr, "usage: native-check random SECRET W H SEED HOST:PORT...\n"
                     "       native-check random1 SECRET W H SEED HOST:PORT...\n"
-                    "       native-check stream SECRET MIB HOST:PORT...\n");
+                    "       native-check stream SECRET MIB HOST:PORT...\n"
+                    "       native-check refuse SECRET HOST:PORT\n");
     return 2;
 }

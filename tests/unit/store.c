@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -504,6 +505,99 @@ static void store_preallocate_too_big_test(void **state)
     assert_contains(err, "--memory");
 }
 
+/* Runs merge with a following neighbour too (b given back before a). */
+static void store_warm_merge_following_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *big = dpc_store_open(s, 4 * MIB, NULL, 0), *a, *b;
+
+    assert_non_null(big);
+    dpc_cache_close(big);
+    a = dpc_store_open(s, 2 * MIB, NULL, 0);
+    b = dpc_store_open(s, 2 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    dpc_cache_close(b);
+    dpc_cache_close(a);
+    big = dpc_store_open(s, 4 * MIB, NULL, 0);
+    assert_non_null(big);
+    assert_int_equal(stats(s).warm_reuses, 3);
+    dpc_cache_close(big);
+    dpc_store_free(s);
+}
+
+/* Only as much warm RAM as a fresh mapping needs is released. */
+static void store_warm_partial_release_test(void **state)
+{
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *a = dpc_store_open(s, 2 * MIB, NULL, 0), *b, *c;
+
+    b = dpc_store_open(s, 3 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    dpc_cache_close(b);
+    c = dpc_store_open(s, 4 * MIB, NULL, 0);   /* no 4 MiB run: fresh */
+    assert_non_null(c);
+    assert_int_equal(stats(s).bytes_warm, 2 * MIB);
+    dpc_cache_close(a);
+    dpc_cache_close(c);
+    dpc_store_free(s);
+}
+
+/* Reuse zeroes what the last cache touched without faulting in what it
+ * never touched. */
+static void store_warm_zero_untouched_test(void **state)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    struct dpc_store *s = new_store(8 * MIB, 0, NULL);
+    struct dpc_cache *c = dpc_store_open(s, 4 * MIB, NULL, 0);
+    unsigned char vec[256];
+    uint8_t *tail;
+
+    assert_non_null(c);
+    fill(dpc_cache_base(c), 1 * MIB, 9);
+    dpc_cache_close(c);
+    c = dpc_store_open(s, 4 * MIB, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(stats(s).warm_reuses, 1);
+    tail = dpc_cache_base(c) + 3 * MIB;
+    assert_true((size_t)(1 * MIB / page) <= sizeof(vec));
+    assert_int_equal(mincore(tail, 1 * MIB, vec), 0);
+    for (long i = 0; i < (long)(1 * MIB / page); i++)
+        assert_int_equal(vec[i] & 1, 0);
+    assert_true(all_zero(dpc_cache_base(c), 4 * MIB));
+    dpc_cache_close(c);
+    dpc_store_free(s);
+}
+
+/* Preallocated memory too scattered for a cache: the cache gets a fresh
+ * mapping, faulted in at once, and the budget still holds. */
+static void store_preallocate_fragmented_test(void **state)
+{
+    struct dpc_store_cfg cfg = { .mem_budget = 6 * MIB, .preallocate = 1 };
+    struct dpc_store *s = dpc_store_new(&cfg, NULL, 0);
+    struct dpc_cache *a, *b, *c, *d;
+    struct dpc_store_stats st;
+
+    assert_non_null(s);
+    a = dpc_store_open(s, 2 * MIB, NULL, 0);
+    b = dpc_store_open(s, 2 * MIB, NULL, 0);
+    c = dpc_store_open(s, 2 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    dpc_cache_close(a);
+    dpc_cache_close(c);
+    d = dpc_store_open(s, 4 * MIB, NULL, 0);
+    assert_non_null(d);
+    st = stats(s);
+    assert_true(st.bytes_ram + st.bytes_warm <= 6 * MIB);
+    assert_true(all_zero(dpc_cache_base(d), 4 * MIB));
+    dpc_cache_close(b);
+    dpc_cache_close(d);
+    dpc_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +616,10 @@ int main(void)
         cmocka_unit_test(store_trim_test),
         cmocka_unit_test(store_preallocate_test),
         cmocka_unit_test(store_preallocate_too_big_test),
+        cmocka_unit_test(store_warm_merge_following_test),
+        cmocka_unit_test(store_warm_partial_release_test),
+        cmocka_unit_test(store_warm_zero_untouched_test),
+        cmocka_unit_test(store_preallocate_fragmented_test),
         cmocka_unit_test_setup_teardown(store_spill_when_ram_full_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_refused_when_disk_full_test,
