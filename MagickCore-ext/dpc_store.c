@@ -52,6 +52,14 @@ static uint64_t page_round(uint64_t n)
     return (n + page - 1) / page * page;
 }
 
+/* Drops entry i from the warm list (its bytes are accounted by the caller). */
+static void warm_remove(struct dpc_store *s, size_t i)
+{
+    memmove(&s->warm[i], &s->warm[i + 1],
+            (s->nwarm - i - 1) * sizeof(*s->warm));
+    s->nwarm--;
+}
+
 /* Gives [base, base+len) to the warm list, merging with its neighbours. */
 static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
                     double now)
@@ -71,9 +79,7 @@ static int warm_put(struct dpc_store *s, uint8_t *base, uint64_t len,
             r->len += s->warm[i].len;
             if (s->warm[i].freed < r->freed)
                 r->freed = s->warm[i].freed;
-            memmove(&s->warm[i], &s->warm[i + 1],
-                    (s->nwarm - i - 1) * sizeof(*s->warm));
-            s->nwarm--;
+            warm_remove(s, i);
         }
         return 0;
     }
@@ -115,11 +121,8 @@ static void warm_release_bytes(struct dpc_store *s, uint64_t len)
         s->warm[old].len -= cut;
         s->warm_bytes -= cut;
         len -= cut;
-        if (s->warm[old].len == 0) {
-            memmove(&s->warm[old], &s->warm[old + 1],
-                    (s->nwarm - old - 1) * sizeof(*s->warm));
-            s->nwarm--;
-        }
+        if (s->warm[old].len == 0)
+            warm_remove(s, old);
     }
 }
 
@@ -128,9 +131,7 @@ static void warm_release(struct dpc_store *s, size_t i)
 {
     munmap(s->warm[i].base, s->warm[i].len);
     s->warm_bytes -= s->warm[i].len;
-    memmove(&s->warm[i], &s->warm[i + 1],
-            (s->nwarm - i - 1) * sizeof(*s->warm));
-    s->nwarm--;
+    warm_remove(s, i);
 }
 
 /* The smallest warm range of at least len bytes, carved from its start;
@@ -150,11 +151,8 @@ static uint8_t *warm_take(struct dpc_store *s, uint64_t len)
     s->warm[best].base += len;
     s->warm[best].len -= len;
     s->warm_bytes -= len;
-    if (s->warm[best].len == 0) {
-        memmove(&s->warm[best], &s->warm[best + 1],
-                (s->nwarm - best - 1) * sizeof(*s->warm));
-        s->nwarm--;
-    }
+    if (s->warm[best].len == 0)
+        warm_remove(s, best);
     s->warm_reuses++;
     return p;
 }
@@ -445,6 +443,14 @@ struct dpc_cache *dpc_store_open(struct dpc_store *s, uint64_t size, char *err,
     return c;
 }
 
+/* Part of a cache's mapping the cache no longer needs: RAM stays warm,
+ * spill-file mappings (or RAM the list has no room for) are unmapped. */
+static void give_back(struct dpc_cache *c, uint8_t *base, uint64_t len)
+{
+    if (c->tier != DPC_TIER_RAM || warm_put(c->store, base, len, dpc_now()) < 0)
+        munmap(base, len);
+}
+
 int dpc_cache_shrink(struct dpc_cache *c, uint64_t size, char *err,
                      size_t errlen)
 {
@@ -454,10 +460,7 @@ int dpc_cache_shrink(struct dpc_cache *c, uint64_t size, char *err,
         return dpc_errf(err, errlen, "cannot resize cache of %llu to %llu",
                         (unsigned long long)c->size, (unsigned long long)size);
     if (mapped < c->mapped) {
-        if (c->tier != DPC_TIER_RAM ||
-            warm_put(c->store, c->base + mapped, c->mapped - mapped,
-                     dpc_now()) < 0)
-            munmap(c->base + mapped, c->mapped - mapped);
+        give_back(c, c->base + mapped, c->mapped - mapped);
         if (c->fd >= 0 && ftruncate(c->fd, (off_t)mapped) != 0)
             return dpc_errf(err, errlen, "cannot shrink spill file: %s",
                             strerror(errno));
@@ -472,9 +475,7 @@ void dpc_cache_close(struct dpc_cache *c)
 {
     if (c == NULL)
         return;
-    if (c->tier != DPC_TIER_RAM ||
-        warm_put(c->store, c->base, c->mapped, dpc_now()) < 0)
-        munmap(c->base, c->mapped);
+    give_back(c, c->base, c->mapped);
     if (c->fd >= 0)
         close(c->fd);
     c->store->used[c->tier] -= c->size;
