@@ -25,6 +25,7 @@
 #define STEPS_PER_WAKEUP 256            /* fairness between clients */
 #define IOV_BATCH 64
 #define SPIN_ROUNDS_PER_WAKEUP 64     /* requests served in one spin run */
+#define HINT_INTERVAL 60.0              /* seconds between generation hints */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -195,8 +196,15 @@ void dpc_conn_close(struct dpc_conn *c, const char *why)
     if (err[0] != '\0' && strcmp(why, "closed") == 0)
         why = err;
     if (!proto_authenticated(c) &&
-        strcmp(err, "authentication failed") == 0)
+        strncmp(err, "authentication failed", 21) == 0)
         s->auth_failures++;
+    if (c->session != NULL && dpc_session_hint(c->session) != NULL &&
+        dpc_now() - s->hint_logged >= HINT_INTERVAL) {
+        s->hint_logged = dpc_now();     /* a port scan must not flood */
+        dpc_log(DPC_LOG_WARN, "conn %llu from %s: %s: %s",
+                (unsigned long long)c->id, c->peer, why,
+                dpc_session_hint(c->session));
+    }
     dpc_log(err[0] != '\0' ? DPC_LOG_WARN : DPC_LOG_INFO,
             "conn %llu from %s (%s): %s after %.3fs, %llu requests, "
             "%llu bytes in, %llu bytes out", (unsigned long long)c->id,

@@ -42,6 +42,7 @@ struct dpc_server {
     uint64_t requests_closed;       /* requests of connections now closed */
     uint64_t accepted, refused, evicted, auth_failures;
     double started;
+    double hint_logged;             /* last other-generation hint logged */
 };
 
 struct dpc_conn {

@@ -21,6 +21,8 @@ struct dpc_session {
     struct dpc_session_cfg cfg;
     enum dpc_session_state state;
     uint8_t key[DPC_STOCK_KEYLEN];          /* expected session key */
+    uint8_t key6[DPC_STOCK_KEYLEN];         /* what an IM6 client answers to
+                                               an IM7 nonce (for the hint) */
     int authenticated;
 
     /* the connection's one cache */
@@ -66,8 +68,9 @@ static int transition_ok(enum dpc_session_state from, enum dpc_session_state to)
     case DPC_SESS_PAYLOAD:
     case DPC_SESS_REPLY:
         return to == DPC_SESS_HEADER;
-    case DPC_SESS_REGION:
-        return to == DPC_SESS_PAYLOAD || to == DPC_SESS_REPLY;
+    case DPC_SESS_REGION:               /* HEADER: an empty region */
+        return to == DPC_SESS_PAYLOAD || to == DPC_SESS_REPLY ||
+               to == DPC_SESS_HEADER;
     default:
         return 0;
     }
@@ -122,6 +125,9 @@ struct dpc_session *dpc_session_new(const struct dpc_session_cfg *cfg,
     s->cfg = *cfg;
     s->state = DPC_SESS_AUTH;
     dpc_siphash_session_key(cfg->sipkey, nonce, n, s->key);
+    if (cfg->flavor == DPC_STOCK_IM7)       /* IM6 clients read 8 bytes */
+        dpc_siphash_session_key(cfg->sipkey, nonce,
+                                dpc_stock_nonce_len(DPC_STOCK_IM6), s->key6);
     dpc_outq_push(&s->out, nonce, n);
     return s;
 }
@@ -164,7 +170,14 @@ static size_t take_auth(struct dpc_session *s, const uint8_t *p)
     }
     if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
         /* As the stock server: a wrong proof is closed on silently. */
-        dpc_errf(s->err, sizeof(s->err), "authentication failed");
+        if (s->cfg.flavor == DPC_STOCK_IM7 &&
+            dpc_equal_ct(p, s->key6, DPC_STOCK_KEYLEN))
+            dpc_errf(s->err, sizeof(s->err), "authentication failed: the "
+                     "proof covers 8 bytes of our 16-byte nonce, as an "
+                     "ImageMagick 6 client's does; point ImageMagick 6 "
+                     "clients at the IM6 listener (--listen, dpc-listen)");
+        else
+            dpc_errf(s->err, sizeof(s->err), "authentication failed");
         set_state(s, DPC_SESS_CLOSING);
         return DPC_STOCK_KEYLEN;
     }
@@ -299,6 +312,14 @@ static size_t take_region(struct dpc_session *s, const uint8_t *p)
     uint64_t expect;
 
     dpc_stock_parse_region(p, r);
+    if ((r->width == 0 || r->height == 0) && r->length == 0) {
+        /* Nothing to move: a no-op, as a memory cache's copy of no rows. */
+        trace(s, "%c %llux%llu%+lld%+lld: empty, nothing moved", s->cmd,
+              (unsigned long long)r->width, (unsigned long long)r->height,
+              (long long)r->x, (long long)r->y);
+        set_state(s, DPC_SESS_HEADER);
+        return DPC_STOCK_REGION_LEN;
+    }
     if (dpc_stock_check_region(r, s->open.columns, s->open.rows, s->err,
                                sizeof(s->err)) < 0)
         return fail(s, DPC_STOCK_REGION_LEN);
@@ -309,8 +330,15 @@ static size_t take_region(struct dpc_session *s, const uint8_t *p)
     }
     if (s->quantum == 0 && set_layout(s) < 0)
         return fail(s, DPC_STOCK_REGION_LEN);
-    /* width * height <= columns * rows, so this cannot overflow */
-    expect = r->width * r->height * s->bpp[s->plane];
+    /* Rows of a region wider than the image overlap, so width * height
+     * may exceed the image: checked. */
+    if (dpc_mul_u64(r->width, r->height, &expect) < 0 ||
+        dpc_mul_u64(expect, s->bpp[s->plane], &expect) < 0) {
+        dpc_errf(s->err, sizeof(s->err), "'%c' region %llux%llu too large",
+                 s->cmd, (unsigned long long)r->width,
+                 (unsigned long long)r->height);
+        return fail(s, DPC_STOCK_REGION_LEN);
+    }
     if (r->length != expect) {
         dpc_errf(s->err, sizeof(s->err),
                  "'%c' length %llu, expected %llu for %llux%llu at %llu "
@@ -452,6 +480,15 @@ int dpc_session_finished(const struct dpc_session *s)
 int dpc_session_authenticated(const struct dpc_session *s)
 {
     return s->authenticated;
+}
+
+const char *dpc_session_hint(const struct dpc_session *s)
+{
+    if (s->state != DPC_SESS_AUTH || s->cfg.flavor != DPC_STOCK_IM6)
+        return NULL;
+    return "no proof after our 8-byte nonce; an ImageMagick 7 client waits "
+           "for 16 bytes and gives up: point ImageMagick 7 clients at the "
+           "IM7 listener (--listen-im7, dpc-listen-im7)";
 }
 
 const char *dpc_session_error(const struct dpc_session *s)

@@ -6,6 +6,7 @@
  *   AUTH --proof ok--> HEADER --'o'--> OPEN ---------> HEADER
  *                        |  \--'r','R'--> REGION --> REPLY --> HEADER
  *                        |   \-'w','W'--> REGION --> PAYLOAD -> HEADER
+ *                        |            empty region: REGION --> HEADER
  *                        \--'d', error, bad key--> CLOSING
  *
  * Ownership: the session borrows the store, the SipHash key and the
@@ -85,7 +86,13 @@ const char *dpc_session_state_name(enum dpc_session_state st);
 /* 1 once closing and all output sent: the connection can be closed. */
 int dpc_session_finished(const struct dpc_session *s);
 int dpc_session_authenticated(const struct dpc_session *s);
-/* Why the session is closing; "" after a clean destroy. */
+/* For a session closed while waiting for the client's proof on an IM6
+ * listener: what the silence may mean (an ImageMagick 7 client), else
+ * NULL. */
+const char *dpc_session_hint(const struct dpc_session *s);
+/* Why the session is closing; "" after a clean destroy.  A wrong proof is
+ * "authentication failed", with a hint after a colon when the proof is an
+ * ImageMagick 6 client's answer to an IM7 nonce. */
 const char *dpc_session_error(const struct dpc_session *s);
 const struct dpc_session_counters *
 dpc_session_counters(const struct dpc_session *s);

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "dpc_region.h"
 #include "dpc_util.h"
 
 #define IM6_PSEUDO_CLASS 2
@@ -109,18 +110,8 @@ void dpc_stock_parse_region(const uint8_t *p, struct dpc_stock_region *r)
 int dpc_stock_check_region(const struct dpc_stock_region *r, uint64_t columns,
                            uint64_t rows, char *err, size_t errlen)
 {
-    if (r->width == 0 || r->height == 0)
-        return dpc_errf(err, errlen, "empty region");
-    if (r->x < 0 || r->y < 0 || r->width > columns || r->height > rows ||
-        (uint64_t)r->x > columns - r->width ||
-        (uint64_t)r->y > rows - r->height)
-        return dpc_errf(err, errlen,
-                        "region %llux%llu%+lld%+lld outside %llux%llu image",
-                        (unsigned long long)r->width,
-                        (unsigned long long)r->height, (long long)r->x,
-                        (long long)r->y, (unsigned long long)columns,
-                        (unsigned long long)rows);
-    return 0;
+    return dpc_region_check(columns, rows, r->x, r->y, r->width, r->height,
+                            err, errlen);
 }
 
 void dpc_stock_plane_bpp(enum dpc_stock_flavor f, const struct dpc_stock_open *o,
@@ -141,13 +132,13 @@ int dpc_stock_infer_quantum(enum dpc_stock_flavor f,
                             const struct dpc_stock_region *r, char *err,
                             size_t errlen)
 {
-    uint64_t pixels = r->width * r->height;   /* region already checked */
-    uint64_t per, unit;
+    uint64_t pixels, per, unit;
 
     if (plane == DPC_PLANE_INDEXES && f == DPC_STOCK_IM7)
         return dpc_errf(err, errlen,
                         "metacontent before pixels: quantum unknown");
-    if (r->length == 0 || r->length % pixels != 0)
+    if (dpc_mul_u64(r->width, r->height, &pixels) < 0 || pixels == 0 ||
+        r->length == 0 || r->length % pixels != 0)
         return dpc_errf(err, errlen, "length %llu is not a whole number of "
                         "pixels for a %llux%llu region",
                         (unsigned long long)r->length,

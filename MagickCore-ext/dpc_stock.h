@@ -68,8 +68,8 @@ int dpc_stock_parse_open(enum dpc_stock_flavor f, const uint8_t *p,
 /* Decodes a 40-byte region header (no validation). */
 void dpc_stock_parse_region(const uint8_t *p, struct dpc_stock_region *r);
 
-/* Checks that r is non-empty and lies inside a columns x rows image.
- * 0, or -1 with the reason in err. */
+/* Checks r by ImageMagick's own region rule (dpc_region.h: its rows are
+ * runs that may wrap past the right edge).  0, or -1 with the reason. */
 int dpc_stock_check_region(const struct dpc_stock_region *r, uint64_t columns,
                            uint64_t rows, char *err, size_t errlen);
 

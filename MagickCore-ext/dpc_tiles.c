@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_region.h"
 #include "dpc_util.h"
 
 #define MIN_ENTRIES 8
@@ -817,18 +818,56 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
     return 1;
 }
 
+struct split_io {
+    struct dpc_tiles *t;
+    int plane, write;
+    uint8_t *buf;
+    char *err;
+    size_t errlen;
+};
+
+static int rect_io(void *arg, const struct dpc_region_rect *r)
+{
+    struct split_io *a = arg;
+
+    return region_io(a->t, a->plane, r->x, r->y, r->w, r->h,
+                     a->buf + r->at * a->t->cfg.bpp[a->plane], a->write,
+                     a->err, a->errlen);
+}
+
+/* A region inside the image goes as it is; one whose rows run past the
+ * right edge (ImageMagick's rule, dpc_region.h) as the rectangles it
+ * covers, row by row. */
+static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, uint8_t *buf, int write,
+                    char *err, size_t errlen)
+{
+    struct split_io a = { t, plane, write, buf, err, errlen };
+
+    if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0)
+        return dpc_errf(err, errlen, "no plane %d in this cache", plane);
+    if (w > 0 && h > 0 && x < t->cfg.columns && y < t->cfg.rows &&
+        w <= t->cfg.columns - x && h <= t->cfg.rows - y)
+        return region_io(t, plane, x, y, w, h, buf, write, err, errlen);
+    if (x > INT64_MAX || y > INT64_MAX ||
+        dpc_region_check(t->cfg.columns, t->cfg.rows, (int64_t)x, (int64_t)y,
+                         w, h, err, errlen) < 0)
+        return -1;
+    return dpc_region_split(t->cfg.columns, x, y, w, h, rect_io, &a);
+}
+
 int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                    uint64_t w, uint64_t h, uint8_t *dst, char *err,
                    size_t errlen)
 {
-    return region_io(t, plane, x, y, w, h, dst, 0, err, errlen);
+    return tiles_io(t, plane, x, y, w, h, dst, 0, err, errlen);
 }
 
 int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     uint64_t w, uint64_t h, const uint8_t *src, char *err,
                     size_t errlen)
 {
-    return region_io(t, plane, x, y, w, h, (uint8_t *)src, 1, err, errlen);
+    return tiles_io(t, plane, x, y, w, h, (uint8_t *)src, 1, err, errlen);
 }
 
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)

@@ -47,7 +47,8 @@ struct dpc_tiles;
 struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
                                  size_t errlen);
 /* Copies a region of one plane out of (into) the cache; the buffer holds
- * w x h pixels row after row.  The region must lie inside the image. */
+ * w x h pixels row after row.  Regions follow ImageMagick's rule
+ * (dpc_region.h): a row may run past the right edge onto the next. */
 int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                    uint64_t w, uint64_t h, uint8_t *dst, char *err,
                    size_t errlen);

@@ -294,10 +294,16 @@ MALFORMED = {
          lambda c: c.header("o") + P.open_im6(8, 8)),
     ],
     "region": [
-        ("x+width > columns", P.IM6, _open_ok,
-         lambda c: _rgn(c, "r", 8, 1, 60, 0, 64)),
-        ("width > columns", P.IM6, _open_ok,
-         lambda c: _rgn(c, "r", 65, 1, 0, 0, 65 * 8)),
+        # A row may run past the right edge onto the next (ImageMagick's
+        # own rule) but not past the end of the cache.
+        ("x+width past the cache's end", P.IM6, _open_ok,
+         lambda c: _rgn(c, "r", 8, 1, 60, 47, 64)),
+        ("width past the cache's end", P.IM6, _open_ok,
+         lambda c: _rgn(c, "r", 64 * 48 + 1, 1, 0, 0, (64 * 48 + 1) * 8)),
+        ("wrapping rows, the last past the end", P.IM6, _layout,
+         lambda c: _rgn(c, "r", 70, 2, 0, 46, 70 * 2 * 8)),
+        ("x = columns", P.IM6, _open_ok,
+         lambda c: _rgn(c, "r", 1, 1, 64, 0, 8)),
         ("y = rows", P.IM6, _open_ok,
          lambda c: _rgn(c, "r", 1, 1, 0, 48, 8)),
         ("y far beyond rows", P.IM6, _open_ok,
@@ -320,10 +326,11 @@ MALFORMED = {
          lambda c: _rgn(c, "r", MASK, 1, 1, 0, 8)),
         ("width*height wraps to a small length", P.IM6, _open_ok,
          lambda c: _rgn(c, "r", 1 << 32, 1 << 32, 0, 0, 8)),
-        ("width 0", P.IM6, _open_ok,
-         lambda c: _rgn(c, "r", 0, 1, 0, 0, 0)),
-        ("height 0 (after layout)", P.IM6, _layout,
-         lambda c: _rgn(c, "r", 1, 0, 0, 0, 0)),
+        # (an empty region of length 0 is a no-op, as in a memory cache)
+        ("width 0 with a length", P.IM6, _open_ok,
+         lambda c: _rgn(c, "r", 0, 1, 0, 0, 8)),
+        ("height 0 with a length (after layout)", P.IM6, _layout,
+         lambda c: _rgn(c, "r", 1, 0, 0, 0, 8)),
     ],
     "length": [
         ("first request: length one more than 8 bytes/pixel", P.IM6,

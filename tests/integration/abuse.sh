@@ -225,7 +225,7 @@ check "malformed: r/w/R/d before o -> 4 zero bytes, close" \
     sane scenario malformed-before-open
 check "malformed: second o on one connection -> 4 zero bytes, close" \
     sane scenario malformed-second-open
-check "malformed: region outside the image (x+w, y, negative, 2^63-1, width 0) -> 4 zero bytes, close" \
+check "malformed: region outside the cache (past its end, y, negative, 2^63-1, width 0) -> 4 zero bytes, close" \
     sane scenario malformed-region
 check "malformed: length != width*height*bpp -> 4 zero bytes, close" \
     sane scenario malformed-length

@@ -741,15 +741,40 @@ static void session_second_open_test(void **state)
     assert_int_equal(store_stats(h).caches, 1);
 }
 
-/* A region past the right edge is refused. */
+/* A region whose rows run past the right edge onto the next row is
+ * served as a memory cache serves it: each row is the run of pixels from
+ * its start in the image's row-major layout. */
+static void session_region_wraps_test(void **state)
+{
+    struct harness *h = *state;
+    uint8_t img[COLS * ROWS * Q16], run[3 * 2 * Q16], back[3 * 2 * Q16];
+
+    login(h);
+    open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
+    pattern(img, sizeof(img), 23);
+    send_write(h, 'w', COLS, ROWS, 0, 0, img, sizeof(img));
+    send_region(h, 'r', 3, 2, 14, 0, sizeof(run));
+    memcpy(run, img + 14 * Q16, 3 * Q16);                  /* 14, 15, 16 */
+    memcpy(run + 3 * Q16, img + (COLS + 14) * Q16, 3 * Q16);
+    expect_out(h, run, sizeof(run));
+    pattern(back, sizeof(back), 24);
+    send_write(h, 'w', 3, 2, 15, 7, back, sizeof(back));
+    expect_out(h, NULL, 0);
+    memcpy(img + (7 * COLS + 15) * Q16, back, 3 * Q16);
+    memcpy(img + (8 * COLS + 15) * Q16, back + 3 * Q16, 3 * Q16);
+    send_region(h, 'r', COLS, ROWS, 0, 0, sizeof(img));
+    expect_out(h, img, sizeof(img));
+}
+
+/* A region whose last run passes the end of the cache is refused. */
 static void session_region_outside_test(void **state)
 {
     struct harness *h = *state;
 
     login(h);
     open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
-    send_region(h, 'r', 3, 2, 14, 0, 3 * 2 * Q16);
-    expect_failure(h, "region 3x2+14+0 outside 16x10 image");
+    send_region(h, 'r', 3, 2, 14, 8, 3 * 2 * Q16);
+    expect_failure(h, "region 3x2+14+8 runs past the end of the 16x10 image");
 }
 
 /* A region below the bottom edge is refused before its payload. */
@@ -760,7 +785,7 @@ static void session_region_below_test(void **state)
     login(h);
     open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
     send_region(h, 'w', COLS, 1, 0, ROWS, COLS * Q16);
-    expect_failure(h, "outside 16x10 image");
+    expect_failure(h, "starts outside the 16x10 image");
     assert_int_equal(dpc_session_counters(h->sess)->bytes_in, 0);
 }
 
@@ -772,17 +797,28 @@ static void session_negative_x_test(void **state)
     login(h);
     open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
     send_region(h, 'w', 3, 2, -1, 0, 3 * 2 * Q16);
-    expect_failure(h, "region 3x2-1+0 outside");
+    expect_failure(h, "region 3x2-1+0 starts outside");
 }
 
-/* An empty region is refused. */
+/* An empty region of length 0 moves nothing and the session goes on; one
+ * that claims a payload is refused. */
 static void session_empty_region_test(void **state)
 {
     struct harness *h = *state;
+    uint8_t px[2 * Q16];
 
     login(h);
     open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
     send_region(h, 'r', 0, 2, 0, 0, 0);
+    expect_out(h, NULL, 0);
+    send_region(h, 'w', 2, 0, 99, 99, 0);
+    expect_out(h, NULL, 0);
+    assert_int_equal(dpc_session_state(h->sess), DPC_SESS_HEADER);
+    pattern(px, sizeof(px), 25);
+    send_write(h, 'w', 2, 1, 3, 3, px, sizeof(px));
+    send_region(h, 'r', 2, 1, 3, 3, sizeof(px));
+    expect_out(h, px, sizeof(px));
+    send_region(h, 'r', 0, 2, 0, 0, 8);
     expect_failure(h, "empty region");
 }
 
@@ -985,7 +1021,23 @@ static void session_im7_im6_proof_test(void **state)
     expect_out(h, nonce16, 16);
     client_send(h, proof6, sizeof(proof6));
     expect_out(h, NULL, 0);
-    assert_string_equal(dpc_session_error(h->sess), "authentication failed");
+    assert_contains(dpc_session_error(h->sess), "authentication failed: ");
+    assert_contains(dpc_session_error(h->sess), "an ImageMagick 6 client");
+    assert_contains(dpc_session_error(h->sess), "--listen");
+    assert_null(dpc_session_hint(h->sess));
+}
+
+/* IM6 listener: a session still waiting for its proof names the IM7
+ * listener as what the silence may mean; once past the proof, nothing. */
+static void session_im6_silent_hint_test(void **state)
+{
+    struct harness *h = *state;
+
+    pump(h);
+    assert_non_null(dpc_session_hint(h->sess));
+    assert_contains(dpc_session_hint(h->sess), "--listen-im7");
+    login(h);
+    assert_null(dpc_session_hint(h->sess));
 }
 
 /* IM7: metacontent before any pixel request is refused. */
@@ -1212,6 +1264,7 @@ int main(void)
         T(session_read_before_open_test, setup_im6),
         T(session_write_before_open_test, setup_im6),
         T(session_second_open_test, setup_im6),
+        T(session_region_wraps_test, setup_im6),
         T(session_region_outside_test, setup_im6),
         T(session_region_below_test, setup_im6),
         T(session_negative_x_test, setup_im6),
@@ -1229,6 +1282,7 @@ int main(void)
         T(session_status_twice_test, setup_im6),
         T(session_im7_test, setup_im7),
         T(session_im7_im6_proof_test, setup_im7),
+        T(session_im6_silent_hint_test, setup_im6),
         T(session_im7_metacontent_first_test, setup_im7),
         T(session_im7_bad_open_test, setup_im7),
         T(session_counters_test, setup_im6),

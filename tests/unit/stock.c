@@ -382,7 +382,7 @@ static void stock_region_negative_x_test(void **state)
     char err[256] = "";
 
     assert_int_equal(dpc_stock_check_region(&r, 16, 10, err, sizeof(err)), -1);
-    assert_string_equal(err, "region 3x2-1+0 outside 16x10 image");
+    assert_string_equal(err, "region 3x2-1+0 starts outside the 16x10 image");
 }
 
 /* A negative y is refused. */
@@ -392,7 +392,7 @@ static void stock_region_negative_y_test(void **state)
     char err[256] = "";
 
     assert_int_equal(dpc_stock_check_region(&r, 16, 10, err, sizeof(err)), -1);
-    assert_contains(err, "outside 16x10 image");
+    assert_contains(err, "starts outside the 16x10 image");
 }
 
 /* Empty regions are refused. */
@@ -404,11 +404,11 @@ static void stock_region_empty_test(void **state)
 
     assert_int_equal(dpc_stock_check_region(&w0, 16, 10, err, sizeof(err)),
                      -1);
-    assert_string_equal(err, "empty region");
+    assert_string_equal(err, "empty region 0x2");
     err[0] = '\0';
     assert_int_equal(dpc_stock_check_region(&h0, 16, 10, err, sizeof(err)),
                      -1);
-    assert_string_equal(err, "empty region");
+    assert_string_equal(err, "empty region 2x0");
 }
 
 /* x + width wrapping around (x = INT64_MAX) is refused. */
@@ -423,17 +423,41 @@ static void stock_region_x_overflow_test(void **state)
     assert_int_equal(dpc_stock_check_region(&rw, 16, 10, NULL, 0), -1);
 }
 
-/* One pixel past the right or bottom edge is refused. */
+/* Rows that run past the right edge onto the next row are served, as
+ * ImageMagick's memory cache serves them (a glyph row drawn past the edge:
+ * 15x1+193+19 on 200x50). */
+static void stock_region_wraps_test(void **state)
+{
+    struct dpc_stock_region ok[] = {
+        region(4, 1, 13, 0, 0), region(17, 1, 0, 0, 0),
+        region(16, 1, 15, 8, 0), region(160, 1, 0, 0, 0),
+        region(20, 3, 5, 2, 0),
+    };
+    struct dpc_stock_region glyph = region(15, 1, 193, 19, 0);
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(dpc_stock_check_region(&ok[i], 16, 10, NULL, 0), 0);
+    assert_int_equal(dpc_stock_check_region(&glyph, 200, 50, NULL, 0), 0);
+}
+
+/* A region whose last pixel lies past the cache, or whose first lies
+ * outside the image, is refused. */
 static void stock_region_beyond_edges_test(void **state)
 {
     struct dpc_stock_region bad[] = {
-        region(4, 1, 13, 0, 0), region(1, 4, 0, 7, 0),
-        region(17, 1, 0, 0, 0), region(1, 11, 0, 0, 0),
+        region(1, 4, 0, 7, 0),  region(1, 11, 0, 0, 0),
         region(1, 1, 16, 0, 0), region(1, 1, 0, 10, 0),
+        region(2, 1, 15, 9, 0), region(161, 1, 0, 0, 0),
+        region(17, 10, 0, 0, 0), region(16, 2, 1, 8, 0),
     };
+    char err[256] = "";
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(dpc_stock_check_region(&bad[i], 16, 10, NULL, 0), -1);
+    assert_int_equal(dpc_stock_check_region(&bad[4], 16, 10, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "region 2x1+15+9 runs past the end of the 16x10 "
+                             "image");
 }
 
 /* IM6 pixels: 4, 8 and 16 bytes per pixel are Q8, Q16 and HDRI. */
@@ -599,6 +623,7 @@ int main(void)
         cmocka_unit_test(stock_region_negative_y_test),
         cmocka_unit_test(stock_region_empty_test),
         cmocka_unit_test(stock_region_x_overflow_test),
+        cmocka_unit_test(stock_region_wraps_test),
         cmocka_unit_test(stock_region_beyond_edges_test),
         cmocka_unit_test(stock_infer_im6_pixels_test),
         cmocka_unit_test(stock_infer_im6_indexes_test),

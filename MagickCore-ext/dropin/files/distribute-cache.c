@@ -317,8 +317,9 @@ MagickExport void DistributePixelCacheServer(const int port,
 %                                                                             %
 %%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
 %
-%  These return the first host's socket, the host list, and the first
-%  host's port, for cache.c's logs and cache file name.
+%  These return the first host's socket, the hosts as connected
+%  (HOST:PORT,...: the cache's name in cache.c's logs and errors), and the
+%  first host's port.
 %
 */
 MagickPrivate int GetDistributeCacheFile(const DistributeCacheInfo *server_info)
@@ -548,7 +549,7 @@ static MagickBooleanType ConnectDistributeCache(
   if (server_info->links == (struct dpc_link **) NULL)
     return(MagickFalse);
   list=AcquireString(hosts);
-  (void) CopyMagickString(server_info->hostname,hosts,MaxTextExtent);
+  *server_info->hostname='\0';
   for (p=list; (p != (char *) NULL) && (*p != '\0'); p=q)
   {
     q=strchr(p,',');
@@ -576,6 +577,14 @@ static MagickBooleanType ConnectDistributeCache(
         list=DestroyString(list);
         return(MagickFalse);
       }
+    /*
+      The cache's name in logs and errors: HOST:PORT,... as connected.
+    */
+    (void) FormatLocaleString(server_info->hostname+strlen(
+      server_info->hostname),MaxTextExtent-strlen(server_info->hostname),
+      "%s%s%s%s:%u",server_info->number_hosts == 0 ? "" : ",",
+      strchr(host,':') != (char *) NULL ? "[" : "",host,
+      strchr(host,':') != (char *) NULL ? "]" : "",port);
     if (server_info->number_hosts == 0)
       {
         server_info->port=(int) port;
@@ -800,17 +809,29 @@ static MagickOffsetType TransferDistributeCache(
   const MagickBooleanType write)
 {
   MagickSizeType
-    bytes;
+    bytes,
+    packet;
 
   assert(server_info != (DistributeCacheInfo *) NULL);
   assert(server_info->signature == MagickCoreSignature);
   assert(region != (RectangleInfo *) NULL);
-  assert(buffer != (unsigned char *) NULL);
-  if ((server_info->tiles == (struct dpc_tiles *) NULL) ||
-      (region->x < 0) || (region->y < 0))
+  /*
+    Nothing to move is a no-op, as for a memory cache (a sync of a region
+    that failed to read is one).  Any other mismatch is a failure the
+    caller turns into an exception: never an abort.
+  */
+  if (length == 0)
+    return(0);
+  if ((buffer == (unsigned char *) NULL) ||
+      (server_info->tiles == (struct dpc_tiles *) NULL) ||
+      (region->x < 0) || (region->y < 0) || (region->width == 0) ||
+      (region->height == 0))
     return(-1);
-  bytes=(MagickSizeType) region->width*region->height*(plane == 0 ?
-    sizeof(PixelPacket) : sizeof(IndexPacket));
+  packet=plane == 0 ? sizeof(PixelPacket) : sizeof(IndexPacket);
+  if ((MagickSizeType) region->height > (MagickSizeType) ~0ULL/
+      region->width/packet)
+    return(-1);
+  bytes=(MagickSizeType) region->width*region->height*packet;
   if (bytes != length)
     return(-1);
   return(LockedTransferDistributeCache(server_info,plane,region,length,buffer,
