@@ -171,6 +171,17 @@ if unshare -n true 2> /dev/null; then
 else
     echo "# no network namespaces here: -distribute-cache not tested"
 fi
+# The cache is named by its hosts as connected, each HOST:PORT once (in
+# -debug cache and in every error about it).
+cache_name() {
+    extra_server PORT_B name-b
+    dropin -define cache:hosts="127.0.0.1:$PORT, 127.0.0.1:$PORT_B" \
+        -define cache:tiers=distributed "$WORK/in.miff" -blur 0x2 \
+        "$WORK/n.miff" 2> "$WORK/log"
+    grep -q "(127\.0\.0\.1:$PORT,127\.0\.0\.1:$PORT_B\[" "$WORK/log"
+    ! grep -q ":$PORT_B:$PORT_B" "$WORK/log"
+}
+check "the cache is named HOST:PORT,HOST:PORT in -debug cache" cache_name
 check "first server still serving" server_alive
 check_stops
 finish
