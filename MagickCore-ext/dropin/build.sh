@@ -3,7 +3,7 @@
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
 #            [--files DIR] [--extra-libs "ARGS"] [--cppflags "ARGS"]
-#            [--strict-symbols] [--also TARGET]...
+#            [--also TARGET]...
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -59,12 +59,20 @@
 #     objects are deleted, so all are recompiled (make does not track flags).
 #  7. checks, on a copy in BUILD/stage/ whose RPATH is removed with
 #     `chrpath -d` as debian/rules does (configure's X11 flags add
-#     -R/usr/lib/X11): SONAME libMagickCore-6.Q16.so.6; every symbol the
-#     system's library exports (nm -D --defined-only) also exported (lists
-#     in BUILD/symbols.{missing,extra}; missing ones are a warning naming
-#     the system binaries that import them, BUILD/symbols.users, or an
-#     error with --strict-symbols); `convert -version` identical to the
-#     system's (same delegates and features), else an error.
+#     -R/usr/lib/X11), each an error: SONAME libMagickCore-6.Q16.so.6;
+#     every symbol the system's library exports (nm -D --defined-only)
+#     exported too, of the same type and version (lists in
+#     BUILD/symbols.{missing,mismatched,extra}, and the system binaries
+#     importing a missing one in BUILD/symbols.users: with RTLD_NOW, as
+#     Python's ctypes loads libMagickWand, one missing symbol makes the
+#     whole library fail to load); every struct the installed headers
+#     (/usr/include/ImageMagick-6, the installed package's) define of the
+#     same size in the tree's headers (BUILD/layout/: the installed coders
+#     and libMagickWand read and write the fields they know of in structs
+#     this library allocates); `convert -version` identical to the
+#     system's (same delegates and features).  There is no switch to
+#     install a library failing them: a missing symbol or field is
+#     implemented in --files (see files/*.patch).
 #  8. install: the .so.6.x.y copied into PREFIX/lib (only when it differs,
 #     atomically) with the .so.6 and .so symlinks; no `make install`.
 #
@@ -73,7 +81,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS='' STRICT_SYMBOLS=no
+PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS=''
 ALSO=
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
@@ -97,7 +105,6 @@ while [ $# -gt 0 ]; do
     --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
     --cppflags) EXTRA_CPPFLAGS=${2?}; shift 2 ;;
     --cppflags=*) EXTRA_CPPFLAGS=${1#*=}; shift ;;
-    --strict-symbols) STRICT_SYMBOLS=yes; shift ;;
     --also) ALSO="$ALSO ${2:?}"; shift 2 ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
@@ -162,6 +169,7 @@ write_if_changed() {
 # Debian's build (debian/control Build-Depends, less packaging tools, docs,
 # Perl and SVG tools that do not touch the library).
 PACKAGES="gcc g++ make dpkg-dev autoconf automake libtool pkg-config
+  libmagickcore-6.q16-dev
   libltdl-dev libfftw3-dev liblcms2-dev liblqr-1-0-dev libfreetype-dev
   libfontconfig-dev zlib1g-dev liblzma-dev libbz2-dev libzstd-dev
   libx11-dev libxext-dev libxt-dev libdjvulibre-dev libexif-dev
@@ -528,8 +536,86 @@ symbol_users() {
     done
 }
 
+# dynamic_symbols LIB: "NAME[@VERSION] TYPE" of each symbol LIB exports.
+dynamic_symbols() {
+    nm -D --defined-only --with-symbol-versions "$1" | awk '{print $3, $2}' | sort -u
+}
+
+# check_symbols SYSTEM_LIB: every symbol SYSTEM_LIB exports also exported by
+# the drop-in, with the same type and version; else an error listing them
+# and the system binaries that import the missing ones.
+check_symbols() {
+    local system_lib=$1 missing mismatched extra
+    dynamic_symbols "$system_lib" > "$BUILD/symbols.system"
+    dynamic_symbols "$LIB_REAL" > "$BUILD/symbols.dropin"
+    # names only (no version, no type)
+    sed 's/[@ ].*//' "$BUILD/symbols.system" | sort -u > "$BUILD/symbols.system.names"
+    sed 's/[@ ].*//' "$BUILD/symbols.dropin" | sort -u > "$BUILD/symbols.dropin.names"
+    comm -23 "$BUILD/symbols.system.names" "$BUILD/symbols.dropin.names" |
+        write_if_changed "$BUILD/symbols.missing"
+    comm -13 "$BUILD/symbols.system.names" "$BUILD/symbols.dropin.names" \
+        > "$BUILD/symbols.extra"
+    # exported by both, but with another type or version
+    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" |
+        grep -vwF -f "$BUILD/symbols.missing" > "$BUILD/symbols.mismatched" || true
+    missing=$(wc -l < "$BUILD/symbols.missing")
+    mismatched=$(wc -l < "$BUILD/symbols.mismatched")
+    extra=$(wc -l < "$BUILD/symbols.extra")
+    if [ "$missing" -ne 0 ]; then
+        [ "$BUILD/symbols.users" -nt "$BUILD/symbols.missing" ] ||
+            symbol_users "$BUILD/symbols.missing" > "$BUILD/symbols.users"
+        sed 's/^/  | /' "$BUILD/symbols.users" >&2
+        die "$missing symbols of $system_lib missing:" \
+            "$(tr '\n' ' ' < "$BUILD/symbols.missing")(their system importers" \
+            "above; one missing symbol makes a program that loads them with" \
+            "RTLD_NOW, as Python's ctypes does libMagickWand, fail to load" \
+            "them at all): implement them in $FILES; not installed"
+    fi
+    if [ "$mismatched" -ne 0 ]; then
+        sed 's/^/  | system: /' "$BUILD/symbols.mismatched" >&2
+        die "$mismatched symbols of $system_lib exported with another type or" \
+            "version (list: $BUILD/symbols.mismatched); not installed"
+    fi
+    [ "$extra" -eq 0 ] ||
+        warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
+}
+
+# check_layouts: each struct the installed headers define has the same size
+# in the tree's headers (a program or coder built with the installed ones
+# reads and writes every field it knows of in the structs we allocate).
+check_layouts() {
+    local dir=$BUILD/layout include=/usr/include/ImageMagick-6
+    mkdir -p "$dir"
+    # struct tags with a body: "[typedef ]struct _Name" then a "{" line
+    awk 'prev ~ /^(typedef )?struct _[A-Za-z0-9]+ *$/ && /^[ \t]*\{/ {
+             n = prev; sub(/^(typedef )?struct /, "", n); sub(/ *$/, "", n); print n }
+         { prev = $0 }' "$include"/magick/*.h | sort -u > "$dir/structs"
+    [ -s "$dir/structs" ] || die "no struct definitions found in $include/magick"
+    {
+        printf '#include <stdio.h>\n#include "magick/MagickCore.h"\n'
+        printf 'int main(void)\n{\n'
+        sed 's/.*/  printf("%s %zu\\n","&",sizeof(struct &));/' "$dir/structs"
+        printf '  return(0);\n}\n'
+    } > "$dir/sizes.c"
+    run layout-system.log gcc $(pkg-config --cflags MagickCore) \
+        -o "$dir/sizes.system" "$dir/sizes.c"
+    run layout-dropin.log gcc -I"$OBJ" -I"$SRC" -DMAGICKCORE_HDRI_ENABLE=0 \
+        -DMAGICKCORE_QUANTUM_DEPTH=16 -o "$dir/sizes.dropin" "$dir/sizes.c"
+    "$dir/sizes.system" > "$dir/sizes.system.txt"
+    "$dir/sizes.dropin" > "$dir/sizes.dropin.txt"
+    if ! cmp -s "$dir/sizes.system.txt" "$dir/sizes.dropin.txt"; then
+        join "$dir/sizes.system.txt" "$dir/sizes.dropin.txt" |
+            awk '$2 != $3 { printf "  | struct %s: %s bytes in %s, %s in the drop-in\n", $1, $2, inc, $3 }' \
+                inc="$include" >&2
+        die "structs of the installed headers differ in size from the drop-in's" \
+            "(the installed coders and libMagickWand would read and write past" \
+            "what this library allocates): add the fields to the headers in" \
+            "$FILES; not installed"
+    fi
+}
+
 check_library() {
-    local soname missing extra ma system_lib syms
+    local soname ma system_lib
     soname=$(readelf -d "$LIB_REAL" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
     [ "$soname" = "$SYSTEM_LIB_NAME" ] ||
         die "SONAME of $LIB_REAL is '$soname', not $SYSTEM_LIB_NAME"
@@ -538,24 +624,8 @@ check_library() {
     esac
     ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
     system_lib=$(readlink -f "/usr/lib/$ma/$SYSTEM_LIB_NAME")
-    nm -D --defined-only "$system_lib" | awk '{print $NF}' | sort -u > "$BUILD/symbols.system"
-    nm -D --defined-only "$LIB_REAL" | awk '{print $NF}' | sort -u > "$BUILD/symbols.dropin"
-    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" | write_if_changed "$BUILD/symbols.missing"
-    comm -13 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.extra"
-    missing=$(wc -l < "$BUILD/symbols.missing")
-    extra=$(wc -l < "$BUILD/symbols.extra")
-    if [ "$missing" -ne 0 ]; then
-        syms=$(tr '\n' ' ' < "$BUILD/symbols.missing")
-        [ "$BUILD/symbols.users" -nt "$BUILD/symbols.missing" ] ||
-            symbol_users "$BUILD/symbols.missing" > "$BUILD/symbols.users"
-        [ "$STRICT_SYMBOLS" = no ] || {
-            sed 's/^/  | /' "$BUILD/symbols.users" >&2
-            die "$missing symbols of $system_lib missing: ${syms% }; not installed (--strict-symbols)"
-        }
-        warn "$missing symbols of $system_lib missing: ${syms% }; imported by $(wc -l < "$BUILD/symbols.users") system binaries (list: $BUILD/symbols.users), whose code paths using them die with 'undefined symbol'"
-    fi
-    [ "$extra" -eq 0 ] ||
-        warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
+    check_symbols "$system_lib"
+    check_layouts
     # The same version, features, delegates: convert -version identical.
     /usr/bin/convert -version > "$BUILD/version.system" 2>&1 || true
     LD_LIBRARY_PATH=$(dirname "$LIB_REAL") /usr/bin/convert -version \
