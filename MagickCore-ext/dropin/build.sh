@@ -3,7 +3,7 @@
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
 #            [--files DIR] [--extra-libs "ARGS"] [--cppflags "ARGS"]
-#            [--also TARGET]...
+#            [--final-prefix DIR] [--allow-older-source] [--also TARGET]...
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -22,6 +22,17 @@
 #     mirror no longer has that exact version (a security pocket drops old
 #     source), the newest available version of the SAME upstream version is
 #     used, with a warning.  A deb-src entry is added when there is none.
+#     The source's Debian version (that one, or --magick-source's
+#     debian/changelog) is compared with the installed package's: when it
+#     is older, the later revisions' security fixes are missing, and the
+#     library is not installed where the dynamic linker looks by default
+#     (--final-prefix DIR, the prefix the library will finally live under
+#     when --prefix has a DESTDIR in front, default --prefix: DIR/lib is
+#     /usr/lib, /lib, their multiarch and lib64 directories, or one listed
+#     in /etc/ld.so.conf or the files it includes, e.g. /usr/local/lib):
+#     an error before anything is built, unless --allow-older-source.
+#     Elsewhere (a prefix of your own, used with LD_LIBRARY_PATH) it is a
+#     warning.
 #  3. drop-in: each file of --files is copied into magick/ only when its
 #     content differs (a file NAME.patch gives the original NAME with the
 #     patch applied) (so make sees a change only when there is one); the
@@ -82,6 +93,7 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS=''
+FINAL_PREFIX='' ALLOW_OLDER_SOURCE=no
 ALSO=
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
@@ -105,6 +117,9 @@ while [ $# -gt 0 ]; do
     --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
     --cppflags) EXTRA_CPPFLAGS=${2?}; shift 2 ;;
     --cppflags=*) EXTRA_CPPFLAGS=${1#*=}; shift ;;
+    --final-prefix) FINAL_PREFIX=${2:?}; shift 2 ;;
+    --final-prefix=*) FINAL_PREFIX=${1#*=}; shift ;;
+    --allow-older-source) ALLOW_OLDER_SOURCE=yes; shift ;;
     --also) ALSO="$ALSO ${2:?}"; shift 2 ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
@@ -121,6 +136,7 @@ T0=$(date +%s.%N)
 mkdir -p "$PREFIX" "$BUILD"
 PREFIX=$(cd "$PREFIX" && pwd)
 BUILD=$(cd "$BUILD" && pwd)
+FINAL_PREFIX=$(realpath -m "${FINAL_PREFIX:-$PREFIX}")
 case $FILES in /*) ;; *) FILES=$PWD/$FILES ;; esac
 LOGDIR=$BUILD/logs
 mkdir -p "$LOGDIR"
@@ -192,7 +208,8 @@ install_packages() {
 }
 
 # ------------------------------------------------------------------ source
-SOURCE_NOTE=
+SOURCE_VERSION=''      # Debian version of the source built ('': unknown)
+INSTALLED_VERSION=''   # Debian version of the installed library
 
 # deb-src entries known to apt?
 have_deb_src() {
@@ -231,6 +248,7 @@ fetch_source() {
     installed=$(dpkg-query -W -f='${source:Version}' "$BIN_PACKAGE" 2>/dev/null) ||
         die "$BIN_PACKAGE is not installed (apt-get install $BIN_PACKAGE), " \
             "or pass --magick-source DIR"
+    INSTALLED_VERSION=$installed
     upstream=${installed%-*}           # epoch:upstream, no Debian revision
     state=$cache/state
     mkdir -p "$cache"
@@ -239,7 +257,7 @@ fetch_source() {
         . "$state"                     # CACHED_FOR, USED, TREE
         if [ "${CACHED_FOR:-}" = "$installed" ] && [ -f "${TREE:-}/configure.ac" ]; then
             SRC=$TREE
-            [ "$USED" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $USED (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
+            SOURCE_VERSION=$USED
             return 0
         fi
     fi
@@ -290,7 +308,84 @@ fetch_source() {
     [ -f "$tree/configure.ac" ] || die "apt-get source gave no source tree in $cache/dl"
     printf 'CACHED_FOR=%q\nUSED=%q\nTREE=%q\n' "$installed" "$used" "$tree" > "$state"
     SRC=$tree
-    [ "$used" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $used (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
+    SOURCE_VERSION=$used
+}
+
+# tree_version: SOURCE_VERSION and INSTALLED_VERSION for --magick-source
+# (the tree's debian/changelog, when it has one).
+tree_version() {
+    INSTALLED_VERSION=$(dpkg-query -W -f='${source:Version}' "$BIN_PACKAGE" 2>/dev/null || true)
+    [ ! -f "$SRC/debian/changelog" ] ||
+        SOURCE_VERSION=$(dpkg-parsechangelog -l "$SRC/debian/changelog" -S Version 2>/dev/null || true)
+}
+
+# ld_conf_dirs FILE [DEPTH]: the directories an ld.so.conf lists, following
+# its include lines (relative patterns from the including file's directory).
+ld_conf_dirs() {
+    local file=$1 depth=${2:-0} line word inc
+    [ -r "$file" ] && [ "$depth" -lt 8 ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%%#*}
+        set -- $line
+        [ $# -gt 0 ] || continue
+        case $1 in
+        include)
+            shift
+            for word in "$@"; do
+                case $word in /*) ;; *) word=$(dirname "$file")/$word ;; esac
+                for inc in $word; do
+                    [ -f "$inc" ] && ld_conf_dirs "$inc" $((depth + 1))
+                done
+            done
+            ;;
+        hwcap) ;;
+        *) printf '%s\n' $(printf '%s\n' "$line" | tr ':,\t' '   ') | sed 's/=.*//' ;;
+        esac
+    done < "$file"
+}
+
+# ld_default_dir DIR: whether the dynamic linker searches DIR without
+# LD_LIBRARY_PATH (its trusted directories, and those of /etc/ld.so.conf).
+ld_default_dir() {
+    local want d ma
+    want=$(realpath -m "$1")
+    ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    for d in /lib /usr/lib /lib64 /usr/lib64 "/lib/$ma" "/usr/lib/$ma" \
+        $(ld_conf_dirs /etc/ld.so.conf); do
+        [ "$(realpath -m "$d")" = "$want" ] && return 0
+    done
+    return 1
+}
+
+# check_source_version: an older Debian revision of the source than the
+# installed library's is refused for a directory the dynamic linker
+# searches by default (unless --allow-older-source), else a warning.
+check_source_version() {
+    local dir=$FINAL_PREFIX/lib WHY_OLDER=' (whose source the mirror lacks)'
+    [ -z "$MAGICK_SOURCE" ] || WHY_OLDER=''
+    if [ -z "$SOURCE_VERSION" ] || [ -z "$INSTALLED_VERSION" ]; then
+        warn "the Debian version of $SRC is unknown (no debian/changelog): cannot tell whether it has the installed ${INSTALLED_VERSION:-library}'s security fixes"
+        return 0
+    fi
+    dpkg --compare-versions "$SOURCE_VERSION" lt "$INSTALLED_VERSION" || return 0
+    if [ "$ALLOW_OLDER_SOURCE" = no ] && ld_default_dir "$dir"; then
+        {
+            printf 'dropin: error: refusing to install into %s\n' "$dir"
+            printf '  %s\n' \
+                "The dynamic linker searches $dir by default, so every program" \
+                "using ImageMagick 6 would load this libMagickCore.  It is built from" \
+                "    $SRC_PACKAGE $SOURCE_VERSION," \
+                "older than the installed" \
+                "    $BIN_PACKAGE $INSTALLED_VERSION$WHY_OLDER:" \
+                "the security fixes of the later Debian revisions would be missing." \
+                "Install under a prefix of your own and use LD_LIBRARY_PATH, build" \
+                "from the installed version's source (configure --with-magick-source=DIR)," \
+                "or accept the older source explicitly:" \
+                "    ./configure --enable-older-magick-source   (build.sh --allow-older-source)"
+        } >&2
+        exit 1
+    fi
+    warn "built from $SRC_PACKAGE $SOURCE_VERSION, older than the installed $INSTALLED_VERSION$WHY_OLDER: the security fixes of the later Debian revisions are missing (fine under LD_LIBRARY_PATH; refused where the dynamic linker looks by default)"
 }
 
 # ----------------------------------------------------------------- drop-in
@@ -658,10 +753,11 @@ if [ -n "$MAGICK_SOURCE" ]; then
     [ -f "$MAGICK_SOURCE/configure.ac" ] && [ -d "$MAGICK_SOURCE/magick" ] ||
         die "--magick-source $MAGICK_SOURCE is not an ImageMagick source tree"
     SRC=$(cd "$MAGICK_SOURCE" && pwd)
+    tree_version
 else
     fetch_source
 fi
-[ -z "$SOURCE_NOTE" ] || warn "$SOURCE_NOTE"
+check_source_version
 drop_in
 configure_tree
 build_library
@@ -670,4 +766,5 @@ check_library
 install_library
 T1=$(date +%s.%N)
 if [ "$DROPPED" -eq 0 ]; then what=stock; else what="$DROPPED file(s) dropped in"; fi
+what="$SRC_PACKAGE ${SOURCE_VERSION:-$SRC}, $what"
 say "$PREFIX/lib/$SYSTEM_LIB_NAME ($what) ready in $(awk "BEGIN{printf \"%.1f\", $T1 - $T0}") s; logs in $LOGDIR"
