@@ -3,7 +3,7 @@
 #
 #   build.sh --prefix DIR --build-dir DIR [--magick-source DIR]
 #            [--files DIR] [--extra-libs "ARGS"] [--cppflags "ARGS"]
-#            [--strict-symbols] [--also TARGET]...
+#            [--final-prefix DIR] [--allow-older-source] [--also TARGET]...
 #
 # Builds libMagickCore from the distribution's own ImageMagick source, with
 # Debian's own configure flags for the Q16 package, with the files of
@@ -22,6 +22,17 @@
 #     mirror no longer has that exact version (a security pocket drops old
 #     source), the newest available version of the SAME upstream version is
 #     used, with a warning.  A deb-src entry is added when there is none.
+#     The source's Debian version (that one, or --magick-source's
+#     debian/changelog) is compared with the installed package's: when it
+#     is older, the later revisions' security fixes are missing, and the
+#     library is not installed where the dynamic linker looks by default
+#     (--final-prefix DIR, the prefix the library will finally live under
+#     when --prefix has a DESTDIR in front, default --prefix: DIR/lib is
+#     /usr/lib, /lib, their multiarch and lib64 directories, or one listed
+#     in /etc/ld.so.conf or the files it includes, e.g. /usr/local/lib):
+#     an error before anything is built, unless --allow-older-source.
+#     Elsewhere (a prefix of your own, used with LD_LIBRARY_PATH) it is a
+#     warning.
 #  3. drop-in: each file of --files is copied into magick/ only when its
 #     content differs (a file NAME.patch gives the original NAME with the
 #     patch applied) (so make sees a change only when there is one); the
@@ -59,12 +70,20 @@
 #     objects are deleted, so all are recompiled (make does not track flags).
 #  7. checks, on a copy in BUILD/stage/ whose RPATH is removed with
 #     `chrpath -d` as debian/rules does (configure's X11 flags add
-#     -R/usr/lib/X11): SONAME libMagickCore-6.Q16.so.6; every symbol the
-#     system's library exports (nm -D --defined-only) also exported (lists
-#     in BUILD/symbols.{missing,extra}; missing ones are a warning naming
-#     the system binaries that import them, BUILD/symbols.users, or an
-#     error with --strict-symbols); `convert -version` identical to the
-#     system's (same delegates and features), else an error.
+#     -R/usr/lib/X11), each an error: SONAME libMagickCore-6.Q16.so.6;
+#     every symbol the system's library exports (nm -D --defined-only)
+#     exported too, of the same type and version (lists in
+#     BUILD/symbols.{missing,mismatched,extra}, and the system binaries
+#     importing a missing one in BUILD/symbols.users: with RTLD_NOW, as
+#     Python's ctypes loads libMagickWand, one missing symbol makes the
+#     whole library fail to load); every struct the installed headers
+#     (/usr/include/ImageMagick-6, the installed package's) define of the
+#     same size in the tree's headers (BUILD/layout/: the installed coders
+#     and libMagickWand read and write the fields they know of in structs
+#     this library allocates); `convert -version` identical to the
+#     system's (same delegates and features).  There is no switch to
+#     install a library failing them: a missing symbol or field is
+#     implemented in --files (see files/*.patch).
 #  8. install: the .so.6.x.y copied into PREFIX/lib (only when it differs,
 #     atomically) with the .so.6 and .so symlinks; no `make install`.
 #
@@ -73,7 +92,8 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS='' STRICT_SYMBOLS=no
+PREFIX='' BUILD='' MAGICK_SOURCE='' EXTRA_LIBS='' EXTRA_CPPFLAGS=''
+FINAL_PREFIX='' ALLOW_OLDER_SOURCE=no
 ALSO=
 FILES=$TOP/MagickCore-ext/dropin/files
 SRC_PACKAGE=imagemagick
@@ -97,7 +117,9 @@ while [ $# -gt 0 ]; do
     --extra-libs) EXTRA_LIBS=${2?}; shift 2 ;;
     --cppflags) EXTRA_CPPFLAGS=${2?}; shift 2 ;;
     --cppflags=*) EXTRA_CPPFLAGS=${1#*=}; shift ;;
-    --strict-symbols) STRICT_SYMBOLS=yes; shift ;;
+    --final-prefix) FINAL_PREFIX=${2:?}; shift 2 ;;
+    --final-prefix=*) FINAL_PREFIX=${1#*=}; shift ;;
+    --allow-older-source) ALLOW_OLDER_SOURCE=yes; shift ;;
     --also) ALSO="$ALSO ${2:?}"; shift 2 ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
     --build-dir=*) BUILD=${1#*=}; shift ;;
@@ -114,6 +136,7 @@ T0=$(date +%s.%N)
 mkdir -p "$PREFIX" "$BUILD"
 PREFIX=$(cd "$PREFIX" && pwd)
 BUILD=$(cd "$BUILD" && pwd)
+FINAL_PREFIX=$(realpath -m "${FINAL_PREFIX:-$PREFIX}")
 case $FILES in /*) ;; *) FILES=$PWD/$FILES ;; esac
 LOGDIR=$BUILD/logs
 mkdir -p "$LOGDIR"
@@ -162,6 +185,7 @@ write_if_changed() {
 # Debian's build (debian/control Build-Depends, less packaging tools, docs,
 # Perl and SVG tools that do not touch the library).
 PACKAGES="gcc g++ make dpkg-dev autoconf automake libtool pkg-config
+  libmagickcore-6.q16-dev
   libltdl-dev libfftw3-dev liblcms2-dev liblqr-1-0-dev libfreetype-dev
   libfontconfig-dev zlib1g-dev liblzma-dev libbz2-dev libzstd-dev
   libx11-dev libxext-dev libxt-dev libdjvulibre-dev libexif-dev
@@ -184,7 +208,8 @@ install_packages() {
 }
 
 # ------------------------------------------------------------------ source
-SOURCE_NOTE=
+SOURCE_VERSION=''      # Debian version of the source built ('': unknown)
+INSTALLED_VERSION=''   # Debian version of the installed library
 
 # deb-src entries known to apt?
 have_deb_src() {
@@ -223,6 +248,7 @@ fetch_source() {
     installed=$(dpkg-query -W -f='${source:Version}' "$BIN_PACKAGE" 2>/dev/null) ||
         die "$BIN_PACKAGE is not installed (apt-get install $BIN_PACKAGE), " \
             "or pass --magick-source DIR"
+    INSTALLED_VERSION=$installed
     upstream=${installed%-*}           # epoch:upstream, no Debian revision
     state=$cache/state
     mkdir -p "$cache"
@@ -231,7 +257,7 @@ fetch_source() {
         . "$state"                     # CACHED_FOR, USED, TREE
         if [ "${CACHED_FOR:-}" = "$installed" ] && [ -f "${TREE:-}/configure.ac" ]; then
             SRC=$TREE
-            [ "$USED" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $USED (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
+            SOURCE_VERSION=$USED
             return 0
         fi
     fi
@@ -282,7 +308,84 @@ fetch_source() {
     [ -f "$tree/configure.ac" ] || die "apt-get source gave no source tree in $cache/dl"
     printf 'CACHED_FOR=%q\nUSED=%q\nTREE=%q\n' "$installed" "$used" "$tree" > "$state"
     SRC=$tree
-    [ "$used" = "$installed" ] || SOURCE_NOTE="installed $SRC_PACKAGE $installed has no source on the mirror; built from $used (same upstream ${upstream#*:}; the later Debian revisions' patches are missing)"
+    SOURCE_VERSION=$used
+}
+
+# tree_version: SOURCE_VERSION and INSTALLED_VERSION for --magick-source
+# (the tree's debian/changelog, when it has one).
+tree_version() {
+    INSTALLED_VERSION=$(dpkg-query -W -f='${source:Version}' "$BIN_PACKAGE" 2>/dev/null || true)
+    [ ! -f "$SRC/debian/changelog" ] ||
+        SOURCE_VERSION=$(dpkg-parsechangelog -l "$SRC/debian/changelog" -S Version 2>/dev/null || true)
+}
+
+# ld_conf_dirs FILE [DEPTH]: the directories an ld.so.conf lists, following
+# its include lines (relative patterns from the including file's directory).
+ld_conf_dirs() {
+    local file=$1 depth=${2:-0} line word inc
+    [ -r "$file" ] && [ "$depth" -lt 8 ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%%#*}
+        set -- $line
+        [ $# -gt 0 ] || continue
+        case $1 in
+        include)
+            shift
+            for word in "$@"; do
+                case $word in /*) ;; *) word=$(dirname "$file")/$word ;; esac
+                for inc in $word; do
+                    [ -f "$inc" ] && ld_conf_dirs "$inc" $((depth + 1))
+                done
+            done
+            ;;
+        hwcap) ;;
+        *) printf '%s\n' $(printf '%s\n' "$line" | tr ':,\t' '   ') | sed 's/=.*//' ;;
+        esac
+    done < "$file"
+}
+
+# ld_default_dir DIR: whether the dynamic linker searches DIR without
+# LD_LIBRARY_PATH (its trusted directories, and those of /etc/ld.so.conf).
+ld_default_dir() {
+    local want d ma
+    want=$(realpath -m "$1")
+    ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    for d in /lib /usr/lib /lib64 /usr/lib64 "/lib/$ma" "/usr/lib/$ma" \
+        $(ld_conf_dirs /etc/ld.so.conf); do
+        [ "$(realpath -m "$d")" = "$want" ] && return 0
+    done
+    return 1
+}
+
+# check_source_version: an older Debian revision of the source than the
+# installed library's is refused for a directory the dynamic linker
+# searches by default (unless --allow-older-source), else a warning.
+check_source_version() {
+    local dir=$FINAL_PREFIX/lib WHY_OLDER=' (whose source the mirror lacks)'
+    [ -z "$MAGICK_SOURCE" ] || WHY_OLDER=''
+    if [ -z "$SOURCE_VERSION" ] || [ -z "$INSTALLED_VERSION" ]; then
+        warn "the Debian version of $SRC is unknown (no debian/changelog): cannot tell whether it has the installed ${INSTALLED_VERSION:-library}'s security fixes"
+        return 0
+    fi
+    dpkg --compare-versions "$SOURCE_VERSION" lt "$INSTALLED_VERSION" || return 0
+    if [ "$ALLOW_OLDER_SOURCE" = no ] && ld_default_dir "$dir"; then
+        {
+            printf 'dropin: error: refusing to install into %s\n' "$dir"
+            printf '  %s\n' \
+                "The dynamic linker searches $dir by default, so every program" \
+                "using ImageMagick 6 would load this libMagickCore.  It is built from" \
+                "    $SRC_PACKAGE $SOURCE_VERSION," \
+                "older than the installed" \
+                "    $BIN_PACKAGE $INSTALLED_VERSION$WHY_OLDER:" \
+                "the security fixes of the later Debian revisions would be missing." \
+                "Install under a prefix of your own and use LD_LIBRARY_PATH, build" \
+                "from the installed version's source (configure --with-magick-source=DIR)," \
+                "or accept the older source explicitly:" \
+                "    ./configure --enable-older-magick-source   (build.sh --allow-older-source)"
+        } >&2
+        exit 1
+    fi
+    warn "built from $SRC_PACKAGE $SOURCE_VERSION, older than the installed $INSTALLED_VERSION$WHY_OLDER: the security fixes of the later Debian revisions are missing (fine under LD_LIBRARY_PATH; refused where the dynamic linker looks by default)"
 }
 
 # ----------------------------------------------------------------- drop-in
@@ -528,8 +631,86 @@ symbol_users() {
     done
 }
 
+# dynamic_symbols LIB: "NAME[@VERSION] TYPE" of each symbol LIB exports.
+dynamic_symbols() {
+    nm -D --defined-only --with-symbol-versions "$1" | awk '{print $3, $2}' | sort -u
+}
+
+# check_symbols SYSTEM_LIB: every symbol SYSTEM_LIB exports also exported by
+# the drop-in, with the same type and version; else an error listing them
+# and the system binaries that import the missing ones.
+check_symbols() {
+    local system_lib=$1 missing mismatched extra
+    dynamic_symbols "$system_lib" > "$BUILD/symbols.system"
+    dynamic_symbols "$LIB_REAL" > "$BUILD/symbols.dropin"
+    # names only (no version, no type)
+    sed 's/[@ ].*//' "$BUILD/symbols.system" | sort -u > "$BUILD/symbols.system.names"
+    sed 's/[@ ].*//' "$BUILD/symbols.dropin" | sort -u > "$BUILD/symbols.dropin.names"
+    comm -23 "$BUILD/symbols.system.names" "$BUILD/symbols.dropin.names" |
+        write_if_changed "$BUILD/symbols.missing"
+    comm -13 "$BUILD/symbols.system.names" "$BUILD/symbols.dropin.names" \
+        > "$BUILD/symbols.extra"
+    # exported by both, but with another type or version
+    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" |
+        grep -vwF -f "$BUILD/symbols.missing" > "$BUILD/symbols.mismatched" || true
+    missing=$(wc -l < "$BUILD/symbols.missing")
+    mismatched=$(wc -l < "$BUILD/symbols.mismatched")
+    extra=$(wc -l < "$BUILD/symbols.extra")
+    if [ "$missing" -ne 0 ]; then
+        [ "$BUILD/symbols.users" -nt "$BUILD/symbols.missing" ] ||
+            symbol_users "$BUILD/symbols.missing" > "$BUILD/symbols.users"
+        sed 's/^/  | /' "$BUILD/symbols.users" >&2
+        die "$missing symbols of $system_lib missing:" \
+            "$(tr '\n' ' ' < "$BUILD/symbols.missing")(their system importers" \
+            "above; one missing symbol makes a program that loads them with" \
+            "RTLD_NOW, as Python's ctypes does libMagickWand, fail to load" \
+            "them at all): implement them in $FILES; not installed"
+    fi
+    if [ "$mismatched" -ne 0 ]; then
+        sed 's/^/  | system: /' "$BUILD/symbols.mismatched" >&2
+        die "$mismatched symbols of $system_lib exported with another type or" \
+            "version (list: $BUILD/symbols.mismatched); not installed"
+    fi
+    [ "$extra" -eq 0 ] ||
+        warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
+}
+
+# check_layouts: each struct the installed headers define has the same size
+# in the tree's headers (a program or coder built with the installed ones
+# reads and writes every field it knows of in the structs we allocate).
+check_layouts() {
+    local dir=$BUILD/layout include=/usr/include/ImageMagick-6
+    mkdir -p "$dir"
+    # struct tags with a body: "[typedef ]struct _Name" then a "{" line
+    awk 'prev ~ /^(typedef )?struct _[A-Za-z0-9]+ *$/ && /^[ \t]*\{/ {
+             n = prev; sub(/^(typedef )?struct /, "", n); sub(/ *$/, "", n); print n }
+         { prev = $0 }' "$include"/magick/*.h | sort -u > "$dir/structs"
+    [ -s "$dir/structs" ] || die "no struct definitions found in $include/magick"
+    {
+        printf '#include <stdio.h>\n#include "magick/MagickCore.h"\n'
+        printf 'int main(void)\n{\n'
+        sed 's/.*/  printf("%s %zu\\n","&",sizeof(struct &));/' "$dir/structs"
+        printf '  return(0);\n}\n'
+    } > "$dir/sizes.c"
+    run layout-system.log gcc $(pkg-config --cflags MagickCore) \
+        -o "$dir/sizes.system" "$dir/sizes.c"
+    run layout-dropin.log gcc -I"$OBJ" -I"$SRC" -DMAGICKCORE_HDRI_ENABLE=0 \
+        -DMAGICKCORE_QUANTUM_DEPTH=16 -o "$dir/sizes.dropin" "$dir/sizes.c"
+    "$dir/sizes.system" > "$dir/sizes.system.txt"
+    "$dir/sizes.dropin" > "$dir/sizes.dropin.txt"
+    if ! cmp -s "$dir/sizes.system.txt" "$dir/sizes.dropin.txt"; then
+        join "$dir/sizes.system.txt" "$dir/sizes.dropin.txt" |
+            awk '$2 != $3 { printf "  | struct %s: %s bytes in %s, %s in the drop-in\n", $1, $2, inc, $3 }' \
+                inc="$include" >&2
+        die "structs of the installed headers differ in size from the drop-in's" \
+            "(the installed coders and libMagickWand would read and write past" \
+            "what this library allocates): add the fields to the headers in" \
+            "$FILES; not installed"
+    fi
+}
+
 check_library() {
-    local soname missing extra ma system_lib syms
+    local soname ma system_lib
     soname=$(readelf -d "$LIB_REAL" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
     [ "$soname" = "$SYSTEM_LIB_NAME" ] ||
         die "SONAME of $LIB_REAL is '$soname', not $SYSTEM_LIB_NAME"
@@ -538,24 +719,8 @@ check_library() {
     esac
     ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
     system_lib=$(readlink -f "/usr/lib/$ma/$SYSTEM_LIB_NAME")
-    nm -D --defined-only "$system_lib" | awk '{print $NF}' | sort -u > "$BUILD/symbols.system"
-    nm -D --defined-only "$LIB_REAL" | awk '{print $NF}' | sort -u > "$BUILD/symbols.dropin"
-    comm -23 "$BUILD/symbols.system" "$BUILD/symbols.dropin" | write_if_changed "$BUILD/symbols.missing"
-    comm -13 "$BUILD/symbols.system" "$BUILD/symbols.dropin" > "$BUILD/symbols.extra"
-    missing=$(wc -l < "$BUILD/symbols.missing")
-    extra=$(wc -l < "$BUILD/symbols.extra")
-    if [ "$missing" -ne 0 ]; then
-        syms=$(tr '\n' ' ' < "$BUILD/symbols.missing")
-        [ "$BUILD/symbols.users" -nt "$BUILD/symbols.missing" ] ||
-            symbol_users "$BUILD/symbols.missing" > "$BUILD/symbols.users"
-        [ "$STRICT_SYMBOLS" = no ] || {
-            sed 's/^/  | /' "$BUILD/symbols.users" >&2
-            die "$missing symbols of $system_lib missing: ${syms% }; not installed (--strict-symbols)"
-        }
-        warn "$missing symbols of $system_lib missing: ${syms% }; imported by $(wc -l < "$BUILD/symbols.users") system binaries (list: $BUILD/symbols.users), whose code paths using them die with 'undefined symbol'"
-    fi
-    [ "$extra" -eq 0 ] ||
-        warn "exports $extra symbols the system library does not (list: $BUILD/symbols.extra)"
+    check_symbols "$system_lib"
+    check_layouts
     # The same version, features, delegates: convert -version identical.
     /usr/bin/convert -version > "$BUILD/version.system" 2>&1 || true
     LD_LIBRARY_PATH=$(dirname "$LIB_REAL") /usr/bin/convert -version \
@@ -588,10 +753,11 @@ if [ -n "$MAGICK_SOURCE" ]; then
     [ -f "$MAGICK_SOURCE/configure.ac" ] && [ -d "$MAGICK_SOURCE/magick" ] ||
         die "--magick-source $MAGICK_SOURCE is not an ImageMagick source tree"
     SRC=$(cd "$MAGICK_SOURCE" && pwd)
+    tree_version
 else
     fetch_source
 fi
-[ -z "$SOURCE_NOTE" ] || warn "$SOURCE_NOTE"
+check_source_version
 drop_in
 configure_tree
 build_library
@@ -600,4 +766,5 @@ check_library
 install_library
 T1=$(date +%s.%N)
 if [ "$DROPPED" -eq 0 ]; then what=stock; else what="$DROPPED file(s) dropped in"; fi
+what="$SRC_PACKAGE ${SOURCE_VERSION:-$SRC}, $what"
 say "$PREFIX/lib/$SYSTEM_LIB_NAME ($what) ready in $(awk "BEGIN{printf \"%.1f\", $T1 - $T0}") s; logs in $LOGDIR"
