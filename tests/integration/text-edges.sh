@@ -2,7 +2,8 @@
 # Text drawn across every edge and corner of an image (-annotate, -draw
 # text, label:, caption:), on every way a pixel cache reaches magick-dpc:
 # the stock client of Debian's Q16 and Q16-HDRI convert, the drop-in's
-# distributed tier and its shm tier.  Each case must exit 0 with pixels
+# distributed tier (with its default tile cache, and with one too small for
+# the image) and its shm tier.  Each case must exit 0 with pixels
 # identical to the same command on the memory cache of the same build.
 #
 # A glyph row drawn past the right edge asks the cache for a region that
@@ -98,8 +99,11 @@ add r "label: composited across the right edge" "${BG[@]}" \
 SUBSET='^annotate|^draw text 130,35|^label: 60x20|^caption: 90x36'
 
 # run HOW OUT ARGS...: one convert; HOW is mem-q16, mem-hdri, stock-q16,
-# stock-hdri, dropin or shm.  A failure prints its exit status, and the
-# signal when one killed it.
+# stock-hdri, dropin, dropin-spill or shm.  dropin's tile cache (1 MiB at
+# least) holds a whole 200x50 image, so only its opens reach the server;
+# dropin-spill's holds 8 tiles of the 14, so tiles go to the server and
+# come back.  A failure prints its exit status, and the signal when one
+# killed it.
 run() {
     local how=$1 out=$2 rc=0
     shift 2
@@ -113,6 +117,9 @@ run() {
             -define registry:cache:hosts=127.0.0.1:"$PORT" \
             -limit memory 0 -limit map 0 -limit disk 0 "$@" "$out" || rc=$? ;;
     dropin | shm) DPC_VIA=$how dpc_convert "$@" "$out" || rc=$? ;;
+    dropin-spill)
+        DPC_VIA=dropin dpc_convert -define cache:dpc-tile-cache=64KiB "$@" \
+            "$out" || rc=$? ;;
     esac
     [ $rc -eq 0 ] && return 0
     if [ $rc -gt 128 ] && [ $rc -ne 124 ]; then
@@ -158,7 +165,7 @@ same_as_memory() {
 HOWS="stock-q16 stock-hdri"
 [ -x "$CONVERT_HDRI" ] || { echo "# no $CONVERT_HDRI: HDRI cases left out"; HOWS=stock-q16; }
 if [ -n "${DROPIN_LIB:-}" ] && [ -e "$DROPIN_LIB/libMagickCore-6.Q16.so.6" ]; then
-    HOWS="$HOWS dropin shm"
+    HOWS="$HOWS dropin dropin-spill shm"
 else
     echo "# no drop-in libMagickCore: its cases left out"
 fi
