@@ -20,8 +20,16 @@
 
 struct dpc_link;
 
-/* Connects and runs the mutual proof.  NULL with the reason in err
- * (refused, unreachable, timed out, authentication failed, ...). */
+/* Connections refused outright (nothing listens) are retried this long. */
+#define DPC_LINK_REFUSED_RETRY_MS 1000
+
+/* Connects and runs the mutual proof, all within timeout_ms.  A connection
+ * the server closes or resets before the client's proof (the server is
+ * busy or at a limit) is tried again after a pause (dpc_net_backoff_ms)
+ * until timeout_ms runs out; one refused outright, for up to
+ * DPC_LINK_REFUSED_RETRY_MS.  NULL with the reason in err (closed during
+ * the handshake, refused, unreachable, timed out, authentication failed,
+ * ...). */
 struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
                                   unsigned timeout_ms, char *err,
