@@ -63,6 +63,7 @@ struct dpc_link {
     int lowat;                  /* SO_RCVLOWAT set, 0 before the first */
     int broken;                 /* the connection is unusable */
     char fail[512];             /* the first failed reply, "" if none */
+    uint16_t fail_status;       /* its status */
 
     /* Scratch for one request and for receiving, under the link's lock:
      * too large for the stacks of ImageMagick's threads. */
@@ -367,6 +368,7 @@ static void complete(struct dpc_link *l)
     if (l->hdr.status != DPC_WS_OK && l->q[l->q_head].op == DPC_OP_PUT)
         l->broken = 1;
     if (l->hdr.status != DPC_WS_OK && l->fail[0] == '\0') {
+        l->fail_status = l->hdr.status;
         l->reason[l->hdr.length] = '\0';
         snprintf(l->fail, sizeof(l->fail), "%s: %s", l->name,
                  (char *)l->reason);
@@ -512,6 +514,7 @@ int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
     if (l->fail[0] != '\0') {
         dpc_errf(err, errlen, "%s", l->fail);
         l->fail[0] = '\0';
+        errno = l->fail_status == DPC_WS_NO_ROOM ? ENOSPC : EIO;
         return -1;
     }
     return 0;
