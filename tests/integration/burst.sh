@@ -95,6 +95,7 @@ one() {
 # together, waits for all (bounded), and reports how they ended.
 burst() {
     local dir=$1 ndrop=$2 nstock=$3 pids=() n t0 t1 failed=0 kind
+    local -A lost=([dropin]=0 [stock]=0)
     shift 3
     rm -rf "$dir" && mkdir -p "$dir" && mkfifo "$dir/go"
     for n in $(seq 0 $((ndrop - 1))); do
@@ -118,6 +119,7 @@ burst() {
             [ -e "$f" ] || continue
             [ "$(cat "$f")" = 0 ] && continue
             failed=$((failed + 1))
+            lost[$kind]=$((lost[$kind] + 1))
             n=${f##*.}
             [ $failed -le 5 ] && echo "  $kind client $n exited $(cat "$f"):" \
                 "$(grep -v '^ ' "$dir/err.$kind.$n" | head -n 2 | tr '\n' ' ')"
@@ -125,7 +127,8 @@ burst() {
     done
     n=$(ls "$dir"/rc.* 2> /dev/null | wc -l)
     echo "$((ndrop + nstock)) clients ($ndrop drop-in, $nstock stock):" \
-        "$failed failed, $((ndrop + nstock - n)) without a status," \
+        "$failed failed (${lost[dropin]} drop-in, ${lost[stock]} stock)," \
+        "$((ndrop + nstock - n)) without a status," \
         "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s; server:" \
         "$(status_json | tr ',' '\n' | grep -E 'accepted|refused|wait|pauses|timeouts' |
             tr -d '"{}' | tr '\n' ' ')" | tee "$dir/summary"
@@ -161,8 +164,8 @@ caches_closed() {
 
 # nothing_dropped: the server closed no client before its handshake ended.
 nothing_dropped() {
-    if grep -E '\[(warning|error)\]' "$WORK/server.log" | head -n 5 | grep .
-    then
+    if grep -E '\[(warning|error)\]|dropped|evicted' "$WORK/server.log" |
+        head -n 5 | grep .; then
         return 1
     fi
 }
