@@ -44,6 +44,17 @@ static void trace_request(void *arg, const char *msg)
     dpc_log(DPC_LOG_TRACE, "conn %llu: %s", (unsigned long long)c->id, msg);
 }
 
+/* A native OPEN the store had no room for: the client moves on (to its
+ * next tier, or an error), the server says so. */
+static void open_refused(void *arg, const char *why)
+{
+    struct dpc_conn *c = arg;
+
+    dpc_log_limited(&c->server->open_log, DPC_LOG_WARN,
+                    "conn %llu from %s (native): open refused: %s",
+                    (unsigned long long)c->id, c->peer, why);
+}
+
 /* Without this, a client's header and payload sent as two writes wait on
  * our delayed ACK (Nagle on the client's side). */
 static void quickack(int fd)
@@ -121,7 +132,7 @@ static int go_native(struct dpc_conn *c)
     uint8_t ns[DPC_WIRE_NONCE_LEN];
     struct dpc_native_cfg ncfg = {
         .key = c->server->cfg.wirekey, .store = c->server->store,
-        .status = status_json, .arg = c,
+        .status = status_json, .refused = open_refused, .arg = c,
     };
 
     if (dpc_log_enabled(DPC_LOG_TRACE))
@@ -138,7 +149,8 @@ static int go_native(struct dpc_conn *c)
 }
 
 struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
-                              enum dpc_stock_flavor flavor)
+                              enum dpc_stock_flavor flavor,
+                              struct dpc_admit_source *src, int greet)
 {
     uint8_t nonce[DPC_STOCK_NONCE_MAX];
     struct dpc_session_cfg scfg = {
@@ -169,11 +181,17 @@ struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
     c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (c->session == NULL || c->rev == NULL || c->wev == NULL)
         goto err;
+    c->src = src;
+    if (!greet) {
+        dpc_conn_list_push(&s->waiting, c);
+        return c;
+    }
     dpc_conn_list_push(&s->unauth, c);
     /* The nonce goes out at once; on_write takes over if it cannot. */
     event_add(c->wev, NULL);
     return c;
 err:
+    dpc_admit_leave(s->admit, src, !greet);
     dpc_log(DPC_LOG_ERROR, "conn from %s: out of resources", peer);
     if (c != NULL) {
         dpc_session_free(c->session);
@@ -187,33 +205,59 @@ err:
     return NULL;
 }
 
-void dpc_conn_close(struct dpc_conn *c, const char *why)
+void dpc_conn_greet(struct dpc_conn *c)
+{
+    struct dpc_server *s = c->server;
+
+    dpc_log(DPC_LOG_TRACE, "conn %llu: greeted after waiting %.3fs",
+            (unsigned long long)c->id, dpc_now() - c->accepted);
+    dpc_conn_list_remove(&s->waiting, c);
+    dpc_conn_list_push(&s->unauth, c);
+    event_add(c->wev, NULL);        /* the nonce */
+}
+
+/* Closes c; a warning (within the server's budget for such lines) when it
+ * ends on an error or the server gives up on it. */
+static void close_conn(struct dpc_conn *c, const char *why, int dropped)
 {
     struct dpc_server *s = c->server;
     const struct dpc_session_counters *n = dpc_conn_counters(c);
     const char *err = proto_error(c);
+    struct dpc_conn_list *list = c->list;
+    struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
+    static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
+                              "%llu requests, %llu bytes in, %llu bytes out";
 
     if (err[0] != '\0' && strcmp(why, "closed") == 0)
         why = err;
     if (!proto_authenticated(c) &&
         strncmp(err, "authentication failed", 21) == 0)
         s->auth_failures++;
-    if (c->session != NULL && dpc_session_hint(c->session) != NULL &&
+    if (list == &s->unauth && c->session != NULL &&
+        dpc_session_hint(c->session) != NULL &&
         dpc_now() - s->hint_logged >= HINT_INTERVAL) {
         s->hint_logged = dpc_now();     /* a port scan must not flood */
         dpc_log(DPC_LOG_WARN, "conn %llu from %s: %s: %s",
                 (unsigned long long)c->id, c->peer, why,
                 dpc_session_hint(c->session));
     }
-    dpc_log(err[0] != '\0' ? DPC_LOG_WARN : DPC_LOG_INFO,
-            "conn %llu from %s (%s): %s after %.3fs, %llu requests, "
-            "%llu bytes in, %llu bytes out", (unsigned long long)c->id,
-            c->peer, c->native ? "native" : "stock", why,
-            dpc_now() - c->accepted,
-            (unsigned long long)n->requests,
-            (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out);
+    if (dropped || err[0] != '\0')
+        dpc_log_limited(lim, DPC_LOG_WARN, fmt, (unsigned long long)c->id,
+                        c->peer, c->native ? "native" : "stock", why,
+                        dpc_now() - c->accepted,
+                        (unsigned long long)n->requests,
+                        (unsigned long long)n->bytes_in,
+                        (unsigned long long)n->bytes_out);
+    else
+        dpc_log(DPC_LOG_INFO, fmt, (unsigned long long)c->id, c->peer,
+                c->native ? "native" : "stock", why, dpc_now() - c->accepted,
+                (unsigned long long)n->requests,
+                (unsigned long long)n->bytes_in,
+                (unsigned long long)n->bytes_out);
     s->requests_closed += n->requests;
-    dpc_conn_list_remove(c->list, c);
+    dpc_conn_list_remove(list, c);
+    if (c->src != NULL)
+        dpc_admit_leave(s->admit, c->src, list == &s->waiting);
     event_free(c->rev);
     event_free(c->wev);
     if (c->in_buf != c->in_small)
@@ -222,6 +266,18 @@ void dpc_conn_close(struct dpc_conn *c, const char *why)
     dpc_native_free(c->native);
     close(c->fd);
     free(c);
+    if (list != &s->auth)
+        dpc_server_admit_next(s);   /* a handshake slot is free */
+}
+
+void dpc_conn_close(struct dpc_conn *c, const char *why)
+{
+    close_conn(c, why, 0);
+}
+
+void dpc_conn_drop(struct dpc_conn *c, const char *why)
+{
+    close_conn(c, why, 1);
 }
 
 /* 1 when all output went out, 0 when the socket is full, -1 on error. */
@@ -267,7 +323,8 @@ static int grow_input(struct dpc_conn *c)
     return 0;
 }
 
-/* Moves c to the authenticated list and gives it a full input buffer. */
+/* Moves c to the authenticated list and gives it a full input buffer; its
+ * handshake slot goes to the next client. */
 static int authenticated(struct dpc_conn *c)
 {
     struct dpc_server *s = c->server;
@@ -277,6 +334,9 @@ static int authenticated(struct dpc_conn *c)
 
     dpc_conn_list_remove(&s->unauth, c);
     dpc_conn_list_push(&s->auth, c);
+    dpc_admit_leave(s->admit, c->src, 0);
+    c->src = NULL;
+    dpc_server_admit_next(s);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "dpc_link.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,9 +59,11 @@ struct dpc_link {
     uint8_t reason[DPC_WIRE_MAX_REASON + 1];
     size_t body_len;            /* of the last completed sync reply */
 
+    int greeted;                /* the last handshake got the nonce */
     int lowat;                  /* SO_RCVLOWAT set, 0 before the first */
     int broken;                 /* the connection is unusable */
     char fail[512];             /* the first failed reply, "" if none */
+    uint16_t fail_status;       /* its status */
 
     /* Scratch for one request and for receiving, under the link's lock:
      * too large for the stacks of ImageMagick's threads. */
@@ -132,11 +135,19 @@ static int wait_for(struct dpc_link *l, short events, short *revents,
     return 0;
 }
 
-/* Exact transfers with a deadline, for the handshake. */
-static int xfer(struct dpc_link *l, void *buf, size_t n, int out, char *err,
-                size_t errlen)
+/* How one try at connecting ended. */
+enum attempt {
+    ATTEMPT_OK,
+    ATTEMPT_RETRY,              /* turned away before the proof: try again */
+    ATTEMPT_REFUSED,            /* nothing listens (yet): a short retry */
+    ATTEMPT_FAIL,
+};
+
+/* Exact transfers within timeout_ms, for the handshake. */
+static int xfer(struct dpc_link *l, void *buf, size_t n, int out,
+                unsigned timeout_ms, char *err, size_t errlen)
 {
-    if (dpc_net_xfer(l->fd, buf, n, out, l->timeout_ms, l->name, err,
+    if (dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name, err,
                      errlen) < 0) {
         l->broken = 1;
         return -1;
@@ -144,29 +155,85 @@ static int xfer(struct dpc_link *l, void *buf, size_t n, int out, char *err,
     return 0;
 }
 
-static int handshake(struct dpc_link *l, char *err, size_t errlen)
+/* The server closed or reset the connection (errno from dpc_net_xfer). */
+static int closed(int e)
+{
+    return e == ECONNRESET || e == EPIPE || e == ECONNABORTED;
+}
+
+/* The native handshake.  A server closes a connection before the client's
+ * proof only when it is busy or at a limit (or stopping): worth another
+ * try.  After the proof, closing is how it says the proof was wrong. */
+static enum attempt handshake(struct dpc_link *l, unsigned timeout_ms,
+                              char *err, size_t errlen)
 {
     uint8_t nonce[STOCK_NONCE_LEN], ns[DPC_WIRE_NONCE_LEN];
     uint8_t out[DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN], mac[DPC_WIRE_MAC_LEN];
 
-    if (xfer(l, nonce, sizeof(nonce), 0, err, errlen) < 0 ||
-        xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, err, errlen) < 0 ||
-        xfer(l, ns, sizeof(ns), 0, err, errlen) < 0)
-        return -1;
-    if (RAND_bytes(out, DPC_WIRE_NONCE_LEN) != 1)
-        return dpc_errf(err, errlen, "%s: no random bytes", l->name);
+    l->greeted = 0;
+    if (xfer(l, nonce, sizeof(nonce), 0, timeout_ms, err, errlen) < 0)
+        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    l->greeted = 1;
+    if (xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, timeout_ms, err,
+             errlen) < 0 ||
+        xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen) < 0)
+        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if (RAND_bytes(out, DPC_WIRE_NONCE_LEN) != 1) {
+        dpc_errf(err, errlen, "%s: no random bytes", l->name);
+        return ATTEMPT_FAIL;
+    }
     dpc_wire_proof(l->key, "client", ns, out, out + DPC_WIRE_NONCE_LEN);
-    if (xfer(l, out, sizeof(out), 1, err, errlen) < 0)
-        return -1;
-    if (xfer(l, mac, sizeof(mac), 0, NULL, 0) < 0)
-        return dpc_errf(err, errlen, "%s: authentication failed (is "
-                        "cache:shared-secret the same on both sides?)",
-                        l->name);
+    if (xfer(l, out, sizeof(out), 1, timeout_ms, err, errlen) < 0)
+        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if (xfer(l, mac, sizeof(mac), 0, timeout_ms, err, errlen) < 0) {
+        if (closed(errno))
+            dpc_errf(err, errlen, "%s: authentication failed (is "
+                     "cache:shared-secret the same on both sides?)", l->name);
+        return ATTEMPT_FAIL;
+    }
     dpc_wire_proof(l->key, "server", ns, out, out + DPC_WIRE_NONCE_LEN);
-    if (CRYPTO_memcmp(mac, out + DPC_WIRE_NONCE_LEN, sizeof(mac)) != 0)
-        return lost(l, "the server does not know the shared secret", err,
-                    errlen);
-    return 0;
+    if (CRYPTO_memcmp(mac, out + DPC_WIRE_NONCE_LEN, sizeof(mac)) != 0) {
+        lost(l, "the server does not know the shared secret", err, errlen);
+        return ATTEMPT_FAIL;
+    }
+    return ATTEMPT_OK;
+}
+
+/* Milliseconds from now to deadline, at least 1. */
+static unsigned ms_left(double deadline)
+{
+    double left = (deadline - dpc_now()) * 1000;
+
+    return left < 1 ? 1 : left > UINT_MAX ? UINT_MAX : (unsigned)left;
+}
+
+/* One connection and handshake, within what is left of the deadline. */
+static enum attempt attempt(struct dpc_link *l, const char *host,
+                            unsigned port, double deadline, char *err,
+                            size_t errlen)
+{
+    enum attempt rc;
+
+    if (l->fd >= 0)
+        close(l->fd);
+    l->broken = 0;
+    l->fd = dpc_net_dial(host, port, ms_left(deadline), err, errlen);
+    if (l->fd < 0)
+        return errno == ECONNREFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
+    rc = handshake(l, ms_left(deadline), err, errlen);
+    if (rc != ATTEMPT_OK)
+        l->broken = 1;
+    return rc;
+}
+
+/* Random bits for the backoff's jitter. */
+static uint32_t jitter(void)
+{
+    uint32_t r = 0;
+
+    if (RAND_bytes((uint8_t *)&r, sizeof(r)) != 1)
+        r = (uint32_t)getpid() ^ (uint32_t)(dpc_now() * 1e6);
+    return r;
 }
 
 struct dpc_link *dpc_link_connect(const char *host, unsigned port,
@@ -175,6 +242,10 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   size_t errlen)
 {
     struct dpc_link *l = calloc(1, sizeof(*l));
+    double start = dpc_now(), deadline = start + timeout_ms / 1000.0;
+    double refused_until = start + DPC_LINK_REFUSED_RETRY_MS / 1000.0, left;
+    enum attempt rc;
+    unsigned tries = 0, pause;
 
     if (l == NULL) {
         dpc_errf(err, errlen, "out of memory");
@@ -185,12 +256,38 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
     snprintf(l->name, sizeof(l->name), "%s:%u", host, port);
-    l->fd = dpc_net_dial(host, port, timeout_ms, err, errlen);
-    if (l->fd < 0 || handshake(l, err, errlen) < 0) {
-        dpc_link_free(l);
-        return NULL;
+    for (;;) {
+        rc = attempt(l, host, port, deadline, err, errlen);
+        tries++;
+        if (rc == ATTEMPT_OK)
+            return l;
+        if (rc == ATTEMPT_FAIL)
+            break;
+        /* Nothing listening is retried only briefly (a server restarting):
+         * a busy server queues connections, it does not refuse them.  Near
+         * the end, pauses shrink to half the time left. */
+        left = ((rc == ATTEMPT_REFUSED && refused_until < deadline
+                     ? refused_until : deadline) - dpc_now()) * 1000;
+        if (left < DPC_NET_BACKOFF_FIRST_MS)
+            break;
+        pause = dpc_net_backoff_ms(tries - 1, jitter());
+        if (pause > left / 2)
+            pause = (unsigned)(left / 2);
+        poll(NULL, 0, (int)pause);
     }
-    return l;
+    /* magick-dpc turns clients away before its nonce; a server that closes
+     * after it may also be one that does not speak the native protocol
+     * (ImageMagick's own closes on our greeting). */
+    if (rc == ATTEMPT_RETRY)
+        dpc_errf(err, errlen, "connection closed by %s during the handshake "
+                 "(server busy or limit reached%s; %u attempts in %.1f s)",
+                 l->name, l->greeted ? ", or not a magick-dpc server" : "",
+                 tries, dpc_now() - start);
+    else if (rc == ATTEMPT_REFUSED && tries > 1 && err != NULL)
+        snprintf(err + strlen(err), errlen - strlen(err),
+                 " (%u attempts in %.1f s)", tries, dpc_now() - start);
+    dpc_link_free(l);
+    return NULL;
 }
 
 void dpc_link_free(struct dpc_link *l)
@@ -271,6 +368,7 @@ static void complete(struct dpc_link *l)
     if (l->hdr.status != DPC_WS_OK && l->q[l->q_head].op == DPC_OP_PUT)
         l->broken = 1;
     if (l->hdr.status != DPC_WS_OK && l->fail[0] == '\0') {
+        l->fail_status = l->hdr.status;
         l->reason[l->hdr.length] = '\0';
         snprintf(l->fail, sizeof(l->fail), "%s: %s", l->name,
                  (char *)l->reason);
@@ -416,6 +514,7 @@ int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
     if (l->fail[0] != '\0') {
         dpc_errf(err, errlen, "%s", l->fail);
         l->fail[0] = '\0';
+        errno = l->fail_status == DPC_WS_NO_ROOM ? ENOSPC : EIO;
         return -1;
     }
     return 0;

@@ -20,8 +20,16 @@
 
 struct dpc_link;
 
-/* Connects and runs the mutual proof.  NULL with the reason in err
- * (refused, unreachable, timed out, authentication failed, ...). */
+/* Connections refused outright (nothing listens) are retried this long. */
+#define DPC_LINK_REFUSED_RETRY_MS 1000
+
+/* Connects and runs the mutual proof, all within timeout_ms.  A connection
+ * the server closes or resets before the client's proof (the server is
+ * busy or at a limit) is tried again after a pause (dpc_net_backoff_ms)
+ * until timeout_ms runs out; one refused outright, for up to
+ * DPC_LINK_REFUSED_RETRY_MS.  NULL with the reason in err (closed during
+ * the handshake, refused, unreachable, timed out, authentication failed,
+ * ...). */
 struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
                                   unsigned timeout_ms, char *err,
@@ -38,7 +46,8 @@ void dpc_link_lock(struct dpc_link *l);
 void dpc_link_unlock(struct dpc_link *l);
 
 /* Synchronous: a cache of slots x slot_bytes.  -1 with the reason (e.g.
- * "no room") in err. */
+ * "no room") in err, and errno ENOSPC when the host refused it for lack
+ * of room. */
 int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
                   uint64_t *handle, char *err, size_t errlen);
 int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
@@ -66,7 +75,8 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots,
                  const uint8_t *const *src, const struct dpc_link_rows *rows,
                  char *err, size_t errlen);
-/* Waits for every queued reply.  -1 with the first failure in err. */
+/* Waits for every queued reply.  -1 with the first failure in err (errno
+ * ENOSPC when the host had no room for it, EIO for other refusals). */
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
 
 #endif

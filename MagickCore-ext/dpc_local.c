@@ -22,7 +22,6 @@
 #define LISTEN_BACKLOG 64
 #define MAX_GROUPS 256
 #define STEPS_PER_WAKEUP 64
-#define REFUSALS_LOGGED_PER_SECOND 10  /* a refused flood cannot fill logs */
 
 enum lconn_state {
     LC_READ,                        /* gathering one request */
@@ -55,8 +54,7 @@ struct dpc_local {
     struct lconn *head;
     unsigned count;
     uint64_t next_id, refused;
-    double refusal_logged;          /* start of this second's refusals */
-    unsigned refusals_unlogged;
+    struct dpc_log_limit refusal_log;   /* a refused flood cannot fill logs */
     int bound;                      /* we created cfg.path: unlink it */
 };
 
@@ -403,13 +401,9 @@ static void refuse(struct dpc_local *l, int fd, const struct ucred *cr,
                      (unsigned)cr->uid, (int)cr->pid, why);
 
     l->refused++;
-    if (dpc_now() - l->refusal_logged >= 1.0) {
-        l->refusal_logged = dpc_now();
-        l->refusals_unlogged = 0;
-    }
-    if (l->refusals_unlogged++ < REFUSALS_LOGGED_PER_SECOND)
-        dpc_log(DPC_LOG_WARN, "local: refused pid %d uid %u gid %u: %s",
-                (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, why);
+    dpc_log_limited(&l->refusal_log, DPC_LOG_WARN,
+                    "local: refused pid %d uid %u gid %u: %s", (int)cr->pid,
+                    (unsigned)cr->uid, (unsigned)cr->gid, why);
     n = n < 0 ? 0 : n > 255 ? 255 : n;
     dpc_lp_encode_hdr(buf, DPC_LP_NONE, (uint8_t)st, (uint32_t)n);
     (void)!send(fd, buf, DPC_LP_HDR + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -613,6 +607,8 @@ void dpc_local_sweep(struct dpc_local *l, double t)
 {
     size_t n = dpc_shm_expire(l->shm, t);
 
+    dpc_log_limited_flush(&l->refusal_log, DPC_LOG_WARN,
+                          "local refusals");
     if (n != 0)
         dpc_log(DPC_LOG_INFO, "local: %zu name%s expired", n,
                 n == 1 ? "" : "s");

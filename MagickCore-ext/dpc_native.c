@@ -259,6 +259,8 @@ static size_t take_open(struct dpc_native *s, const uint8_t *p)
     set_state(s, DPC_NAT_HEADER);
     nc->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
     if (nc->cache == NULL) {
+        if (s->cfg.refused != NULL)
+            s->cfg.refused(s->cfg.arg, s->err);
         reply_error(s, DPC_WS_NO_ROOM);
         s->err[0] = '\0';           /* answered; the connection goes on */
         return FIXED_OPEN;

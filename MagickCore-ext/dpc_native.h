@@ -43,6 +43,9 @@ struct dpc_native_cfg {
     struct dpc_store *store;                /* borrowed */
     size_t (*status)(void *arg, char *buf, size_t len);
     void (*trace)(void *arg, const char *msg);
+    /* An OPEN the store had no room for (answered; the connection goes
+     * on), with the store's reason.  May be NULL. */
+    void (*refused)(void *arg, const char *why);
     void *arg;
 };
 

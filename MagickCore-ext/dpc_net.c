@@ -60,9 +60,11 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
 
     snprintf(service, sizeof(service), "%u", port);
     rc = getaddrinfo(host, service, &hints, &ai);
-    if (rc != 0)
+    if (rc != 0) {
+        errno = EINVAL;
         return dpc_errf(err, errlen, "%s:%u: %s", host, port,
                         gai_strerror(rc));
+    }
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     a->ai_protocol);
@@ -73,9 +75,11 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
         }
     }
     freeaddrinfo(ai);
-    if (fd < 0)
-        return dpc_errf(err, errlen, "%s:%u: %s", host, port,
-                        strerror(saved));
+    if (fd < 0) {
+        dpc_errf(err, errlen, "%s:%u: %s", host, port, strerror(saved));
+        errno = saved;
+        return -1;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return fd;
 }
@@ -90,23 +94,45 @@ int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
         int rc = wait_one(fd, out ? POLLOUT : POLLIN, timeout_ms);
 
         if (rc == 0) {
+            dpc_errf(err, errlen, "%s: no answer in time (server stopped or "
+                     "overloaded?)", name);
             errno = ETIMEDOUT;      /* callers may look at errno */
-            return dpc_errf(err, errlen, "%s: no answer in time (server "
-                            "stopped or overloaded?)", name);
+            return -1;
         }
-        if (rc < 0)
-            return dpc_errf(err, errlen, "%s: %s", name, strerror(errno));
+        if (rc < 0) {
+            int e = errno;
+
+            dpc_errf(err, errlen, "%s: %s", name, strerror(e));
+            errno = e;
+            return -1;
+        }
         k = out ? send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)
                 : recv(fd, p, n, MSG_DONTWAIT);
-        if (k == 0)
-            return dpc_errf(err, errlen, "%s: connection closed by the server",
-                            name);
-        if (k < 0 && errno != EAGAIN && errno != EINTR)
-            return dpc_errf(err, errlen, "%s: %s", name, strerror(errno));
+        if (k == 0) {
+            dpc_errf(err, errlen, "%s: connection closed by the server", name);
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EINTR) {
+            int e = errno;
+
+            dpc_errf(err, errlen, "%s: %s", name, strerror(e));
+            errno = e;
+            return -1;
+        }
         if (k > 0) {
             p += k;
             n -= (size_t)k;
         }
     }
     return 0;
+}
+
+unsigned dpc_net_backoff_ms(unsigned attempt, uint32_t r)
+{
+    unsigned base = DPC_NET_BACKOFF_MAX_MS;
+
+    if (attempt < 16 && (DPC_NET_BACKOFF_FIRST_MS << attempt) < (int)base)
+        base = (unsigned)DPC_NET_BACKOFF_FIRST_MS << attempt;
+    return base / 2 + r % (base - base / 2 + 1);
 }

@@ -1,6 +1,7 @@
 /*
- * dpc_server: see dpc_server.h.  Listeners, admission limits, the
- * once-a-second sweep for handshake and idle timeouts, signals, and stats.
+ * dpc_server: see dpc_server.h.  Listeners and their pacing, admission
+ * (dpc_admit decides, this file acts), the once-a-second sweep for
+ * handshake and idle timeouts, signals, and stats.
  */
 
 #include <arpa/inet.h>
@@ -22,7 +23,11 @@
 #include "dpc_server-internal.h"
 #include "dpc_util.h"
 
-#define LISTEN_BACKLOG 128
+/* Clients the kernel holds, connected but not accepted, while every
+ * handshake slot is taken: enough for a burst of several hundred.  Linux
+ * caps it at net.core.somaxconn (4096 by default since 5.4); past it,
+ * new SYNs are dropped and clients retransmit them, which only slows them. */
+#define LISTEN_BACKLOG 1024
 
 void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
 {
@@ -74,31 +79,136 @@ static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
     }
 }
 
+/* Listeners on while a handshake slot is free and accept has not failed
+ * just now; off otherwise, leaving new clients in the listen backlog. */
+static void update_accepting(struct dpc_server *s)
+{
+    int want = !s->stopping && !s->accept_failed &&
+               !dpc_admit_full(s->admit);
+
+    if (want == s->accepting)
+        return;
+    s->accepting = want;
+    if (!want)
+        s->accept_pauses++;
+    dpc_log(DPC_LOG_TRACE, "%s accepting: %u handshakes, %u waiting",
+            want ? "resumed" : "stopped", dpc_admit_handshakes(s->admit),
+            dpc_admit_waiting(s->admit));
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        if (want)
+            evconnlistener_enable(s->listeners[i].ev);
+        else
+            evconnlistener_disable(s->listeners[i].ev);
+    }
+}
+
+void dpc_server_admit_next(struct dpc_server *s)
+{
+    struct dpc_conn *c, *next;
+
+    if (s->stopping)
+        return;
+    for (c = s->waiting.head; c != NULL && !dpc_admit_full(s->admit);
+         c = next) {
+        next = c->next;
+        if (dpc_admit_can_greet(s->admit, c->src)) {
+            dpc_admit_greet(s->admit, c->src);
+            dpc_conn_greet(c);
+        }
+    }
+    update_accepting(s);
+}
+
+/* Connections one source may hold before authenticating: half of the
+ * clients, so that one host cannot take them all. */
+static unsigned max_pending(const struct dpc_server *s)
+{
+    return s->cfg.max_clients > 1 ? s->cfg.max_clients / 2 : 1;
+}
+
+/* Closes fd at once, as a warning. */
+static void refuse(struct dpc_server *s, int fd, const char *peer,
+                   const char *why)
+{
+    s->refused++;
+    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN, "refused %s: %s", peer,
+                    why);
+    close(fd);
+}
+
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
     struct dpc_listener *l = arg;
     struct dpc_server *s = l->server;
-    char peer[80];
+    struct dpc_admit_source *src;
+    struct dpc_admit_key key;
+    enum dpc_admit_verdict v;
+    char peer[80], why[160], from[DPC_ADMIT_KEY_STRLEN];
 
+    (void)ev;
+    (void)salen;
     format_addr(sa, peer, sizeof(peer));
-    if (s->unauth.count + s->auth.count >= s->cfg.max_clients) {
-        s->refused++;
-        dpc_log(DPC_LOG_WARN, "refused %s: %u clients connected "
-                "(max-dpc-clients)", peer, s->cfg.max_clients);
-        close(fd);
+    if (s->waiting.count + s->unauth.count + s->auth.count >=
+        s->cfg.max_clients) {
+        snprintf(why, sizeof(why), "%u clients connected (max-dpc-clients)",
+                 s->cfg.max_clients);
+        refuse(s, fd, peer, why);
         return;
     }
-    if (s->unauth.count >= s->cfg.max_unauth) {
-        s->evicted++;
-        dpc_conn_close(s->unauth.head,
-                       "dropped: too many unauthenticated clients "
-                       "(max-dpc-unauthenticated-clients)");
+    dpc_admit_key(sa, &key);
+    v = dpc_admit_arrive(s->admit, &key, &src);
+    if (v == DPC_ADMIT_REFUSE || v == DPC_ADMIT_NOMEM) {
+        dpc_admit_key_str(&key, from, sizeof(from));
+        if (v == DPC_ADMIT_NOMEM)
+            snprintf(why, sizeof(why), "out of memory");
+        else
+            snprintf(why, sizeof(why), "%s already has %u connections not "
+                     "yet authenticated (half of max-dpc-clients)", from,
+                     max_pending(s));
+        refuse(s, fd, peer, why);
+        return;
     }
     s->accepted++;
-    if (dpc_conn_new(s, fd, peer, l->flavor) != NULL)
-        dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s",
-                (unsigned long long)s->next_id, peer, l->addr);
+    s->waited += v == DPC_ADMIT_WAIT;
+    if (dpc_conn_new(s, fd, peer, l->flavor, src, v == DPC_ADMIT_GREET) !=
+        NULL)
+        dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s%s",
+                (unsigned long long)s->next_id, peer, l->addr,
+                v == DPC_ADMIT_WAIT ? ": waits for a handshake slot" : "");
+    else
+        dpc_server_admit_next(s);
+    update_accepting(s);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->accept_failed = 0;
+    update_accepting(s);
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or memory: pause a second rather than
+ * spin on a listener that stays readable; the backlog holds the clients. */
+static void on_accept_error(struct evconnlistener *ev, void *arg)
+{
+    struct dpc_listener *l = arg;
+    struct dpc_server *s = l->server;
+    struct timeval second = { 1, 0 };
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)ev;
+    if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
+        return;
+    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN,
+                    "accept on %s: %s; not accepting for 1 s", l->addr,
+                    strerror(err));
+    s->accept_failed = 1;
+    update_accepting(s);
+    event_add(s->resume, &second);
 }
 
 /* since_accept: a handshake must finish in time however slowly its bytes
@@ -110,8 +220,14 @@ static void close_expired(struct dpc_conn_list *l, double limit, double now,
 
     for (; c != NULL; c = next) {
         next = c->next;
-        if (now - (since_accept ? c->accepted : c->last_active) > limit)
+        if (now - (since_accept ? c->accepted : c->last_active) <= limit)
+            continue;
+        if (since_accept) {
+            c->server->handshake_timeouts++;
+            dpc_conn_drop(c, why);
+        } else {
             dpc_conn_close(c, why);
+        }
     }
 }
 
@@ -119,12 +235,21 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct dpc_server *s = arg;
     double now = dpc_now();
+    double limit = (double)s->cfg.handshake_timeout_ms / 1000;
 
-    close_expired(&s->unauth, (double)s->cfg.handshake_timeout_ms / 1000, now,
-                  1, "handshake timeout");
+    /* The waiting first: a handshake timing out may greet one of them. */
+    close_expired(&s->waiting, limit, now, 1,
+                  "handshake timeout (waited for a slot all along)");
+    close_expired(&s->unauth, limit, now, 1, "handshake timeout");
     if (s->cfg.idle_timeout_ms != 0)
         close_expired(&s->auth, (double)s->cfg.idle_timeout_ms / 1000, now,
                       0, "idle timeout");
+    dpc_log_limited_flush(&s->refuse_log, DPC_LOG_WARN,
+                          "refused connections");
+    dpc_log_limited_flush(&s->drop_log, DPC_LOG_WARN, "dropped connections");
+    dpc_log_limited_flush(&s->close_log, DPC_LOG_WARN,
+                          "connections closed on errors");
+    dpc_log_limited_flush(&s->open_log, DPC_LOG_WARN, "refused opens");
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);
@@ -169,12 +294,14 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
     l->server = s;
     l->flavor = spec->flavor;
     format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+    /* The backlog was set by listen() above; 0 here keeps it. */
     l->ev = evconnlistener_new(s->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
                                0, fd);
     if (l->ev == NULL) {
         close(fd);
         return dpc_errf(err, errlen, "cannot listen on %s", l->addr);
     }
+    evconnlistener_set_error_cb(l->ev, on_accept_error);
     dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
             spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
     return 0;
@@ -194,7 +321,9 @@ static int add_events(struct dpc_server *s)
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
-    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
+    s->resume = evtimer_new(s->base, on_resume, s);
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL ||
+        s->resume == NULL)
         return -1;
     return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
            event_add(s->sweep, &second);
@@ -237,10 +366,20 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
     }
     s->cfg = *cfg;
     s->cfg.listen = NULL;
+    if (s->cfg.max_unauth == 0)
+        s->cfg.max_unauth = 1;
+    if (s->cfg.max_unauth_per_source == 0)
+        s->cfg.max_unauth_per_source = (s->cfg.max_unauth + 1) / 2;
     s->started = dpc_now();
+    s->accepting = 1;               /* listeners start enabled */
     s->base = event_base_new();
     s->listeners = calloc(cfg->nlisten, sizeof(*s->listeners));
-    if (s->base == NULL || s->listeners == NULL || add_events(s) < 0) {
+    s->admit = dpc_admit_new(&(struct dpc_admit_cfg){
+        .max_handshakes = s->cfg.max_unauth,
+        .per_source = s->cfg.max_unauth_per_source,
+        .max_pending = max_pending(s) });
+    if (s->base == NULL || s->listeners == NULL || s->admit == NULL ||
+        add_events(s) < 0) {
         dpc_errf(err, errlen, "out of memory");
         goto err;
     }
@@ -274,11 +413,14 @@ void dpc_server_free(struct dpc_server *s)
 {
     if (s == NULL)
         return;
+    s->stopping = 1;
     for (size_t i = 0; i < s->nlisteners; i++)
         evconnlistener_free(s->listeners[i].ev);
     free(s->listeners);
+    close_all(&s->waiting);
     close_all(&s->unauth);
     close_all(&s->auth);
+    dpc_admit_free(s->admit);
     dpc_local_free(s->local);
     if (s->sigint != NULL)
         event_free(s->sigint);
@@ -286,6 +428,8 @@ void dpc_server_free(struct dpc_server *s)
         event_free(s->sigterm);
     if (s->sweep != NULL)
         event_free(s->sweep);
+    if (s->resume != NULL)
+        event_free(s->resume);
     dpc_store_free(s->store);
     if (s->base != NULL)
         event_base_free(s->base);
@@ -299,16 +443,19 @@ void dpc_server_get_stats(const struct dpc_server *s,
 
     memset(st, 0, sizeof(*st));
     dpc_store_get_stats(s->store, &st->store);
-    st->clients = s->unauth.count + s->auth.count;
+    st->clients = s->waiting.count + s->unauth.count + s->auth.count;
     st->unauthenticated = s->unauth.count;
+    st->waiting = s->waiting.count;
     st->requests = s->requests_closed;
     for (size_t i = 0; i < 2; i++)
         for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
             st->requests += dpc_conn_counters(c)->requests;
     st->accepted = s->accepted;
     st->refused = s->refused;
-    st->evicted = s->evicted;
+    st->handshake_timeouts = s->handshake_timeouts;
     st->auth_failures = s->auth_failures;
+    st->accept_pauses = s->accept_pauses;
+    st->waited = s->waited;
     st->uptime = dpc_now() - s->started;
 }
 
@@ -324,9 +471,12 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  "{\"caches_open\":%llu,\"bytes_ram\":%llu,"
                  "\"bytes_spilled\":%llu,\"memory_budget\":%llu,"
                  "\"disk_budget\":%llu,\"clients_connected\":%llu,"
-                 "\"unauthenticated_clients\":%llu,\"requests_served\":%llu,"
+                 "\"unauthenticated_clients\":%llu,"
+                 "\"clients_waiting\":%llu,\"requests_served\":%llu,"
                  "\"connections_accepted\":%llu,\"connections_refused\":%llu,"
-                 "\"connections_evicted\":%llu,\"auth_failures\":%llu,"
+                 "\"handshake_timeouts\":%llu,\"accept_pauses\":%llu,"
+                 "\"connections_waited\":%llu,"
+                 "\"auth_failures\":%llu,"
                  "\"opens_refused\":%llu,\"bytes_warm\":%llu,"
                  "\"warm_reuses\":%llu,\"preallocated\":%s,"
                  "\"uptime_seconds\":%.3f",
@@ -337,10 +487,13 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  (unsigned long long)st.store.disk_budget,
                  (unsigned long long)st.clients,
                  (unsigned long long)st.unauthenticated,
+                 (unsigned long long)st.waiting,
                  (unsigned long long)st.requests,
                  (unsigned long long)st.accepted,
                  (unsigned long long)st.refused,
-                 (unsigned long long)st.evicted,
+                 (unsigned long long)st.handshake_timeouts,
+                 (unsigned long long)st.accept_pauses,
+                 (unsigned long long)st.waited,
                  (unsigned long long)st.auth_failures,
                  (unsigned long long)st.store.refused,
                  (unsigned long long)st.store.bytes_warm,

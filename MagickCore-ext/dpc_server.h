@@ -1,8 +1,13 @@
 /*
  * dpc_server: the magick-dpc server engine.  One libevent loop serves every
  * connection (no thread per client); each connection runs a dpc_session.
- * Limits: max clients, max unauthenticated clients (the oldest is dropped
- * to make room, so a flood of idle sockets cannot lock out real clients),
+ * Limits: max clients; max connections in the handshake at once (the
+ * server then stops accepting, and the kernel's listen backlog holds the
+ * next clients until a handshake ends: a burst is taken in at the pace the
+ * server authenticates, and no handshake is ever dropped for another);
+ * per source address, a share of those handshakes (its further connections
+ * wait, accepted but not greeted) and of the connections not yet
+ * authenticated (past it the source is refused, not the others);
  * handshake and idle timeouts.
  *
  * Ownership: the server owns its event base, listeners, store and every
@@ -34,7 +39,9 @@ struct dpc_server_cfg {
     uint8_t sipkey[DPC_SIPHASH_KEYLEN];     /* stock key, from the secret */
     uint8_t wirekey[DPC_WIRE_KEY_LEN];      /* native key, from the secret */
     unsigned max_clients;
-    unsigned max_unauth;
+    unsigned max_unauth;                    /* handshakes at once */
+    unsigned max_unauth_per_source;         /* of them from one source;
+                                               0: half of max_unauth */
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;               /* 0: none */
     /* After a reply, poll this long for the client's next request before
@@ -46,9 +53,11 @@ struct dpc_server_cfg {
 
 struct dpc_server_stats {
     struct dpc_store_stats store;
-    uint64_t clients, unauthenticated;
+    uint64_t clients, unauthenticated, waiting;
     uint64_t requests;
-    uint64_t accepted, refused, evicted, auth_failures;
+    uint64_t accepted, refused, handshake_timeouts, auth_failures;
+    uint64_t accept_pauses;         /* listeners stopped: slots all taken */
+    uint64_t waited;                /* connections not greeted at once */
     double uptime;
 };
 

@@ -15,6 +15,7 @@
  */
 #include "dpc_tiles.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,8 +272,11 @@ static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
             t->st.slots_per_host_max = slots;
         if (dpc_link_open(t->links[h], t->slot_bytes, slots, &t->handles[h],
                           err, errlen) < 0) {
+            int e = errno;          /* ENOSPC: the caller may try elsewhere */
+
             while (h-- > 0)
                 dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
+            errno = e;
             return -1;
         }
     }
@@ -327,8 +331,11 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
     }
     lock_links(t);
     if (open_hosts(t, err, errlen) < 0) {
+        int e = errno;
+
         unlock_links(t);
         free_all(t);
+        errno = e;
         return NULL;
     }
     unlock_links(t);

@@ -43,7 +43,8 @@ struct dpc_tiles_stats {
 
 struct dpc_tiles;
 
-/* Opens the cache's share on every host.  NULL with the reason in err. */
+/* Opens the cache's share on every host.  NULL with the reason in err;
+ * errno ENOSPC when a host refused for lack of room. */
 struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
                                  size_t errlen);
 /* Copies a region of one plane out of (into) the cache; the buffer holds

@@ -82,9 +82,17 @@ static const char usage_text[] =
     "  --disk SIZE               bytes of spill files [dpc-disk; default 90%\n"
     "                            of the spill directory's free space]\n"
     "  --max-clients N           connections at once [max-dpc-clients; 256]\n"
-    "  --max-unauthenticated N   connections still in the handshake; the\n"
-    "                            oldest is dropped for a new one\n"
-    "                            [max-dpc-unauthenticated-clients; 16]\n"
+    "  --max-unauthenticated N   connections in the handshake at once; at N\n"
+    "                            the server stops accepting and the listen\n"
+    "                            backlog (1024) holds the next clients; none\n"
+    "                            is dropped [max-dpc-unauthenticated-clients;\n"
+    "                            16]\n"
+    "  --max-unauthenticated-per-source N\n"
+    "                            of those, from one address (IPv6: one /64);\n"
+    "                            its further connections wait, and past\n"
+    "                            max-clients/2 not yet authenticated it is\n"
+    "                            refused [max-dpc-unauthenticated-per-source;\n"
+    "                            half of max-unauthenticated]\n"
     "  --handshake-timeout DUR   time to prove the secret [dpc-handshake-timeout;\n"
     "                            10s]\n"
     "  --idle-timeout DUR        close clients silent this long, 0 never\n"
@@ -272,6 +280,9 @@ static int apply(struct options *o, const char *name, const char *value)
         return set_count("max clients", value, &c->max_clients);
     if (strcmp(name, "max-dpc-unauthenticated-clients") == 0)
         return set_count("max unauthenticated", value, &c->max_unauth);
+    if (strcmp(name, "max-dpc-unauthenticated-per-source") == 0)
+        return set_count("max unauthenticated per source", value,
+                         &c->max_unauth_per_source);
     if (strcmp(name, "dpc-busy-poll") == 0) {
         uint64_t v;
         char err[DPC_ERRLEN];
@@ -314,7 +325,8 @@ static int apply(struct options *o, const char *name, const char *value)
 static const char *const policy_names[] = {
     "dpc-memory", "dpc-preallocate", "dpc-disk", "dpc-spill-dir",
     "max-dpc-clients",
-    "max-dpc-unauthenticated-clients", "dpc-handshake-timeout",
+    "max-dpc-unauthenticated-clients", "max-dpc-unauthenticated-per-source",
+    "dpc-handshake-timeout",
     "dpc-idle-timeout", "dpc-busy-poll", "dpc-socket", "dpc-socket-mode",
     "dpc-allow-uids", "dpc-allow-gids", "dpc-shm-budget",
 };
@@ -384,7 +396,7 @@ static int finish_spill(struct options *o)
 }
 
 enum { OPT_LISTEN = 256, OPT_LISTEN7, OPT_MEMORY, OPT_DISK, OPT_SPILL,
-       OPT_MAXC, OPT_MAXU, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY,
+       OPT_MAXC, OPT_MAXU, OPT_MAXUS, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY,
        OPT_SOCKET, OPT_SOCKMODE, OPT_UIDS, OPT_GIDS, OPT_SHMBUDGET, OPT_OWNER,
        OPT_LOCAL, OPT_PREALLOC };
 
@@ -397,6 +409,7 @@ static const struct option long_opts[] = {
     { "spill-dir", required_argument, NULL, OPT_SPILL },
     { "max-clients", required_argument, NULL, OPT_MAXC },
     { "max-unauthenticated", required_argument, NULL, OPT_MAXU },
+    { "max-unauthenticated-per-source", required_argument, NULL, OPT_MAXUS },
     { "handshake-timeout", required_argument, NULL, OPT_HTO },
     { "idle-timeout", required_argument, NULL, OPT_ITO },
     { "busy-poll", required_argument, NULL, OPT_BUSY },
@@ -427,6 +440,7 @@ static const char *opt_policy_name(int opt)
     case OPT_SPILL: return "dpc-spill-dir";
     case OPT_MAXC: return "max-dpc-clients";
     case OPT_MAXU: return "max-dpc-unauthenticated-clients";
+    case OPT_MAXUS: return "max-dpc-unauthenticated-per-source";
     case OPT_HTO: return "dpc-handshake-timeout";
     case OPT_ITO: return "dpc-idle-timeout";
     case OPT_BUSY: return "dpc-busy-poll";
@@ -640,11 +654,13 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     dpc_log(DPC_LOG_INFO, "serving: memory %llu bytes, spill %s (%llu bytes), "
-            "max %u clients, %u unauthenticated",
+            "max %u clients, %u in the handshake (%u per source)",
             (unsigned long long)o.cfg.store.mem_budget,
             o.spill_dir ? o.spill_dir : "off",
             (unsigned long long)o.cfg.store.disk_budget, o.cfg.max_clients,
-            o.cfg.max_unauth);
+            o.cfg.max_unauth, o.cfg.max_unauth_per_source != 0
+                                  ? o.cfg.max_unauth_per_source
+                                  : (o.cfg.max_unauth + 1) / 2);
     rc = dpc_server_run(srv);
     dpc_server_free(srv);
     free(o.spill_dir);

@@ -794,40 +794,112 @@ def raise_nofile():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# The server's defaults: handshakes at once (--max-unauthenticated), the
+# share of one source (--max-unauthenticated-per-source), and what one
+# source may hold not yet authenticated (--max-clients / 2).
+HANDSHAKES = 16
+PER_SOURCE = 8
+PENDING = 128
+
+
+def peek(sock):
+    """'open' (nothing to read yet), 'data' or 'closed', without waiting."""
+    sock.setblocking(False)
+    try:
+        got = sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return "open"
+    except OSError:
+        return "closed"
+    finally:
+        sock.settimeout(TIMEOUT)
+    return "data" if got else "closed"
+
+
+def greeted_within(c, seconds):
+    """True once c's nonce arrives within seconds, False if nothing came;
+    Failed if the server closed it instead."""
+    c.sock.settimeout(seconds)
+    try:
+        got = c.sock.recv(1, socket.MSG_PEEK)
+    except socket.timeout:
+        return False
+    except OSError:
+        got = b""
+    finally:
+        c.sock.settimeout(TIMEOUT)
+    if not got:
+        raise Failed("the server closed a connection waiting for its "
+                     "handshake")
+    return True
+
+
 def sc_idle_flood(ctx):
     count = ctx.args.count
 
-    def oldest_first():
-        # Fill the 16 unauthenticated slots in a known order (each nonce
-        # read proves its accept), then one more: only the oldest goes.
+    def fair_share():
+        # One source (127.0.0.2) runs its share of handshakes; its next
+        # connection waits, is never dropped, and is greeted once one of
+        # those ends; another source is served meanwhile.  With every slot
+        # taken the server stops accepting (the next client waits in the
+        # listen backlog) and drops nothing.
         socks = []
         try:
-            for _ in range(17):
-                c = P.Client(HOST, ctx.port, P.IM6, TIMEOUT)
-                socks.append(c)
-                c.read_nonce()
-            time.sleep(0.3)
-            closed = []
-            for i, c in enumerate(socks):
-                c.sock.setblocking(False)
-                try:
-                    gone = c.sock.recv(1) == b""
-                except BlockingIOError:
-                    gone = False
-                except ConnectionResetError:
-                    gone = True
-                if gone:
-                    closed.append(i)
-            if closed != [0]:
-                raise Failed("connections closed after the 17th arrived: %s "
-                             "(expected only the oldest, [0])" % closed)
+            base = ctx.status()
+            a = []
+            for _ in range(PER_SOURCE):
+                a.append(P.Client(HOST, ctx.port, P.IM6, TIMEOUT, "127.0.0.2"))
+                socks.append(a[-1])
+                a[-1].read_nonce()
+            extra = P.Client(HOST, ctx.port, P.IM6, TIMEOUT, "127.0.0.2")
+            socks.append(extra)
+            if greeted_within(extra, 0.5):
+                raise Failed("handshake %d from one source started at once "
+                             "(its share is %d)" % (PER_SOURCE + 1,
+                                                    PER_SOURCE))
+            with P.connect(HOST, ctx.port, ctx.secret, P.IM6, TIMEOUT,
+                           "127.0.0.3") as other:
+                st = other.status()
+            if (st["unauthenticated_clients"] != PER_SOURCE or
+                    st["clients_waiting"] != 1):
+                raise Failed("expected %d in the handshake and 1 waiting: %s"
+                             % (PER_SOURCE, st))
+            a[0].close()
+            if not greeted_within(extra, 3):
+                raise Failed("the waiting connection was not greeted after "
+                             "one of its source's handshakes ended")
+            extra.read_nonce()
+            b = []
+            for _ in range(HANDSHAKES - PER_SOURCE):
+                b.append(P.Client(HOST, ctx.port, P.IM6, TIMEOUT, "127.0.0.3"))
+                socks.append(b[-1])
+                b[-1].read_nonce()
+            late = P.Client(HOST, ctx.port, P.IM6, TIMEOUT, "127.0.0.4")
+            socks.append(late)
+            if greeted_within(late, 0.5):
+                raise Failed("greeted past %d handshakes at once" % HANDSHAKES)
+            for c in a[1:] + [extra] + b:
+                if peek(c.sock) != "open":
+                    raise Failed("a connection in its handshake was closed")
+            b[0].close()
+            if not greeted_within(late, 3):
+                raise Failed("the next client was not greeted after a "
+                             "handshake slot came free")
         finally:
             for c in socks:
                 c.close()
-        ctx.wait_status(lambda s: s["unauthenticated_clients"] == 0, 3,
-                        "unauthenticated connections gone")
-    ctx.step("17th unauthenticated connection evicts the oldest, and only "
-             "it", oldest_first)
+        st = ctx.wait_status(lambda s: s["unauthenticated_clients"] == 0 and
+                             s["clients_waiting"] == 0, 3,
+                             "no connection in or waiting for a handshake")
+        if st["accept_pauses"] <= base["accept_pauses"]:
+            raise Failed("accept_pauses not counted: %s" % st)
+        if st["connections_waited"] <= base["connections_waited"]:
+            raise Failed("connections_waited not counted: %s" % st)
+        if st["handshake_timeouts"] != base["handshake_timeouts"]:
+            raise Failed("a handshake timed out: %s" % st)
+    ctx.step("one source past its share of handshakes waits, others are "
+             "served, all slots taken stops accepting; nothing is dropped",
+             fair_share)
 
     def run():
         limit = raise_nofile()
@@ -837,6 +909,7 @@ def sc_idle_flood(ctx):
         socks = []
         t0 = time.monotonic()
         deadline = t0 + 30
+        base = ctx.status()
         # An authenticated client with data in its cache, connected before
         # the flood, must come through it untouched.
         keeper = ctx.client()
@@ -852,25 +925,27 @@ def sc_idle_flood(ctx):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(s)
                 s.settimeout(TIMEOUT)
+                s.bind(("127.0.0.2", 0))
                 s.connect((HOST, ctx.port))
-            print("# %d idle connections opened in %.1fs"
+            print("# %d idle connections opened from 127.0.0.2 in %.1fs"
                   % (len(socks), time.monotonic() - t0), flush=True)
-            st = ctx.status()
+            want = base["connections_refused"] + count - PENDING
+            st = ctx.wait_status(lambda s: s["connections_refused"] >= want,
+                                 10, "the flood's source refused past %d "
+                                 "connections" % PENDING)
             print("# status while held: %s" % st, flush=True)
-            if st["unauthenticated_clients"] > 16:
-                raise Failed("%d unauthenticated clients held (max 16)"
-                             % st["unauthenticated_clients"])
-            if st["connections_evicted"] <= 0:
-                raise Failed("no connection evicted: %s" % st)
+            if st["unauthenticated_clients"] > PER_SOURCE:
+                raise Failed("%d unauthenticated clients held (the source's "
+                             "share is %d)" % (st["unauthenticated_clients"],
+                                               PER_SOURCE))
+            if st["clients_waiting"] > PENDING - PER_SOURCE:
+                raise Failed("%d connections waiting (at most %d)"
+                             % (st["clients_waiting"], PENDING - PER_SOURCE))
             with ctx.client() as d:
                 _open_ok(d, 32, 24)
                 roundtrip(ctx, d, Plane(32, 24, 8), "w", "r",
                           "client during the flood")
             ctx.run_during()
-            st = ctx.status()
-            if st["unauthenticated_clients"] > 16:
-                raise Failed("%d unauthenticated clients after the "
-                             "convert" % st["unauthenticated_clients"])
             if keeper.read("r", 40, 30, 0, 0, 40 * 30 * 8) != model.buf:
                 raise Failed("the authenticated client's cache changed "
                              "during the flood")
@@ -879,14 +954,15 @@ def sc_idle_flood(ctx):
             for s in socks:
                 s.close()
         ctx.wait_status(lambda s: s["clients_connected"] == 1 and
-                        s["unauthenticated_clients"] == 0, 5,
+                        s["unauthenticated_clients"] == 0 and
+                        s["clients_waiting"] == 0, 5,
                         "all idle connections gone")
         ctx.wait_freed()
         if time.monotonic() - t0 > 55:
             raise Failed("took %.0fs" % (time.monotonic() - t0))
-    ctx.step("%d idle connections held: unauthenticated <= 16, evictions "
-             "counted, a client and the real convert still served" % count,
-             run)
+    ctx.step("%d idle connections from one source: it keeps its share, the "
+             "rest are refused; a client and the real convert from another "
+             "source are served" % count, run)
 
 
 def sc_handshake_timeout(ctx):

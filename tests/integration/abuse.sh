@@ -147,7 +147,8 @@ slow_reader() {
     same_pixels "$WORK/ref.png" "$WORK/slow.png"
 }
 
-# A real convert while 1000 idle connections are held.
+# A real convert (from 127.0.0.1) while 1000 idle connections from
+# 127.0.0.2 are held.
 idle_flood() {
     local t0=$SECONDS
     rm -f "$WORK/flood.png"
@@ -249,7 +250,7 @@ check "half close: requests pipelined before the client's FIN are all answered" 
     sane scenario half-close
 check "slow reader: 32 MB read never read; others served; caches freed after" \
     sane slow_reader
-check "idle flood: oldest unauthenticated evicted first; 1000 idle connections; convert succeeds; unauthenticated <= 16; evictions counted" \
+check "idle flood: a source past its share waits, then is refused; no handshake dropped; 1000 idle connections from one source; convert from another succeeds" \
     sane idle_flood
 check "timeouts: a silent handshake closed after 1 s, an idle client after 2 s (cache freed)" \
     sane handshake_timeout

@@ -177,10 +177,14 @@ class Closed(ProtocolError):
 class Client:
     """One connection.  connect() reads the nonce; auth() answers it."""
 
-    def __init__(self, host, port, flavor=IM6, timeout=5.0):
+    def __init__(self, host, port, flavor=IM6, timeout=5.0, source=None):
+        """source: the local address to connect from (any of 127.0.0.0/8
+        reaches a loopback server), for tests of per-source limits."""
         self.flavor = flavor
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.nonce = None
         self.key = None
@@ -282,9 +286,9 @@ class Client:
         return json.loads(self.recv_exact(n).decode())
 
 
-def connect(host, port, secret, flavor=IM6, timeout=5.0):
+def connect(host, port, secret, flavor=IM6, timeout=5.0, source=None):
     """An authenticated client."""
-    c = Client(host, port, flavor, timeout)
+    c = Client(host, port, flavor, timeout, source)
     try:
         c.auth(secret)
     except Exception:

@@ -489,7 +489,8 @@ static char *GetDistributeCacheSetting(const Image *image,const char *name)
 %  OpenDistributePixelCache() connects to every host of cache:hosts, proves
 %  the shared secret, and opens the image's pixel cache striped over them.
 %  Errors name the host and the cause, as warnings when the disk tier can
-%  still take the cache, else as errors.
+%  still take the cache, else as errors; a host with no room for the cache
+%  is no warning when the disk tier can take it (a -debug cache event).
 %
 %  The format of the OpenDistributePixelCache method is:
 %
@@ -713,6 +714,19 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   server_info->tiles=dpc_tiles_open(&cfg,error,sizeof(error));
   if (server_info->tiles == (struct dpc_tiles *) NULL)
     {
+      if ((errno == ENOSPC) &&
+          (DistributeCacheSeverity(image) == CacheWarning))
+        {
+          /*
+            A server with no room is the next tier's cue, not news (as a
+            spent shared-memory budget is).
+          */
+          if (server_info->debug != MagickFalse)
+            (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+              "magick-dpc: %s; the disk tier takes %s",error,
+              image->filename);
+          return(MagickFalse);
+        }
       (void) ThrowMagickException(&image->exception,GetMagickModule(),
         DistributeCacheSeverity(image),"DistributedPixelCache","%s",error);
       return(MagickFalse);

@@ -1,0 +1,252 @@
+/*
+ * Unit tests for dpc_link_connect() against a fake native server on a
+ * loopback port, run in a thread: connections the server closes before the
+ * client's proof are tried again until one gets through; a rejected proof
+ * is reported as such and not retried; a server that keeps closing is given
+ * up on when cache:dpc-timeout runs out, with a message saying so; a port
+ * nobody listens on is retried only briefly; a silent server costs one
+ * timeout.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dpc_link.h"
+#include "dpc_util.h"
+#include "dpc_wire.h"
+
+#define assert_contains(hay, needle)                                       \
+    do {                                                                   \
+        if (strstr((hay), (needle)) == NULL)                               \
+            fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle));   \
+    } while (0)
+
+struct fake {
+    int lfd;
+    unsigned port;
+    int close_first;            /* closed at once, before the nonce */
+    int close_after_magic;      /* then closed after reading the magic */
+    uint8_t key[DPC_WIRE_KEY_LEN];
+    int accepted;               /* read after fake_stop() */
+    int held[8];                /* authenticated connections kept open */
+    int nheld;
+    volatile int stop;
+    pthread_t thread;
+};
+
+static const uint8_t key_a[DPC_WIRE_KEY_LEN] = { 1, 2, 3 };
+static const uint8_t key_b[DPC_WIRE_KEY_LEN] = { 9, 9, 9 };
+
+static int recv_all(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+
+    while (n > 0) {
+        ssize_t k = recv(fd, p, n, 0);
+
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The server's side of the native handshake; the connection stays open
+ * when the client's proof is right, is closed when it is wrong. */
+static void serve_handshake(struct fake *f, int fd)
+{
+    uint8_t nonce[8] = { 0 }, magic[DPC_WIRE_MAGIC_LEN];
+    uint8_t ns[DPC_WIRE_NONCE_LEN] = { 7 }, in[64], mac[DPC_WIRE_MAC_LEN];
+
+    if (send(fd, nonce, sizeof(nonce), MSG_NOSIGNAL) != sizeof(nonce) ||
+        recv_all(fd, magic, sizeof(magic)) < 0 ||
+        send(fd, ns, sizeof(ns), MSG_NOSIGNAL) != sizeof(ns) ||
+        recv_all(fd, in, sizeof(in)) < 0)
+        goto out;
+    dpc_wire_proof(f->key, "client", ns, in, mac);
+    if (memcmp(mac, in + DPC_WIRE_NONCE_LEN, sizeof(mac)) != 0)
+        goto out;
+    dpc_wire_proof(f->key, "server", ns, in, mac);
+    if (send(fd, mac, sizeof(mac), MSG_NOSIGNAL) != sizeof(mac) ||
+        f->nheld == 8)
+        goto out;
+    f->held[f->nheld++] = fd;
+    return;
+out:
+    close(fd);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+
+    while (!f->stop) {
+        struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+        uint8_t nonce[8] = { 0 }, magic[DPC_WIRE_MAGIC_LEN];
+        int fd;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        f->accepted++;
+        if (f->accepted <= f->close_first) {
+            close(fd);
+        } else if (f->accepted <= f->close_first + f->close_after_magic) {
+            if (send(fd, nonce, sizeof(nonce), MSG_NOSIGNAL) == 8)
+                (void)recv_all(fd, magic, sizeof(magic));
+            close(fd);
+        } else {
+            serve_handshake(f, fd);
+        }
+    }
+    return NULL;
+}
+
+/* A listener on a free loopback port; serve: run the fake in a thread. */
+static void fake_start(struct fake *f, int serve)
+{
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    socklen_t len = sizeof(in);
+
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->lfd >= 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(f->lfd, 16), 0);
+    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&in, &len), 0);
+    f->port = ntohs(in.sin_port);
+    if (serve)
+        assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f, int served)
+{
+    f->stop = 1;
+    if (served)
+        pthread_join(f->thread, NULL);
+    for (int i = 0; i < f->nheld; i++)
+        close(f->held[i]);
+    close(f->lfd);
+}
+
+/* Closed before the nonce twice, after the magic once: the fourth try
+ * authenticates. */
+static void link_retries_handshake_closes_test(void **state)
+{
+    struct fake f = { .close_first = 2, .close_after_magic = 1 };
+    char err[DPC_ERRLEN] = "";
+    struct dpc_link *l;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    assert_false(dpc_link_broken(l));
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+    assert_int_equal(f.accepted, 4);
+}
+
+/* A proof the server rejects: "authentication failed", one connection. */
+static void link_wrong_secret_not_retried_test(void **state)
+{
+    struct fake f = { 0 };
+    char err[DPC_ERRLEN] = "";
+
+    memcpy(f.key, key_b, sizeof(key_b));
+    fake_start(&f, 1);
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err,
+                                 sizeof(err)));
+    assert_contains(err, "authentication failed (is cache:shared-secret the "
+                         "same on both sides?)");
+    usleep(200 * 1000);
+    fake_stop(&f, 1);
+    assert_int_equal(f.accepted, 1);
+}
+
+/* Closed every time: given up on when the timeout runs out, and the
+ * message says the server closed it during the handshake. */
+static void link_closed_until_timeout_test(void **state)
+{
+    struct fake f = { .close_first = INT_MAX };
+    char err[DPC_ERRLEN] = "", want[128];
+    double t0 = dpc_now(), took;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 1000, err,
+                                 sizeof(err)));
+    took = dpc_now() - t0;
+    fake_stop(&f, 1);
+    snprintf(want, sizeof(want), "connection closed by 127.0.0.1:%u during "
+             "the handshake (server busy or limit reached", f.port);
+    assert_contains(err, want);
+    assert_true(took >= 0.8 && took <= 1.5);
+    assert_true(f.accepted >= 4);
+}
+
+/* Nothing listening: retried for about a second, not the whole timeout. */
+static void link_refused_retried_briefly_test(void **state)
+{
+    struct fake f = { 0 };
+    char err[DPC_ERRLEN] = "";
+    unsigned port;
+    double t0, took;
+
+    fake_start(&f, 0);
+    port = f.port;
+    fake_stop(&f, 0);               /* the port is free again */
+    t0 = dpc_now();
+    assert_null(dpc_link_connect("127.0.0.1", port, key_a, 10000, err,
+                                 sizeof(err)));
+    took = dpc_now() - t0;
+    assert_contains(err, "Connection refused");
+    assert_contains(err, "attempts");
+    assert_true(took >= 0.8 && took <= 1.6);
+}
+
+/* A server that accepts (in the kernel) and says nothing: one timeout. */
+static void link_silent_server_one_timeout_test(void **state)
+{
+    struct fake f = { 0 };
+    char err[DPC_ERRLEN] = "";
+    double t0, took;
+
+    fake_start(&f, 0);              /* listens, never accepts */
+    t0 = dpc_now();
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 500, err,
+                                 sizeof(err)));
+    took = dpc_now() - t0;
+    fake_stop(&f, 0);
+    assert_contains(err, "no answer in time");
+    assert_true(took >= 0.4 && took <= 1.2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(link_retries_handshake_closes_test),
+        cmocka_unit_test(link_wrong_secret_not_retried_test),
+        cmocka_unit_test(link_closed_until_timeout_test),
+        cmocka_unit_test(link_refused_retried_briefly_test),
+        cmocka_unit_test(link_silent_server_one_timeout_test),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
