@@ -168,12 +168,13 @@ fi
 check "conjure: <read> <print>" same_run conjure - msl:read.msl
 
 # convert -concatenate: libMagickWand's ConcatenateImages() checks each
-# path with IsPathAuthorized(), which libMagickCore must export.
+# path with IsPathAuthorized(), which libMagickCore must export.  It
+# deletes its inputs, so each run gets its own.
 concatenate() {
     local how rc
-    printf 'first\n' > "$WORK/c1.txt"
-    printf 'second\n' > "$WORK/c2.txt"
     for how in mem dpc; do
+        printf 'first\n' > "$WORK/c1.txt"
+        printf 'second\n' > "$WORK/c2.txt"
         rc=0
         if [ $how = dpc ]; then
             LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
@@ -185,6 +186,7 @@ concatenate() {
         fi
         echo "$how: exit $rc"
         [ $rc = 0 ]
+        [ ! -e "$WORK/c1.txt" ] && [ ! -e "$WORK/c2.txt" ]
     done
     cmp "$WORK/mem/cat.txt" "$WORK/dpc/cat.txt"
 }
