@@ -68,6 +68,14 @@ check "caches freed after the clients exit" \
 shm_freed() { [ "$(shm_field used)" = 0 ] && [ "$(shm_field segments)" = 0 ]; }
 [ "${DPC_VIA:-stock}" != shm ] ||
     check "shared segments freed after the clients exit" shm_freed
+# With a tile cache smaller than the images, tiles really were written to
+# the server and fetched back.
+tiles_travelled() {
+    grep -qE ': PUT [0-9]+ x [0-9]+' "$WORK/server.log"
+    grep -qE ': GET [0-9]+ x [0-9]+' "$WORK/server.log"
+}
+[ -z "${DPC_TILE_CACHE:-}" ] ||
+    check "tiles written to the server and fetched back" tiles_travelled
 check "no secret in the server log" sh -c "! grep -qF '$SECRET' '$WORK/server.log'"
 check_stops
 finish

@@ -105,8 +105,9 @@ stop_server() {
 # the server.  DPC_VIA=stock (default): the stock client, the stock way (no
 # memory, map or disk allowed).  DPC_VIA=dropin: the system convert on the
 # drop-in libMagickCore in $DROPIN_LIB, native protocol, only the
-# distributed tier allowed.  DPC_VIA=shm: the drop-in, only the
-# shared-memory tier allowed, from the server's socket.
+# distributed tier allowed (DPC_TILE_CACHE: its local tile cache's size).
+# DPC_VIA=shm: the drop-in, only the shared-memory tier allowed, from the
+# server's socket.
 dpc_convert() {
     if [ "${DPC_VIA:-stock}" = shm ]; then
         LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
@@ -115,7 +116,8 @@ dpc_convert() {
     elif [ "${DPC_VIA:-stock}" = dropin ]; then
         LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
             -define cache:hosts=127.0.0.1:"$PORT" \
-            -define cache:tiers=distributed "$@"
+            -define cache:tiers=distributed \
+            ${DPC_TILE_CACHE:+-define cache:dpc-tile-cache="$DPC_TILE_CACHE"} "$@"
     else
         timeout "$STEP_TIMEOUT" "$CONVERT" \
             -define registry:cache:hosts=127.0.0.1:"$PORT" \
