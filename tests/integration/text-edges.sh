@@ -94,6 +94,13 @@ add tb "caption: 90x44, centred: overflowing top and bottom" -size 90x44 \
 add r "label: composited across the right edge" "${BG[@]}" \
     '(' -size 80x40 -background none label:Hello ')' -geometry +160+20 \
     -composite
+# The reported command itself: ImageMagick's default font (Helvetica, a
+# Type 1 font: quickstart installs gsfonts), glyphs wholly past the right
+# edge.
+if mem_convert -size 20x20 xc:white -annotate +2+10 x null: 2> /dev/null; then
+    add r "annotate +170+35 in the default font: the reported command" \
+        -size 200x50 xc:white -fill black -pointsize 30 -annotate +170+35 Hello
+fi
 
 # Under the sanitizers, only the annotate cases and one of each other kind.
 SUBSET='^annotate|^draw text 130,35|^label: 60x20|^caption: 90x36'
