@@ -79,20 +79,6 @@ loaded() {
     [ "$(grep '/libMagickWand' "$1")" = "$SYSTEM_WAND" ]
 }
 
-# tier_policy TIERS: a policy.xml directory with the secret, the server's
-# host and socket, and these tiers.
-tier_policy() {
-    mkdir -p "$WORK/etc-$1"
-    cat > "$WORK/etc-$1/policy.xml" <<XML
-<policymap>
-  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
-  <policy domain="cache" name="hosts" value="127.0.0.1:$PORT"/>
-  <policy domain="cache" name="dpc-socket" value="$SHM_SOCK"/>
-  <policy domain="cache" name="tiers" value="$1"/>
-</policymap>
-XML
-    echo "$WORK/etc-$1"
-}
 
 reference() {
     binding "$1" "$WORK/$1.mem.miff"

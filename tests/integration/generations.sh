@@ -9,13 +9,7 @@
 make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 start_server --listen-im7 127.0.0.1:0
-PORT7=
-for _ in $(seq 1 100); do
-    PORT7=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) (ImageMagick 7.*/\1/p' \
-        "$WORK/server.log" | head -n 1)
-    [ -n "$PORT7" ] && break
-    sleep 0.05
-done
+PORT7=$(im7_port_of "$WORK/server.log")
 [ -n "$PORT7" ] || { echo "no IM7 listener:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
 # py SCRIPT: python with tests/lib on the path and the policy's secret.

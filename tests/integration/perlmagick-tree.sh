@@ -30,22 +30,9 @@ start_server
 TIERS="memory distributed shm system"
 [ "${DPC_SLOW_TESTS:-yes}" = no ] && TIERS="memory distributed"
 
-# policy NAME TIERS: a policy.xml in $WORK/etc-NAME: the secret, the
-# server's host and socket, and the tier order.
-policy() {
-    mkdir -p "$WORK/etc-$1"
-    cat > "$WORK/etc-$1/policy.xml" <<XML
-<policymap>
-  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
-  <policy domain="cache" name="hosts" value="127.0.0.1:$PORT"/>
-  <policy domain="cache" name="dpc-socket" value="$SHM_SOCK"/>
-  <policy domain="cache" name="tiers" value="$2"/>
-</policymap>
-XML
-}
-policy memory memory,disk
-policy distributed distributed
-policy shm shm
+tier_policy memory memory,disk > /dev/null
+tier_policy distributed > /dev/null
+tier_policy shm > /dev/null
 
 # run_tree TIER: prove -r over a private copy of t/ (the tests write
 # files next to their inputs), from the directory the tests expect: they

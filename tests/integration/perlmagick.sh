@@ -15,24 +15,11 @@ start_server -v
 mem_convert -seed 5 -size 160x120 plasma:fractal "$WORK/in.miff"
 mem_convert "$WORK/in.miff" -blur 0x2 "$WORK/blur.mem.miff"
 
-# policy TIERS: the test's policy.xml with these tiers, the server's host
-# and socket.
-policy() {
-    mkdir -p "$WORK/etc-$1"
-    cat > "$WORK/etc-$1/policy.xml" <<XML
-<policymap>
-  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
-  <policy domain="cache" name="hosts" value="127.0.0.1:$PORT"/>
-  <policy domain="cache" name="dpc-socket" value="$SHM_SOCK"/>
-  <policy domain="cache" name="tiers" value="$1"/>
-</policymap>
-XML
-}
 
 # perl_blur TIERS OUT: Image::Magick reads, blurs and writes on the
 # drop-in library, with only the given tiers.
 perl_blur() {
-    policy "$1"
+    tier_policy "$1" > /dev/null
     MAGICK_CONFIGURE_PATH=$WORK/etc-$1 LD_LIBRARY_PATH=$DROPIN_LIB \
         timeout "$STEP_TIMEOUT" perl -MImage::Magick -e '
         my ($in, $out) = @ARGV;
@@ -64,7 +51,7 @@ shared() {
 check "PerlMagick on the shm tier: identical, segments given back" shared
 
 handoff() {
-    policy memory
+    tier_policy memory > /dev/null
     MAGICK_CONFIGURE_PATH=$WORK/etc-memory LD_LIBRARY_PATH=$DROPIN_LIB \
         MAGICK_CODER_MODULE_PATH=$SHM_CODERS timeout "$STEP_TIMEOUT" \
         perl -MImage::Magick -e '

@@ -48,6 +48,34 @@ XML
     SECRET=$secret
 }
 
+# tier_policy NAME [TIERS]: $WORK/etc-NAME/policy.xml with the secret, the
+# server's host and socket, and the tier order (default: NAME); prints the
+# directory, for MAGICK_CONFIGURE_PATH.
+tier_policy() {
+    local dir=$WORK/etc-$1
+    mkdir -p "$dir"
+    cat > "$dir/policy.xml" <<XML
+<policymap>
+  <policy domain="cache" name="shared-secret" value="$SECRET" stealth="true"/>
+  <policy domain="cache" name="hosts" value="127.0.0.1:$PORT"/>
+  <policy domain="cache" name="dpc-socket" value="$SHM_SOCK"/>
+  <policy domain="cache" name="tiers" value="${2:-$1}"/>
+</policymap>
+XML
+    echo "$dir"
+}
+
+# im7_port_of LOG: the port of the IM7 listener logging to LOG (5 s).
+im7_port_of() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) (ImageMagick 7.*/\1/p' \
+            "$1" | head -n 1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.05
+    done
+}
+
 # port_of LOG: the loopback port of the server logging to LOG (waits up to
 # 5 s for its "listening on" line); nothing when it never came.
 port_of() {
