@@ -36,6 +36,7 @@ struct entry {
     uint32_t seq;               /* odd while tile or bytes change (seqlock) */
     uint8_t dirty;
     uint8_t referenced;         /* hit without the lock: a second chance */
+    uint8_t pending;            /* admitted for a covering write, not yet written */
 };
 
 /* Per-host request being assembled. */
@@ -441,6 +442,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     t->ent[e].referenced = 0;
     set_where(t, tile, e);
     touch(t, e);
+    t->ent[e].pending = t->nofetch[i];
     if (!is_written(t, (uint64_t)tile)) {
         if (!t->nofetch[i])         /* a write covering it needs no zeros */
             t->zero[t->nzero++] = e;    /* its old tile may still be out */
@@ -519,8 +521,16 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
             t->ent[e].dirty = 0;
         }
     }
-    for (uint32_t i = 0; i < t->nadmitted; i++)
-        seq_end(t, t->admitted[i]);
+    for (uint32_t i = 0; i < t->nadmitted; i++) {
+        int32_t e = t->admitted[i];
+
+        /* one admitted for a write that covers it holds another tile's
+         * bytes until copy_tile() writes it: it ends the bracket there */
+        if (rc < 0 || !t->ent[e].pending)
+            seq_end(t, e);
+        if (rc < 0)
+            t->ent[e].pending = 0;
+    }
     return rc;
 }
 
@@ -539,7 +549,7 @@ static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
     uint8_t *base = entry_mem(t, e) + t->plane_off[plane];
     size_t run = (size_t)(x1 - x0) * bpp;
 
-    if (write)
+    if (write && !t->ent[e].pending)
         seq_begin(t, e);
     for (uint64_t r = y0; r < y1; r++) {
         uint8_t *tp = base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp;
@@ -552,6 +562,7 @@ static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
     }
     if (write) {
         t->ent[e].dirty = 1;
+        t->ent[e].pending = 0;
         set_written(t, (uint64_t)tile);
         seq_end(t, e);
     }
