@@ -165,11 +165,7 @@ start_dpc() {
     rm -f "$SOCK"
     spawn "$log" "$DPC_BIN" serve --listen none --socket "$SOCK" --shm-budget "$BUDGET"
     SERVER_PID=$SPAWNED_PID
-    for _ in $(seq 1 200); do
-        grep -q "listening on $SOCK" "$log" && return 0
-        kill -0 "$SERVER_PID" 2> /dev/null || break
-        sleep 0.05
-    done
+    server_wait "$SERVER_PID" 200 grep -q "listening on $SOCK" "$log" && return 0
     echo "$PROG: magick-dpc did not start listening on $SOCK:" >&2
     sed 's/^/  | /' "$log" >&2
     exit 1
