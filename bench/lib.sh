@@ -17,7 +17,7 @@ export LC_ALL=C                    # decimal points in $EPOCHREALTIME and printf
 PROG=${SELF##*/}                   # the messages' prefix: compare-stock.sh, dropin.sh
 TOP_SRCDIR=$(dirname "$(dirname "$SELF")")
 # The integration tests start their servers the same way.
-# shellcheck source=../tests/lib/server.sh
+# shellcheck source-path=SCRIPTDIR/../tests/lib source=server.sh
 . "$TOP_SRCDIR/tests/lib/server.sh"   # server_spawn, server_wait, server_log_port
 SERVER_PDEATHSIG=1                 # servers die with the script, even on SIGKILL
 

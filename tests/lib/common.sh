@@ -6,7 +6,7 @@ set -eu
 
 : "${MAGICK_DPC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/_install/bin/magick-dpc}"
 : "${TOP_SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-# shellcheck source=server.sh
+# shellcheck source-path=SCRIPTDIR source=server.sh
 . "$TOP_SRCDIR/tests/lib/server.sh"  # server_spawn, server_wait, server_log_port
 CONVERT=/usr/bin/convert
 COMPARE=/usr/bin/compare

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # SPAWNED_PID is for the caller
 # tests/lib/server.sh: how the integration tests (tests/lib/common.sh) and
 # the benchmarks (bench/lib.sh) start a server and wait until it listens.
 # Source it; it only defines functions.
