@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "dpc_session.h"
+#include "dpc_proto.h"
 #include "dpc_store.h"
 #include "dpc_wire.h"
 
@@ -41,8 +41,8 @@ enum dpc_native_state {
 struct dpc_native_cfg {
     const uint8_t *key;                     /* DPC_WIRE_KEY_LEN, borrowed */
     struct dpc_store *store;                /* borrowed */
-    size_t (*status)(void *arg, char *buf, size_t len);
-    void (*trace)(void *arg, const char *msg);
+    dpc_proto_status_fn status;
+    dpc_proto_trace_fn trace;
     /* An OPEN the store had no room for (answered; the connection goes
      * on), with the store's reason.  May be NULL. */
     void (*refused)(void *arg, const char *why);
@@ -72,5 +72,8 @@ int dpc_native_authenticated(const struct dpc_native *s);
 const char *dpc_native_error(const struct dpc_native *s);
 const struct dpc_session_counters *
 dpc_native_counters(const struct dpc_native *s);
+
+/* This protocol's entry in a connection's table (dpc_proto.h). */
+extern const struct dpc_proto_ops dpc_native_ops;
 
 #endif

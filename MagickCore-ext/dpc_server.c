@@ -1,7 +1,10 @@
 /*
  * dpc_server: see dpc_server.h.  Listeners and their pacing, admission
  * (dpc_admit decides, this file acts), the once-a-second sweep for
- * handshake and idle timeouts, signals, and stats.
+ * handshake and idle timeouts, signals, and stats.  The connections
+ * themselves are dpc_conn's, in the dpc_conn_set the server embeds and
+ * hands its status JSON and admission to as callbacks: dpc_conn does not
+ * call back into this file.
  */
 
 #include <arpa/inet.h>
@@ -19,8 +22,10 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "dpc_admit.h"
+#include "dpc_conn.h"
 #include "dpc_log.h"
-#include "dpc_server-internal.h"
+#include "dpc_server.h"
 #include "dpc_util.h"
 
 /* Clients the kernel holds, connected but not accepted, while every
@@ -29,33 +34,32 @@
  * new SYNs are dropped and clients retransmit them, which only slows them. */
 #define LISTEN_BACKLOG 1024
 
-void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
-{
-    c->list = l;
-    c->next = NULL;
-    c->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-    l->count++;
-}
+struct dpc_listener {
+    struct dpc_server *server;
+    struct evconnlistener *ev;
+    enum dpc_stock_flavor flavor;
+    char addr[80];
+};
 
-void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
-    c->list = NULL;
-    l->count--;
-}
+struct dpc_server {
+    struct dpc_server_cfg cfg;
+    struct event_base *base;
+    struct dpc_listener *listeners;
+    size_t nlisteners;
+    struct event *sigint, *sigterm, *sweep;
+    struct event *resume;           /* ends a pause after accept failed */
+    struct dpc_store *store;
+    struct dpc_local *local;        /* NULL: no Unix socket */
+    struct dpc_admit *admit;        /* who may run a handshake now */
+    struct dpc_conn_set conns;      /* waiting, in the handshake, served */
+    int accepting;                  /* the listeners are enabled */
+    int accept_failed;              /* paused a second after EMFILE & co */
+    int stopping;                   /* closing everything: admit nothing */
+    uint64_t accepted, refused, handshake_timeouts;
+    uint64_t accept_pauses, waited;
+    struct dpc_log_limit refuse_log;    /* a flood of refusals */
+    double started;
+};
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -102,13 +106,17 @@ static void update_accepting(struct dpc_server *s)
     }
 }
 
-void dpc_server_admit_next(struct dpc_server *s)
+/* A connection left the handshake (authenticated or closed): greets the
+ * waiting connections now admissible and resumes accepting if there is
+ * room.  The connection set's handshake_done. */
+static void admit_next(void *arg)
 {
+    struct dpc_server *s = arg;
     struct dpc_conn *c, *next;
 
     if (s->stopping)
         return;
-    for (c = s->waiting.head; c != NULL && !dpc_admit_full(s->admit);
+    for (c = s->conns.waiting.head; c != NULL && !dpc_admit_full(s->admit);
          c = next) {
         next = c->next;
         if (dpc_admit_can_greet(s->admit, c->src)) {
@@ -149,8 +157,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     (void)ev;
     (void)salen;
     format_addr(sa, peer, sizeof(peer));
-    if (s->waiting.count + s->unauth.count + s->auth.count >=
-        s->cfg.max_clients) {
+    if (s->conns.waiting.count + s->conns.unauth.count +
+        s->conns.auth.count >= s->cfg.max_clients) {
         snprintf(why, sizeof(why), "%u clients connected (max-dpc-clients)",
                  s->cfg.max_clients);
         refuse(s, fd, peer, why);
@@ -171,13 +179,13 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     }
     s->accepted++;
     s->waited += v == DPC_ADMIT_WAIT;
-    if (dpc_conn_new(s, fd, peer, l->flavor, src, v == DPC_ADMIT_GREET) !=
-        NULL)
+    if (dpc_conn_new(&s->conns, fd, peer, l->flavor, src,
+                     v == DPC_ADMIT_GREET) != NULL)
         dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s%s",
-                (unsigned long long)s->next_id, peer, l->addr,
+                (unsigned long long)s->conns.next_id, peer, l->addr,
                 v == DPC_ADMIT_WAIT ? ": waits for a handshake slot" : "");
     else
-        dpc_server_admit_next(s);
+        admit_next(s);
     update_accepting(s);
 }
 
@@ -213,8 +221,9 @@ static void on_accept_error(struct evconnlistener *ev, void *arg)
 
 /* since_accept: a handshake must finish in time however slowly its bytes
  * trickle in; an authenticated client is timed from its last activity. */
-static void close_expired(struct dpc_conn_list *l, double limit, double now,
-                          int since_accept, const char *why)
+static void close_expired(struct dpc_server *s, struct dpc_conn_list *l,
+                          double limit, double now, int since_accept,
+                          const char *why)
 {
     struct dpc_conn *c = l->head, *next;
 
@@ -223,7 +232,7 @@ static void close_expired(struct dpc_conn_list *l, double limit, double now,
         if (now - (since_accept ? c->accepted : c->last_active) <= limit)
             continue;
         if (since_accept) {
-            c->server->handshake_timeouts++;
+            s->handshake_timeouts++;
             dpc_conn_drop(c, why);
         } else {
             dpc_conn_close(c, why);
@@ -238,18 +247,21 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     double limit = (double)s->cfg.handshake_timeout_ms / 1000;
 
     /* The waiting first: a handshake timing out may greet one of them. */
-    close_expired(&s->waiting, limit, now, 1,
+    close_expired(s, &s->conns.waiting, limit, now, 1,
                   "handshake timeout (waited for a slot all along)");
-    close_expired(&s->unauth, limit, now, 1, "handshake timeout");
+    close_expired(s, &s->conns.unauth, limit, now, 1, "handshake timeout");
     if (s->cfg.idle_timeout_ms != 0)
-        close_expired(&s->auth, (double)s->cfg.idle_timeout_ms / 1000, now,
-                      0, "idle timeout");
+        close_expired(s, &s->conns.auth,
+                      (double)s->cfg.idle_timeout_ms / 1000, now, 0,
+                      "idle timeout");
     dpc_log_limited_flush(&s->refuse_log, DPC_LOG_WARN,
                           "refused connections");
-    dpc_log_limited_flush(&s->drop_log, DPC_LOG_WARN, "dropped connections");
-    dpc_log_limited_flush(&s->close_log, DPC_LOG_WARN,
+    dpc_log_limited_flush(&s->conns.drop_log, DPC_LOG_WARN,
+                          "dropped connections");
+    dpc_log_limited_flush(&s->conns.close_log, DPC_LOG_WARN,
                           "connections closed on errors");
-    dpc_log_limited_flush(&s->open_log, DPC_LOG_WARN, "refused opens");
+    dpc_log_limited_flush(&s->conns.open_log, DPC_LOG_WARN,
+                          "refused opens");
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);
@@ -355,6 +367,27 @@ static int open_store(struct dpc_server *s, char *err, size_t errlen)
     return 0;
 }
 
+static size_t status_json(void *arg, char *buf, size_t len)
+{
+    return dpc_server_stats_json(arg, buf, len);
+}
+
+/* The connection set borrows what the server owns. */
+static void init_conns(struct dpc_server *s)
+{
+    struct dpc_conn_set *cs = &s->conns;
+
+    cs->base = s->base;
+    cs->store = s->store;
+    cs->admit = s->admit;
+    cs->sipkey = s->cfg.sipkey;
+    cs->wirekey = s->cfg.wirekey;
+    cs->busy_poll_us = s->cfg.busy_poll_us;
+    cs->status = status_json;
+    cs->handshake_done = admit_next;
+    cs->arg = s;
+}
+
 struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
                                   size_t errlen)
 {
@@ -386,6 +419,7 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
     /* The store first: a server that listens is ready, preallocated. */
     if (open_store(s, err, errlen) < 0)
         goto err;
+    init_conns(s);
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
         if (bind_one(s, &cfg->listen[s->nlisteners],
                      &s->listeners[s->nlisteners], err, errlen) < 0)
@@ -417,9 +451,9 @@ void dpc_server_free(struct dpc_server *s)
     for (size_t i = 0; i < s->nlisteners; i++)
         evconnlistener_free(s->listeners[i].ev);
     free(s->listeners);
-    close_all(&s->waiting);
-    close_all(&s->unauth);
-    close_all(&s->auth);
+    close_all(&s->conns.waiting);
+    close_all(&s->conns.unauth);
+    close_all(&s->conns.auth);
     dpc_admit_free(s->admit);
     dpc_local_free(s->local);
     if (s->sigint != NULL)
@@ -439,21 +473,23 @@ void dpc_server_free(struct dpc_server *s)
 void dpc_server_get_stats(const struct dpc_server *s,
                           struct dpc_server_stats *st)
 {
-    const struct dpc_conn_list *lists[] = { &s->unauth, &s->auth };
+    const struct dpc_conn_list *lists[] = { &s->conns.unauth,
+                                            &s->conns.auth };
 
     memset(st, 0, sizeof(*st));
     dpc_store_get_stats(s->store, &st->store);
-    st->clients = s->waiting.count + s->unauth.count + s->auth.count;
-    st->unauthenticated = s->unauth.count;
-    st->waiting = s->waiting.count;
-    st->requests = s->requests_closed;
+    st->clients = s->conns.waiting.count + s->conns.unauth.count +
+                  s->conns.auth.count;
+    st->unauthenticated = s->conns.unauth.count;
+    st->waiting = s->conns.waiting.count;
+    st->requests = s->conns.requests_closed;
     for (size_t i = 0; i < 2; i++)
         for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
             st->requests += dpc_conn_counters(c)->requests;
     st->accepted = s->accepted;
     st->refused = s->refused;
     st->handshake_timeouts = s->handshake_timeouts;
-    st->auth_failures = s->auth_failures;
+    st->auth_failures = s->conns.auth_failures;
     st->accept_pauses = s->accept_pauses;
     st->waited = s->waited;
     st->uptime = dpc_now() - s->started;
