@@ -33,32 +33,17 @@
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
-void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
+/* c joins list l (and leaves it), through its link. */
+static void dpc_conn_list_push(struct dpc_list *l, struct dpc_conn *c)
 {
     c->list = l;
-    c->next = NULL;
-    c->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-    l->count++;
+    dpc_list_push(l, &c->link);
 }
 
-void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c)
+static void dpc_conn_list_remove(struct dpc_list *l, struct dpc_conn *c)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
+    dpc_list_remove(l, &c->link);
     c->list = NULL;
-    l->count--;
 }
 
 static size_t status_json(void *arg, char *buf, size_t len)
@@ -205,7 +190,7 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     const struct dpc_session_counters *n = dpc_conn_counters(c);
     const char *err = c->proto->error(c->sess);
     const char *hint = c->proto->hint(c->sess);
-    struct dpc_conn_list *list = c->list;
+    struct dpc_list *list = c->list;
     struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";

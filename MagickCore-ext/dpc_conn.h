@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "dpc_admit.h"
+#include "dpc_list.h"
 #include "dpc_log.h"
 #include "dpc_proto.h"
 #include "dpc_stock.h"
@@ -28,12 +29,6 @@ struct event_base;
 struct dpc_conn;
 
 #define DPC_CONN_INBUF (64 * 1024)    /* > the largest fixed frame */
-
-/* A doubly linked list of connections, oldest first. */
-struct dpc_conn_list {
-    struct dpc_conn *head, *tail;
-    uint64_t count;
-};
 
 struct dpc_conn_set {
     /* Set by the owner before the first connection; all borrowed. */
@@ -51,7 +46,7 @@ struct dpc_conn_set {
 
     /* waiting: accepted, not greeted yet (their source is at its share of
      * handshakes, or every slot is taken); unauth: in the handshake */
-    struct dpc_conn_list waiting, unauth, auth;
+    struct dpc_list waiting, unauth, auth;     /* of dpc_conn, oldest first */
     uint64_t next_id;
     uint64_t requests_closed;       /* requests of connections now closed */
     uint64_t auth_failures;
@@ -62,8 +57,8 @@ struct dpc_conn_set {
 
 struct dpc_conn {
     struct dpc_conn_set *set;
-    struct dpc_conn *prev, *next;
-    struct dpc_conn_list *list;     /* waiting, unauth or auth */
+    struct dpc_list_node link;
+    struct dpc_list *list;          /* waiting, unauth or auth */
     struct dpc_admit_source *src;   /* until authenticated */
     uint64_t id;
     int fd;
@@ -84,8 +79,11 @@ struct dpc_conn {
                                        buffered, then close */
 };
 
-void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c);
-void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c);
+/* The connection on a set's list at node n; NULL for NULL. */
+static inline struct dpc_conn *dpc_conn_of(const struct dpc_list_node *n)
+{
+    return n != NULL ? DPC_LIST_ENTRY(n, struct dpc_conn, link) : NULL;
+}
 
 /* Takes ownership of fd and of src's reference.  greet: send the nonce
  * now (in the handshake), else wait in set->waiting for dpc_conn_greet().

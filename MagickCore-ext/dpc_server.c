@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 
 #include "dpc_admit.h"
 #include "dpc_conn.h"
+#include "dpc_listen.h"
 #include "dpc_log.h"
 #include "dpc_server.h"
 #include "dpc_util.h"
@@ -36,7 +36,7 @@
 
 struct dpc_listener {
     struct dpc_server *server;
-    struct evconnlistener *ev;
+    struct dpc_listen *ln;
     enum dpc_stock_flavor flavor;
     char addr[80];
 };
@@ -47,7 +47,6 @@ struct dpc_server {
     struct dpc_listener *listeners;
     size_t nlisteners;
     struct event *sigint, *sigterm, *sweep;
-    struct event *resume;           /* ends a pause after accept failed */
     struct dpc_store *store;
     struct dpc_local *local;        /* NULL: no Unix socket */
     struct dpc_admit *admit;        /* who may run a handshake now */
@@ -98,12 +97,8 @@ static void update_accepting(struct dpc_server *s)
     dpc_log(DPC_LOG_TRACE, "%s accepting: %u handshakes, %u waiting",
             want ? "resumed" : "stopped", dpc_admit_handshakes(s->admit),
             dpc_admit_waiting(s->admit));
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        if (want)
-            evconnlistener_enable(s->listeners[i].ev);
-        else
-            evconnlistener_disable(s->listeners[i].ev);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        dpc_listen_enable(s->listeners[i].ln, want);
 }
 
 /* A connection left the handshake (authenticated or closed): greets the
@@ -116,9 +111,9 @@ static void admit_next(void *arg)
 
     if (s->stopping)
         return;
-    for (c = s->conns.waiting.head; c != NULL && !dpc_admit_full(s->admit);
-         c = next) {
-        next = c->next;
+    for (c = dpc_conn_of(s->conns.waiting.head);
+         c != NULL && !dpc_admit_full(s->admit); c = next) {
+        next = dpc_conn_of(c->link.next);
         if (dpc_admit_can_greet(s->admit, c->src)) {
             dpc_admit_greet(s->admit, c->src);
             dpc_conn_greet(c);
@@ -144,8 +139,7 @@ static void refuse(struct dpc_server *s, int fd, const char *peer,
     close(fd);
 }
 
-static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
 {
     struct dpc_listener *l = arg;
     struct dpc_server *s = l->server;
@@ -154,7 +148,6 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     enum dpc_admit_verdict v;
     char peer[80], why[160], from[DPC_ADMIT_KEY_STRLEN];
 
-    (void)ev;
     (void)salen;
     format_addr(sa, peer, sizeof(peer));
     if (s->conns.waiting.count + s->conns.unauth.count +
@@ -189,46 +182,27 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     update_accepting(s);
 }
 
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-    struct dpc_server *s = arg;
-
-    (void)fd;
-    (void)what;
-    s->accept_failed = 0;
-    update_accepting(s);
-}
-
-/* Out of descriptors (EMFILE, ENFILE) or memory: pause a second rather than
- * spin on a listener that stays readable; the backlog holds the clients. */
-static void on_accept_error(struct evconnlistener *ev, void *arg)
+/* One listener failed to accept (out of descriptors, EMFILE & co) and
+ * pauses a second: the others pause with it, descriptors are the
+ * process's.  Then all resume together. */
+static void on_paused(void *arg, int paused)
 {
     struct dpc_listener *l = arg;
-    struct dpc_server *s = l->server;
-    struct timeval second = { 1, 0 };
-    int err = EVUTIL_SOCKET_ERROR();
 
-    (void)ev;
-    if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
-        return;
-    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN,
-                    "accept on %s: %s; not accepting for 1 s", l->addr,
-                    strerror(err));
-    s->accept_failed = 1;
-    update_accepting(s);
-    event_add(s->resume, &second);
+    l->server->accept_failed = paused;
+    update_accepting(l->server);
 }
 
 /* since_accept: a handshake must finish in time however slowly its bytes
  * trickle in; an authenticated client is timed from its last activity. */
-static void close_expired(struct dpc_server *s, struct dpc_conn_list *l,
+static void close_expired(struct dpc_server *s, struct dpc_list *l,
                           double limit, double now, int since_accept,
                           const char *why)
 {
-    struct dpc_conn *c = l->head, *next;
+    struct dpc_conn *c = dpc_conn_of(l->head), *next;
 
     for (; c != NULL; c = next) {
-        next = c->next;
+        next = dpc_conn_of(c->link.next);
         if (now - (since_accept ? c->accepted : c->last_active) <= limit)
             continue;
         if (since_accept) {
@@ -306,14 +280,11 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
     l->server = s;
     l->flavor = spec->flavor;
     format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
-    /* The backlog was set by listen() above; 0 here keeps it. */
-    l->ev = evconnlistener_new(s->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
-                               0, fd);
-    if (l->ev == NULL) {
-        close(fd);
-        return dpc_errf(err, errlen, "cannot listen on %s", l->addr);
-    }
-    evconnlistener_set_error_cb(l->ev, on_accept_error);
+    l->ln = dpc_listen_new(s->base, fd, &(struct dpc_listen_cfg){
+        .name = l->addr, .accept = on_accept, .paused = on_paused, .arg = l,
+        .log = &s->refuse_log }, err, errlen);
+    if (l->ln == NULL)
+        return -1;
     dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
             spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
     return 0;
@@ -333,9 +304,7 @@ static int add_events(struct dpc_server *s)
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
-    s->resume = evtimer_new(s->base, on_resume, s);
-    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL ||
-        s->resume == NULL)
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
         return -1;
     return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
            event_add(s->sweep, &second);
@@ -437,10 +406,10 @@ int dpc_server_run(struct dpc_server *s)
     return event_base_dispatch(s->base) < 0 ? -1 : 0;
 }
 
-static void close_all(struct dpc_conn_list *l)
+static void close_all(struct dpc_list *l)
 {
     while (l->head != NULL)
-        dpc_conn_close(l->head, "server stopping");
+        dpc_conn_close(dpc_conn_of(l->head), "server stopping");
 }
 
 void dpc_server_free(struct dpc_server *s)
@@ -449,7 +418,7 @@ void dpc_server_free(struct dpc_server *s)
         return;
     s->stopping = 1;
     for (size_t i = 0; i < s->nlisteners; i++)
-        evconnlistener_free(s->listeners[i].ev);
+        dpc_listen_free(s->listeners[i].ln);
     free(s->listeners);
     close_all(&s->conns.waiting);
     close_all(&s->conns.unauth);
@@ -462,8 +431,6 @@ void dpc_server_free(struct dpc_server *s)
         event_free(s->sigterm);
     if (s->sweep != NULL)
         event_free(s->sweep);
-    if (s->resume != NULL)
-        event_free(s->resume);
     dpc_store_free(s->store);
     if (s->base != NULL)
         event_base_free(s->base);
@@ -473,8 +440,7 @@ void dpc_server_free(struct dpc_server *s)
 void dpc_server_get_stats(const struct dpc_server *s,
                           struct dpc_server_stats *st)
 {
-    const struct dpc_conn_list *lists[] = { &s->conns.unauth,
-                                            &s->conns.auth };
+    const struct dpc_list *lists[] = { &s->conns.unauth, &s->conns.auth };
 
     memset(st, 0, sizeof(*st));
     dpc_store_get_stats(s->store, &st->store);
@@ -484,8 +450,8 @@ void dpc_server_get_stats(const struct dpc_server *s,
     st->waiting = s->conns.waiting.count;
     st->requests = s->conns.requests_closed;
     for (size_t i = 0; i < 2; i++)
-        for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
-            st->requests += dpc_conn_counters(c)->requests;
+        for (const struct dpc_list_node *n = lists[i]->head; n; n = n->next)
+            st->requests += dpc_conn_counters(dpc_conn_of(n))->requests;
     st->accepted = s->accepted;
     st->refused = s->refused;
     st->handshake_timeouts = s->handshake_timeouts;
