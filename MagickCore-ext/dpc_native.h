@@ -1,7 +1,8 @@
 /*
  * dpc_native: one connection speaking magick-dpc's native protocol (see
  * dpc_wire.h), as a state machine with no I/O, in the same shape as
- * dpc_session: the caller feeds received bytes and sends what it is given.
+ * dpc_session (both are driven through a struct dpc_proto_ops,
+ * dpc_proto.h): the caller feeds received bytes and sends what it is given.
  * A connection starts as a stock dpc_session; when the client answers the
  * nonce with DPC_WIRE_MAGIC the connection continues here.
  *
