@@ -1,9 +1,10 @@
 /*
- * dpc_conn: one client connection: reads into a fixed buffer, feeds whole
- * frames to its dpc_session, and writes the session's output straight from
- * the cache with sendmsg (no copy, no allocation per request).  While
- * output is blocked the connection stops reading: a client that does not
- * read its replies cannot make the server buffer without bound.
+ * dpc_conn: see dpc_conn.h.  One client connection: reads into a fixed
+ * buffer, feeds whole frames to its protocol session (c->proto), and
+ * writes the session's output straight from the cache with sendmsg (no
+ * copy, no allocation per request).  While output is blocked the
+ * connection stops reading: a client that does not read its replies cannot
+ * make the server buffer without bound.
  */
 
 #include <errno.h>
@@ -18,8 +19,10 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 
+#include "dpc_conn.h"
 #include "dpc_log.h"
-#include "dpc_server-internal.h"
+#include "dpc_native.h"
+#include "dpc_session.h"
 #include "dpc_util.h"
 
 #define STEPS_PER_WAKEUP 256            /* fairness between clients */
@@ -30,11 +33,24 @@
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
+/* c joins list l (and leaves it), through its link. */
+static void dpc_conn_list_push(struct dpc_list *l, struct dpc_conn *c)
+{
+    c->list = l;
+    dpc_list_push(l, &c->link);
+}
+
+static void dpc_conn_list_remove(struct dpc_list *l, struct dpc_conn *c)
+{
+    dpc_list_remove(l, &c->link);
+    c->list = NULL;
+}
+
 static size_t status_json(void *arg, char *buf, size_t len)
 {
     struct dpc_conn *c = arg;
 
-    return dpc_server_stats_json(c->server, buf, len);
+    return c->set->status(c->set->arg, buf, len);
 }
 
 static void trace_request(void *arg, const char *msg)
@@ -50,7 +66,7 @@ static void open_refused(void *arg, const char *why)
 {
     struct dpc_conn *c = arg;
 
-    dpc_log_limited(&c->server->open_log, DPC_LOG_WARN,
+    dpc_log_limited(&c->set->open_log, DPC_LOG_WARN,
                     "conn %llu from %s (native): open refused: %s",
                     (unsigned long long)c->id, c->peer, why);
 }
@@ -68,62 +84,9 @@ static void quickack(int fd)
 
 static int grow_input(struct dpc_conn *c);
 
-/* The connection's protocol: stock until the client asks for native. */
-static size_t proto_want(const struct dpc_conn *c)
-{
-    return c->native ? dpc_native_want(c->native)
-                     : dpc_session_want(c->session);
-}
-
-static size_t proto_input(struct dpc_conn *c, const uint8_t *p, size_t n)
-{
-    return c->native ? dpc_native_input(c->native, p, n)
-                     : dpc_session_input(c->session, p, n);
-}
-
-static int proto_output(struct dpc_conn *c, struct iovec *iov, int max)
-{
-    return c->native ? dpc_native_output(c->native, iov, max)
-                     : dpc_session_output(c->session, iov, max);
-}
-
-static void proto_sent(struct dpc_conn *c, size_t n)
-{
-    if (c->native)
-        dpc_native_sent(c->native, n);
-    else
-        dpc_session_sent(c->session, n);
-}
-
-static int proto_finished(const struct dpc_conn *c)
-{
-    return c->native ? dpc_native_finished(c->native)
-                     : dpc_session_finished(c->session);
-}
-
-static int proto_authenticated(const struct dpc_conn *c)
-{
-    return c->native ? dpc_native_authenticated(c->native)
-                     : dpc_session_authenticated(c->session);
-}
-
-/* Between requests: a close here is a normal end. */
-static int proto_idle(const struct dpc_conn *c)
-{
-    return c->native ? dpc_native_state(c->native) == DPC_NAT_HEADER
-                     : dpc_session_state(c->session) == DPC_SESS_HEADER;
-}
-
-static const char *proto_error(const struct dpc_conn *c)
-{
-    return c->native ? dpc_native_error(c->native)
-                     : dpc_session_error(c->session);
-}
-
 const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c)
 {
-    return c->native ? dpc_native_counters(c->native)
-                     : dpc_session_counters(c->session);
+    return c->proto->counters(c->sess);
 }
 
 /* The stock session saw the native magic: continue with a dpc_native. */
@@ -131,30 +94,32 @@ static int go_native(struct dpc_conn *c)
 {
     uint8_t ns[DPC_WIRE_NONCE_LEN];
     struct dpc_native_cfg ncfg = {
-        .key = c->server->cfg.wirekey, .store = c->server->store,
+        .key = c->set->wirekey, .store = c->set->store,
         .status = status_json, .refused = open_refused, .arg = c,
     };
+    struct dpc_native *native;
 
     if (dpc_log_enabled(DPC_LOG_TRACE))
         ncfg.trace = trace_request;
     /* the client's proof is larger than the inline buffer */
     if (RAND_bytes(ns, sizeof(ns)) != 1 || grow_input(c) < 0)
         return -1;
-    c->native = dpc_native_new(&ncfg, ns);
-    if (c->native == NULL)
+    native = dpc_native_new(&ncfg, ns);
+    if (native == NULL)
         return -1;
-    dpc_session_free(c->session);
-    c->session = NULL;
+    c->proto->free(c->sess);
+    c->proto = &dpc_native_ops;
+    c->sess = native;
     return 0;
 }
 
-struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
-                              enum dpc_stock_flavor flavor,
+struct dpc_conn *dpc_conn_new(struct dpc_conn_set *s, int fd,
+                              const char *peer, enum dpc_stock_flavor flavor,
                               struct dpc_admit_source *src, int greet)
 {
     uint8_t nonce[DPC_STOCK_NONCE_MAX];
     struct dpc_session_cfg scfg = {
-        .flavor = flavor, .sipkey = s->cfg.sipkey, .store = s->store,
+        .flavor = flavor, .sipkey = s->sipkey, .store = s->store,
         .allow_native = 1,
         .status = status_json, .arg = NULL,
     };
@@ -163,7 +128,7 @@ struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
 
     if (c == NULL)
         goto err;
-    c->server = s;
+    c->set = s;
     c->fd = fd;
     c->id = ++s->next_id;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -174,12 +139,13 @@ struct dpc_conn *dpc_conn_new(struct dpc_server *s, int fd, const char *peer,
     if (RAND_bytes(nonce, (int)dpc_stock_nonce_len(flavor)) != 1)
         goto err;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    c->session = dpc_session_new(&scfg, nonce);
+    c->proto = &dpc_session_ops;
+    c->sess = dpc_session_new(&scfg, nonce);
     c->in_buf = c->in_small;
     c->in_cap = sizeof(c->in_small);
     c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (c->session == NULL || c->rev == NULL || c->wev == NULL)
+    if (c->sess == NULL || c->rev == NULL || c->wev == NULL)
         goto err;
     c->src = src;
     if (!greet) {
@@ -194,7 +160,7 @@ err:
     dpc_admit_leave(s->admit, src, !greet);
     dpc_log(DPC_LOG_ERROR, "conn from %s: out of resources", peer);
     if (c != NULL) {
-        dpc_session_free(c->session);
+        dpc_session_free(c->sess);
         if (c->rev != NULL)
             event_free(c->rev);
         if (c->wev != NULL)
@@ -207,7 +173,7 @@ err:
 
 void dpc_conn_greet(struct dpc_conn *c)
 {
-    struct dpc_server *s = c->server;
+    struct dpc_conn_set *s = c->set;
 
     dpc_log(DPC_LOG_TRACE, "conn %llu: greeted after waiting %.3fs",
             (unsigned long long)c->id, dpc_now() - c->accepted);
@@ -220,37 +186,36 @@ void dpc_conn_greet(struct dpc_conn *c)
  * ends on an error or the server gives up on it. */
 static void close_conn(struct dpc_conn *c, const char *why, int dropped)
 {
-    struct dpc_server *s = c->server;
+    struct dpc_conn_set *s = c->set;
     const struct dpc_session_counters *n = dpc_conn_counters(c);
-    const char *err = proto_error(c);
-    struct dpc_conn_list *list = c->list;
+    const char *err = c->proto->error(c->sess);
+    const char *hint = c->proto->hint(c->sess);
+    struct dpc_list *list = c->list;
     struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
 
     if (err[0] != '\0' && strcmp(why, "closed") == 0)
         why = err;
-    if (!proto_authenticated(c) &&
+    if (!c->proto->authenticated(c->sess) &&
         strncmp(err, "authentication failed", 21) == 0)
         s->auth_failures++;
-    if (list == &s->unauth && c->session != NULL &&
-        dpc_session_hint(c->session) != NULL &&
+    if (list == &s->unauth && hint != NULL &&
         dpc_now() - s->hint_logged >= HINT_INTERVAL) {
         s->hint_logged = dpc_now();     /* a port scan must not flood */
         dpc_log(DPC_LOG_WARN, "conn %llu from %s: %s: %s",
-                (unsigned long long)c->id, c->peer, why,
-                dpc_session_hint(c->session));
+                (unsigned long long)c->id, c->peer, why, hint);
     }
     if (dropped || err[0] != '\0')
         dpc_log_limited(lim, DPC_LOG_WARN, fmt, (unsigned long long)c->id,
-                        c->peer, c->native ? "native" : "stock", why,
+                        c->peer, c->proto->name, why,
                         dpc_now() - c->accepted,
                         (unsigned long long)n->requests,
                         (unsigned long long)n->bytes_in,
                         (unsigned long long)n->bytes_out);
     else
         dpc_log(DPC_LOG_INFO, fmt, (unsigned long long)c->id, c->peer,
-                c->native ? "native" : "stock", why, dpc_now() - c->accepted,
+                c->proto->name, why, dpc_now() - c->accepted,
                 (unsigned long long)n->requests,
                 (unsigned long long)n->bytes_in,
                 (unsigned long long)n->bytes_out);
@@ -262,12 +227,11 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     event_free(c->wev);
     if (c->in_buf != c->in_small)
         free(c->in_buf);
-    dpc_session_free(c->session);
-    dpc_native_free(c->native);
+    c->proto->free(c->sess);
     close(c->fd);
     free(c);
     if (list != &s->auth)
-        dpc_server_admit_next(s);   /* a handshake slot is free */
+        s->handshake_done(s->arg);  /* a handshake slot is free */
 }
 
 void dpc_conn_close(struct dpc_conn *c, const char *why)
@@ -288,7 +252,7 @@ static int flush(struct dpc_conn *c)
     ssize_t n;
 
     for (;;) {
-        msg.msg_iovlen = (size_t)proto_output(c, iov, IOV_BATCH);
+        msg.msg_iovlen = (size_t)c->proto->output(c->sess, iov, IOV_BATCH);
         if (msg.msg_iovlen == 0)
             return 1;
         n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -298,7 +262,7 @@ static int flush(struct dpc_conn *c)
             return 0;
         if (n < 0)
             return -1;
-        proto_sent(c, (size_t)n);
+        c->proto->sent(c->sess, (size_t)n);
         c->last_active = dpc_now();
     }
 }
@@ -327,7 +291,7 @@ static int grow_input(struct dpc_conn *c)
  * handshake slot goes to the next client. */
 static int authenticated(struct dpc_conn *c)
 {
-    struct dpc_server *s = c->server;
+    struct dpc_conn_set *s = c->set;
 
     if (grow_input(c) < 0)
         return -1;
@@ -336,19 +300,19 @@ static int authenticated(struct dpc_conn *c)
     dpc_conn_list_push(&s->auth, c);
     dpc_admit_leave(s->admit, c->src, 0);
     c->src = NULL;
-    dpc_server_admit_next(s);
+    s->handshake_done(s->arg);
     return 0;
 }
 
 /* One step: feed the session the bytes it wants.  0 when it needs more. */
 static int feed(struct dpc_conn *c)
 {
-    size_t want = proto_want(c);
+    size_t want = c->proto->want(c->sess);
     size_t avail = c->in_end - c->in_start, used;
 
     if (want == 0 || avail < want)
         return 0;
-    used = proto_input(c, c->in_buf + c->in_start, avail);
+    used = c->proto->input(c->sess, c->in_buf + c->in_start, avail);
     c->in_start += used;
     if (c->in_start == c->in_end)
         c->in_start = c->in_end = 0;
@@ -373,28 +337,27 @@ static int drive(struct dpc_conn *c)
             event_add(c->wev, NULL);
             return 0;
         }
-        if (c->session != NULL &&
-            dpc_session_state(c->session) == DPC_SESS_NATIVE) {
+        if (c->list == &c->set->unauth && c->proto->handover(c->sess)) {
             if (go_native(c) < 0) {
                 dpc_conn_close(c, "out of memory");
                 return 0;
             }
             continue;           /* send the native challenge */
         }
-        if (proto_finished(c)) {
+        if (c->proto->finished(c->sess)) {
             dpc_conn_close(c, "closed");
             return 0;
         }
-        if (c->list == &c->server->unauth &&
-            proto_authenticated(c) && authenticated(c) < 0) {
+        if (c->list == &c->set->unauth &&
+            c->proto->authenticated(c->sess) && authenticated(c) < 0) {
             dpc_conn_close(c, "out of memory");
             return 0;
         }
         if (!feed(c)) {
             if (!c->eof)
                 return 1;
-            dpc_conn_close(c, proto_idle(c) ? "peer closed"
-                                            : "peer closed mid-request");
+            dpc_conn_close(c, c->proto->idle(c->sess)
+                                  ? "peer closed" : "peer closed mid-request");
             return 0;
         }
         if (++steps == STEPS_PER_WAKEUP) {
@@ -410,16 +373,7 @@ static uint8_t *input_span(struct dpc_conn *c, size_t *len)
 {
     if (c->in_start != c->in_end)
         return NULL;
-    return c->native ? dpc_native_input_span(c->native, len)
-                     : dpc_session_input_span(c->session, len);
-}
-
-static void input_done(struct dpc_conn *c, size_t n)
-{
-    if (c->native)
-        dpc_native_input_done(c->native, n);
-    else
-        dpc_session_input_done(c->session, n);
+    return c->proto->input_span(c->sess, len);
 }
 
 /* Room at the end of the input buffer, compacting it when that helps. */
@@ -451,7 +405,7 @@ static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
         else
             n = recv(fd, c->in_buf + c->in_end, room, MSG_DONTWAIT);
         if (n > 0 && direct != NULL)
-            input_done(c, (size_t)n);
+            c->proto->input_done(c->sess, (size_t)n);
         else if (n > 0)
             c->in_end += (size_t)n;
         if (n >= 0 || (errno != EAGAIN && errno != EINTR) || spin <= 0 ||
@@ -490,9 +444,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (!drive(c))
             return;
-        if (!proto_authenticated(c))
+        if (!c->proto->authenticated(c->sess))
             return;
-        spin = (double)c->server->cfg.busy_poll_us / 1e6;
+        spin = (double)c->set->busy_poll_us / 1e6;
         if (spin <= 0)
             return;
     }

@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
+#include "dpc_list.h"
+#include "dpc_listen.h"
 #include "dpc_local.h"
 #include "dpc_log.h"
 #include "dpc_lproto.h"
@@ -32,7 +33,7 @@ enum lconn_state {
 
 struct lconn {
     struct dpc_local *local;
-    struct lconn *prev, *next;
+    struct dpc_list_node link;      /* on local->conns */
     struct dpc_shm_peer peer;
     int fd;
     enum lconn_state state;
@@ -48,11 +49,9 @@ struct lconn {
 struct dpc_local {
     struct dpc_local_cfg cfg;
     struct event_base *base;
-    struct evconnlistener *ev;
-    struct event *resume;           /* re-enables accepting after EMFILE */
+    struct dpc_listen *ln;          /* pauses itself after EMFILE & co */
     struct dpc_shm *shm;
-    struct lconn *head;
-    unsigned count;
+    struct dpc_list conns;          /* of lconn, oldest first */
     uint64_t next_id, refused;
     struct dpc_log_limit refusal_log;   /* a refused flood cannot fill logs */
     int bound;                      /* we created cfg.path: unlink it */
@@ -71,13 +70,7 @@ static void lconn_close(struct lconn *c, const char *why)
             "local %llu (pid %d uid %u): %s; %zu segment%s freed",
             (unsigned long long)c->peer.conn, (int)c->peer.pid,
             (unsigned)c->peer.uid, why, freed, freed == 1 ? "" : "s");
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    l->count--;
+    dpc_list_remove(&l->conns, &c->link);
     event_free(c->rev);
     event_free(c->wev);
     if (c->out_fd >= 0)
@@ -410,15 +403,13 @@ static void refuse(struct dpc_local *l, int fd, const struct ucred *cr,
     close(fd);
 }
 
-static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
 {
     struct dpc_local *l = arg;
     struct ucred cr;
     socklen_t crlen = sizeof(cr);
     struct lconn *c;
 
-    (void)ev;
     (void)sa;
     (void)salen;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
@@ -431,7 +422,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
                "not allowed by dpc-allow-uids / dpc-allow-gids");
         return;
     }
-    if (l->count >= l->cfg.max_clients) {
+    if (l->conns.count >= l->cfg.max_clients) {
         refuse(l, fd, &cr, DPC_LP_ENOSPC,
                "too many local clients (max-dpc-clients)");
         return;
@@ -456,36 +447,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
         free(c);
         return;
     }
-    c->next = l->head;
-    if (l->head != NULL)
-        l->head->prev = c;
-    l->head = c;
-    l->count++;
+    dpc_list_push(&l->conns, &c->link);
     dpc_log(DPC_LOG_TRACE, "local %llu: pid %d uid %u gid %u connected",
             (unsigned long long)c->peer.conn, (int)cr.pid, (unsigned)cr.uid,
             (unsigned)cr.gid);
-}
-
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-    struct dpc_local *l = arg;
-
-    (void)fd;
-    (void)what;
-    evconnlistener_enable(l->ev);
-}
-
-/* Out of descriptors (EMFILE, ENFILE): pause a second rather than spin on
- * a listener that stays readable. */
-static void on_accept_error(struct evconnlistener *ev, void *arg)
-{
-    struct dpc_local *l = arg;
-    struct timeval second = { 1, 0 };
-
-    dpc_log(DPC_LOG_WARN, "local: accept: %s; not accepting for 1 s",
-            strerror(errno));
-    evconnlistener_disable(ev);
-    event_add(l->resume, &second);
 }
 
 /* 1 when a server answers on path. */
@@ -547,16 +512,10 @@ static int bind_socket(struct dpc_local *l, char *err, size_t errlen)
         close(fd);
         return dpc_errf(err, errlen, "%s: %s", l->cfg.path, strerror(errno));
     }
-    l->ev = evconnlistener_new(l->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
-                               0, fd);
-    l->resume = evtimer_new(l->base, on_resume, l);
-    if (l->ev == NULL || l->resume == NULL) {
-        if (l->ev == NULL)
-            close(fd);
-        return dpc_errf(err, errlen, "cannot listen on %s", l->cfg.path);
-    }
-    evconnlistener_set_error_cb(l->ev, on_accept_error);
-    return 0;
+    l->ln = dpc_listen_new(l->base, fd, &(struct dpc_listen_cfg){
+        .name = l->cfg.path, .accept = on_accept, .arg = l,
+        .log = &l->refusal_log }, err, errlen);
+    return l->ln != NULL ? 0 : -1;
 }
 
 struct dpc_local *dpc_local_new(struct event_base *base,
@@ -591,12 +550,10 @@ void dpc_local_free(struct dpc_local *l)
 {
     if (l == NULL)
         return;
-    while (l->head != NULL)
-        lconn_close(l->head, "server stopping");
-    if (l->ev != NULL)
-        evconnlistener_free(l->ev);
-    if (l->resume != NULL)
-        event_free(l->resume);
+    while (l->conns.head != NULL)
+        lconn_close(DPC_LIST_ENTRY(l->conns.head, struct lconn, link),
+                    "server stopping");
+    dpc_listen_free(l->ln);
     if (l->bound)
         unlink(l->cfg.path);
     dpc_shm_free(l->shm);

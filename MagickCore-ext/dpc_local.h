@@ -10,6 +10,9 @@
  * again; it never reads ahead while a reply is pending, so a client that
  * does not read cannot make the server buffer without bound.
  *
+ * Accepting (and pausing a second when accept fails) is dpc_listen's, as
+ * for the TCP listeners; the connections are on a dpc_list.
+ *
  * Runs on the server's event base, single-threaded.  dpc_local owns the
  * listener, its socket file (unlinked at free), the registry and every
  * connection.

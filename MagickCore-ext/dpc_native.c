@@ -4,7 +4,6 @@
 #include "dpc_native.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,6 @@
 #include "dpc_outq.h"
 #include "dpc_util.h"
 
-#define STATUS_JSON_MAX (60 * 1024)
 #define FIXED_OPEN 16
 #define FIXED_CLOSE 8
 
@@ -69,21 +67,7 @@ static void set_state(struct dpc_native *s, enum dpc_native_state to)
     s->state = to;
 }
 
-static void trace(struct dpc_native *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void trace(struct dpc_native *s, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-
-    if (s->cfg.trace == NULL)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    s->cfg.trace(s->cfg.arg, msg);
-}
+#define trace(s, ...) dpc_proto_trace((s)->cfg.trace, (s)->cfg.arg, __VA_ARGS__)
 
 /* Queues a reply header for the current request with a body of len. */
 static void reply(struct dpc_native *s, enum dpc_wire_status st, uint32_t len)
@@ -184,19 +168,12 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
 
 static size_t take_status(struct dpc_native *s)
 {
-    char *json;
     size_t n;
+    char *json = dpc_proto_status(s->cfg.status, s->cfg.arg, &n, s->err,
+                                  sizeof(s->err));
 
-    if (s->cfg.status == NULL) {
-        dpc_errf(s->err, sizeof(s->err), "status not served here");
+    if (json == NULL)
         return reject(s, DPC_WIRE_HDR_LEN);
-    }
-    json = malloc(STATUS_JSON_MAX);
-    if (json == NULL) {
-        dpc_errf(s->err, sizeof(s->err), "out of memory");
-        return reject(s, DPC_WIRE_HDR_LEN);
-    }
-    n = s->cfg.status(s->cfg.arg, json, STATUS_JSON_MAX);
     reply(s, DPC_WS_OK, (uint32_t)n);
     dpc_outq_push_blob(&s->out, json, n);
     set_state(s, DPC_NAT_HEADER);
@@ -497,3 +474,55 @@ dpc_native_counters(const struct dpc_native *s)
 {
     return &s->counters;
 }
+
+/* The table: thin casts the compiler folds into the calls above. */
+static size_t ops_want(const void *s) { return dpc_native_want(s); }
+static size_t ops_input(void *s, const uint8_t *p, size_t n)
+{
+    return dpc_native_input(s, p, n);
+}
+static uint8_t *ops_input_span(void *s, size_t *len)
+{
+    return dpc_native_input_span(s, len);
+}
+static void ops_input_done(void *s, size_t n) { dpc_native_input_done(s, n); }
+static int ops_output(void *s, struct iovec *iov, int max)
+{
+    return dpc_native_output(s, iov, max);
+}
+static void ops_sent(void *s, size_t n) { dpc_native_sent(s, n); }
+static int ops_finished(const void *s) { return dpc_native_finished(s); }
+static int ops_authenticated(const void *s)
+{
+    return dpc_native_authenticated(s);
+}
+static int ops_idle(const void *s)
+{
+    return dpc_native_state(s) == DPC_NAT_HEADER;
+}
+static int ops_handover(const void *s)
+{
+    (void)s;
+    return 0;
+}
+static const char *ops_hint(const void *s)
+{
+    (void)s;
+    return NULL;
+}
+static const char *ops_error(const void *s) { return dpc_native_error(s); }
+static const struct dpc_session_counters *ops_counters(const void *s)
+{
+    return dpc_native_counters(s);
+}
+static void ops_free(void *s) { dpc_native_free(s); }
+
+const struct dpc_proto_ops dpc_native_ops = {
+    .name = "native",
+    .want = ops_want, .input = ops_input,
+    .input_span = ops_input_span, .input_done = ops_input_done,
+    .output = ops_output, .sent = ops_sent,
+    .finished = ops_finished, .authenticated = ops_authenticated,
+    .idle = ops_idle, .handover = ops_handover, .hint = ops_hint,
+    .error = ops_error, .counters = ops_counters, .free = ops_free,
+};

@@ -1,7 +1,8 @@
 /*
  * dpc_native: one connection speaking magick-dpc's native protocol (see
  * dpc_wire.h), as a state machine with no I/O, in the same shape as
- * dpc_session: the caller feeds received bytes and sends what it is given.
+ * dpc_session (both are driven through a struct dpc_proto_ops,
+ * dpc_proto.h): the caller feeds received bytes and sends what it is given.
  * A connection starts as a stock dpc_session; when the client answers the
  * nonce with DPC_WIRE_MAGIC the connection continues here.
  *
@@ -21,7 +22,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "dpc_session.h"
+#include "dpc_proto.h"
 #include "dpc_store.h"
 #include "dpc_wire.h"
 
@@ -41,8 +42,8 @@ enum dpc_native_state {
 struct dpc_native_cfg {
     const uint8_t *key;                     /* DPC_WIRE_KEY_LEN, borrowed */
     struct dpc_store *store;                /* borrowed */
-    size_t (*status)(void *arg, char *buf, size_t len);
-    void (*trace)(void *arg, const char *msg);
+    dpc_proto_status_fn status;
+    dpc_proto_trace_fn trace;
     /* An OPEN the store had no room for (answered; the connection goes
      * on), with the store's reason.  May be NULL. */
     void (*refused)(void *arg, const char *why);
@@ -72,5 +73,8 @@ int dpc_native_authenticated(const struct dpc_native *s);
 const char *dpc_native_error(const struct dpc_native *s);
 const struct dpc_session_counters *
 dpc_native_counters(const struct dpc_native *s);
+
+/* This protocol's entry in a connection's table (dpc_proto.h). */
+extern const struct dpc_proto_ops dpc_native_ops;
 
 #endif

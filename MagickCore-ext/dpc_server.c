@@ -1,7 +1,10 @@
 /*
  * dpc_server: see dpc_server.h.  Listeners and their pacing, admission
  * (dpc_admit decides, this file acts), the once-a-second sweep for
- * handshake and idle timeouts, signals, and stats.
+ * handshake and idle timeouts, signals, and stats.  The connections
+ * themselves are dpc_conn's, in the dpc_conn_set the server embeds and
+ * hands its status JSON and admission to as callbacks: dpc_conn does not
+ * call back into this file.
  */
 
 #include <arpa/inet.h>
@@ -16,11 +19,13 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 
+#include "dpc_admit.h"
+#include "dpc_conn.h"
+#include "dpc_listen.h"
 #include "dpc_log.h"
-#include "dpc_server-internal.h"
+#include "dpc_server.h"
 #include "dpc_util.h"
 
 /* Clients the kernel holds, connected but not accepted, while every
@@ -29,33 +34,31 @@
  * new SYNs are dropped and clients retransmit them, which only slows them. */
 #define LISTEN_BACKLOG 1024
 
-void dpc_conn_list_push(struct dpc_conn_list *l, struct dpc_conn *c)
-{
-    c->list = l;
-    c->next = NULL;
-    c->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-    l->count++;
-}
+struct dpc_listener {
+    struct dpc_server *server;
+    struct dpc_listen *ln;
+    enum dpc_stock_flavor flavor;
+    char addr[80];
+};
 
-void dpc_conn_list_remove(struct dpc_conn_list *l, struct dpc_conn *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
-    c->list = NULL;
-    l->count--;
-}
+struct dpc_server {
+    struct dpc_server_cfg cfg;
+    struct event_base *base;
+    struct dpc_listener *listeners;
+    size_t nlisteners;
+    struct event *sigint, *sigterm, *sweep;
+    struct dpc_store *store;
+    struct dpc_local *local;        /* NULL: no Unix socket */
+    struct dpc_admit *admit;        /* who may run a handshake now */
+    struct dpc_conn_set conns;      /* waiting, in the handshake, served */
+    int accepting;                  /* the listeners are enabled */
+    int accept_failed;              /* paused a second after EMFILE & co */
+    int stopping;                   /* closing everything: admit nothing */
+    uint64_t accepted, refused, handshake_timeouts;
+    uint64_t accept_pauses, waited;
+    struct dpc_log_limit refuse_log;    /* a flood of refusals */
+    double started;
+};
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -94,23 +97,23 @@ static void update_accepting(struct dpc_server *s)
     dpc_log(DPC_LOG_TRACE, "%s accepting: %u handshakes, %u waiting",
             want ? "resumed" : "stopped", dpc_admit_handshakes(s->admit),
             dpc_admit_waiting(s->admit));
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        if (want)
-            evconnlistener_enable(s->listeners[i].ev);
-        else
-            evconnlistener_disable(s->listeners[i].ev);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        dpc_listen_enable(s->listeners[i].ln, want);
 }
 
-void dpc_server_admit_next(struct dpc_server *s)
+/* A connection left the handshake (authenticated or closed): greets the
+ * waiting connections now admissible and resumes accepting if there is
+ * room.  The connection set's handshake_done. */
+static void admit_next(void *arg)
 {
+    struct dpc_server *s = arg;
     struct dpc_conn *c, *next;
 
     if (s->stopping)
         return;
-    for (c = s->waiting.head; c != NULL && !dpc_admit_full(s->admit);
-         c = next) {
-        next = c->next;
+    for (c = dpc_conn_of(s->conns.waiting.head);
+         c != NULL && !dpc_admit_full(s->admit); c = next) {
+        next = dpc_conn_of(c->link.next);
         if (dpc_admit_can_greet(s->admit, c->src)) {
             dpc_admit_greet(s->admit, c->src);
             dpc_conn_greet(c);
@@ -136,8 +139,7 @@ static void refuse(struct dpc_server *s, int fd, const char *peer,
     close(fd);
 }
 
-static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
 {
     struct dpc_listener *l = arg;
     struct dpc_server *s = l->server;
@@ -146,11 +148,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     enum dpc_admit_verdict v;
     char peer[80], why[160], from[DPC_ADMIT_KEY_STRLEN];
 
-    (void)ev;
     (void)salen;
     format_addr(sa, peer, sizeof(peer));
-    if (s->waiting.count + s->unauth.count + s->auth.count >=
-        s->cfg.max_clients) {
+    if (s->conns.waiting.count + s->conns.unauth.count +
+        s->conns.auth.count >= s->cfg.max_clients) {
         snprintf(why, sizeof(why), "%u clients connected (max-dpc-clients)",
                  s->cfg.max_clients);
         refuse(s, fd, peer, why);
@@ -171,59 +172,41 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd,
     }
     s->accepted++;
     s->waited += v == DPC_ADMIT_WAIT;
-    if (dpc_conn_new(s, fd, peer, l->flavor, src, v == DPC_ADMIT_GREET) !=
-        NULL)
+    if (dpc_conn_new(&s->conns, fd, peer, l->flavor, src,
+                     v == DPC_ADMIT_GREET) != NULL)
         dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s%s",
-                (unsigned long long)s->next_id, peer, l->addr,
+                (unsigned long long)s->conns.next_id, peer, l->addr,
                 v == DPC_ADMIT_WAIT ? ": waits for a handshake slot" : "");
     else
-        dpc_server_admit_next(s);
+        admit_next(s);
     update_accepting(s);
 }
 
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-    struct dpc_server *s = arg;
-
-    (void)fd;
-    (void)what;
-    s->accept_failed = 0;
-    update_accepting(s);
-}
-
-/* Out of descriptors (EMFILE, ENFILE) or memory: pause a second rather than
- * spin on a listener that stays readable; the backlog holds the clients. */
-static void on_accept_error(struct evconnlistener *ev, void *arg)
+/* One listener failed to accept (out of descriptors, EMFILE & co) and
+ * pauses a second: the others pause with it, descriptors are the
+ * process's.  Then all resume together. */
+static void on_paused(void *arg, int paused)
 {
     struct dpc_listener *l = arg;
-    struct dpc_server *s = l->server;
-    struct timeval second = { 1, 0 };
-    int err = EVUTIL_SOCKET_ERROR();
 
-    (void)ev;
-    if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
-        return;
-    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN,
-                    "accept on %s: %s; not accepting for 1 s", l->addr,
-                    strerror(err));
-    s->accept_failed = 1;
-    update_accepting(s);
-    event_add(s->resume, &second);
+    l->server->accept_failed = paused;
+    update_accepting(l->server);
 }
 
 /* since_accept: a handshake must finish in time however slowly its bytes
  * trickle in; an authenticated client is timed from its last activity. */
-static void close_expired(struct dpc_conn_list *l, double limit, double now,
-                          int since_accept, const char *why)
+static void close_expired(struct dpc_server *s, struct dpc_list *l,
+                          double limit, double now, int since_accept,
+                          const char *why)
 {
-    struct dpc_conn *c = l->head, *next;
+    struct dpc_conn *c = dpc_conn_of(l->head), *next;
 
     for (; c != NULL; c = next) {
-        next = c->next;
+        next = dpc_conn_of(c->link.next);
         if (now - (since_accept ? c->accepted : c->last_active) <= limit)
             continue;
         if (since_accept) {
-            c->server->handshake_timeouts++;
+            s->handshake_timeouts++;
             dpc_conn_drop(c, why);
         } else {
             dpc_conn_close(c, why);
@@ -238,18 +221,21 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     double limit = (double)s->cfg.handshake_timeout_ms / 1000;
 
     /* The waiting first: a handshake timing out may greet one of them. */
-    close_expired(&s->waiting, limit, now, 1,
+    close_expired(s, &s->conns.waiting, limit, now, 1,
                   "handshake timeout (waited for a slot all along)");
-    close_expired(&s->unauth, limit, now, 1, "handshake timeout");
+    close_expired(s, &s->conns.unauth, limit, now, 1, "handshake timeout");
     if (s->cfg.idle_timeout_ms != 0)
-        close_expired(&s->auth, (double)s->cfg.idle_timeout_ms / 1000, now,
-                      0, "idle timeout");
+        close_expired(s, &s->conns.auth,
+                      (double)s->cfg.idle_timeout_ms / 1000, now, 0,
+                      "idle timeout");
     dpc_log_limited_flush(&s->refuse_log, DPC_LOG_WARN,
                           "refused connections");
-    dpc_log_limited_flush(&s->drop_log, DPC_LOG_WARN, "dropped connections");
-    dpc_log_limited_flush(&s->close_log, DPC_LOG_WARN,
+    dpc_log_limited_flush(&s->conns.drop_log, DPC_LOG_WARN,
+                          "dropped connections");
+    dpc_log_limited_flush(&s->conns.close_log, DPC_LOG_WARN,
                           "connections closed on errors");
-    dpc_log_limited_flush(&s->open_log, DPC_LOG_WARN, "refused opens");
+    dpc_log_limited_flush(&s->conns.open_log, DPC_LOG_WARN,
+                          "refused opens");
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);
@@ -294,14 +280,11 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
     l->server = s;
     l->flavor = spec->flavor;
     format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
-    /* The backlog was set by listen() above; 0 here keeps it. */
-    l->ev = evconnlistener_new(s->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE,
-                               0, fd);
-    if (l->ev == NULL) {
-        close(fd);
-        return dpc_errf(err, errlen, "cannot listen on %s", l->addr);
-    }
-    evconnlistener_set_error_cb(l->ev, on_accept_error);
+    l->ln = dpc_listen_new(s->base, fd, &(struct dpc_listen_cfg){
+        .name = l->addr, .accept = on_accept, .paused = on_paused, .arg = l,
+        .log = &s->refuse_log }, err, errlen);
+    if (l->ln == NULL)
+        return -1;
     dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
             spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
     return 0;
@@ -321,9 +304,7 @@ static int add_events(struct dpc_server *s)
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
-    s->resume = evtimer_new(s->base, on_resume, s);
-    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL ||
-        s->resume == NULL)
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
         return -1;
     return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
            event_add(s->sweep, &second);
@@ -353,6 +334,27 @@ static int open_store(struct dpc_server *s, char *err, size_t errlen)
                 (unsigned long long)(s->cfg.store.mem_budget >> 20),
                 dpc_now() - t0);
     return 0;
+}
+
+static size_t status_json(void *arg, char *buf, size_t len)
+{
+    return dpc_server_stats_json(arg, buf, len);
+}
+
+/* The connection set borrows what the server owns. */
+static void init_conns(struct dpc_server *s)
+{
+    struct dpc_conn_set *cs = &s->conns;
+
+    cs->base = s->base;
+    cs->store = s->store;
+    cs->admit = s->admit;
+    cs->sipkey = s->cfg.sipkey;
+    cs->wirekey = s->cfg.wirekey;
+    cs->busy_poll_us = s->cfg.busy_poll_us;
+    cs->status = status_json;
+    cs->handshake_done = admit_next;
+    cs->arg = s;
 }
 
 struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
@@ -386,6 +388,7 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
     /* The store first: a server that listens is ready, preallocated. */
     if (open_store(s, err, errlen) < 0)
         goto err;
+    init_conns(s);
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
         if (bind_one(s, &cfg->listen[s->nlisteners],
                      &s->listeners[s->nlisteners], err, errlen) < 0)
@@ -403,10 +406,10 @@ int dpc_server_run(struct dpc_server *s)
     return event_base_dispatch(s->base) < 0 ? -1 : 0;
 }
 
-static void close_all(struct dpc_conn_list *l)
+static void close_all(struct dpc_list *l)
 {
     while (l->head != NULL)
-        dpc_conn_close(l->head, "server stopping");
+        dpc_conn_close(dpc_conn_of(l->head), "server stopping");
 }
 
 void dpc_server_free(struct dpc_server *s)
@@ -415,11 +418,11 @@ void dpc_server_free(struct dpc_server *s)
         return;
     s->stopping = 1;
     for (size_t i = 0; i < s->nlisteners; i++)
-        evconnlistener_free(s->listeners[i].ev);
+        dpc_listen_free(s->listeners[i].ln);
     free(s->listeners);
-    close_all(&s->waiting);
-    close_all(&s->unauth);
-    close_all(&s->auth);
+    close_all(&s->conns.waiting);
+    close_all(&s->conns.unauth);
+    close_all(&s->conns.auth);
     dpc_admit_free(s->admit);
     dpc_local_free(s->local);
     if (s->sigint != NULL)
@@ -428,8 +431,6 @@ void dpc_server_free(struct dpc_server *s)
         event_free(s->sigterm);
     if (s->sweep != NULL)
         event_free(s->sweep);
-    if (s->resume != NULL)
-        event_free(s->resume);
     dpc_store_free(s->store);
     if (s->base != NULL)
         event_base_free(s->base);
@@ -439,21 +440,22 @@ void dpc_server_free(struct dpc_server *s)
 void dpc_server_get_stats(const struct dpc_server *s,
                           struct dpc_server_stats *st)
 {
-    const struct dpc_conn_list *lists[] = { &s->unauth, &s->auth };
+    const struct dpc_list *lists[] = { &s->conns.unauth, &s->conns.auth };
 
     memset(st, 0, sizeof(*st));
     dpc_store_get_stats(s->store, &st->store);
-    st->clients = s->waiting.count + s->unauth.count + s->auth.count;
-    st->unauthenticated = s->unauth.count;
-    st->waiting = s->waiting.count;
-    st->requests = s->requests_closed;
+    st->clients = s->conns.waiting.count + s->conns.unauth.count +
+                  s->conns.auth.count;
+    st->unauthenticated = s->conns.unauth.count;
+    st->waiting = s->conns.waiting.count;
+    st->requests = s->conns.requests_closed;
     for (size_t i = 0; i < 2; i++)
-        for (const struct dpc_conn *c = lists[i]->head; c; c = c->next)
-            st->requests += dpc_conn_counters(c)->requests;
+        for (const struct dpc_list_node *n = lists[i]->head; n; n = n->next)
+            st->requests += dpc_conn_counters(dpc_conn_of(n))->requests;
     st->accepted = s->accepted;
     st->refused = s->refused;
     st->handshake_timeouts = s->handshake_timeouts;
-    st->auth_failures = s->auth_failures;
+    st->auth_failures = s->conns.auth_failures;
     st->accept_pauses = s->accept_pauses;
     st->waited = s->waited;
     st->uptime = dpc_now() - s->started;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "dpc_proto.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
 
@@ -43,15 +44,10 @@ struct dpc_session_cfg {
     struct dpc_store *store;                /* borrowed */
     /* Writes the status JSON into buf (NUL-terminated); returns its length.
      * NULL: 's' is refused. */
-    size_t (*status)(void *arg, char *buf, size_t len);
+    dpc_proto_status_fn status;
     /* Request trace; NULL to skip.  msg is only valid during the call. */
-    void (*trace)(void *arg, const char *msg);
+    dpc_proto_trace_fn trace;
     void *arg;
-};
-
-struct dpc_session_counters {
-    uint64_t requests;
-    uint64_t bytes_in, bytes_out;           /* payload bytes of w/W and r/R */
 };
 
 struct dpc_session;
@@ -94,8 +90,12 @@ const char *dpc_session_hint(const struct dpc_session *s);
  * "authentication failed", with a hint after a colon when the proof is an
  * ImageMagick 6 client's answer to an IM7 nonce. */
 const char *dpc_session_error(const struct dpc_session *s);
+/* Requests, and payload bytes of w/W (in) and r/R (out). */
 const struct dpc_session_counters *
 dpc_session_counters(const struct dpc_session *s);
+/* This protocol's entry in a connection's table (dpc_proto.h). */
+extern const struct dpc_proto_ops dpc_session_ops;
+
 /* The open cache, or NULL. */
 const struct dpc_cache *dpc_session_cache(const struct dpc_session *s);
 
