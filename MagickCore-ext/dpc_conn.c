@@ -28,7 +28,6 @@
 #define STEPS_PER_WAKEUP 256            /* fairness between clients */
 #define IOV_BATCH 64
 #define SPIN_ROUNDS_PER_WAKEUP 64     /* requests served in one spin run */
-#define HINT_INTERVAL 60.0              /* seconds between generation hints */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -189,8 +188,8 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     struct dpc_conn_set *s = c->set;
     const struct dpc_session_counters *n = dpc_conn_counters(c);
     const char *err = c->proto->error(c->sess);
-    const char *hint = c->proto->hint(c->sess);
     struct dpc_list *list = c->list;
+    const char *hint = list == &s->unauth ? c->proto->hint(c->sess) : NULL;
     struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
@@ -200,12 +199,9 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     if (!c->proto->authenticated(c->sess) &&
         strncmp(err, "authentication failed", 21) == 0)
         s->auth_failures++;
-    if (list == &s->unauth && hint != NULL &&
-        dpc_now() - s->hint_logged >= HINT_INTERVAL) {
-        s->hint_logged = dpc_now();     /* a port scan must not flood */
-        dpc_log(DPC_LOG_WARN, "conn %llu from %s: %s: %s",
-                (unsigned long long)c->id, c->peer, why, hint);
-    }
+    if (hint != NULL)
+        dpc_log_limited(&s->hint_log, DPC_LOG_WARN, "conn %llu from %s: %s: %s",
+                        (unsigned long long)c->id, c->peer, why, hint);
     if (dropped || err[0] != '\0')
         dpc_log_limited(lim, DPC_LOG_WARN, fmt, (unsigned long long)c->id,
                         c->peer, c->proto->name, why,

@@ -52,7 +52,7 @@ struct dpc_conn_set {
     uint64_t auth_failures;
     /* Warnings a flood could multiply: each kind within its own budget. */
     struct dpc_log_limit drop_log, close_log, open_log;
-    double hint_logged;             /* last other-generation hint logged */
+    struct dpc_log_limit hint_log;  /* the other generation's handshake */
 };
 
 struct dpc_conn {

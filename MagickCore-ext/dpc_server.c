@@ -236,6 +236,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
                           "connections closed on errors");
     dpc_log_limited_flush(&s->conns.open_log, DPC_LOG_WARN,
                           "refused opens");
+    dpc_log_limited_flush(&s->conns.hint_log, DPC_LOG_WARN,
+                          "hints of the other ImageMagick generation");
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);

@@ -18,8 +18,8 @@ struct dpc_session {
     struct dpc_session_cfg cfg;
     enum dpc_session_state state;
     uint8_t key[DPC_STOCK_KEYLEN];          /* expected session key */
-    uint8_t key6[DPC_STOCK_KEYLEN];         /* what an IM6 client answers to
-                                               an IM7 nonce (for the hint) */
+    uint8_t nonce[DPC_STOCK_NONCE_MAX];     /* ours, for a failed proof's
+                                               hint */
     int authenticated;
 
     /* the connection's one cache */
@@ -108,9 +108,7 @@ struct dpc_session *dpc_session_new(const struct dpc_session_cfg *cfg,
     s->cfg = *cfg;
     s->state = DPC_SESS_AUTH;
     dpc_siphash_session_key(cfg->sipkey, nonce, n, s->key);
-    if (cfg->flavor == DPC_STOCK_IM7)       /* IM6 clients read 8 bytes */
-        dpc_siphash_session_key(cfg->sipkey, nonce,
-                                dpc_stock_nonce_len(DPC_STOCK_IM6), s->key6);
+    memcpy(s->nonce, nonce, n);
     dpc_outq_push(&s->out, nonce, n);
     return s;
 }
@@ -144,6 +142,20 @@ size_t dpc_session_want(const struct dpc_session *s)
     }
 }
 
+/* 1 when a wrong proof on an IM7 listener is an ImageMagick 6 client's: it
+ * reads 8 bytes of the 16-byte nonce and answers those.  Computed only on
+ * failure, so a good handshake costs one SipHash. */
+static int answers_im6(const struct dpc_session *s, const uint8_t *proof)
+{
+    uint8_t im6[DPC_STOCK_KEYLEN];
+
+    if (s->cfg.flavor != DPC_STOCK_IM7)
+        return 0;
+    dpc_siphash_session_key(s->cfg.sipkey, s->nonce,
+                            dpc_stock_nonce_len(DPC_STOCK_IM6), im6);
+    return dpc_equal_ct(proof, im6, DPC_STOCK_KEYLEN);
+}
+
 static size_t take_auth(struct dpc_session *s, const uint8_t *p)
 {
     if (s->cfg.allow_native &&
@@ -153,8 +165,7 @@ static size_t take_auth(struct dpc_session *s, const uint8_t *p)
     }
     if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
         /* As the stock server: a wrong proof is closed on silently. */
-        if (s->cfg.flavor == DPC_STOCK_IM7 &&
-            dpc_equal_ct(p, s->key6, DPC_STOCK_KEYLEN))
+        if (answers_im6(s, p))
             dpc_errf(s->err, sizeof(s->err), "authentication failed: the "
                      "proof covers 8 bytes of our 16-byte nonce, as an "
                      "ImageMagick 6 client's does; point ImageMagick 6 "

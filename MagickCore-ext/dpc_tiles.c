@@ -688,6 +688,8 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     return rc;
 }
 
+/* A non-empty rectangle inside the image, of a plane the cache has
+ * (tiles_io() checked both). */
 static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                      uint64_t w, uint64_t h, uint8_t *buf, int write,
                      char *err, size_t errlen)
@@ -696,13 +698,6 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     uint64_t ty0 = y / t->cfg.tile_h, ty1 = (y + h - 1) / t->cfg.tile_h;
     uint64_t max = t->nent / 2 > 0 ? t->nent / 2 : 1;
     int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max;
-
-    if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0 ||
-        w == 0 || h == 0 || x + w > t->cfg.columns || y + h > t->cfg.rows ||
-        x + w < x || y + h < y)
-        return dpc_errf(err, errlen, "bad region %llux%llu+%llu+%llu",
-                        (unsigned long long)w, (unsigned long long)h,
-                        (unsigned long long)x, (unsigned long long)y);
     /* Fast path: a region inside one resident tile (the common case of
      * the small reads behind interpolation and convolution). */
     if (tx0 == tx1 && ty0 == ty1) {
