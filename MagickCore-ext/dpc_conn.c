@@ -120,6 +120,12 @@ static const char *proto_error(const struct dpc_conn *c)
                      : dpc_session_error(c->session);
 }
 
+static enum dpc_errcode proto_errcode(const struct dpc_conn *c)
+{
+    return c->native ? dpc_native_errcode(c->native)
+                     : dpc_session_errcode(c->session);
+}
+
 const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c)
 {
     return c->native ? dpc_native_counters(c->native)
@@ -228,10 +234,7 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
 
-    if (err[0] != '\0' && strcmp(why, "closed") == 0)
-        why = err;
-    if (!proto_authenticated(c) &&
-        strncmp(err, "authentication failed", 21) == 0)
+    if (!proto_authenticated(c) && proto_errcode(c) == DPC_E_AUTH)
         s->auth_failures++;
     if (list == &s->unauth && c->session != NULL &&
         dpc_session_hint(c->session) != NULL &&
@@ -382,7 +385,8 @@ static int drive(struct dpc_conn *c)
             continue;           /* send the native challenge */
         }
         if (proto_finished(c)) {
-            dpc_conn_close(c, "closed");
+            dpc_conn_close(c, proto_error(c)[0] != '\0' ? proto_error(c)
+                                                       : "closed");
             return 0;
         }
         if (c->list == &c->server->unauth &&

@@ -40,6 +40,7 @@ struct dpc_native {
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
+    enum dpc_errcode code;      /* err's, when not a protocol error */
 };
 
 static int transition_ok(enum dpc_native_state from, enum dpc_native_state to)
@@ -171,6 +172,7 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
 
     dpc_wire_proof(s->cfg.key, "client", s->ns, p, mac);
     if (!dpc_equal_ct(mac, p + DPC_WIRE_NONCE_LEN, DPC_WIRE_MAC_LEN)) {
+        s->code = DPC_E_AUTH;
         dpc_errf(s->err, sizeof(s->err), "authentication failed");
         set_state(s, DPC_NAT_CLOSING);
         return DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN;
@@ -193,6 +195,7 @@ static size_t take_status(struct dpc_native *s)
     }
     json = malloc(STATUS_JSON_MAX);
     if (json == NULL) {
+        s->code = DPC_E_NOMEM;
         dpc_errf(s->err, sizeof(s->err), "out of memory");
         return reject(s, DPC_WIRE_HDR_LEN);
     }
@@ -490,6 +493,13 @@ int dpc_native_authenticated(const struct dpc_native *s)
 const char *dpc_native_error(const struct dpc_native *s)
 {
     return s->err;
+}
+
+enum dpc_errcode dpc_native_errcode(const struct dpc_native *s)
+{
+    if (s->err[0] == '\0')
+        return DPC_E_OK;
+    return s->code != DPC_E_OK ? s->code : DPC_E_PROTOCOL;
 }
 
 const struct dpc_session_counters *

@@ -42,6 +42,7 @@ struct dpc_session {
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
+    enum dpc_errcode code;      /* err's, when not a protocol error */
 };
 
 static const char *const state_names[DPC_SESS_NSTATES] = {
@@ -170,6 +171,7 @@ static size_t take_auth(struct dpc_session *s, const uint8_t *p)
     }
     if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
         /* As the stock server: a wrong proof is closed on silently. */
+        s->code = DPC_E_AUTH;
         if (s->cfg.flavor == DPC_STOCK_IM7 &&
             dpc_equal_ct(p, s->key6, DPC_STOCK_KEYLEN))
             dpc_errf(s->err, sizeof(s->err), "authentication failed: the "
@@ -198,6 +200,7 @@ static size_t take_status(struct dpc_session *s)
     }
     json = malloc(STATUS_JSON_MAX);
     if (json == NULL) {
+        s->code = DPC_E_NOMEM;
         dpc_errf(s->err, sizeof(s->err), "out of memory for status");
         return fail(s, DPC_STOCK_HDRLEN);
     }
@@ -274,8 +277,10 @@ static size_t take_open(struct dpc_session *s, const uint8_t *p)
     pixels = s->open.columns * s->open.rows;
     size = pixels * (bpp[DPC_PLANE_PIXELS] + bpp[DPC_PLANE_INDEXES]);
     s->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
-    if (s->cache == NULL)
+    if (s->cache == NULL) {
+        s->code = DPC_E_NO_ROOM;
         return fail(s, n);
+    }
     trace(s, "o %llux%llu class %u colorspace %u%s: %llu bytes in %s",
           (unsigned long long)s->open.columns,
           (unsigned long long)s->open.rows, s->open.storage_class,
@@ -494,6 +499,13 @@ const char *dpc_session_hint(const struct dpc_session *s)
 const char *dpc_session_error(const struct dpc_session *s)
 {
     return s->err;
+}
+
+enum dpc_errcode dpc_session_errcode(const struct dpc_session *s)
+{
+    if (s->err[0] == '\0')
+        return DPC_E_OK;
+    return s->code != DPC_E_OK ? s->code : DPC_E_PROTOCOL;
 }
 
 const struct dpc_session_counters *
