@@ -194,10 +194,7 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
 
-    if (err[0] != '\0' && strcmp(why, "closed") == 0)
-        why = err;
-    if (!c->proto->authenticated(c->sess) &&
-        strncmp(err, "authentication failed", 21) == 0)
+    if (!c->proto->authenticated(c->sess) && c->proto->errcode(c->sess) == DPC_E_AUTH)
         s->auth_failures++;
     if (hint != NULL)
         dpc_log_limited(&s->hint_log, DPC_LOG_WARN, "conn %llu from %s: %s: %s",
@@ -341,7 +338,9 @@ static int drive(struct dpc_conn *c)
             continue;           /* send the native challenge */
         }
         if (c->proto->finished(c->sess)) {
-            dpc_conn_close(c, "closed");
+            const char *err = c->proto->error(c->sess);
+
+            dpc_conn_close(c, err[0] != '\0' ? err : "closed");
             return 0;
         }
         if (c->list == &c->set->unauth &&

@@ -62,6 +62,7 @@ struct dpc_link {
     int greeted;                /* the last handshake got the nonce */
     int lowat;                  /* SO_RCVLOWAT set, 0 before the first */
     int broken;                 /* the connection is unusable */
+    enum dpc_errcode lost_code; /* why it broke, when not by a refusal */
     char fail[512];             /* the first failed reply, "" if none */
     uint16_t fail_status;       /* its status */
 
@@ -97,23 +98,40 @@ void dpc_link_unlock(struct dpc_link *l)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* The code of a refused reply. */
+static enum dpc_errcode fail_code(const struct dpc_link *l)
+{
+    return l->fail_status == DPC_WS_NO_ROOM ? DPC_E_NO_ROOM : DPC_E_REFUSED;
+}
+
 /* The error for a request on a broken link: the refusal that broke it,
  * if that is what did. */
 static int broken(const struct dpc_link *l, char *err, size_t errlen)
 {
     if (l->fail[0] != '\0')
-        return dpc_errf(err, errlen, "%s", l->fail);
-    return dpc_errf(err, errlen, "%s: connection lost", l->name);
+        return dpc_errc(err, errlen, fail_code(l), "%s", l->fail);
+    return dpc_errc(err, errlen,
+                    l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_CLOSED,
+                    "%s: connection lost", l->name);
 }
 
-static int lost(struct dpc_link *l, const char *why, char *err, size_t errlen)
+/* The code of a failed send or receive. */
+static enum dpc_errcode sys_code(int e)
+{
+    return e == ECONNRESET || e == EPIPE || e == ECONNABORTED ? DPC_E_CLOSED
+                                                              : DPC_E_IO;
+}
+
+static int lost(struct dpc_link *l, enum dpc_errcode code, const char *why,
+                char *err, size_t errlen)
 {
     int was_broken = l->broken;
 
     l->broken = 1;
     if (was_broken)             /* e.g. by a refused PUT: that says more */
         return broken(l, err, errlen);
-    return dpc_errf(err, errlen, "%s: %s", l->name, why);
+    l->lost_code = code;
+    return dpc_errc(err, errlen, code, "%s: %s", l->name, why);
 }
 
 /* poll() for events; -1 on timeout or error. */
@@ -127,10 +145,11 @@ static int wait_for(struct dpc_link *l, short events, short *revents,
         rc = poll(&p, 1, (int)l->timeout_ms);
     while (rc < 0 && errno == EINTR);
     if (rc == 0)
-        return lost(l, "no answer in time (server stopped or overloaded?)",
+        return lost(l, DPC_E_TIMEOUT,
+                    "no answer in time (server stopped or overloaded?)",
                     err, errlen);
     if (rc < 0)
-        return lost(l, strerror(errno), err, errlen);
+        return lost(l, DPC_E_IO, strerror(errno), err, errlen);
     *revents = p.revents;
     return 0;
 }
@@ -143,22 +162,25 @@ enum attempt {
     ATTEMPT_FAIL,
 };
 
-/* Exact transfers within timeout_ms, for the handshake. */
+/* Exact transfers within timeout_ms, for the handshake: 0, or a negative
+ * dpc_errcode. */
 static int xfer(struct dpc_link *l, void *buf, size_t n, int out,
                 unsigned timeout_ms, char *err, size_t errlen)
 {
-    if (dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name, err,
-                     errlen) < 0) {
+    int rc = dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name, err,
+                          errlen);
+
+    if (rc < 0) {
         l->broken = 1;
-        return -1;
+        l->lost_code = dpc_errcode_of(rc);
     }
-    return 0;
+    return rc;
 }
 
-/* The server closed or reset the connection (errno from dpc_net_xfer). */
-static int closed(int e)
+/* The server closed or reset the connection. */
+static int closed(int rc)
 {
-    return e == ECONNRESET || e == EPIPE || e == ECONNABORTED;
+    return rc == -DPC_E_CLOSED;
 }
 
 /* The native handshake.  A server closes a connection before the client's
@@ -169,31 +191,36 @@ static enum attempt handshake(struct dpc_link *l, unsigned timeout_ms,
 {
     uint8_t nonce[STOCK_NONCE_LEN], ns[DPC_WIRE_NONCE_LEN];
     uint8_t out[DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN], mac[DPC_WIRE_MAC_LEN];
+    int rc;
 
     l->greeted = 0;
-    if (xfer(l, nonce, sizeof(nonce), 0, timeout_ms, err, errlen) < 0)
-        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if ((rc = xfer(l, nonce, sizeof(nonce), 0, timeout_ms, err, errlen)) < 0)
+        return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
     l->greeted = 1;
-    if (xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, timeout_ms, err,
-             errlen) < 0 ||
-        xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen) < 0)
-        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if ((rc = xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, timeout_ms, err,
+                   errlen)) < 0 ||
+        (rc = xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen)) < 0)
+        return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
     if (RAND_bytes(out, DPC_WIRE_NONCE_LEN) != 1) {
+        l->lost_code = DPC_E_OTHER;
         dpc_errf(err, errlen, "%s: no random bytes", l->name);
         return ATTEMPT_FAIL;
     }
     dpc_wire_proof(l->key, "client", ns, out, out + DPC_WIRE_NONCE_LEN);
-    if (xfer(l, out, sizeof(out), 1, timeout_ms, err, errlen) < 0)
-        return closed(errno) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
-    if (xfer(l, mac, sizeof(mac), 0, timeout_ms, err, errlen) < 0) {
-        if (closed(errno))
-            dpc_errf(err, errlen, "%s: authentication failed (is "
+    if ((rc = xfer(l, out, sizeof(out), 1, timeout_ms, err, errlen)) < 0)
+        return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if ((rc = xfer(l, mac, sizeof(mac), 0, timeout_ms, err, errlen)) < 0) {
+        if (closed(rc)) {
+            l->lost_code = DPC_E_AUTH;
+            dpc_errc(err, errlen, DPC_E_AUTH, "%s: authentication failed (is "
                      "cache:shared-secret the same on both sides?)", l->name);
+        }
         return ATTEMPT_FAIL;
     }
     dpc_wire_proof(l->key, "server", ns, out, out + DPC_WIRE_NONCE_LEN);
     if (CRYPTO_memcmp(mac, out + DPC_WIRE_NONCE_LEN, sizeof(mac)) != 0) {
-        lost(l, "the server does not know the shared secret", err, errlen);
+        lost(l, DPC_E_AUTH, "the server does not know the shared secret", err,
+             errlen);
         return ATTEMPT_FAIL;
     }
     return ATTEMPT_OK;
@@ -217,9 +244,12 @@ static enum attempt attempt(struct dpc_link *l, const char *host,
     if (l->fd >= 0)
         close(l->fd);
     l->broken = 0;
+    l->lost_code = DPC_E_OK;
     l->fd = dpc_net_dial(host, port, ms_left(deadline), err, errlen);
-    if (l->fd < 0)
-        return errno == ECONNREFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
+    if (l->fd < 0) {
+        l->lost_code = dpc_errcode_of(l->fd);
+        return l->fd == -DPC_E_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
+    }
     rc = handshake(l, ms_left(deadline), err, errlen);
     if (rc != ATTEMPT_OK)
         l->broken = 1;
@@ -238,7 +268,8 @@ static uint32_t jitter(void)
 
 struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
-                                  unsigned timeout_ms, char *err,
+                                  unsigned timeout_ms,
+                                  enum dpc_errcode *code, char *err,
                                   size_t errlen)
 {
     struct dpc_link *l = calloc(1, sizeof(*l));
@@ -247,8 +278,12 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
     enum attempt rc;
     unsigned tries = 0, pause;
 
+    if (code != NULL)
+        *code = DPC_E_OK;
     if (l == NULL) {
-        dpc_errf(err, errlen, "out of memory");
+        if (code != NULL)
+            *code = DPC_E_NOMEM;
+        dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&l->lock, NULL);
@@ -279,13 +314,16 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
      * after it may also be one that does not speak the native protocol
      * (ImageMagick's own closes on our greeting). */
     if (rc == ATTEMPT_RETRY)
-        dpc_errf(err, errlen, "connection closed by %s during the handshake "
-                 "(server busy or limit reached%s; %u attempts in %.1f s)",
+        dpc_errc(err, errlen, DPC_E_CLOSED, "connection closed by %s during "
+                 "the handshake (server busy or limit reached%s; %u attempts "
+                 "in %.1f s)",
                  l->name, l->greeted ? ", or not a magick-dpc server" : "",
                  tries, dpc_now() - start);
     else if (rc == ATTEMPT_REFUSED && tries > 1 && err != NULL)
         snprintf(err + strlen(err), errlen - strlen(err),
                  " (%u attempts in %.1f s)", tries, dpc_now() - start);
+    if (code != NULL)
+        *code = l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_OTHER;
     dpc_link_free(l);
     return NULL;
 }
@@ -344,19 +382,21 @@ static int check_reply(struct dpc_link *l, struct pending *p, char *err,
     uint64_t want;
 
     if (dpc_wire_decode_hdr(l->hdr_buf, &l->hdr, err, errlen) < 0)
-        return lost(l, "malformed reply", err, errlen);
+        return lost(l, DPC_E_PROTOCOL, "malformed reply", err, errlen);
     if (l->hdr.id != p->id || l->hdr.op != p->op)
-        return lost(l, "reply out of order", err, errlen);
+        return lost(l, DPC_E_PROTOCOL, "reply out of order", err, errlen);
     if (l->hdr.status != DPC_WS_OK) {
         if (l->hdr.length > DPC_WIRE_MAX_REASON)
-            return lost(l, "oversized error reply", err, errlen);
+            return lost(l, DPC_E_PROTOCOL, "oversized error reply", err,
+                        errlen);
         return 0;
     }
     want = p->op == DPC_OP_GET ? (uint64_t)p->count * p->slot_bytes
            : p->op == DPC_OP_OPEN ? 8 : p->op == DPC_OP_STATUS
                                             ? l->hdr.length : 0;
     if (l->hdr.length != want || (p->op != DPC_OP_GET && want > p->body_cap))
-        return lost(l, "reply of unexpected length", err, errlen);
+        return lost(l, DPC_E_PROTOCOL, "reply of unexpected length", err,
+                    errlen);
     return 0;
 }
 
@@ -383,6 +423,8 @@ static void complete(struct dpc_link *l)
 /* Receives whatever has arrived, without blocking. */
 static int pump(struct dpc_link *l, char *err, size_t errlen)
 {
+    int rc;
+
     for (;;) {
         struct pending *p = &l->q[l->q_head];
         struct iovec *iov = l->rx_iov;
@@ -395,15 +437,16 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
         if (iov[0].iov_len > 0) {
             k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
             if (k == 0)
-                return lost(l, "connection lost", err, errlen);
+                return lost(l, DPC_E_CLOSED, "connection lost", err, errlen);
             if (k < 0)
                 return errno == EAGAIN || errno == EINTR
-                           ? 0 : lost(l, strerror(errno), err, errlen);
+                           ? 0 : lost(l, sys_code(errno), strerror(errno),
+                                      err, errlen);
             if (l->hdr_got < DPC_WIRE_HDR_LEN) {
                 l->hdr_got += (size_t)k;
                 if (l->hdr_got == DPC_WIRE_HDR_LEN &&
-                    check_reply(l, p, err, errlen) < 0)
-                    return -1;
+                    (rc = check_reply(l, p, err, errlen)) < 0)
+                    return rc;
             } else {
                 l->body_got += (uint64_t)k;
             }
@@ -440,16 +483,17 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
 {
     struct msghdr msg = { 0 };
     short rev;
+    int rc;
 
     while (n > 0) {
         ssize_t k;
 
         set_lowat(l);
-        if (wait_for(l, POLLOUT | (l->q_len ? POLLIN : 0), &rev, err,
-                     errlen) < 0)
-            return -1;
-        if ((rev & POLLIN) && pump(l, err, errlen) < 0)
-            return -1;
+        if ((rc = wait_for(l, POLLOUT | (l->q_len ? POLLIN : 0), &rev, err,
+                           errlen)) < 0)
+            return rc;
+        if ((rev & POLLIN) && (rc = pump(l, err, errlen)) < 0)
+            return rc;
         if (l->broken)          /* a refused PUT came back meanwhile */
             return broken(l, err, errlen);
         if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
@@ -458,7 +502,7 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
         msg.msg_iovlen = (size_t)(n < 1024 ? n : 1024);
         k = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k < 0 && errno != EAGAIN && errno != EINTR)
-            return lost(l, strerror(errno), err, errlen);
+            return lost(l, sys_code(errno), strerror(errno), err, errlen);
         for (; k > 0 && n > 0; iov++, n--) {
             if ((size_t)k < iov->iov_len) {
                 iov->iov_base = (uint8_t *)iov->iov_base + k;
@@ -471,21 +515,24 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
     return 0;
 }
 
-/* Reserves a pending slot for a new request; waits when the ring is full. */
-static struct pending *enqueue(struct dpc_link *l, uint8_t op, char *err,
-                               size_t errlen)
+/* Reserves a pending slot for a new request in *pp; waits when the ring
+ * is full.  0, or a negative dpc_errcode. */
+static int enqueue(struct dpc_link *l, uint8_t op, struct pending **pp,
+                   char *err, size_t errlen)
 {
     struct pending *p;
+    int rc;
 
     if (l->broken)
-        return broken(l, err, errlen), NULL;
-    if (l->q_len == MAX_PENDING && dpc_link_wait(l, err, errlen) < 0)
-        return NULL;
+        return broken(l, err, errlen);
+    if (l->q_len == MAX_PENDING && (rc = dpc_link_wait(l, err, errlen)) < 0)
+        return rc;
     p = &l->q[(l->q_head + l->q_len++) % MAX_PENDING];
     memset(p, 0, sizeof(*p));
     p->id = ++l->next_id;
     p->op = op;
-    return p;
+    *pp = p;
+    return 0;
 }
 
 static void header(uint8_t *buf, const struct pending *p, uint32_t len)
@@ -499,23 +546,23 @@ static void header(uint8_t *buf, const struct pending *p, uint32_t len)
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
 {
     short rev;
+    int rc;
 
     while (l->q_len > 0) {
         if (l->broken)
             return broken(l, err, errlen);
         set_lowat(l);
-        if (wait_for(l, POLLIN, &rev, err, errlen) < 0 ||
-            pump(l, err, errlen) < 0)
-            return -1;
+        if ((rc = wait_for(l, POLLIN, &rev, err, errlen)) < 0 ||
+            (rc = pump(l, err, errlen)) < 0)
+            return rc;
     }
     /* A link broken by a refused PUT keeps saying so to every caller. */
     if (l->broken)
         return broken(l, err, errlen);
     if (l->fail[0] != '\0') {
-        dpc_errf(err, errlen, "%s", l->fail);
+        rc = dpc_errc(err, errlen, fail_code(l), "%s", l->fail);
         l->fail[0] = '\0';
-        errno = l->fail_status == DPC_WS_NO_ROOM ? ENOSPC : EIO;
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -527,20 +574,19 @@ static int sync_request(struct dpc_link *l, uint8_t op, const uint8_t *req,
 {
     uint8_t hdr[DPC_WIRE_HDR_LEN];
     struct iovec iov[2];
-    struct pending *p;
+    struct pending *p = NULL;
+    int rc;
 
-    if (dpc_link_wait(l, err, errlen) < 0)
-        return -1;
-    p = enqueue(l, op, err, errlen);
-    if (p == NULL)
-        return -1;
+    if ((rc = dpc_link_wait(l, err, errlen)) < 0 ||
+        (rc = enqueue(l, op, &p, err, errlen)) < 0)
+        return rc;
     p->body = body;
     p->body_cap = cap;
     header(hdr, p, len);
     iov[0] = (struct iovec){ hdr, sizeof(hdr) };
     iov[1] = (struct iovec){ (void *)req, len };
-    if (xmit(l, iov, len ? 2 : 1, err, errlen) < 0)
-        return -1;
+    if ((rc = xmit(l, iov, len ? 2 : 1, err, errlen)) < 0)
+        return rc;
     return dpc_link_wait(l, err, errlen);
 }
 
@@ -548,12 +594,13 @@ int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
                   uint64_t *handle, char *err, size_t errlen)
 {
     uint8_t req[16] = { 0 }, reply[8];
+    int rc;
 
     dpc_store_be32(req, slot_bytes);
     dpc_store_be64(req + 8, slots);
-    if (sync_request(l, DPC_OP_OPEN, req, sizeof(req), reply, sizeof(reply),
-                     err, errlen) < 0)
-        return -1;
+    if ((rc = sync_request(l, DPC_OP_OPEN, req, sizeof(req), reply,
+                           sizeof(reply), err, errlen)) < 0)
+        return rc;
     *handle = dpc_load_be64(reply);
     return 0;
 }
@@ -571,14 +618,15 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 int dpc_link_status(struct dpc_link *l, char **json, char *err, size_t errlen)
 {
     char *buf = malloc(STATUS_MAX + 1);
+    int rc;
 
     *json = NULL;
     if (buf == NULL)
-        return dpc_errf(err, errlen, "out of memory");
-    if (sync_request(l, DPC_OP_STATUS, NULL, 0, (uint8_t *)buf, STATUS_MAX,
-                     err, errlen) < 0) {
+        return dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
+    if ((rc = sync_request(l, DPC_OP_STATUS, NULL, 0, (uint8_t *)buf,
+                           STATUS_MAX, err, errlen)) < 0) {
         free(buf);
-        return -1;
+        return rc;
     }
     buf[l->body_len] = '\0';
     *json = buf;
@@ -599,23 +647,22 @@ static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
     uint8_t *list = l->list;
     struct iovec *fixed = l->tx_iov, *iov = fixed;
     uint32_t per_slot;
-    struct pending *p;
+    struct pending *p = NULL;
     int n = 0, rc;
 
     if (len == 0 || r.run == 0 || slot_bytes % r.run != 0)
-        return dpc_errf(err, errlen, "%s: bad request of %u slots", l->name,
-                        count);
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s: bad request of %u "
+                        "slots", l->name, count);
     per_slot = slot_bytes / r.run;
     if (src != NULL && per_slot > 1) {
         iov = malloc((2 + (size_t)count * per_slot) * sizeof(*iov));
         if (iov == NULL)
-            return dpc_errf(err, errlen, "out of memory");
+            return dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
     }
-    p = enqueue(l, op, err, errlen);
-    if (p == NULL) {
+    if ((rc = enqueue(l, op, &p, err, errlen)) < 0) {
         if (iov != fixed)
             free(iov);
-        return -1;
+        return rc;
     }
     p->count = count;
     p->slot_bytes = slot_bytes;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpc_util.h"
 #include "dpc_wire.h"
 
 struct dpc_link;
@@ -27,12 +28,16 @@ struct dpc_link;
  * the server closes or resets before the client's proof (the server is
  * busy or at a limit) is tried again after a pause (dpc_net_backoff_ms)
  * until timeout_ms runs out; one refused outright, for up to
- * DPC_LINK_REFUSED_RETRY_MS.  NULL with the reason in err (closed during
- * the handshake, refused, unreachable, timed out, authentication failed,
- * ...). */
+ * DPC_LINK_REFUSED_RETRY_MS.  NULL with the reason in err and its code in
+ * *code (may be NULL): DPC_E_CLOSED (closed during the handshake),
+ * DPC_E_REFUSED, DPC_E_TIMEOUT, DPC_E_AUTH, DPC_E_IO, ...
+ *
+ * Every int call below returns 0, or a negative dpc_errcode with the
+ * reason in err. */
 struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
-                                  unsigned timeout_ms, char *err,
+                                  unsigned timeout_ms,
+                                  enum dpc_errcode *code, char *err,
                                   size_t errlen);
 void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
@@ -45,9 +50,8 @@ int dpc_link_broken(const struct dpc_link *l);
 void dpc_link_lock(struct dpc_link *l);
 void dpc_link_unlock(struct dpc_link *l);
 
-/* Synchronous: a cache of slots x slot_bytes.  -1 with the reason (e.g.
- * "no room") in err, and errno ENOSPC when the host refused it for lack
- * of room. */
+/* Synchronous: a cache of slots x slot_bytes.  -DPC_E_NO_ROOM when the
+ * host refused it for lack of room (the reason, e.g. "no room", in err). */
 int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
                   uint64_t *handle, char *err, size_t errlen);
 int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
@@ -75,8 +79,10 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  uint32_t count, const uint64_t *slots,
                  const uint8_t *const *src, const struct dpc_link_rows *rows,
                  char *err, size_t errlen);
-/* Waits for every queued reply.  -1 with the first failure in err (errno
- * ENOSPC when the host had no room for it, EIO for other refusals). */
+/* Waits for every queued reply.  A negative dpc_errcode with the first
+ * failure in err: DPC_E_NO_ROOM when the host had no room for it,
+ * DPC_E_REFUSED for other refusals, DPC_E_TIMEOUT, DPC_E_CLOSED, ... for a
+ * lost connection. */
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
 
 #endif

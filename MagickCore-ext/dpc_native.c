@@ -38,6 +38,7 @@ struct dpc_native {
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
+    enum dpc_errcode code;      /* err's, when not a protocol error */
 };
 
 static int transition_ok(enum dpc_native_state from, enum dpc_native_state to)
@@ -155,6 +156,7 @@ static size_t take_proof(struct dpc_native *s, const uint8_t *p)
 
     dpc_wire_proof(s->cfg.key, "client", s->ns, p, mac);
     if (!dpc_equal_ct(mac, p + DPC_WIRE_NONCE_LEN, DPC_WIRE_MAC_LEN)) {
+        s->code = DPC_E_AUTH;
         dpc_errf(s->err, sizeof(s->err), "authentication failed");
         set_state(s, DPC_NAT_CLOSING);
         return DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN;
@@ -172,8 +174,11 @@ static size_t take_status(struct dpc_native *s)
     char *json = dpc_proto_status(s->cfg.status, s->cfg.arg, &n, s->err,
                                   sizeof(s->err));
 
-    if (json == NULL)
+    if (json == NULL) {
+        if (s->cfg.status != NULL)      /* else not served here */
+            s->code = DPC_E_NOMEM;
         return reject(s, DPC_WIRE_HDR_LEN);
+    }
     reply(s, DPC_WS_OK, (uint32_t)n);
     dpc_outq_push_blob(&s->out, json, n);
     set_state(s, DPC_NAT_HEADER);
@@ -469,6 +474,13 @@ const char *dpc_native_error(const struct dpc_native *s)
     return s->err;
 }
 
+enum dpc_errcode dpc_native_errcode(const struct dpc_native *s)
+{
+    if (s->err[0] == '\0')
+        return DPC_E_OK;
+    return s->code != DPC_E_OK ? s->code : DPC_E_PROTOCOL;
+}
+
 const struct dpc_session_counters *
 dpc_native_counters(const struct dpc_native *s)
 {
@@ -511,6 +523,10 @@ static const char *ops_hint(const void *s)
     return NULL;
 }
 static const char *ops_error(const void *s) { return dpc_native_error(s); }
+static enum dpc_errcode ops_errcode(const void *s)
+{
+    return dpc_native_errcode(s);
+}
 static const struct dpc_session_counters *ops_counters(const void *s)
 {
     return dpc_native_counters(s);
@@ -524,5 +540,5 @@ const struct dpc_proto_ops dpc_native_ops = {
     .output = ops_output, .sent = ops_sent,
     .finished = ops_finished, .authenticated = ops_authenticated,
     .idle = ops_idle, .handover = ops_handover, .hint = ops_hint,
-    .error = ops_error, .counters = ops_counters, .free = ops_free,
+    .error = ops_error, .errcode = ops_errcode, .counters = ops_counters, .free = ops_free,
 };

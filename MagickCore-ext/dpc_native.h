@@ -71,6 +71,9 @@ enum dpc_native_state dpc_native_state(const struct dpc_native *s);
 int dpc_native_finished(const struct dpc_native *s);
 int dpc_native_authenticated(const struct dpc_native *s);
 const char *dpc_native_error(const struct dpc_native *s);
+/* Its code, as dpc_session_errcode's (DPC_E_NOMEM when the status reply
+ * could not be built). */
+enum dpc_errcode dpc_native_errcode(const struct dpc_native *s);
 const struct dpc_session_counters *
 dpc_native_counters(const struct dpc_native *s);
 

@@ -57,12 +57,13 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     struct addrinfo *ai, *a;
     char service[8];
     int fd = -1, rc, on = 1, saved = ECONNREFUSED;
+    enum dpc_errcode code;
 
     snprintf(service, sizeof(service), "%u", port);
     rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0) {
         errno = EINVAL;
-        return dpc_errf(err, errlen, "%s:%u: %s", host, port,
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s:%u: %s", host, port,
                         gai_strerror(rc));
     }
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
@@ -76,12 +77,29 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     }
     freeaddrinfo(ai);
     if (fd < 0) {
-        dpc_errf(err, errlen, "%s:%u: %s", host, port, strerror(saved));
+        code = saved == ETIMEDOUT ? DPC_E_TIMEOUT
+               : saved == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
+        rc = dpc_errc(err, errlen, code, "%s:%u: %s", host, port,
+                      strerror(saved));
         errno = saved;
-        return -1;
+        return rc;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return fd;
+}
+
+/* A failed poll, send or recv: the peer's close or reset is
+ * DPC_E_CLOSED, the rest DPC_E_IO; errno is kept. */
+static int sys_error(const char *name, char *err, size_t errlen)
+{
+    int e = errno, rc;
+
+    rc = dpc_errc(err, errlen,
+                  e == ECONNRESET || e == EPIPE || e == ECONNABORTED
+                      ? DPC_E_CLOSED : DPC_E_IO,
+                  "%s: %s", name, strerror(e));
+    errno = e;
+    return rc;
 }
 
 int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
@@ -94,32 +112,21 @@ int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
         int rc = wait_one(fd, out ? POLLOUT : POLLIN, timeout_ms);
 
         if (rc == 0) {
-            dpc_errf(err, errlen, "%s: no answer in time (server stopped or "
-                     "overloaded?)", name);
-            errno = ETIMEDOUT;      /* callers may look at errno */
-            return -1;
+            errno = ETIMEDOUT;
+            return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer in "
+                            "time (server stopped or overloaded?)", name);
         }
-        if (rc < 0) {
-            int e = errno;
-
-            dpc_errf(err, errlen, "%s: %s", name, strerror(e));
-            errno = e;
-            return -1;
-        }
+        if (rc < 0)
+            return sys_error(name, err, errlen);
         k = out ? send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)
                 : recv(fd, p, n, MSG_DONTWAIT);
         if (k == 0) {
-            dpc_errf(err, errlen, "%s: connection closed by the server", name);
             errno = ECONNRESET;
-            return -1;
+            return dpc_errc(err, errlen, DPC_E_CLOSED, "%s: connection "
+                            "closed by the server", name);
         }
-        if (k < 0 && errno != EAGAIN && errno != EINTR) {
-            int e = errno;
-
-            dpc_errf(err, errlen, "%s: %s", name, strerror(e));
-            errno = e;
-            return -1;
-        }
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            return sys_error(name, err, errlen);
         if (k > 0) {
             p += k;
             n -= (size_t)k;

@@ -18,6 +18,7 @@ struct entry {
     struct dpc_link *link;      /* NULL: a failed host, not retried yet */
     double retry_at;            /* for a failed host */
     char why[DPC_ERRLEN];
+    enum dpc_errcode code;      /* and its code */
     char host[256];
     unsigned port;
     uint8_t key[DPC_WIRE_KEY_LEN];
@@ -55,7 +56,8 @@ static struct entry *find(const char *host, unsigned port, const uint8_t *key)
 /* Remembers that host:port failed, so the caches that follow fail over at
  * once instead of each waiting out the timeout again. */
 static void remember_failure(const char *host, unsigned port,
-                             const uint8_t *key, const char *why)
+                             const uint8_t *key, enum dpc_errcode code,
+                             const char *why)
 {
     struct entry *e = calloc(1, sizeof(*e));
 
@@ -66,25 +68,31 @@ static void remember_failure(const char *host, unsigned port,
     memcpy(e->key, key, DPC_WIRE_KEY_LEN);
     e->retry_at = dpc_now() + DPC_POOL_RETRY_SECONDS;
     snprintf(e->why, sizeof(e->why), "%s", why);
+    e->code = code;
     e->next = pool;
     pool = e;
 }
 
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
-                                  unsigned timeout_ms, char *err,
+                                  unsigned timeout_ms,
+                                  enum dpc_errcode *code, char *err,
                                   size_t errlen)
 {
+    enum dpc_errcode failed = DPC_E_OK;
     struct entry *e;
 
     if (strlen(host) >= sizeof(e->host)) {
-        dpc_errf(err, errlen, "host name too long");
+        if (code != NULL)
+            *code = DPC_E_INVALID;
+        dpc_errc(err, errlen, DPC_E_INVALID, "host name too long");
         return NULL;
     }
     pthread_mutex_lock(&pool_lock);
     e = find(host, port, key);
     if (e != NULL && e->link == NULL) {
-        dpc_errf(err, errlen, "%s (not retried for %d s)", e->why,
+        failed = e->code;
+        dpc_errc(err, errlen, failed, "%s (not retried for %d s)", e->why,
                  DPC_POOL_RETRY_SECONDS);
         e = NULL;
         goto out;
@@ -92,14 +100,17 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
-            dpc_errf(err, errlen, "out of memory");
+            failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_NOMEM,
+                                             "out of memory"));
             goto out;
         }
-        e->link = dpc_link_connect(host, port, key, timeout_ms, err, errlen);
+        e->link = dpc_link_connect(host, port, key, timeout_ms, &failed, err,
+                                   errlen);
         if (e->link == NULL) {
             free(e);
             e = NULL;
-            remember_failure(host, port, key, err != NULL ? err : "failed");
+            remember_failure(host, port, key, failed,
+                             err != NULL ? err : "failed");
             goto out;
         }
         strcpy(e->host, host);
@@ -111,6 +122,8 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
     e->users++;
 out:
     pthread_mutex_unlock(&pool_lock);
+    if (code != NULL)
+        *code = failed;
     return e != NULL ? e->link : NULL;
 }
 

@@ -22,10 +22,13 @@
 #define DPC_POOL_RETRY_SECONDS 10   /* a failed host is not retried sooner */
 
 /* A link to host:port proven with key, shared with other caches.  NULL
- * with the reason in err. */
+ * with the reason in err and its code in *code (may be NULL), as
+ * dpc_link_connect gives them; a host that failed recently fails again at
+ * once with the same code. */
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
-                                  unsigned timeout_ms, char *err,
+                                  unsigned timeout_ms,
+                                  enum dpc_errcode *code, char *err,
                                   size_t errlen);
 /* Gives a link back; the last user frees it. */
 void dpc_pool_release(struct dpc_link *l);

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "dpc_util.h"
+
 /* The status JSON's largest size (a status reply's one allocation). */
 #define DPC_PROTO_STATUS_MAX (60 * 1024)
 
@@ -63,6 +65,7 @@ struct dpc_proto_ops {
     /* a hint about a handshake that went silent, or NULL */
     const char *(*hint)(const void *s);
     const char *(*error)(const void *s);
+    enum dpc_errcode (*errcode)(const void *s);
     const struct dpc_session_counters *(*counters)(const void *s);
     void (*free)(void *s);
 };

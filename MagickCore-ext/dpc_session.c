@@ -39,6 +39,7 @@ struct dpc_session {
 
     struct dpc_session_counters counters;
     char err[DPC_ERRLEN];
+    enum dpc_errcode code;      /* err's, when not a protocol error */
 };
 
 static const char *const state_names[DPC_SESS_NSTATES] = {
@@ -165,6 +166,7 @@ static size_t take_auth(struct dpc_session *s, const uint8_t *p)
     }
     if (!dpc_equal_ct(p, s->key, DPC_STOCK_KEYLEN)) {
         /* As the stock server: a wrong proof is closed on silently. */
+        s->code = DPC_E_AUTH;
         if (answers_im6(s, p))
             dpc_errf(s->err, sizeof(s->err), "authentication failed: the "
                      "proof covers 8 bytes of our 16-byte nonce, as an "
@@ -187,8 +189,11 @@ static size_t take_status(struct dpc_session *s)
     char *json = dpc_proto_status(s->cfg.status, s->cfg.arg, &n, s->err,
                                   sizeof(s->err));
 
-    if (json == NULL)
+    if (json == NULL) {
+        if (s->cfg.status != NULL)      /* else not served here */
+            s->code = DPC_E_NOMEM;
         return fail(s, DPC_STOCK_HDRLEN);
+    }
     dpc_store_le32(len, (uint32_t)n);
     dpc_outq_push(&s->out, len, sizeof(len));
     dpc_outq_push_blob(&s->out, json, n);
@@ -261,8 +266,10 @@ static size_t take_open(struct dpc_session *s, const uint8_t *p)
     pixels = s->open.columns * s->open.rows;
     size = pixels * (bpp[DPC_PLANE_PIXELS] + bpp[DPC_PLANE_INDEXES]);
     s->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
-    if (s->cache == NULL)
+    if (s->cache == NULL) {
+        s->code = DPC_E_NO_ROOM;
         return fail(s, n);
+    }
     trace(s, "o %llux%llu class %u colorspace %u%s: %llu bytes in %s",
           (unsigned long long)s->open.columns,
           (unsigned long long)s->open.rows, s->open.storage_class,
@@ -483,6 +490,13 @@ const char *dpc_session_error(const struct dpc_session *s)
     return s->err;
 }
 
+enum dpc_errcode dpc_session_errcode(const struct dpc_session *s)
+{
+    if (s->err[0] == '\0')
+        return DPC_E_OK;
+    return s->code != DPC_E_OK ? s->code : DPC_E_PROTOCOL;
+}
+
 const struct dpc_session_counters *
 dpc_session_counters(const struct dpc_session *s)
 {
@@ -525,6 +539,10 @@ static int ops_handover(const void *s)
 }
 static const char *ops_hint(const void *s) { return dpc_session_hint(s); }
 static const char *ops_error(const void *s) { return dpc_session_error(s); }
+static enum dpc_errcode ops_errcode(const void *s)
+{
+    return dpc_session_errcode(s);
+}
 static const struct dpc_session_counters *ops_counters(const void *s)
 {
     return dpc_session_counters(s);
@@ -538,5 +556,5 @@ const struct dpc_proto_ops dpc_session_ops = {
     .output = ops_output, .sent = ops_sent,
     .finished = ops_finished, .authenticated = ops_authenticated,
     .idle = ops_idle, .handover = ops_handover, .hint = ops_hint,
-    .error = ops_error, .counters = ops_counters, .free = ops_free,
+    .error = ops_error, .errcode = ops_errcode, .counters = ops_counters, .free = ops_free,
 };

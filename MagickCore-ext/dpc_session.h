@@ -23,6 +23,7 @@
 #include "dpc_proto.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
+#include "dpc_util.h"
 
 enum dpc_session_state {
     DPC_SESS_AUTH,          /* nonce sent; waiting for the client's proof */
@@ -90,6 +91,10 @@ const char *dpc_session_hint(const struct dpc_session *s);
  * "authentication failed", with a hint after a colon when the proof is an
  * ImageMagick 6 client's answer to an IM7 nonce. */
 const char *dpc_session_error(const struct dpc_session *s);
+/* The code of that error: DPC_E_OK when there is none, DPC_E_AUTH for a
+ * wrong proof, DPC_E_NO_ROOM when the store refused the cache, else
+ * DPC_E_PROTOCOL (a request out of place or malformed). */
+enum dpc_errcode dpc_session_errcode(const struct dpc_session *s);
 /* Requests, and payload bytes of w/W (in) and r/R (out). */
 const struct dpc_session_counters *
 dpc_session_counters(const struct dpc_session *s);

@@ -210,7 +210,7 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
                 uint32_t *len, int *fd, char *err, size_t errlen)
 {
     uint8_t req[DPC_LP_HDR + DPC_LP_MAX_REQ], hdr[DPC_LP_HDR];
-    int fds[MAX_FDS];
+    int fds[MAX_FDS], rc;
     size_t n = dpc_lp_encode_req(r, req, sizeof(req)), nfds;
     struct dpc_lp_hdr h;
 
@@ -220,12 +220,12 @@ static int call(struct dpc_shmc *c, const struct dpc_lp_req *r, char **body,
     if (n == 0)
         return dpc_errf(err, errlen, "invalid %s request (name?)",
                         dpc_lp_op_name(r->op));
-    if (dpc_net_xfer(c->fd, req, n, 1, c->timeout_ms, c->name, err,
-                     errlen) < 0) {
+    if ((rc = dpc_net_xfer(c->fd, req, n, 1, c->timeout_ms, c->name, err,
+                           errlen)) < 0) {
         /* A server that refuses us answers and closes at once, so our
          * request may meet a closed socket while its reason waits to be
          * read: prefer that reason. */
-        if (errno != EPIPE && errno != ECONNRESET)
+        if (rc != -DPC_E_CLOSED)
             return -1;
         if (recv_header(c, hdr, fds, &nfds, NULL, 0) < 0)
             return -1;

@@ -233,7 +233,7 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
 
     if (c->columns == 0 || c->rows == 0 || c->tile_w == 0 ||
         c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
-        return dpc_errf(err, errlen, "bad tile cache geometry");
+        return dpc_errc(err, errlen, DPC_E_INVALID, "bad tile cache geometry");
     t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
     t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
     t->tw_shift = log2_exact(c->tile_w);
@@ -241,7 +241,8 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     t->ntiles = t->tx_n * t->ty_n;
     slot = px * (c->bpp[0] + c->bpp[1]);
     if (slot > DPC_WIRE_MAX_SLOT_BYTES || t->ntiles > INT32_MAX)
-        return dpc_errf(err, errlen, "tiles of %llu bytes are too large",
+        return dpc_errc(err, errlen, DPC_E_INVALID,
+                        "tiles of %llu bytes are too large",
                         (unsigned long long)slot);
     t->slot_bytes = (uint32_t)slot;
     t->plane_off[0] = 0;
@@ -271,32 +272,35 @@ static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
             slots = 1;
         if (slots > t->st.slots_per_host_max)
             t->st.slots_per_host_max = slots;
-        if (dpc_link_open(t->links[h], t->slot_bytes, slots, &t->handles[h],
-                          err, errlen) < 0) {
-            int e = errno;          /* ENOSPC: the caller may try elsewhere */
+        int rc = dpc_link_open(t->links[h], t->slot_bytes, slots,
+                               &t->handles[h], err, errlen);
 
+        if (rc < 0) {               /* no room: the caller may go elsewhere */
             while (h-- > 0)
                 dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
-            errno = e;
-            return -1;
+            return rc;
         }
     }
     return 0;
 }
 
-struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
+                                 enum dpc_errcode *code, char *err,
                                  size_t errlen)
 {
     struct dpc_tiles *t = calloc(1, sizeof(*t));
+    int rc;
 
+    if (code != NULL)
+        *code = DPC_E_OK;
     if (t == NULL) {
-        dpc_errf(err, errlen, "out of memory");
-        return NULL;
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
+        goto err;
     }
     t->cfg = *cfg;
-    if (layout(t, err, errlen) < 0) {
+    if ((rc = layout(t, err, errlen)) < 0) {
         free(t);
-        return NULL;
+        goto err;
     }
     t->links = malloc(cfg->nlinks * sizeof(*t->links));
     t->handles = calloc(cfg->nlinks, sizeof(*t->handles));
@@ -312,16 +316,17 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
         !t->written || !t->list || !t->direct || !t->nofetch || !t->zero || !t->admitted ||
         alloc_batches(t) < 0) {
-        dpc_errf(err, errlen, "out of memory for a %u-tile cache", t->nent);
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM,
+                      "out of memory for a %u-tile cache", t->nent);
         free_all(t);
-        return NULL;
+        goto err;
     }
     memcpy(t->links, cfg->links, cfg->nlinks * sizeof(*t->links));
     t->cfg.links = t->links;
     if (set_lock_order(t) < 0) {
-        dpc_errf(err, errlen, "out of memory");
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
         free_all(t);
-        return NULL;
+        goto err;
     }
     for (uint64_t i = 0; i < t->ntiles; i++)
         t->where[i] = NONE;
@@ -331,16 +336,17 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
         lru_push_head(t, (int32_t)e);
     }
     lock_links(t);
-    if (open_hosts(t, err, errlen) < 0) {
-        int e = errno;
-
+    if ((rc = open_hosts(t, err, errlen)) < 0) {
         unlock_links(t);
         free_all(t);
-        errno = e;
-        return NULL;
+        goto err;
     }
     unlock_links(t);
     return t;
+err:
+    if (code != NULL)
+        *code = dpc_errcode_of(rc);
+    return NULL;
 }
 
 /* Sends the assembled batches: b[h] for every host, chunked per request. */
@@ -360,7 +366,7 @@ static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
                                         t->slot_bytes, k, b[h].slots + i,
                                         b[h].ptrs + i, rows, err, errlen);
             if (rc < 0)
-                return -1;
+                return rc;
         }
     }
     return 0;
@@ -368,23 +374,23 @@ static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
 
 static int wait_all(struct dpc_tiles *t, char *err, size_t errlen);
 
-/* A batch failed half sent: the GETs already queued on other hosts write
- * into their buffers when their replies arrive, so collect them now, while
- * those buffers are still the caller's.  Always -1. */
-static int abandon(struct dpc_tiles *t)
+/* A batch failed half sent (with rc): the GETs already queued on other
+ * hosts write into their buffers when their replies arrive, so collect
+ * them now, while those buffers are still the caller's.  Returns rc. */
+static int abandon(struct dpc_tiles *t, int rc)
 {
     (void)wait_all(t, NULL, 0);
-    return -1;
+    return rc;
 }
 
 static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
 {
-    int rc = 0;
+    int rc = 0, k;
 
     for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if (dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
-                          rc == 0 ? errlen : 0) < 0)
-            rc = -1;
+        if ((k = dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
+                               rc == 0 ? errlen : 0)) < 0 && rc == 0)
+            rc = k;                 /* the first failure, as err says */
     t->unacked = 0;
     t->st.round_trips++;
     return rc;
@@ -464,16 +470,18 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
                     size_t errlen)
 {
-    if (flush && send_batches(t, t->puts, 1, NULL, err, errlen) < 0)
-        return -1;
+    int rc;
+
+    if (flush && (rc = send_batches(t, t->puts, 1, NULL, err, errlen)) < 0)
+        return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
         memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
     if (!fetch) {
         t->unacked = 1;
         return 0;
     }
-    if (send_batches(t, t->gets, 0, NULL, err, errlen) < 0)
-        return abandon(t);
+    if ((rc = send_batches(t, t->gets, 0, NULL, err, errlen)) < 0)
+        return abandon(t, rc);
     return wait_all(t, err, errlen);
 }
 
@@ -683,7 +691,7 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     else if (rc == 0)
         rc = wait_all(t, err, errlen);
     else if (!write)
-        rc = abandon(t);
+        rc = abandon(t, rc);
     unlock_links(t);
     return rc;
 }
@@ -697,7 +705,8 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     uint64_t tx0 = x / t->cfg.tile_w, tx1 = (x + w - 1) / t->cfg.tile_w;
     uint64_t ty0 = y / t->cfg.tile_h, ty1 = (y + h - 1) / t->cfg.tile_h;
     uint64_t max = t->nent / 2 > 0 ? t->nent / 2 : 1;
-    int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max;
+    int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max, rc;
+
     /* Fast path: a region inside one resident tile (the common case of
      * the small reads behind interpolation and convolution). */
     if (tx0 == tx1 && ty0 == ty1) {
@@ -725,13 +734,14 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     t->nofetch[i] = covers(t, plane, t->list[i], x, y, w, h);
             else if (t->ndirect == 0)
                 m = read_ahead(t, n, tx, bx1, by0, by1, w >= h);
-            if (m > 0 && ensure(t, m, err, errlen) < 0)
-                return -1;
+            if (m > 0 && (rc = ensure(t, m, err, errlen)) < 0)
+                return rc;
             for (uint32_t i = 0; i < n; i++)
                 copy_tile(t, plane, t->list[i], x, y, w, h, buf, write);
             if (t->ndirect > 0 &&
-                direct_io(t, plane, x, y, w, buf, write, err, errlen) < 0)
-                return -1;
+                (rc = direct_io(t, plane, x, y, w, buf, write, err,
+                                errlen)) < 0)
+                return rc;
         }
     }
     return 0;
@@ -858,14 +868,16 @@ static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     struct split_io a = { t, plane, write, buf, err, errlen };
 
     if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0)
-        return dpc_errf(err, errlen, "no plane %d in this cache", plane);
+        return dpc_errc(err, errlen, DPC_E_INVALID, "no plane %d in this "
+                        "cache", plane);
     if (w > 0 && h > 0 && x < t->cfg.columns && y < t->cfg.rows &&
         w <= t->cfg.columns - x && h <= t->cfg.rows - y)
         return region_io(t, plane, x, y, w, h, buf, write, err, errlen);
-    if (x > INT64_MAX || y > INT64_MAX ||
-        dpc_region_check(t->cfg.columns, t->cfg.rows, (int64_t)x, (int64_t)y,
-                         w, h, err, errlen) < 0)
-        return -1;
+    if (x > INT64_MAX || y > INT64_MAX)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "bad region origin");
+    if (dpc_region_check(t->cfg.columns, t->cfg.rows, (int64_t)x,
+                         (int64_t)y, w, h, err, errlen) < 0)
+        return -DPC_E_INVALID;
     return dpc_region_split(t->cfg.columns, x, y, w, h, rect_io, &a);
 }
 
@@ -904,23 +916,25 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     if (!any && !t->unacked)
         return 0;
     lock_links(t);
-    rc = any && send_batches(t, t->puts, 1, NULL, err, errlen) < 0
-             ? -1 : wait_all(t, err, errlen);
+    rc = any ? send_batches(t, t->puts, 1, NULL, err, errlen) : 0;
+    if (rc == 0)
+        rc = wait_all(t, err, errlen);
     unlock_links(t);
     return rc;
 }
 
 int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
 {
-    int rc = 0;
+    int rc = 0, k;
 
     if (t == NULL)
         return 0;
     lock_links(t);
     for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if (dpc_link_close_cache(t->links[h], t->handles[h],
-                                 rc == 0 ? err : NULL, errlen) < 0)
-            rc = -1;
+        if ((k = dpc_link_close_cache(t->links[h], t->handles[h],
+                                      rc == 0 ? err : NULL, errlen)) < 0 &&
+            rc == 0)
+            rc = k;
     unlock_links(t);
     free_all(t);
     return rc;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "dpc_link.h"
+#include "dpc_util.h"
 
 #define DPC_TILES_PLANES 2
 
@@ -43,9 +44,15 @@ struct dpc_tiles_stats {
 
 struct dpc_tiles;
 
-/* Opens the cache's share on every host.  NULL with the reason in err;
- * errno ENOSPC when a host refused for lack of room. */
-struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg, char *err,
+/* Opens the cache's share on every host.  NULL with the reason in err
+ * and its code in *code (may be NULL): DPC_E_NO_ROOM when a host refused
+ * for lack of room, DPC_E_INVALID for a bad geometry, a lost link's code.
+ *
+ * The int calls below return 0, or a negative dpc_errcode with the reason
+ * in err: DPC_E_INVALID for a bad region or plane (found here), else the
+ * failing link's (dpc_link.h). */
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
+                                 enum dpc_errcode *code, char *err,
                                  size_t errlen);
 /* Copies a region of one plane out of (into) the cache; the buffer holds
  * w x h pixels row after row.  Regions follow ImageMagick's rule

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "dpc_link.h"
+#include "dpc_tiles.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
 
@@ -38,6 +39,7 @@ struct fake {
     unsigned port;
     int close_first;            /* closed at once, before the nonce */
     int close_after_magic;      /* then closed after reading the magic */
+    uint16_t refuse;            /* after the proof, the status of every reply */
     uint8_t key[DPC_WIRE_KEY_LEN];
     int accepted;               /* read after fake_stop() */
     int held[8];                /* authenticated connections kept open */
@@ -64,6 +66,27 @@ static int recv_all(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* Answers every request on fd with f->refuse and the reason "no room",
+ * until the client closes. */
+static void serve_refusals(struct fake *f, int fd)
+{
+    static const char reason[] = "no room";
+    uint8_t in[DPC_WIRE_HDR_LEN], out[DPC_WIRE_HDR_LEN + sizeof(reason) - 1];
+    uint8_t body[64];
+    struct dpc_wire_hdr h;
+
+    while (recv_all(fd, in, sizeof(in)) == 0 &&
+           dpc_wire_decode_hdr(in, &h, NULL, 0) == 0 &&
+           h.length <= sizeof(body) && recv_all(fd, body, h.length) == 0) {
+        h.status = f->refuse;
+        h.length = sizeof(reason) - 1;
+        dpc_wire_encode_hdr(out, &h);
+        memcpy(out + DPC_WIRE_HDR_LEN, reason, sizeof(reason) - 1);
+        if (send(fd, out, sizeof(out), MSG_NOSIGNAL) != sizeof(out))
+            break;
+    }
+}
+
 /* The server's side of the native handshake; the connection stays open
  * when the client's proof is right, is closed when it is wrong. */
 static void serve_handshake(struct fake *f, int fd)
@@ -83,6 +106,8 @@ static void serve_handshake(struct fake *f, int fd)
     if (send(fd, mac, sizeof(mac), MSG_NOSIGNAL) != sizeof(mac) ||
         f->nheld == 8)
         goto out;
+    if (f->refuse != DPC_WS_OK)
+        serve_refusals(f, fd);
     f->held[f->nheld++] = fd;
     return;
 out:
@@ -150,29 +175,35 @@ static void link_retries_handshake_closes_test(void **state)
 {
     struct fake f = { .close_first = 2, .close_after_magic = 1 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OTHER;
     struct dpc_link *l;
 
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err, sizeof(err));
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code, err,
+                         sizeof(err));
     if (l == NULL)
         fail_msg("connect failed: %s", err);
+    assert_int_equal(code, DPC_E_OK);
     assert_false(dpc_link_broken(l));
     dpc_link_free(l);
     fake_stop(&f, 1);
     assert_int_equal(f.accepted, 4);
 }
 
-/* A proof the server rejects: "authentication failed", one connection. */
+/* A proof the server rejects: "authentication failed", DPC_E_AUTH, one
+ * connection. */
 static void link_wrong_secret_not_retried_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
 
     memcpy(f.key, key_b, sizeof(key_b));
     fake_start(&f, 1);
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err,
-                                 sizeof(err)));
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code,
+                                 err, sizeof(err)));
+    assert_int_equal(code, DPC_E_AUTH);
     assert_contains(err, "authentication failed (is cache:shared-secret the "
                          "same on both sides?)");
     usleep(200 * 1000);
@@ -181,17 +212,19 @@ static void link_wrong_secret_not_retried_test(void **state)
 }
 
 /* Closed every time: given up on when the timeout runs out, and the
- * message says the server closed it during the handshake. */
+ * message says the server closed it during the handshake (DPC_E_CLOSED). */
 static void link_closed_until_timeout_test(void **state)
 {
     struct fake f = { .close_first = INT_MAX };
     char err[DPC_ERRLEN] = "", want[128];
+    enum dpc_errcode code = DPC_E_OK;
     double t0 = dpc_now(), took;
 
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 1000, err,
-                                 sizeof(err)));
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 1000, &code,
+                                 err, sizeof(err)));
+    assert_int_equal(code, DPC_E_CLOSED);
     took = dpc_now() - t0;
     fake_stop(&f, 1);
     snprintf(want, sizeof(want), "connection closed by 127.0.0.1:%u during "
@@ -201,11 +234,13 @@ static void link_closed_until_timeout_test(void **state)
     assert_true(f.accepted >= 4);
 }
 
-/* Nothing listening: retried for about a second, not the whole timeout. */
+/* Nothing listening: retried for about a second, not the whole timeout;
+ * DPC_E_REFUSED. */
 static void link_refused_retried_briefly_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
     unsigned port;
     double t0, took;
 
@@ -213,34 +248,74 @@ static void link_refused_retried_briefly_test(void **state)
     port = f.port;
     fake_stop(&f, 0);               /* the port is free again */
     t0 = dpc_now();
-    assert_null(dpc_link_connect("127.0.0.1", port, key_a, 10000, err,
+    assert_null(dpc_link_connect("127.0.0.1", port, key_a, 10000, &code, err,
                                  sizeof(err)));
+    assert_int_equal(code, DPC_E_REFUSED);
     took = dpc_now() - t0;
     assert_contains(err, "Connection refused");
     assert_contains(err, "attempts");
     assert_true(took >= 0.8 && took <= 1.6);
 }
 
-/* A server that accepts (in the kernel) and says nothing: one timeout. */
+/* A server that accepts (in the kernel) and says nothing: one timeout,
+ * DPC_E_TIMEOUT. */
 static void link_silent_server_one_timeout_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
     double t0, took;
 
     fake_start(&f, 0);              /* listens, never accepts */
     t0 = dpc_now();
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 500, err,
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 500, &code, err,
                                  sizeof(err)));
+    assert_int_equal(code, DPC_E_TIMEOUT);
     took = dpc_now() - t0;
     fake_stop(&f, 0);
     assert_contains(err, "no answer in time");
     assert_true(took >= 0.4 && took <= 1.2);
 }
 
+/* A host with no room: the code, not errno or the text, says so, from
+ * dpc_link_open up through dpc_tiles_open; another refusal is
+ * DPC_E_REFUSED. */
+static void link_no_room_code_test(void **state)
+{
+    struct fake f = { .refuse = DPC_WS_NO_ROOM };
+    char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
+    struct dpc_tiles_cfg cfg = { .columns = 64, .rows = 64, .bpp = { 8 },
+                                 .tile_w = 32, .tile_h = 32,
+                                 .cache_bytes = 1 << 20 };
+    struct dpc_link *l;
+    uint64_t handle;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code, err,
+                         sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_NO_ROOM);
+    assert_contains(err, "no room");
+    cfg.links = &l;
+    cfg.nlinks = 1;
+    assert_null(dpc_tiles_open(&cfg, &code, err, sizeof(err)));
+    assert_int_equal(code, DPC_E_NO_ROOM);
+    f.refuse = DPC_WS_INTERNAL;
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_REFUSED);
+    assert_false(dpc_link_broken(l));
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(link_no_room_code_test),
         cmocka_unit_test(link_retries_handshake_closes_test),
         cmocka_unit_test(link_wrong_secret_not_retried_test),
         cmocka_unit_test(link_closed_until_timeout_test),

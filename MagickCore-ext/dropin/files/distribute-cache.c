@@ -519,7 +519,8 @@ static MagickBooleanType ConnectDistributeCache(
         return(MagickFalse);
       }
     server_info->links[server_info->number_hosts]=dpc_pool_acquire(host,port,
-      key,(unsigned int) (1000*seconds),error,sizeof(error));
+      key,(unsigned int) (1000*seconds),(enum dpc_errcode *) NULL,error,
+      sizeof(error));
     if (server_info->links[server_info->number_hosts] == NULL)
       {
         (void) ThrowMagickException(&image->exception,GetMagickModule(),
@@ -626,6 +627,9 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   MagickSizeType
     length;
 
+  enum dpc_errcode
+    code;
+
   struct dpc_tiles_cfg
     cfg;
 
@@ -660,10 +664,10 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   GetTileSettings(image,length,&cfg);
   cfg.links=server_info->links;
   cfg.nlinks=server_info->number_hosts;
-  server_info->tiles=dpc_tiles_open(&cfg,error,sizeof(error));
+  server_info->tiles=dpc_tiles_open(&cfg,&code,error,sizeof(error));
   if (server_info->tiles == (struct dpc_tiles *) NULL)
     {
-      if ((errno == ENOSPC) &&
+      if ((code == DPC_E_NO_ROOM) &&
           (DistributeCacheSeverity(image) == CacheWarning))
         {
           /*
@@ -705,7 +709,8 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 %
 %  These copy a region of pixels or indexes out of or into the distributed
 %  cache, through the local tile cache.  They return the bytes moved, or -1
-%  (with errno set and the cause logged as a cache event).
+%  (with errno set from the cause, for the caller's ThrowFileException, and
+%  the cause logged as a cache event).
 %
 %  The format of these methods is:
 %
@@ -724,6 +729,36 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 %    o pixels: read (write) the pixels into (from) this buffer.
 %
 */
+
+/*
+  The errno that says what a failure's code means, for the caller's
+  ThrowFileException: a timeout reads as a timeout, no room as no room, a
+  region refused here as an invalid argument, not as a reset connection.
+*/
+static int DistributeCacheErrno(const enum dpc_errcode code)
+{
+  switch (code)
+  {
+    case DPC_E_TIMEOUT:
+      return(ETIMEDOUT);
+    case DPC_E_NO_ROOM:
+      return(ENOSPC);
+    case DPC_E_AUTH:
+      return(EACCES);
+    case DPC_E_PROTOCOL:
+      return(EPROTO);
+    case DPC_E_CLOSED:
+      return(ECONNRESET);
+    case DPC_E_NOMEM:
+      return(ENOMEM);
+    case DPC_E_REFUSED:
+      return(EREMOTEIO);
+    case DPC_E_INVALID:
+      return(EINVAL);
+    default:
+      return(EIO);
+  }
+}
 
 /*
   The locked path: a miss, or a write.  Apart, so the lock-free hit path
@@ -759,8 +794,7 @@ static MagickOffsetType LockedTransferDistributeCache(
     {
       (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
         error);
-      errno=strstr(error,"in time") != (char *) NULL ? ETIMEDOUT :
-        ECONNRESET;
+      errno=DistributeCacheErrno(dpc_errcode_of(status));
       return(-1);
     }
   return((MagickOffsetType) length);
