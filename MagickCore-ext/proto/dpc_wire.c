@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "dpc_bytes.h"
 #include "dpc_util.h"
 
 void dpc_wire_encode_hdr(uint8_t *p, const struct dpc_wire_hdr *h)
@@ -18,9 +19,9 @@ void dpc_wire_encode_hdr(uint8_t *p, const struct dpc_wire_hdr *h)
     p[1] = h->op;
     p[2] = (uint8_t)(h->status >> 8);
     p[3] = (uint8_t)h->status;
-    dpc_store_be32(p + 4, h->id);
-    dpc_store_be32(p + 8, h->length);
-    dpc_store_be32(p + 12, 0);
+    dpc_put_be32(p + 4, h->id);
+    dpc_put_be32(p + 8, h->length);
+    dpc_put_be32(p + 12, 0);
 }
 
 int dpc_wire_decode_hdr(const uint8_t *p, struct dpc_wire_hdr *h, char *err,
@@ -29,8 +30,8 @@ int dpc_wire_decode_hdr(const uint8_t *p, struct dpc_wire_hdr *h, char *err,
     h->version = p[0];
     h->op = p[1];
     h->status = (uint16_t)(p[2] << 8 | p[3]);
-    h->id = dpc_load_be32(p + 4);
-    h->length = dpc_load_be32(p + 8);
+    h->id = dpc_get_be32(p + 4);
+    h->length = dpc_get_be32(p + 8);
     if (h->version != DPC_WIRE_VERSION)
         return dpc_errf(err, errlen, "protocol version %u, expected %u",
                         h->version, DPC_WIRE_VERSION);
@@ -39,7 +40,7 @@ int dpc_wire_decode_hdr(const uint8_t *p, struct dpc_wire_hdr *h, char *err,
     if (h->length > DPC_WIRE_MAX_BODY)
         return dpc_errf(err, errlen, "body of %u bytes exceeds %u", h->length,
                         DPC_WIRE_MAX_BODY);
-    if (dpc_load_be32(p + 12) != 0)
+    if (dpc_get_be32(p + 12) != 0)
         return dpc_errf(err, errlen, "reserved header bits set");
     return 0;
 }

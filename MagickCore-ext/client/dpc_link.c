@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "dpc_bytes.h"
 #include "dpc_net.h"
 #include "dpc_util.h"
 
@@ -596,12 +597,12 @@ int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
     uint8_t req[16] = { 0 }, reply[8];
     int rc;
 
-    dpc_store_be32(req, slot_bytes);
-    dpc_store_be64(req + 8, slots);
+    dpc_put_be32(req, slot_bytes);
+    dpc_put_be64(req + 8, slots);
     if ((rc = sync_request(l, DPC_OP_OPEN, req, sizeof(req), reply,
                            sizeof(reply), err, errlen)) < 0)
         return rc;
-    *handle = dpc_load_be64(reply);
+    *handle = dpc_get_be64(reply);
     return 0;
 }
 
@@ -610,7 +611,7 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 {
     uint8_t req[8];
 
-    dpc_store_be64(req, handle);
+    dpc_put_be64(req, handle);
     return sync_request(l, DPC_OP_CLOSE, req, sizeof(req), NULL, 0, err,
                         errlen);
 }
@@ -669,11 +670,11 @@ static int slots_request(struct dpc_link *l, uint8_t op, uint64_t handle,
     p->dst = dst;
     p->rows = r;
     header(head, p, (uint32_t)len);
-    dpc_store_be64(head + DPC_WIRE_HDR_LEN, handle);
-    dpc_store_be32(head + DPC_WIRE_HDR_LEN + 8, count);
-    dpc_store_be32(head + DPC_WIRE_HDR_LEN + 12, 0);
+    dpc_put_be64(head + DPC_WIRE_HDR_LEN, handle);
+    dpc_put_be32(head + DPC_WIRE_HDR_LEN + 8, count);
+    dpc_put_be32(head + DPC_WIRE_HDR_LEN + 12, 0);
     for (uint32_t i = 0; i < count; i++)
-        dpc_store_be64(list + 8 * i, slots[i]);
+        dpc_put_be64(list + 8 * i, slots[i]);
     iov[n++] = (struct iovec){ head, sizeof(head) };
     iov[n++] = (struct iovec){ list, (size_t)count * 8 };
     for (uint32_t i = 0; src != NULL && i < count; i++)

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "dpc_bytes.h"
 #include "dpc_list.h"
 #include "dpc_listen.h"
 #include "dpc_local.h"
@@ -135,8 +136,8 @@ static int reply_grant(struct lconn *c, uint8_t op, uint64_t id,
 {
     uint8_t b[DPC_LP_GRANT_LEN];
 
-    dpc_store_le64(b, id);
-    dpc_store_le64(b + 8, size);
+    dpc_put_le64(b, id);
+    dpc_put_le64(b + 8, size);
     return reply(c, op, DPC_LP_OK, b, sizeof(b), fd);
 }
 
@@ -292,7 +293,7 @@ static int gather(struct lconn *c)
         ssize_t n;
 
         if (c->in_len >= DPC_LP_HDR) {
-            uint32_t len = dpc_load_le32(c->in + 4);
+            uint32_t len = dpc_get_le32(c->in + 4);
 
             /* An oversized length is refused by the parser: read no body. */
             want += len <= DPC_LP_MAX_REQ ? len : 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_bytes.h"
 #include "dpc_outq.h"
 #include "dpc_util.h"
 
@@ -217,15 +218,15 @@ static size_t take_header(struct dpc_native *s, const uint8_t *p)
 
 static size_t take_open(struct dpc_native *s, const uint8_t *p)
 {
-    uint32_t slot_bytes = dpc_load_be32(p);
-    uint64_t slots = dpc_load_be64(p + 8), size;
+    uint32_t slot_bytes = dpc_get_be32(p);
+    uint64_t slots = dpc_get_be64(p + 8), size;
     struct native_cache *nc = NULL;
     uint8_t handle[8];
     size_t i;
 
     if (slot_bytes == 0 || slot_bytes > DPC_WIRE_MAX_SLOT_BYTES ||
         slots == 0 || dpc_mul_u64(slots, slot_bytes, &size) < 0 ||
-        dpc_load_be32(p + 4) != 0) {
+        dpc_get_be32(p + 4) != 0) {
         dpc_errf(s->err, sizeof(s->err), "bad open: %llu slots of %u bytes",
                  (unsigned long long)slots, slot_bytes);
         return reject(s, FIXED_OPEN);
@@ -253,7 +254,7 @@ static size_t take_open(struct dpc_native *s, const uint8_t *p)
           slot_bytes,
           dpc_cache_tier(nc->cache) == DPC_TIER_RAM ? "memory" : "spill");
     reply(s, DPC_WS_OK, sizeof(handle));
-    dpc_store_be64(handle, (uint64_t)(nc - s->caches) + 1);
+    dpc_put_be64(handle, (uint64_t)(nc - s->caches) + 1);
     dpc_outq_push(&s->out, handle, sizeof(handle));
     return FIXED_OPEN;
 }
@@ -271,11 +272,11 @@ static struct native_cache *lookup(struct dpc_native *s, uint64_t handle)
 
 static size_t take_close(struct dpc_native *s, const uint8_t *p)
 {
-    struct native_cache *nc = lookup(s, dpc_load_be64(p));
+    struct native_cache *nc = lookup(s, dpc_get_be64(p));
 
     if (nc == NULL)
         return reject(s, FIXED_CLOSE);
-    trace(s, "CLOSE %llu", (unsigned long long)dpc_load_be64(p));
+    trace(s, "CLOSE %llu", (unsigned long long)dpc_get_be64(p));
     dpc_cache_close(nc->cache);
     memset(nc, 0, sizeof(*nc));
     set_state(s, DPC_NAT_HEADER);
@@ -287,13 +288,13 @@ static size_t take_slots_fixed(struct dpc_native *s, const uint8_t *p)
 {
     uint64_t expect;
 
-    s->cur = lookup(s, dpc_load_be64(p));
+    s->cur = lookup(s, dpc_get_be64(p));
     if (s->cur == NULL)
         return reject(s, DPC_WIRE_SLOTS_FIXED);
-    s->count = dpc_load_be32(p + 8);
+    s->count = dpc_get_be32(p + 8);
     expect = dpc_wire_slots_body_len(s->hdr.op, s->count,
                                      s->cur->slot_bytes);
-    if (expect == 0 || expect != s->hdr.length || dpc_load_be32(p + 12)) {
+    if (expect == 0 || expect != s->hdr.length || dpc_get_be32(p + 12)) {
         dpc_errf(s->err, sizeof(s->err), "%s of %u slots: body of %u bytes, "
                  "expected %llu", s->hdr.op == DPC_OP_PUT ? "PUT" : "GET",
                  s->count, s->hdr.length, (unsigned long long)expect);
@@ -320,7 +321,7 @@ static size_t take_slot_list(struct dpc_native *s, const uint8_t *p)
     size_t n = (size_t)s->count * 8;
 
     for (uint32_t i = 0; i < s->count; i++) {
-        s->slots[i] = dpc_load_be64(p + 8 * i);
+        s->slots[i] = dpc_get_be64(p + 8 * i);
         if (s->slots[i] >= s->cur->slots) {
             dpc_errf(s->err, sizeof(s->err), "slot %llu of a %llu-slot cache",
                      (unsigned long long)s->slots[i],

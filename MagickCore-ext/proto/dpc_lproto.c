@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dpc_lproto.h"
+#include "dpc_bytes.h"
 #include "dpc_util.h"
 
 static const char *const op_names[DPC_LP_NOPS] = {
@@ -51,7 +52,7 @@ int dpc_lp_parse_hdr(const uint8_t buf[DPC_LP_HDR], int is_reply,
                         buf[0], DPC_LP_VERSION);
     h->op = buf[1];
     h->status = buf[2];
-    h->len = dpc_load_le32(buf + 4);
+    h->len = dpc_get_le32(buf + 4);
     if (h->op >= DPC_LP_NOPS || (h->op == DPC_LP_NONE && !is_reply))
         return dpc_errf(err, errlen, "unknown op %u", h->op);
     if (h->status >= DPC_LP_NSTATUS || (h->status != 0 && !is_reply))
@@ -93,19 +94,19 @@ int dpc_lp_parse_req(const struct dpc_lp_hdr *h, const uint8_t *body,
     case DPC_LP_ALLOC:
         if (want_len(h, 8, err, errlen) < 0)
             return -1;
-        r->size = dpc_load_le64(body);
+        r->size = dpc_get_le64(body);
         return r->size != 0 ? 0 : dpc_errf(err, errlen, "size 0");
     case DPC_LP_FREE:
     case DPC_LP_COMMIT:
         if (want_len(h, 8, err, errlen) < 0)
             return -1;
-        r->id = dpc_load_le64(body);
+        r->id = dpc_get_le64(body);
         return 0;
     case DPC_LP_PUBLISH:
         if (h->len < 16)
             return want_len(h, 16, err, errlen);
-        r->size = dpc_load_le64(body);
-        r->ttl_ms = dpc_load_le64(body + 8);
+        r->size = dpc_get_le64(body);
+        r->ttl_ms = dpc_get_le64(body + 8);
         if (r->size == 0)
             return dpc_errf(err, errlen, "size 0");
         return parse_name(body + 16, h->len - 16, r, err, errlen);
@@ -113,7 +114,7 @@ int dpc_lp_parse_req(const struct dpc_lp_hdr *h, const uint8_t *body,
     case DPC_LP_REMOVE:
         if (h->len < 4)
             return want_len(h, 4, err, errlen);
-        r->owner = dpc_load_le32(body);
+        r->owner = dpc_get_le32(body);
         return parse_name(body + 4, h->len - 4, r, err, errlen);
     case DPC_LP_LIST:
     case DPC_LP_STATUS:
@@ -130,7 +131,7 @@ void dpc_lp_encode_hdr(uint8_t buf[DPC_LP_HDR], uint8_t op, uint8_t status,
     buf[1] = op;
     buf[2] = status;
     buf[3] = 0;
-    dpc_store_le32(buf + 4, len);
+    dpc_put_le32(buf + 4, len);
 }
 
 size_t dpc_lp_encode_req(const struct dpc_lp_req *r, uint8_t *buf, size_t cap)
@@ -144,19 +145,19 @@ size_t dpc_lp_encode_req(const struct dpc_lp_req *r, uint8_t *buf, size_t cap)
     case DPC_LP_ALLOC:
         if (r->size == 0)
             return 0;
-        dpc_store_le64(b, r->size);
+        dpc_put_le64(b, r->size);
         n = 8;
         break;
     case DPC_LP_FREE:
     case DPC_LP_COMMIT:
-        dpc_store_le64(b, r->id);
+        dpc_put_le64(b, r->id);
         n = 8;
         break;
     case DPC_LP_PUBLISH:
         if (!dpc_lp_valid_name(r->name, namelen) || r->size == 0)
             return 0;
-        dpc_store_le64(b, r->size);
-        dpc_store_le64(b + 8, r->ttl_ms);
+        dpc_put_le64(b, r->size);
+        dpc_put_le64(b + 8, r->ttl_ms);
         memcpy(b + 16, r->name, namelen);
         n = 16 + namelen;
         break;
@@ -164,7 +165,7 @@ size_t dpc_lp_encode_req(const struct dpc_lp_req *r, uint8_t *buf, size_t cap)
     case DPC_LP_REMOVE:
         if (!dpc_lp_valid_name(r->name, namelen))
             return 0;
-        dpc_store_le32(b, r->owner);
+        dpc_put_le32(b, r->owner);
         memcpy(b + 4, r->name, namelen);
         n = 4 + namelen;
         break;

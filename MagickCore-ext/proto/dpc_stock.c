@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "dpc_bytes.h"
 #include "dpc_region.h"
 #include "dpc_util.h"
 
@@ -45,11 +46,11 @@ static int check_dims(const struct dpc_stock_open *o, uint64_t max_bpp,
 static int parse_open_im6(const uint8_t *p, struct dpc_stock_open *o,
                           char *err, size_t errlen)
 {
-    o->storage_class = dpc_load_le32(p);
-    o->colorspace = dpc_load_le32(p + 4);
+    o->storage_class = dpc_get_le32(p);
+    o->colorspace = dpc_get_le32(p + 4);
     /* p + 8: image->channels (size_t), not needed to serve the cache */
-    o->columns = dpc_load_le64(p + 16);
-    o->rows = dpc_load_le64(p + 24);
+    o->columns = dpc_get_le64(p + 16);
+    o->rows = dpc_get_le64(p + 24);
     o->number_channels = 4;
     o->metacontent_extent = 0;
     o->has_indexes = o->storage_class == IM6_PSEUDO_CLASS ||
@@ -60,13 +61,13 @@ static int parse_open_im6(const uint8_t *p, struct dpc_stock_open *o,
 static int parse_open_im7(const uint8_t *p, struct dpc_stock_open *o,
                           char *err, size_t errlen)
 {
-    o->storage_class = dpc_load_le32(p);
-    o->colorspace = dpc_load_le32(p + 4);
+    o->storage_class = dpc_get_le32(p);
+    o->colorspace = dpc_get_le32(p + 4);
     /* p + 8: alpha_trait, p + 12: channels; p + 40: the channel map */
-    o->columns = dpc_load_le64(p + 16);
-    o->rows = dpc_load_le64(p + 24);
-    o->number_channels = dpc_load_le64(p + 32);
-    o->metacontent_extent = dpc_load_le64(p + DPC_STOCK_OPEN_IM7_LEN - 8);
+    o->columns = dpc_get_le64(p + 16);
+    o->rows = dpc_get_le64(p + 24);
+    o->number_channels = dpc_get_le64(p + 32);
+    o->metacontent_extent = dpc_get_le64(p + DPC_STOCK_OPEN_IM7_LEN - 8);
     if (o->number_channels == 0 ||
         o->number_channels > DPC_STOCK_MAX_CHANNELS)
         return dpc_errf(err, errlen, "bad channel count %llu",
@@ -100,11 +101,11 @@ int dpc_stock_parse_open(enum dpc_stock_flavor f, const uint8_t *p,
 
 void dpc_stock_parse_region(const uint8_t *p, struct dpc_stock_region *r)
 {
-    r->width = dpc_load_le64(p);
-    r->height = dpc_load_le64(p + 8);
-    r->x = (int64_t)dpc_load_le64(p + 16);
-    r->y = (int64_t)dpc_load_le64(p + 24);
-    r->length = dpc_load_le64(p + 32);
+    r->width = dpc_get_le64(p);
+    r->height = dpc_get_le64(p + 8);
+    r->x = (int64_t)dpc_get_le64(p + 16);
+    r->y = (int64_t)dpc_get_le64(p + 24);
+    r->length = dpc_get_le64(p + 32);
 }
 
 int dpc_stock_check_region(const struct dpc_stock_region *r, uint64_t columns,
@@ -170,10 +171,10 @@ size_t dpc_stock_encode_header(uint8_t *p, uint8_t cmd,
 
 size_t dpc_stock_encode_region(uint8_t *p, const struct dpc_stock_region *r)
 {
-    dpc_store_le64(p, r->width);
-    dpc_store_le64(p + 8, r->height);
-    dpc_store_le64(p + 16, (uint64_t)r->x);
-    dpc_store_le64(p + 24, (uint64_t)r->y);
-    dpc_store_le64(p + 32, r->length);
+    dpc_put_le64(p, r->width);
+    dpc_put_le64(p + 8, r->height);
+    dpc_put_le64(p + 16, (uint64_t)r->x);
+    dpc_put_le64(p + 24, (uint64_t)r->y);
+    dpc_put_le64(p + 32, r->length);
     return DPC_STOCK_REGION_LEN;
 }

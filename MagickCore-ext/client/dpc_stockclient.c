@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dpc_bytes.h"
 #include "dpc_net.h"
 #include "dpc_util.h"
 
@@ -89,7 +90,7 @@ int dpc_stockclient_status(struct dpc_stockclient *c, char **json, char *err,
         return dpc_errf(err, errlen, "%s: no answer: authentication failed "
                         "(is cache:shared-secret the same on both sides?) "
                         "or not a magick-dpc server", c->name);
-    len = dpc_load_le32(word);
+    len = dpc_get_le32(word);
     if (len == 0)
         return dpc_errf(err, errlen, "%s: status refused (not a magick-dpc "
                         "server?)", c->name);

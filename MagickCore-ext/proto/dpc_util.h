@@ -1,7 +1,7 @@
 /*
  * dpc_util: small helpers shared by the core: error codes and error text
- * into a caller buffer, little-endian loads and stores, checked arithmetic, and a
- * constant-time compare, the monotonic clock.  No state, no allocation; safe from any thread.
+ * into a caller buffer, checked arithmetic, a constant-time compare and
+ * the monotonic clock (byte order: dpc_bytes.h).  No state, no allocation; safe from any thread.
  */
 #ifndef DPC_UTIL_H
 #define DPC_UTIL_H
@@ -54,31 +54,6 @@ static inline enum dpc_errcode dpc_errcode_of(int rc)
 /* A short fixed name for a code ("timeout", "no room", ...), for logs
  * and tests. */
 const char *dpc_errcode_name(enum dpc_errcode code);
-
-static inline uint32_t dpc_load_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t dpc_load_le64(const uint8_t *p)
-{
-    return (uint64_t)dpc_load_le32(p) | (uint64_t)dpc_load_le32(p + 4) << 32;
-}
-
-static inline void dpc_store_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static inline void dpc_store_le64(uint8_t *p, uint64_t v)
-{
-    dpc_store_le32(p, (uint32_t)v);
-    dpc_store_le32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* 0 and *out = a * b, or -1 on overflow. */
 static inline int dpc_mul_u64(uint64_t a, uint64_t b, uint64_t *out)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dpc_shmimg.h"
+#include "dpc_bytes.h"
 #include "dpc_util.h"
 
 #define REC_HDR 8u
@@ -51,9 +52,9 @@ int dpc_shmimg_parse(const uint8_t *hdr, size_t hdr_len, uint64_t seg_len,
                    : 1;
     if (memcmp(hdr, DPC_SHMIMG_MAGIC, 8) != 0)
         return dpc_errf(err, errlen, "not a published image (bad magic)");
-    *header_len = dpc_load_le32(hdr + 8);
-    n = dpc_load_le32(hdr + 12);
-    total = dpc_load_le64(hdr + 16);
+    *header_len = dpc_get_le32(hdr + 8);
+    n = dpc_get_le32(hdr + 12);
+    total = dpc_get_le64(hdr + 16);
     if (total != seg_len)
         return dpc_errf(err, errlen, "header says %llu bytes, the segment "
                         "has %llu", (unsigned long long)total,
@@ -74,11 +75,11 @@ int dpc_shmimg_parse(const uint8_t *hdr, size_t hdr_len, uint64_t seg_len,
         const uint8_t *p = hdr + DPC_SHMIMG_FIXED + (size_t)i * DPC_SHMIMG_FRAME;
         struct dpc_shmimg_frame *f = &frames[i];
 
-        f->pix_off = dpc_load_le64(p);
-        f->pix_len = dpc_load_le64(p + 8);
-        f->meta_off = dpc_load_le32(p + 16);
-        f->meta_len = dpc_load_le32(p + 20);
-        if (dpc_load_le64(p + 24) != 0)
+        f->pix_off = dpc_get_le64(p);
+        f->pix_len = dpc_get_le64(p + 8);
+        f->meta_off = dpc_get_le32(p + 16);
+        f->meta_len = dpc_get_le32(p + 20);
+        if (dpc_get_le64(p + 24) != 0)
             return dpc_errf(err, errlen, "frame %u: reserved field set", i);
         if (check_frame(f, i, *header_len, table_end, seg_len, prev_end, err,
                         errlen) < 0)
@@ -99,7 +100,7 @@ int dpc_shmimg_next(const uint8_t *blob, size_t len, size_t *pos,
     if (left < REC_HDR)
         return dpc_errf(err, errlen, "truncated record at %zu", *pos);
     klen = (size_t)p[2] | (size_t)p[3] << 8;
-    vlen = dpc_load_le32(p + 4);
+    vlen = dpc_get_le32(p + 4);
     if (p[0] == 0 || p[0] >= DPC_SHMIMG_NTYPES || p[1] != 0 || klen == 0 ||
         klen > DPC_SHMIMG_MAX_KEY || klen > left - REC_HDR ||
         vlen > left - REC_HDR - klen)
@@ -127,7 +128,7 @@ int dpc_shmimg_is(const struct dpc_shmimg_rec *rec, const char *key)
 
 uint64_t dpc_shmimg_u64(const struct dpc_shmimg_rec *rec)
 {
-    return rec->value_len == 8 ? dpc_load_le64(rec->value) : 0;
+    return rec->value_len == 8 ? dpc_get_le64(rec->value) : 0;
 }
 
 double dpc_shmimg_f64(const struct dpc_shmimg_rec *rec)
@@ -177,17 +178,17 @@ void dpc_shmimg_put_header(uint8_t *hdr, uint32_t header_len, uint64_t total,
                            uint32_t nframes)
 {
     memcpy(hdr, DPC_SHMIMG_MAGIC, 8);
-    dpc_store_le32(hdr + 8, header_len);
-    dpc_store_le32(hdr + 12, nframes);
-    dpc_store_le64(hdr + 16, total);
+    dpc_put_le32(hdr + 8, header_len);
+    dpc_put_le32(hdr + 12, nframes);
+    dpc_put_le64(hdr + 16, total);
     for (uint32_t i = 0; i < nframes; i++) {
         uint8_t *p = hdr + DPC_SHMIMG_FIXED + (size_t)i * DPC_SHMIMG_FRAME;
 
-        dpc_store_le64(p, frames[i].pix_off);
-        dpc_store_le64(p + 8, frames[i].pix_len);
-        dpc_store_le32(p + 16, frames[i].meta_off);
-        dpc_store_le32(p + 20, frames[i].meta_len);
-        dpc_store_le64(p + 24, 0);
+        dpc_put_le64(p, frames[i].pix_off);
+        dpc_put_le64(p + 8, frames[i].pix_len);
+        dpc_put_le32(p + 16, frames[i].meta_off);
+        dpc_put_le32(p + 20, frames[i].meta_len);
+        dpc_put_le64(p + 24, 0);
     }
 }
 
@@ -225,7 +226,7 @@ void dpc_shmimg_add(struct dpc_shmimg_blob *b, enum dpc_shmimg_type type,
     p[1] = 0;
     p[2] = (uint8_t)klen;
     p[3] = (uint8_t)(klen >> 8);
-    dpc_store_le32(p + 4, (uint32_t)value_len);
+    dpc_put_le32(p + 4, (uint32_t)value_len);
     memcpy(p + REC_HDR, key, klen);
     if (value_len != 0)
         memcpy(p + REC_HDR + klen, value, value_len);
@@ -237,7 +238,7 @@ void dpc_shmimg_add_u64(struct dpc_shmimg_blob *b, const char *key,
 {
     uint8_t buf[8];
 
-    dpc_store_le64(buf, v);
+    dpc_put_le64(buf, v);
     dpc_shmimg_add(b, DPC_SHMIMG_U64, key, buf, 8);
 }
 
@@ -247,7 +248,7 @@ void dpc_shmimg_add_f64(struct dpc_shmimg_blob *b, const char *key, double v)
     uint64_t bits;
 
     memcpy(&bits, &v, sizeof(bits));
-    dpc_store_le64(buf, bits);
+    dpc_put_le64(buf, bits);
     dpc_shmimg_add(b, DPC_SHMIMG_F64, key, buf, 8);
 }
 

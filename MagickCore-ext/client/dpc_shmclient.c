@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dpc_bytes.h"
 #include "dpc_net.h"
 #include "dpc_shmclient.h"
 #include "dpc_util.h"
@@ -324,8 +325,8 @@ int dpc_shmc_grant(struct dpc_shmc *c, const struct dpc_lp_req *r, int *fd,
         return dpc_errf(err, errlen, "magick-dpc at %s: malformed %s grant",
                         c->path, dpc_lp_op_name(r->op));
     }
-    *id = dpc_load_le64((const uint8_t *)body);
-    *size = dpc_load_le64((const uint8_t *)body + 8);
+    *id = dpc_get_le64((const uint8_t *)body);
+    *size = dpc_get_le64((const uint8_t *)body + 8);
     free(body);
     if ((kind != DPC_SHM_ATTACH && *size != r->size) ||
         dpc_shm_check_fd(*fd, *size, kind, why, sizeof(why)) < 0) {

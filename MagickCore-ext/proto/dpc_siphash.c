@@ -4,6 +4,7 @@
  */
 #include "dpc_siphash.h"
 
+#include "dpc_bytes.h"
 #include "dpc_util.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -20,14 +21,14 @@ uint64_t dpc_siphash24(const uint8_t key[DPC_SIPHASH_KEYLEN], const void *msg,
                        size_t len)
 {
     const uint8_t *p = msg;
-    uint64_t k0 = dpc_load_le64(key), k1 = dpc_load_le64(key + 8);
+    uint64_t k0 = dpc_get_le64(key), k1 = dpc_get_le64(key + 8);
     uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
     uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
     uint64_t b = (uint64_t)len << 56, m;
     size_t i, whole = len - len % 8;
 
     for (i = 0; i < whole; i += 8) {
-        m = dpc_load_le64(p + i);
+        m = dpc_get_le64(p + i);
         v3 ^= m;
         SIPROUND;
         SIPROUND;
@@ -60,13 +61,13 @@ void dpc_siphash_key_from_secret(const char *secret, size_t len,
         k1 ^= (uint64_t)b << ((i & 7) * 8);
         k1 = ROTL(k1, 5);
     }
-    dpc_store_le64(key, k0);
-    dpc_store_le64(key + 8, k1);
+    dpc_put_le64(key, k0);
+    dpc_put_le64(key + 8, k1);
 }
 
 void dpc_siphash_session_key(const uint8_t key[DPC_SIPHASH_KEYLEN],
                              const uint8_t *nonce, size_t noncelen,
                              uint8_t out[8])
 {
-    dpc_store_le64(out, dpc_siphash24(key, nonce, noncelen));
+    dpc_put_le64(out, dpc_siphash24(key, nonce, noncelen));
 }

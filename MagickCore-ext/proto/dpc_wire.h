@@ -95,29 +95,4 @@ void dpc_wire_proof(const uint8_t key[DPC_WIRE_KEY_LEN], const char *label,
                     const uint8_t nc[DPC_WIRE_NONCE_LEN],
                     uint8_t mac[DPC_WIRE_MAC_LEN]);
 
-static inline uint32_t dpc_load_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           (uint32_t)p[3];
-}
-
-static inline uint64_t dpc_load_be64(const uint8_t *p)
-{
-    return (uint64_t)dpc_load_be32(p) << 32 | dpc_load_be32(p + 4);
-}
-
-static inline void dpc_store_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline void dpc_store_be64(uint8_t *p, uint64_t v)
-{
-    dpc_store_be32(p, (uint32_t)(v >> 32));
-    dpc_store_be32(p + 4, (uint32_t)v);
-}
-
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpc_bytes.h"
 #include "dpc_outq.h"
 #include "dpc_siphash.h"
 #include "dpc_util.h"
@@ -84,7 +85,7 @@ static void queue_status(struct dpc_session *s, uint32_t status)
 {
     uint8_t word[DPC_STOCK_STATUS_LEN];
 
-    dpc_store_le32(word, status);
+    dpc_put_le32(word, status);
     dpc_outq_push(&s->out, word, sizeof(word));
 }
 
@@ -194,7 +195,7 @@ static size_t take_status(struct dpc_session *s)
             s->code = DPC_E_NOMEM;
         return fail(s, DPC_STOCK_HDRLEN);
     }
-    dpc_store_le32(len, (uint32_t)n);
+    dpc_put_le32(len, (uint32_t)n);
     dpc_outq_push(&s->out, len, sizeof(len));
     dpc_outq_push_blob(&s->out, json, n);
     set_state(s, DPC_SESS_HEADER);
