@@ -24,6 +24,8 @@ COMPARE_CMD=(env -u LD_LIBRARY_PATH "$COMPARE")   # compare without the drop-in
 # Fixed ports are safe: the namespace is new, so nothing else can hold them.
 STOCK_PORT=6668
 DPC_PORT=6671
+BASE_PORT=6672                     # --baseline's server
+BASE_STREAM_PORTS=(6691 6692 6693) # --baseline's serve --preallocate
 STREAM_PORTS=(6681 6682 6683)      # serve --preallocate
 FRESH_PORTS=(6684 6685 6686)       # default memory: fresh, reused while warm
 
@@ -57,6 +59,12 @@ Options:
       --stream-repeat N native-check runs per host count, median [3]
   -t, --timeout SEC     limit on one memory or drop-in convert [600]
       --stock-timeout SEC  limit on one stock-server convert [1200]
+      --baseline DIR    also run another built tree of this project (its
+                        _install/bin/magick-dpc, _install/lib drop-in and
+                        _build/tests/tools/native-check, made by its make
+                        check) as variants base and
+                        base-t1 and as streaming rows, interleaved with this
+                        tree's, and print this tree's time over the baseline's
   -k, --keep            keep the work directory (inputs, outputs, logs)
   -h, --help            this message
 
@@ -88,6 +96,7 @@ STREAM_REPEAT=3
 STEP_TIMEOUT=600
 STOCK_TIMEOUT=1200
 KEEP=0
+BASE_DIR=""
 
 parse_args() {
     while [ $# -gt 0 ]; do
@@ -110,12 +119,18 @@ parse_args() {
             --timeout=*)     STEP_TIMEOUT=${1#*=} ;;
             --stock-timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_TIMEOUT=$2; shift ;;
             --stock-timeout=*) STOCK_TIMEOUT=${1#*=} ;;
+            --baseline)      [ $# -ge 2 ] || usage_error "$1 needs a value"; BASE_DIR=$2; shift ;;
+            --baseline=*)    BASE_DIR=${1#*=} ;;
             -k|--keep)       KEEP=1 ;;
             -h|--help)       usage; exit 0 ;;
             *)               usage_error "unknown argument: $1" ;;
         esac
         shift
     done
+    if [ -n "$BASE_DIR" ]; then
+        [ -d "$BASE_DIR" ] || usage_error "--baseline: no directory $BASE_DIR"
+        BASE_DIR=$(cd "$BASE_DIR" && pwd)
+    fi
     need_positive_ints REPEAT STOCK_REPEAT STREAM_MIB STREAM_REPEAT STEP_TIMEOUT STOCK_TIMEOUT
     [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
     IMG_W=${BASH_REMATCH[1]}
@@ -152,6 +167,24 @@ find_artifacts() {
                awk '/libMagickCore-6\.Q16\.so\.6/ { print $3 }')
     [ "$resolved" = "$LIB_DIR/libMagickCore-6.Q16.so.6" ] ||
         die "with LD_LIBRARY_PATH=$LIB_DIR, $CONVERT loads '$resolved', not the drop-in"
+    [ -z "$BASE_DIR" ] || find_base_artifacts
+}
+
+# The --baseline tree's server, drop-in and streaming tool, copied likewise.
+find_base_artifacts() {
+    local lib=$BASE_DIR/_install/lib/libMagickCore-6.Q16.so.6
+    wait_artifact "baseline magick-dpc server" "$BASE_DIR/_install/bin/magick-dpc"
+    wait_artifact "baseline drop-in libMagickCore" "$lib"
+    [ "$WITH_STREAM" = 1 ] &&
+        wait_artifact "baseline native-check" "$BASE_DIR/_build/tests/tools/native-check"
+    mkdir -p "$WORK/base/bin" "$WORK/base/lib"
+    cp "$BASE_DIR/_install/bin/magick-dpc" "$WORK/base/bin/magick-dpc"
+    cp -L "$lib" "$WORK/base/lib/libMagickCore-6.Q16.so.6"
+    [ "$WITH_STREAM" = 1 ] &&
+        cp "$BASE_DIR/_build/tests/tools/native-check" "$WORK/base/bin/native-check"
+    BASE_DPC_BIN=$WORK/base/bin/magick-dpc
+    BASE_NC_BIN=$WORK/base/bin/native-check
+    BASE_LIB_DIR=$WORK/base/lib
 }
 
 # ------------------------------------------------------------ the servers
@@ -166,6 +199,15 @@ server_cmd() {
         dpc)
             SERVER_PORT=$DPC_PORT
             SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT") ;;
+        base)
+            SERVER_PORT=$BASE_PORT
+            SERVER_CMD=("$BASE_DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT"
+                        --socket none) ;;
+        basestream[0-9])
+            SERVER_PORT=${BASE_STREAM_PORTS[${1#basestream}]}
+            SERVER_CMD=("$BASE_DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT"
+                        --socket none --memory "$((STREAM_MIB + 128))MiB"
+                        --preallocate) ;;
         stream[0-9])
             SERVER_PORT=${STREAM_PORTS[${1#stream}]}
             SERVER_CMD=("$DPC_BIN" serve -q --listen "127.0.0.1:$SERVER_PORT"
@@ -183,7 +225,10 @@ server_cmd() {
 TILE_DEFINE=()                     # -define cache:dpc-tile-cache=..., if needed
 
 server_of() {
-    case $1 in stock) echo stock ;; dpc|dpc-t1) echo dpc ;; *) echo "" ;; esac
+    case $1 in
+        stock) echo stock ;; dpc|dpc-t1) echo dpc ;; base|base-t1) echo base ;;
+        *) echo "" ;;
+    esac
 }
 
 # convert_cmd VARIANT: sets CMD to the convert invocation (without the
@@ -203,6 +248,10 @@ convert_cmd() {
                         -define "cache:hosts=127.0.0.1:${PORT_OF[dpc]}"
                         -define cache:tiers=distributed "${TILE_DEFINE[@]}")
                    [ "$variant" = dpc-t1 ] && CMD+=(-limit thread 1) ;;
+        base|base-t1) CMD=(env "LD_LIBRARY_PATH=$BASE_LIB_DIR" "$CONVERT"
+                        -define "cache:hosts=127.0.0.1:${PORT_OF[base]}"
+                        -define cache:tiers=distributed "${TILE_DEFINE[@]}")
+                   [ "$variant" = base-t1 ] && CMD+=(-limit thread 1) ;;
         *) die "internal error: no variant $variant" ;;
     esac
     return 0
@@ -328,7 +377,9 @@ bench_case() {
     [ "$WITH_STOCK" = 1 ] || med[stock]="-"
 
     local check
-    for v in memory memory-t1 stock dpc dpc-t1; do
+    local -a shown=(memory memory-t1 stock dpc dpc-t1)
+    [ -z "$BASE_DIR" ] || shown+=(base base-t1)
+    for v in "${shown[@]}"; do
         local runs=$REPEAT
         [ "$v" = stock ] && runs=$STOCK_REPEAT
         if [ "$v" = stock ] && [ "$WITH_STOCK" = 0 ]; then
@@ -345,6 +396,10 @@ bench_case() {
         [ "$v" = memory ] && [ "$runs" -gt 1 ] && [ -z "${bad[$v]}" ] && check="reference (runs 2-$runs AE 0)"
         local same=memory
         case $v in *-t1) same=memory-t1 ;; esac
+        case $v in
+            dpc) BASE_ROWS+=("$(printf '%-16s %-10s %9s %9s %9s' "$label" dpc "${med[dpc]}" "${med[base]:-}" "$(ratio "${med[dpc]}" "${med[base]:-}")")") ;;
+            dpc-t1) BASE_ROWS+=("$(printf '%-16s %-10s %9s %9s %9s' "$label" dpc-t1 "${med[dpc-t1]}" "${med[base-t1]:-}" "$(ratio "${med[dpc-t1]}" "${med[base-t1]:-}")")") ;;
+        esac
         local vs_same="-" st="-"
         [ "$same" != memory ] && vs_same=$(ratio "${med[$v]}" "${med[$same]}")
         [ "$v" = stock ] || st=$(ratio "${med[stock]}" "${med[$v]}")
@@ -368,18 +423,23 @@ table_header() {
 stream_bench() {
     declare -gA SW=() SR=() SBAD=()
     local i rep n mode key out rc
+    local -a modes=(prealloc default)
     for i in "${!STREAM_PORTS[@]}"; do
         start_server "stream$i"
         start_server "fresh$i"
+        [ -z "$BASE_DIR" ] || start_server "basestream$i"
     done
+    [ -z "$BASE_DIR" ] || modes+=(base)
     for rep in $(seq 1 "$STREAM_REPEAT"); do
         sample_load
-        for mode in prealloc default; do
+        for mode in "${modes[@]}"; do
             for n in 1 3; do
                 local -a hosts=()
                 for i in $(seq 0 $((n - 1))); do
                     if [ $mode = prealloc ]; then
                         hosts+=("127.0.0.1:${STREAM_PORTS[$i]}")
+                    elif [ "$mode" = base ]; then
+                        hosts+=("127.0.0.1:${BASE_STREAM_PORTS[$i]}")
                     else
                         hosts+=("127.0.0.1:${FRESH_PORTS[$i]}")
                     fi
@@ -388,7 +448,9 @@ stream_bench() {
                 printf '  native-check stream %s MiB, %d host(s), %s, run %d/%d ... ' \
                     "$STREAM_MIB" "$n" "$mode" "$rep" "$STREAM_REPEAT" >&2
                 rc=0
-                out=$(timeout -k 10 "$STEP_TIMEOUT" "$NC_BIN" stream "$SECRET" "$STREAM_MIB" "${hosts[@]}" 2>&1) || rc=$?
+                local nc=$NC_BIN
+                [ "$mode" = base ] && nc=$BASE_NC_BIN
+                out=$(timeout -k 10 "$STEP_TIMEOUT" "$nc" stream "$SECRET" "$STREAM_MIB" "${hosts[@]}" 2>&1) || rc=$?
                 if [ $rc -ne 0 ] || ! [[ $out =~ write\ ([0-9.]+)\ MB/s,\ read\ ([0-9.]+)\ MB/s ]]; then
                     SBAD[$key]=1
                     PROBLEMS+=("native-check stream, $n host(s), $mode, run $rep FAILED (status $rc): $(echo "$out" | tr '\n' ' ')")
@@ -396,6 +458,7 @@ stream_bench() {
                     for i in "${!STREAM_PORTS[@]}"; do
                         revive_server "stream$i"
                         revive_server "fresh$i"
+                        [ -z "$BASE_DIR" ] || revive_server "basestream$i"
                     done
                     continue
                 fi
@@ -409,9 +472,11 @@ stream_bench() {
 
 stream_table() {
     local n w r mode key
+    local -a modes=(prealloc default)
+    [ -z "$BASE_DIR" ] || modes+=(base)
     printf '%-7s %-22s %11s %11s   %s\n' hosts "server memory" "write MB/s" "read MB/s" "all runs (write/read MB/s)"
     printf '%-7s %-22s %11s %11s   %s\n' ------- ---------------------- ----------- ----------- --------------------------
-    for mode in prealloc default; do
+    for mode in "${modes[@]}"; do
         for n in 1 3; do
             key=$mode/$n
             if [ -n "${SBAD[$key]:-}" ] || [ -z "${SW[$key]:-}" ]; then
@@ -427,7 +492,8 @@ stream_table() {
             local -a wl=(${SW[$key]:-}) rl=(${SR[$key]:-})
             for a in "${!wl[@]}"; do b=${rl[$a]}; all+="${wl[$a]}/$b  "; done
             printf '%-7s %-22s %11s %11s   %s\n' "$n" \
-                "$([ $mode = prealloc ] && echo "--preallocate" || echo "default (warm reuse)")" \
+                "$(case $mode in prealloc) echo "--preallocate" ;; base) echo "baseline, --preallocate" ;;
+                   *) echo "default (warm reuse)" ;; esac)" \
                 "$w" "$r" "${all%  }"
         done
     done
@@ -449,6 +515,7 @@ main() {
     VARIANTS=(memory memory-t1)
     [ "$WITH_STOCK" = 1 ] && VARIANTS+=(stock)
     VARIANTS+=(dpc dpc-t1)
+    [ -z "$BASE_DIR" ] || VARIANTS+=(base base-t1)
 
     local load_start
     load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -471,10 +538,13 @@ main() {
     echo "             dpc       = LD_LIBRARY_PATH=<drop-in> convert -define cache:hosts=127.0.0.1:$DPC_PORT"
     echo "                         -define cache:tiers=distributed ...  (server: magick-dpc serve -q)"
     echo "             dpc-t1    = dpc with -limit thread 1"
+    [ -z "$BASE_DIR" ] ||
+        echo "             base, base-t1 = dpc, dpc-t1 with $BASE_DIR's drop-in and server (--baseline)"
 
     local v
     [ "$WITH_STOCK" = 1 ] && start_server stock
     start_server dpc
+    [ -z "$BASE_DIR" ] || start_server base
 
     env -u LD_LIBRARY_PATH "$CONVERT" -seed 1 -size "$SIZE" plasma:fractal "$WORK/in.png" ||
         die "cannot generate the $SIZE input"
@@ -498,6 +568,7 @@ main() {
 
     declare -gA TILES_OF=()
     ROWS=()
+    BASE_ROWS=()
     echo "progress (stderr):" >&2
     local o
     for o in "${OP_LIST[@]}"; do
@@ -516,6 +587,14 @@ main() {
     echo
     table_header
     printf '%s\n' "${ROWS[@]}"
+    if [ -n "$BASE_DIR" ]; then
+        echo "this tree against the baseline ($BASE_DIR, $(git -C "$BASE_DIR" log -1 --format=%h 2>/dev/null || echo '?')):"
+        echo
+        printf '%-16s %-10s %9s %9s %9s\n' op variant this base this/base
+        printf '%-16s %-10s %9s %9s %9s\n' ---------------- ---------- --------- --------- ---------
+        printf '%s\n' "${BASE_ROWS[@]}"
+        echo
+    fi
     echo "tile caches the drop-in opened (from one extra untimed -debug cache run; WxH:bytes):"
     for o in "${OP_LIST[@]}"; do
         printf '  %-16s %s\n' "${OP_ARGS[$o]}" "${TILES_OF[$o]:-?}"
@@ -535,7 +614,7 @@ main() {
 
     # Anything the servers logged (they run -q: errors and warnings only).
     local f any=0
-    for f in "$WORK"/stock.log "$WORK"/dpc.log "$WORK"/stream*.log "$WORK"/fresh*.log; do
+    for f in "$WORK"/stock.log "$WORK"/dpc.log "$WORK"/base.log "$WORK"/stream*.log "$WORK"/fresh*.log "$WORK"/basestream*.log; do
         [ -s "$f" ] || continue
         [ $any = 0 ] && echo && echo "server logs (not empty):"
         any=1

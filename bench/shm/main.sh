@@ -39,6 +39,7 @@ main() {
     cd "$WORK"                         # run_convert's rm -f OUT of "info:", "shm:NAME"
     find_artifacts
     start_dpc
+    [ -z "$BASE_DIR" ] || start_base_dpc
 
     local load_start
     load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -75,6 +76,8 @@ main() {
     echo "   memory = LD_LIBRARY_PATH=<drop-in> convert -define cache:tiers=memory -define cache:dpc-socket=SOCK"
     echo "   shm    = the same with -define cache:tiers=shm"
     echo "   stock  = $CONVERT on the system library (LD_LIBRARY_PATH unset)"
+    [ -z "$BASE_DIR" ] ||
+        echo "   base-shm = shm with $BASE_DIR's drop-in and its own server (--baseline)"
     echo "   (seconds = median; /memory = over memory's median; range = fastest-slowest run)"
     echo
     local h

@@ -38,6 +38,10 @@ Options:
       --no-stock        skip the system-library row in A
       --budget SIZE     the server's --shm-budget [4GiB]
   -t, --timeout SEC     limit on one convert [600]
+      --baseline DIR    also run part A's shm tier with another built tree
+                        of this project (its _install/bin/magick-dpc and
+                        _install/lib drop-in, on a server of its own) as the
+                        variant base-shm, interleaved, and print shm/base-shm
   -k, --keep            keep the work directory (inputs, outputs, logs) and
                         the small hand-off files (also KEEP=1)
   -h, --help            this message
@@ -71,6 +75,7 @@ WITH_STOCK=1
 BUDGET=4GiB
 STEP_TIMEOUT=600
 KEEP=${KEEP:-0}
+BASE_DIR=""
 
 parse_args() {
     while [ $# -gt 0 ]; do
@@ -88,6 +93,8 @@ parse_args() {
             --budget=*)   BUDGET=${1#*=} ;;
             -t|--timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; STEP_TIMEOUT=$2; shift ;;
             --timeout=*)  STEP_TIMEOUT=${1#*=} ;;
+            --baseline)   [ $# -ge 2 ] || usage_error "$1 needs a value"; BASE_DIR=$2; shift ;;
+            --baseline=*) BASE_DIR=${1#*=} ;;
             -k|--keep)    KEEP=1 ;;
             -h|--help)    usage; exit 0 ;;
             *)            usage_error "unknown argument: $1" ;;
@@ -95,6 +102,10 @@ parse_args() {
         shift
     done
     need_positive_ints REPEAT STEP_TIMEOUT
+    if [ -n "$BASE_DIR" ]; then
+        [ -d "$BASE_DIR" ] || usage_error "--baseline: no directory $BASE_DIR"
+        BASE_DIR=$(cd "$BASE_DIR" && pwd)
+    fi
     [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
     [[ $BIG =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad --big: $BIG (want WxH)"
     BIG_W=${BASH_REMATCH[1]} BIG_H=${BASH_REMATCH[2]}

@@ -35,6 +35,19 @@ find_artifacts() {
                 awk '$1 == "CODER_PATH" && !p { print $2; p = 1 }')
     [ -d "$IM_CODERS" ] || die "cannot find ImageMagick's coder directory (convert -list configure: '$IM_CODERS')"
     export MAGICK_CODER_MODULE_PATH=$CODER_DIR:$IM_CODERS
+    [ -z "$BASE_DIR" ] || find_base_artifacts
+}
+
+# The --baseline tree's server and drop-in, copied likewise.
+find_base_artifacts() {
+    local lib=$BASE_DIR/_install/lib/libMagickCore-6.Q16.so.6
+    wait_artifact "baseline magick-dpc server" "$BASE_DIR/_install/bin/magick-dpc"
+    wait_artifact "baseline drop-in libMagickCore" "$lib"
+    mkdir -p "$WORK/base/bin" "$WORK/base/lib"
+    cp "$BASE_DIR/_install/bin/magick-dpc" "$WORK/base/bin/magick-dpc"
+    cp -L "$lib" "$WORK/base/lib/libMagickCore-6.Q16.so.6"
+    BASE_DPC_BIN=$WORK/base/bin/magick-dpc
+    BASE_LIB_DIR=$WORK/base/lib
 }
 
 # ------------------------------------------------------------- the server
@@ -51,6 +64,21 @@ start_dpc() {
     SERVER_PID=$SPAWNED_PID
     server_wait "$SERVER_PID" 200 grep -q "listening on $SOCK" "$log" && return 0
     echo "$PROG: magick-dpc did not start listening on $SOCK:" >&2
+    sed 's/^/  | /' "$log" >&2
+    exit 1
+}
+
+# start_base_dpc: the --baseline tree's magick-dpc on a socket of its own.
+BASE_SOCK=
+BASE_PID=
+start_base_dpc() {
+    local log=$WORK/base-server.log
+    BASE_SOCK=$WORK/base.sock
+    rm -f "$BASE_SOCK"
+    spawn "$log" "$BASE_DPC_BIN" serve --listen none --socket "$BASE_SOCK" --shm-budget "$BUDGET"
+    BASE_PID=$SPAWNED_PID
+    server_wait "$BASE_PID" 200 grep -q "listening on $BASE_SOCK" "$log" && return 0
+    echo "$PROG: the baseline magick-dpc did not start listening on $BASE_SOCK:" >&2
     sed 's/^/  | /' "$log" >&2
     exit 1
 }
@@ -83,6 +111,7 @@ unpublish() { "$DPC_BIN" shm rm "$1" --socket "$SOCK" > /dev/null 2>&1 || true; 
 # convert_cmd VARIANT: CMD (convert and its options, without input,
 # operation and output) and STEP_LIMIT, for run_convert (lib.sh).
 #   memory, shm  the drop-in with cache:tiers=memory / cache:tiers=shm (A)
+#   base-shm     --baseline's drop-in and server, cache:tiers=shm (A)
 #   stock        the system library, nothing else (A)
 #   dropin       the drop-in, default tier (memory), the socket named (B, C)
 #   stocklib     the system library, the socket named (B, C: the coder)
@@ -91,6 +120,8 @@ convert_cmd() {
     case $1 in
         memory|shm) CMD=(env "LD_LIBRARY_PATH=$LIB_DIR" "$CONVERT"
                          -define "cache:tiers=$1" -define "cache:dpc-socket=$SOCK") ;;
+        base-shm)   CMD=(env "LD_LIBRARY_PATH=$BASE_LIB_DIR" "$CONVERT"
+                         -define cache:tiers=shm -define "cache:dpc-socket=$BASE_SOCK") ;;
         stock)      CMD=(env -u LD_LIBRARY_PATH "$CONVERT") ;;
         dropin)     CMD=(env "LD_LIBRARY_PATH=$LIB_DIR" "$CONVERT" -define "cache:dpc-socket=$SOCK") ;;
         stocklib)   CMD=(env -u LD_LIBRARY_PATH "$CONVERT" -define "cache:dpc-socket=$SOCK") ;;

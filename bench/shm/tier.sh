@@ -39,6 +39,7 @@ bench_tier() {
     local -a opargs variants=(memory shm)
     read -ra opargs <<< "$label"
     [ "$WITH_STOCK" = 1 ] && variants+=(stock)
+    [ -z "$BASE_DIR" ] || variants+=(base-shm)
     local -A times=() bad=()
     for v in "${variants[@]}"; do times[$v]=""; bad[$v]=""; done
     for rep in $(seq 1 "$REPEAT"); do
@@ -92,7 +93,9 @@ bench_tier() {
         case ${bad[$v]} in FAILED|TIMEOUT) med[$v]=${bad[$v]} ;; *) med[$v]=$(med_or "${times[$v]}" "") ;; esac
     done
     local check
-    for v in memory shm stock; do
+    local -a shown=(memory shm stock)
+    [ -z "$BASE_DIR" ] || shown+=(base-shm)
+    for v in "${shown[@]}"; do
         if [ "$v" = stock ] && [ "$WITH_STOCK" = 0 ]; then
             A_ROWS+=("$(printf '%-12s %-7s %8s %8s  %-11s  %s' "$label" "$v" - - - "skipped (--no-stock)")")
             continue
@@ -115,4 +118,8 @@ bench_tier() {
     local r
     r=$(ratio "${med[shm]}" "${med[memory]}")
     A_TARGETS+=("$(printf '%-12s shm/memory %6s  %s' "$label" "$r" "$(target "$r" 1.05)")")
+    if [ -n "$BASE_DIR" ]; then
+        r=$(ratio "${med[shm]}" "${med[base-shm]}")
+        A_TARGETS+=("$(printf '%-12s shm/base-shm %6s  (this tree over --baseline %s)' "$label" "$r" "$BASE_DIR")")
+    fi
 }
