@@ -211,7 +211,8 @@ static struct dpc_shmc *GetSharedClient(const Image *image,char *error,
 {
   char
     *path,
-    socket_path[MaxTextExtent];
+    socket_path[MaxTextExtent],
+    *user;
 
   static pthread_once_t
     once = PTHREAD_ONCE_INIT;
@@ -235,8 +236,11 @@ static struct dpc_shmc *GetSharedClient(const Image *image,char *error,
   else
     if (dpc_shmc_default_path(socket_path,sizeof(socket_path)) < 0)
       *socket_path='\0';
-  shared_client=dpc_shmc_connect(socket_path,1000*DPCDefaultTimeout,error,
-    length);
+  user=GetDistributeCacheSetting(image,"cache:dpc-server-user");
+  shared_client=dpc_shmc_connect(socket_path,user,1000*DPCDefaultTimeout,
+    error,length);
+  if (user != (char *) NULL)
+    user=DestroyString(user);
   if (shared_client == (struct dpc_shmc *) NULL)
     {
       shared_failed=time((time_t *) NULL);
