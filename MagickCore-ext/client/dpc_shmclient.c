@@ -108,28 +108,23 @@ int dpc_shmc_check_path(const char *path, uid_t server_uid, char *err,
     memcpy(p, path, strlen(path) + 1);
     if (lstat(p, &st) < 0 || !S_ISSOCK(st.st_mode) ||
         !trusted_uid(st.st_uid, server_uid))
-        return dpc_errf(err, errlen, "%s is not a socket of root, of uid "
-                        "%u or of the server user (cache:dpc-server-user): "
-                        "not trusted", path, (unsigned)geteuid());
+        return dpc_errf(err, errlen, "not trusted: %s is not a socket of "
+                        "root, us or cache:dpc-server-user", path);
     while (strcmp(p, "/") != 0) {
         parent_of(p);
         if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
-            return dpc_errf(err, errlen, "%s: %s is not a directory", path,
+            return dpc_errf(err, errlen, "not trusted: %s is not a directory",
                             p);
         if (!trusted_uid(st.st_uid, server_uid))
-            return dpc_errf(err, errlen, "%s: directory %s belongs to uid "
-                            "%u, not root, us or the server user "
-                            "(cache:dpc-server-user): it could have put "
-                            "anything there; not trusted", path, p,
+            return dpc_errf(err, errlen, "not trusted: %s belongs to uid %u, "
+                            "not root, us or cache:dpc-server-user", p,
                             (unsigned)st.st_uid);
         if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
             (first || (st.st_mode & S_ISVTX) == 0))
-            return dpc_errf(err, errlen, "%s: directory %s (mode %04o) is "
-                            "writable by others, who could have put a socket "
-                            "there: not trusted; serve the socket from a "
-                            "directory only its owner can write (such as "
-                            "/run/magick-dpc or $XDG_RUNTIME_DIR) and point "
-                            "cache:dpc-socket at it", path, p,
+            return dpc_errf(err, errlen, "not trusted: others may write to "
+                            "%s (mode %04o), so anyone could have put the "
+                            "socket there; serve it from a directory only "
+                            "its owner writes", p,
                             (unsigned)(st.st_mode & 07777));
         first = 0;
     }
@@ -148,13 +143,10 @@ static int trusted_server(int fd, const char *path, uid_t server_uid,
         return dpc_errf(err, errlen, "%s: SO_PEERCRED: %s", path,
                         strerror(errno));
     if (!trusted_uid(cr.uid, server_uid))
-        return dpc_errf(err, errlen, "%s is served by uid %u (pid %d), "
-                        "which is neither root, us (uid %u) nor the server "
-                        "user (cache:dpc-server-user, default '%s'): not "
-                        "trusted; if that is your magick-dpc, set "
-                        "cache:dpc-server-user to its user", path,
-                        (unsigned)cr.uid, (int)cr.pid, (unsigned)geteuid(),
-                        DPC_SHMC_SERVER_USER);
+        return dpc_errf(err, errlen, "not trusted: the server is uid %u, "
+                        "not root, us or cache:dpc-server-user (set it to "
+                        "that user if the server is yours): %s",
+                        (unsigned)cr.uid, path);
     return dpc_shmc_check_path(path, server_uid, err, errlen);
 }
 

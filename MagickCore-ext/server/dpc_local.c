@@ -57,6 +57,7 @@ struct dpc_local {
     struct dpc_list conns;          /* of lconn, oldest first */
     uint64_t next_id, refused;
     struct dpc_log_limit refusal_log;   /* a refused flood cannot fill logs */
+    struct dpc_log_limit request_log;   /* nor refused requests */
     int bound;                      /* we created cfg.path: unlink it */
 };
 
@@ -212,11 +213,16 @@ static void trace(const struct lconn *c, const struct dpc_lp_req *r,
                  (unsigned long long)r->id);
     else
         snprintf(what, sizeof(what), "%s", r->name);
-    dpc_log(st == DPC_LP_OK ? DPC_LOG_TRACE : DPC_LOG_INFO,
-            "local %llu (pid %d uid %u): %s %s%s%s",
-            (unsigned long long)c->peer.conn, (int)c->peer.pid,
-            (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what,
-            st == DPC_LP_OK ? "" : ": ", err);
+    if (st == DPC_LP_OK)
+        dpc_log(DPC_LOG_TRACE, "local %llu (pid %d uid %u): %s %s",
+                (unsigned long long)c->peer.conn, (int)c->peer.pid,
+                (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what);
+    else                            /* a client's loop cannot fill the log */
+        dpc_log_limited(&c->local->request_log, DPC_LOG_INFO,
+                        "local %llu (pid %d uid %u): %s %s: %s",
+                        (unsigned long long)c->peer.conn, (int)c->peer.pid,
+                        (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what,
+                        err);
 }
 
 /* A whole request is in c->in: serve it and queue the reply. */
@@ -616,6 +622,8 @@ void dpc_local_sweep(struct dpc_local *l, double t)
     close_idle(l, t);
     dpc_log_limited_flush(&l->refusal_log, DPC_LOG_WARN,
                           "local refusals");
+    dpc_log_limited_flush(&l->request_log, DPC_LOG_INFO,
+                          "refused local requests");
     if (n != 0)
         dpc_log(DPC_LOG_INFO, "local: %zu name%s expired", n,
                 n == 1 ? "" : "s");

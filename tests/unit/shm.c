@@ -1123,9 +1123,9 @@ static void shmc_check_path_test(void **state)
     fd1 = bind_at(sock);
     path_ok(sock);
     assert_int_equal(chmod(top, 01777), 0);
-    path_refused(sock, "is writable by others");
+    path_refused(sock, "others may write to");
     assert_int_equal(chmod(top, 0770), 0);
-    path_refused(sock, "(mode 0770) is writable by others");
+    path_refused(sock, "(mode 0770), so anyone");
     /* a private directory under a sticky one: trusted */
     assert_int_equal(chmod(top, 01777), 0);
     snprintf(dir, sizeof(dir), "%s/private", top);
@@ -1135,7 +1135,7 @@ static void shmc_check_path_test(void **state)
     path_ok(sock);
     /* ... but not under one others may write without the sticky bit */
     assert_int_equal(chmod(top, 0777), 0);
-    path_refused(sock, "writable by others");
+    path_refused(sock, "others may write to");
     assert_int_equal(chmod(top, 0700), 0);
     path_refused("relative/s.sock", "not absolute");
     snprintf(file, sizeof(file), "%s/plain", dir);
