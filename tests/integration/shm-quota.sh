@@ -78,21 +78,21 @@ hold() {
 uid_bytes() {
     hold root python3 "$PEER" "$SHM_SOCK" alloc 2 $((20 * MIB)) 30
     local root=$HELD
-    grep -q "^granted 1 refused 1: .*uid 0's share of shared memory spent.*dpc-shm-uid-bytes" \
-        "$WORK/root.out"
     # the other uid still has its own share
     hold user as_user python3 "$PEER" "$SHM_SOCK" alloc 1 $((20 * MIB)) 0
-    grep -q "^granted 1 refused 0" "$WORK/user.out"
     kill "$root"
+    grep -q "^granted 1 refused 1: .*uid 0's share of shared memory spent.*dpc-shm-uid-bytes" \
+        "$WORK/root.out"
+    grep -q "^granted 1 refused 0" "$WORK/user.out"
 }
 uid_conns() {
     hold rootc python3 "$PEER" "$SHM_SOCK" conns 5 30
     local root=$HELD
+    hold userc as_user python3 "$PEER" "$SHM_SOCK" conns 2 0
+    kill "$root"
     grep -q "^served 4 refused 1: .*max-dpc-local-clients-per-uid" \
         "$WORK/rootc.out"
-    hold userc as_user python3 "$PEER" "$SHM_SOCK" conns 2 0
     grep -q "^served 2 refused 0" "$WORK/userc.out"
-    kill "$root"
 }
 if [ "$(id -u)" = 0 ]; then
     check "a uid holds at most half the budget; another uid is still served" \

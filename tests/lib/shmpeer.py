@@ -51,8 +51,13 @@ def recv_exact(s, n):
 
 
 def call(s, op, body=b""):
-    """One request; returns (status, body, descriptors)."""
-    s.sendall(struct.pack("<BBBBI", VERSION, op, 0, 0, len(body)) + body)
+    """One request; returns (status, body, descriptors).  A server that
+    refuses the connection answers and closes at once: the request may meet
+    a closed socket while the reason waits to be read."""
+    try:
+        s.sendall(struct.pack("<BBBBI", VERSION, op, 0, 0, len(body)) + body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     hdr, fds, _, _ = socket.recv_fds(s, 8, 4)
     if len(hdr) < 8:
         hdr += recv_exact(s, 8 - len(hdr))
