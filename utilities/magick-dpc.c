@@ -394,7 +394,7 @@ static const struct setting settings[] = {
       "bytes of spill files",
       set_size, "disk size", FIELD(cfg.store.disk_budget) },
     { "max-clients", SETTING_VALUE, "N", "max-dpc-clients", "256", 1,
-      "connections at once",
+      "TCP connections at once (the socket has --max-local-clients)",
       set_count, "max clients", FIELD(cfg.max_clients) },
     { "max-unauthenticated", SETTING_VALUE, "N",
       "max-dpc-unauthenticated-clients", "16", 1,

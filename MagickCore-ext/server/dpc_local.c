@@ -596,8 +596,9 @@ void dpc_local_free(struct dpc_local *l)
     free(l);
 }
 
-/* Connections silent for the idle timeout that hold no segment, waiting
- * for a request they have not begun. */
+/* Connections that hold no segment and sent no whole request for the idle
+ * timeout: silent ones, and ones that stalled mid-request or stopped
+ * reading their reply. */
 static void close_idle(struct dpc_local *l, double t)
 {
     struct dpc_list_node *n = l->conns.head, *next;
@@ -609,8 +610,7 @@ static void close_idle(struct dpc_local *l, double t)
         struct lconn *c = DPC_LIST_ENTRY(n, struct lconn, link);
 
         next = n->next;
-        if (c->held == 0 && c->state == LC_READ && c->in_len == 0 &&
-            t - c->last_active >= limit)
+        if (c->held == 0 && t - c->last_active >= limit)
             lconn_close(c, "idle (dpc-local-idle-timeout)");
     }
 }

@@ -654,11 +654,12 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
     buf[0] = '\0';
     put(buf, len, &off, "{\"budget\":%llu,\"used\":%llu,\"peak\":%llu,"
         "\"segments\":%zu,\"names\":%zu,\"refused\":%llu,"
-        "\"pooled\":%llu,\"pool_reuses\":%llu,\"holders\":[",
+        "\"pooled\":%llu,\"pool_reuses\":%llu,\"max_segments\":%zu,"
+        "\"holders\":[",
         (unsigned long long)m->budget, (unsigned long long)m->used,
         (unsigned long long)m->peak, m->nsegs - m->npooled, m->nnames,
         (unsigned long long)m->refused, (unsigned long long)m->pooled,
-        (unsigned long long)m->reused);
+        (unsigned long long)m->reused, m->max_fds);
     n = holders(m, &h);
     if (n > DPC_SHM_MAX_HOLDERS_LISTED)     /* the JSON stays whole */
         n = DPC_SHM_MAX_HOLDERS_LISTED;

@@ -53,7 +53,8 @@ starved() {
     timeout 10 "$MAGICK_DPC" status --host 127.0.0.1:"$PORT" > "$WORK/status.json"
     dpc_convert "$WORK/in.miff" -flip "$WORK/flip.miff"
     same_pixels "$WORK/flip.mem.miff" "$WORK/flip.miff"
-    timeout 10 "$MAGICK_DPC" status --socket "$SHM_SOCK" | grep -q "\"segments\":$ROOM,"
+    timeout 10 "$MAGICK_DPC" status --socket "$SHM_SOCK" > "$WORK/shm.json"
+    grep -q "\"segments\":$ROOM,.*\"max_segments\":$ROOM," "$WORK/shm.json"
     kill "$peer"
     wait "$peer" 2> /dev/null || true
     for _ in $(seq 1 100); do

@@ -117,6 +117,29 @@ idle() {
 check "an idle local connection is closed after --local-idle-timeout, one holding a segment is not" \
     idle
 
+# A convert on the drop-in whose connection the server closes for idling
+# (its only cache freed, it waits on a slow input) reconnects for its next
+# cache: no error, not the next tier.
+reconnect() {
+    local feeder before
+    before=$(grep -c "idle (dpc-local-idle-timeout)" "$WORK/server.log" || true)
+    mem_convert -size 16x16 xc:blue "$WORK/blue.miff"
+    mem_convert "$WORK/blue.miff" -flip "$WORK/blue-flip.mem.miff"
+    mkfifo "$WORK/slow.fifo"
+    ( sleep 4; cat "$WORK/blue.miff" > "$WORK/slow.fifo" ) &
+    feeder=$!
+    track $feeder
+    DPC_VIA=shm dpc_convert -size 8x8 xc:red +delete miff:"$WORK/slow.fifo" \
+        -flip "$WORK/blue-flip.miff" 2> "$WORK/reconnect.err"
+    cat "$WORK/reconnect.err" >&2
+    [ ! -s "$WORK/reconnect.err" ]
+    same_pixels "$WORK/blue-flip.mem.miff" "$WORK/blue-flip.miff"
+    # ... and the server did close it for idling meanwhile
+    [ "$(grep -c "idle (dpc-local-idle-timeout)" "$WORK/server.log")" -gt "$before" ]
+}
+check "a drop-in convert idle-closed between caches reconnects for the next" \
+    reconnect
+
 lifetime() {
     mem_convert -size 32x32 xc:red "$WORK/red.miff"
     shm_convert "$WORK/red.miff" shm:forever

@@ -595,7 +595,7 @@ static void shm_status_json_test(void **state)
     assert_string_equal(json, "{\"budget\":1048576,\"used\":0,\"peak\":0,"
                               "\"segments\":0,\"names\":0,\"refused\":0,"
                               "\"pooled\":0,\"pool_reuses\":0,"
-                              "\"holders\":[]}");
+                              "\"max_segments\":65536,\"holders\":[]}");
     fds[0] = create(m, &a, SEG, NULL, 0, &id);
     fds[1] = create(m, &a, 2 * SEG, NULL, 0, &id);
     fds[2] = create(m, &a2, SEG, NULL, 0, &id);
@@ -607,7 +607,7 @@ static void shm_status_json_test(void **state)
     assert_contains(json, "{\"budget\":1048576,\"used\":589824,"
                           "\"peak\":589824,\"segments\":5,\"names\":1,"
                           "\"refused\":0,\"pooled\":0,\"pool_reuses\":0,"
-                          "\"holders\":[");
+                          "\"max_segments\":65536,\"holders\":[");
     snprintf(want, sizeof(want), "{\"uid\":%u,\"pid\":100,\"segments\":2,"
              "\"bytes\":196608}", (unsigned)uid_a());
     assert_contains(json, want);

@@ -263,6 +263,9 @@ static MagickBooleanType AcquireSharedPixels(const Image *image,
   MagickBooleanType
     spent;
 
+  ssize_t
+    attempt;
+
   struct dpc_lp_req
     request;
 
@@ -282,19 +285,25 @@ static MagickBooleanType AcquireSharedPixels(const Image *image,
   file=(-1);
   spent=MagickFalse;
   (void) pthread_mutex_lock(&shared_lock);
-  client=GetSharedClient(image,error,sizeof(error));
-  if ((client != (struct dpc_shmc *) NULL) &&
-      (dpc_shmc_grant(client,&request,&file,&id,&size,error,
-        sizeof(error)) < 0))
-    {
-      spent=dpc_shmc_last_status(client) == DPC_LP_ENOSPC ? MagickTrue :
-        MagickFalse;
-      if (dpc_shmc_last_status(client) == DPC_LP_OK)
-        {
-          dpc_shmc_close(client);  /* lost or malformed: reconnect later */
-          shared_client=(struct dpc_shmc *) NULL;
-        }
-    }
+  for (attempt=0; attempt < 2; attempt++)
+  {
+    /*
+      The server closes a connection left idle while it holds no segment
+      (dpc-local-idle-timeout): a lost connection is asked once more on a
+      new one.
+    */
+    client=GetSharedClient(image,error,sizeof(error));
+    if ((client == (struct dpc_shmc *) NULL) ||
+        (dpc_shmc_grant(client,&request,&file,&id,&size,error,
+          sizeof(error)) == 0))
+      break;
+    spent=dpc_shmc_last_status(client) == DPC_LP_ENOSPC ? MagickTrue :
+      MagickFalse;
+    if (dpc_shmc_last_status(client) != DPC_LP_OK)
+      break;
+    dpc_shmc_close(client);  /* lost or malformed: reconnect */
+    shared_client=(struct dpc_shmc *) NULL;
+  }
   (void) pthread_mutex_unlock(&shared_lock);
   if (file < 0)
     {
