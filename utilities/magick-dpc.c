@@ -348,7 +348,8 @@ static const struct setting settings[] = {
       "shared memory across all local clients",
       set_size, "shared memory budget", FIELD(cfg.local.shm_budget) },
     { "shm-uid-bytes", SETTING_VALUE, "SIZE", "dpc-shm-uid-bytes",
-      "half of --shm-budget", 0,
+      "half of --shm-budget; all of it when only the server's uid is "
+      "allowed", 0,
       "shared memory one uid may hold",
       set_size, "shared memory per uid",
       FIELD(cfg.local.shm_limits.uid_bytes) },
@@ -783,8 +784,13 @@ static int cmd_serve(int argc, char **argv)
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
     fit_shm_budget(&o);
+    /* Half for each uid when several may connect; a server only its own
+     * uid may use shares with no one. */
     if (o.cfg.local.shm_limits.uid_bytes == 0)
-        o.cfg.local.shm_limits.uid_bytes = o.cfg.local.shm_budget / 2;
+        o.cfg.local.shm_limits.uid_bytes =
+            o.cfg.local.nallow_uids == 0 && o.cfg.local.nallow_gids == 0
+                ? o.cfg.local.shm_budget
+                : o.cfg.local.shm_budget / 2;
     if (check_preallocate(&o) < 0)
         return 1;
     o.cfg.listen = o.listen;
