@@ -24,7 +24,9 @@
 %  libMagickCore the pixels are copied once.  Names are per owner; another
 %  owner's image is "shm:OWNER/NAME" (a user name or uid).  Readers get
 %  read-only segments.  -define shm:ttl=DURATION (e.g. 10m) gives the name a
-%  time to live; -define cache:dpc-socket=PATH names the server's socket.
+%  time to live; -define cache:dpc-socket=PATH names the server's socket,
+%  -define cache:dpc-server-user=USER the user it may run as besides root
+%  and ourselves.
 %
 %  The segment comes from another process: every offset and length in it is
 %  checked (dpc_shmimg_parse) before use, and every attribute against its
@@ -137,7 +139,12 @@ static struct dpc_shmc *ConnectSHM(const ImageInfo *image_info,
       *path='\0';
   if (policy != (char *) NULL)
     policy=DestroyString(policy);
-  client=dpc_shmc_connect(path,SHMTimeout,error,sizeof(error));
+  option=GetImageOption(image_info,"cache:dpc-server-user");
+  if (option == (const char *) NULL)
+    option=policy=GetPolicyValue("cache:dpc-server-user");
+  client=dpc_shmc_connect(path,option,SHMTimeout,error,sizeof(error));
+  if (policy != (char *) NULL)
+    policy=DestroyString(policy);
   if (client == (struct dpc_shmc *) NULL)
     (void) ThrowMagickException(exception,GetMagickModule(),CacheError,
       "SharedMemoryUnavailable","`%s'",error);

@@ -347,6 +347,37 @@ static const struct setting settings[] = {
       "a quarter of the machine's memory", 0,
       "shared memory across all local clients",
       set_size, "shared memory budget", FIELD(cfg.local.shm_budget) },
+    { "shm-uid-bytes", SETTING_VALUE, "SIZE", "dpc-shm-uid-bytes",
+      "half of --shm-budget; all of it when only the server's uid is "
+      "allowed", 0,
+      "shared memory one uid may hold",
+      set_size, "shared memory per uid",
+      FIELD(cfg.local.shm_limits.uid_bytes) },
+    { "shm-uid-segments", SETTING_VALUE, "N", "dpc-shm-uid-segments", "4096",
+      1, "segments one uid may hold",
+      set_count, "segments per uid",
+      FIELD(cfg.local.shm_limits.uid_segments) },
+    { "shm-uid-names", SETTING_VALUE, "N", "dpc-shm-uid-names", "512", 1,
+      "images one uid may publish with shm:",
+      set_count, "names per uid", FIELD(cfg.local.shm_limits.uid_names) },
+    { "shm-name-lifetime", SETTING_VALUE, "DUR", "dpc-shm-name-lifetime",
+      "24h", 1,
+      "the longest a published image lives (a longer or no shm:ttl is cut "
+      "to it), 0 no limit",
+      set_duration, "name lifetime",
+      FIELD(cfg.local.shm_limits.name_lifetime_ms) },
+    { "max-local-clients", SETTING_VALUE, "N", "max-dpc-local-clients", "256",
+      1, "connections on the socket at once, apart from --max-clients",
+      set_count, "max local clients", FIELD(cfg.local.max_clients) },
+    { "max-local-clients-per-uid", SETTING_VALUE, "N",
+      "max-dpc-local-clients-per-uid", "half of --max-local-clients", 0,
+      "of those, from one uid",
+      set_count, "max local clients per uid",
+      FIELD(cfg.local.max_clients_per_uid) },
+    { "local-idle-timeout", SETTING_VALUE, "DUR", "dpc-local-idle-timeout",
+      "5m", 1,
+      "close socket clients silent this long that hold no segment, 0 never",
+      set_duration, "local idle timeout", FIELD(cfg.local.idle_timeout_ms) },
     { "memory", SETTING_VALUE, "SIZE", "dpc-memory",
       "half the machine's memory", 0,
       "RAM for caches, e.g. 8GiB",
@@ -364,7 +395,7 @@ static const struct setting settings[] = {
       "bytes of spill files",
       set_size, "disk size", FIELD(cfg.store.disk_budget) },
     { "max-clients", SETTING_VALUE, "N", "max-dpc-clients", "256", 1,
-      "connections at once",
+      "TCP connections at once (the socket has --max-local-clients)",
       set_count, "max clients", FIELD(cfg.max_clients) },
     { "max-unauthenticated", SETTING_VALUE, "N",
       "max-dpc-unauthenticated-clients", "16", 1,
@@ -601,7 +632,8 @@ static int parse_serve(int argc, char **argv, struct options *o)
     if (o->nlisten == 0 && o->cfg.local.path[0] == '\0')
         return fail_usage("nothing to serve: %s", "no listener, no socket",
                           NULL);
-    o->cfg.local.max_clients = o->cfg.max_clients;
+    if (o->cfg.local.max_clients_per_uid == 0)
+        o->cfg.local.max_clients_per_uid = (o->cfg.local.max_clients + 1) / 2;
     return finish_spill(o);
 }
 
@@ -752,6 +784,13 @@ static int cmd_serve(int argc, char **argv)
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
     fit_shm_budget(&o);
+    /* Half for each uid when several may connect; a server only its own
+     * uid may use shares with no one. */
+    if (o.cfg.local.shm_limits.uid_bytes == 0)
+        o.cfg.local.shm_limits.uid_bytes =
+            o.cfg.local.nallow_uids == 0 && o.cfg.local.nallow_gids == 0
+                ? o.cfg.local.shm_budget
+                : o.cfg.local.shm_budget / 2;
     if (check_preallocate(&o) < 0)
         return 1;
     o.cfg.listen = o.listen;
@@ -801,6 +840,17 @@ static int local_path(const char *opt, char *path, size_t len)
     return rc;
 }
 
+/* The local server at path, trusted as policy.xml's dpc-server-user says. */
+static struct dpc_shmc *local_connect(const char *path, char *err,
+                                      size_t errlen)
+{
+    char *user = dpc_policy_get("dpc-server-user");
+    struct dpc_shmc *c = dpc_shmc_connect(path, user, 5000, err, errlen);
+
+    free(user);
+    return c;
+}
+
 /* LIST or STATUS over the Unix socket, printed. */
 static int local_json(const char *opt, enum dpc_lp_op op)
 {
@@ -811,7 +861,7 @@ static int local_json(const char *opt, enum dpc_lp_op op)
     if (local_path(opt, path, sizeof(path)) < 0)
         return fail_usage("socket path %s", "not absolute, or too long",
                           NULL), EXIT_USAGE;
-    c = dpc_shmc_connect(path, 5000, err, sizeof(err));
+    c = local_connect(path, err, sizeof(err));
     rc = c != NULL ? dpc_shmc_json(c, op, &json, err, sizeof(err)) : -1;
     dpc_shmc_close(c);
     if (rc < 0) {
@@ -860,7 +910,7 @@ static int cmd_shm(int argc, char **argv)
     if (local_path(socket_opt, path, sizeof(path)) < 0)
         return fail_usage("socket path %s", "not absolute, or too long",
                           NULL), EXIT_USAGE;
-    c = dpc_shmc_connect(path, 5000, err, sizeof(err));
+    c = local_connect(path, err, sizeof(err));
     rc = c != NULL ? dpc_shmc_simple(c, &r, err, sizeof(err)) : -1;
     dpc_shmc_close(c);
     if (rc < 0) {

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,38 +46,95 @@ enum dpc_lp_status dpc_shmc_last_status(const struct dpc_shmc *c)
     return c->last;
 }
 
-/* 1 when no one but root or uid can have put a socket at path: it is
- * absolute, the socket and every directory above it are root's or uid's,
- * and no directory is writable by others unless sticky (as /tmp is: then
- * others cannot replace the entry checked one step before). */
-static int path_owned_by(const char *path, uid_t uid)
+int dpc_shmc_server_uid(const char *server_user, uid_t *uid, char *err,
+                        size_t errlen)
+{
+    const char *name = server_user != NULL ? server_user
+                                            : DPC_SHMC_SERVER_USER;
+    struct passwd pw, *found = NULL;
+    char buf[4096], *end;
+    unsigned long n;
+
+    *uid = DPC_SHMC_NO_UID;
+    if (server_user != NULL && server_user[0] >= '0' &&
+        server_user[0] <= '9') {
+        errno = 0;
+        n = strtoul(server_user, &end, 10);
+        if (errno != 0 || *end != '\0' || n >= (unsigned long)DPC_SHMC_NO_UID)
+            return dpc_errf(err, errlen, "cache:dpc-server-user: bad uid "
+                            "'%s'", server_user);
+        *uid = (uid_t)n;
+        return 0;
+    }
+    if (getpwnam_r(name, &pw, buf, sizeof(buf), &found) == 0 &&
+        found != NULL) {
+        *uid = pw.pw_uid;
+        return 0;
+    }
+    if (server_user == NULL)
+        return 0;                   /* the packaged user is not installed */
+    return dpc_errf(err, errlen, "cache:dpc-server-user: no user '%s'",
+                    server_user);
+}
+
+static int trusted_uid(uid_t uid, uid_t server_uid)
+{
+    return uid == 0 || uid == geteuid() ||
+           (server_uid != DPC_SHMC_NO_UID && uid == server_uid);
+}
+
+/* Cuts the last component off p ("/a/b" -> "/a", "/a" -> "/"). */
+static void parent_of(char *p)
+{
+    char *slash = strrchr(p, '/');
+
+    if (slash == p)
+        p[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+int dpc_shmc_check_path(const char *path, uid_t server_uid, char *err,
+                        size_t errlen)
 {
     char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct stat st;
-    char *slash;
+    int first = 1;
 
     if (path[0] != '/' || strlen(path) >= sizeof(p))
-        return 0;
+        return dpc_errf(err, errlen, "socket path %s is not absolute (or "
+                        "too long): set cache:dpc-socket to a full path",
+                        path);
     memcpy(p, path, strlen(path) + 1);
-    if (lstat(p, &st) < 0 || (st.st_uid != 0 && st.st_uid != uid))
-        return 0;
+    if (lstat(p, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+        !trusted_uid(st.st_uid, server_uid))
+        return dpc_errf(err, errlen, "not trusted: %s is not a socket of "
+                        "root, us or cache:dpc-server-user", path);
     while (strcmp(p, "/") != 0) {
-        slash = strrchr(p, '/');
-        if (slash == p)
-            p[1] = '\0';
-        else
-            *slash = '\0';
-        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) ||
-            (st.st_uid != 0 && st.st_uid != uid) ||
-            ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
-             (st.st_mode & S_ISVTX) == 0))
-            return 0;
+        parent_of(p);
+        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+            return dpc_errf(err, errlen, "not trusted: %s is not a directory",
+                            p);
+        if (!trusted_uid(st.st_uid, server_uid))
+            return dpc_errf(err, errlen, "not trusted: %s belongs to uid %u, "
+                            "not root, us or cache:dpc-server-user", p,
+                            (unsigned)st.st_uid);
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+            (first || (st.st_mode & S_ISVTX) == 0))
+            return dpc_errf(err, errlen, "not trusted: others may write to "
+                            "%s (mode %04o), so anyone could have put the "
+                            "socket there; serve it from a directory only "
+                            "its owner writes", p,
+                            (unsigned)(st.st_mode & 07777));
+        first = 0;
     }
-    return 1;
+    return 0;
 }
 
-/* Root, ourselves, or a uid that owns the whole way to the socket. */
-static int trusted_server(int fd, const char *path, char *err, size_t errlen)
+/* Root, ourselves, or the server user, in a socket no one else could have
+ * put there. */
+static int trusted_server(int fd, const char *path, uid_t server_uid,
+                          char *err, size_t errlen)
 {
     struct ucred cr;
     socklen_t len = sizeof(cr);
@@ -84,21 +142,26 @@ static int trusted_server(int fd, const char *path, char *err, size_t errlen)
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
         return dpc_errf(err, errlen, "%s: SO_PEERCRED: %s", path,
                         strerror(errno));
-    if (cr.uid == 0 || cr.uid == geteuid() || path_owned_by(path, cr.uid))
-        return 0;
-    return dpc_errf(err, errlen, "%s is served by uid %u, which is neither "
-                    "root, us, nor the owner of every directory on its path: "
-                    "not trusted", path, (unsigned)cr.uid);
+    if (!trusted_uid(cr.uid, server_uid))
+        return dpc_errf(err, errlen, "not trusted: the server is uid %u, "
+                        "not root, us or cache:dpc-server-user (set it to "
+                        "that user if the server is yours): %s",
+                        (unsigned)cr.uid, path);
+    return dpc_shmc_check_path(path, server_uid, err, errlen);
 }
 
-struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
-                                  char *err, size_t errlen)
+struct dpc_shmc *dpc_shmc_connect(const char *path, const char *server_user,
+                                  unsigned timeout_ms, char *err,
+                                  size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
     struct dpc_shmc *c;
+    uid_t server_uid;
     int fd;
 
+    if (dpc_shmc_server_uid(server_user, &server_uid, err, errlen) < 0)
+        return NULL;
     if (strlen(path) >= sizeof(sun.sun_path)) {
         dpc_errf(err, errlen, "socket path too long: %s", path);
         return NULL;
@@ -115,7 +178,7 @@ struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
                  "cache:dpc-socket)", path, strerror(errno));
         goto fail;
     }
-    if (trusted_server(fd, path, err, errlen) < 0)
+    if (trusted_server(fd, path, server_uid, err, errlen) < 0)
         goto fail;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

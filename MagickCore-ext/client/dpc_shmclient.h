@@ -1,9 +1,11 @@
 /*
  * dpc_shmclient: the client of magick-dpc's Unix socket (dpc_lproto):
  * asks for shared-memory segments and checks every descriptor it is given
- * before anyone maps it.  The server must be who the kernel says it may be
- * (SO_PEERCRED: root, our own uid, or the owner of the socket's directory
- * when only its owner can write there).
+ * before anyone maps it.  The server must be one we trust, as the kernel
+ * tells it (SO_PEERCRED): root, our own uid, or the server user
+ * (cache:dpc-server-user, by default DPC_SHMC_SERVER_USER when that user
+ * exists); and its socket must be where no one else could have put it
+ * (dpc_shmc_check_path).
  *
  * One connection, one request at a time; not thread-safe (callers lock).
  * Descriptors returned are the caller's to close.
@@ -14,7 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include "dpc_lproto.h"
+
+/* The system user the packaged server runs as (config/magick-dpc.service). */
+#define DPC_SHMC_SERVER_USER "magick-dpc"
+#define DPC_SHMC_NO_UID ((uid_t)-1)
 
 struct dpc_shmc;
 
@@ -30,9 +38,28 @@ enum dpc_shm_kind {
  * does not fit. */
 int dpc_shmc_default_path(char *buf, size_t len);
 
-/* NULL with the reason (naming the path and the fix) in err. */
-struct dpc_shmc *dpc_shmc_connect(const char *path, unsigned timeout_ms,
-                                  char *err, size_t errlen);
+/* The uid a client trusts besides root and itself: server_user is a user
+ * name or number; NULL means DPC_SHMC_SERVER_USER, and none
+ * (DPC_SHMC_NO_UID) when no such user exists.  0, or -1 when a server_user
+ * given is no user. */
+int dpc_shmc_server_uid(const char *server_user, uid_t *uid, char *err,
+                        size_t errlen);
+
+/* 0 when no one but root, us or server_uid can have put the socket at
+ * path: it is absolute; the socket and every directory above it belong to
+ * one of them; its own directory is writable by its owner only (sticky or
+ * not: anyone who can create a file there can put a socket there); a
+ * directory further up is writable by others only when sticky (as /tmp:
+ * then no one else can rename or replace the entry below it, which belongs
+ * to one of them).  Else -1, naming the directory and the fix. */
+int dpc_shmc_check_path(const char *path, uid_t server_uid, char *err,
+                        size_t errlen);
+
+/* server_user: as dpc_shmc_server_uid.  NULL with the reason (naming the
+ * path and the fix) in err. */
+struct dpc_shmc *dpc_shmc_connect(const char *path, const char *server_user,
+                                  unsigned timeout_ms, char *err,
+                                  size_t errlen);
 void dpc_shmc_close(struct dpc_shmc *c);
 /* The status of the last reply (DPC_LP_OK after a transport error). */
 enum dpc_lp_status dpc_shmc_last_status(const struct dpc_shmc *c);

@@ -45,6 +45,8 @@ struct lconn {
     size_t out_len, out_off;
     int out_fd;                     /* sent with the reply's first byte */
     uint64_t requests;
+    uint64_t held;                  /* segments it holds (not idle) */
+    double last_active;
 };
 
 struct dpc_local {
@@ -55,6 +57,7 @@ struct dpc_local {
     struct dpc_list conns;          /* of lconn, oldest first */
     uint64_t next_id, refused;
     struct dpc_log_limit refusal_log;   /* a refused flood cannot fill logs */
+    struct dpc_log_limit request_log;   /* nor refused requests */
     int bound;                      /* we created cfg.path: unlink it */
 };
 
@@ -176,9 +179,13 @@ static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
                             &id, &size, err, errlen);
         break;
     case DPC_LP_FREE:
-        return dpc_shm_release(m, &c->peer, r->id, err, errlen);
-    case DPC_LP_COMMIT:
-        return dpc_shm_commit(m, &c->peer, r->id, dpc_now(), err, errlen);
+    case DPC_LP_COMMIT:             /* a committed name is the registry's */
+        st = r->op == DPC_LP_FREE
+                 ? dpc_shm_release(m, &c->peer, r->id, err, errlen)
+                 : dpc_shm_commit(m, &c->peer, r->id, dpc_now(), err, errlen);
+        if (st == DPC_LP_OK && c->held != 0)
+            c->held--;
+        return st;
     case DPC_LP_REMOVE:
         return dpc_shm_remove(m, &c->peer, r->owner, r->name, err, errlen);
     default:
@@ -186,6 +193,8 @@ static enum dpc_lp_status serve(struct lconn *c, const struct dpc_lp_req *r,
     }
     if (st == DPC_LP_OK && reply_grant(c, r->op, id, size, fd) < 0)
         return DPC_LP_EIO;
+    if (st == DPC_LP_OK && r->op != DPC_LP_ATTACH)
+        c->held++;
     return st;
 }
 
@@ -204,11 +213,16 @@ static void trace(const struct lconn *c, const struct dpc_lp_req *r,
                  (unsigned long long)r->id);
     else
         snprintf(what, sizeof(what), "%s", r->name);
-    dpc_log(st == DPC_LP_OK ? DPC_LOG_TRACE : DPC_LOG_INFO,
-            "local %llu (pid %d uid %u): %s %s%s%s",
-            (unsigned long long)c->peer.conn, (int)c->peer.pid,
-            (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what,
-            st == DPC_LP_OK ? "" : ": ", err);
+    if (st == DPC_LP_OK)
+        dpc_log(DPC_LOG_TRACE, "local %llu (pid %d uid %u): %s %s",
+                (unsigned long long)c->peer.conn, (int)c->peer.pid,
+                (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what);
+    else                            /* a client's loop cannot fill the log */
+        dpc_log_limited(&c->local->request_log, DPC_LOG_INFO,
+                        "local %llu (pid %d uid %u): %s %s: %s",
+                        (unsigned long long)c->peer.conn, (int)c->peer.pid,
+                        (unsigned)c->peer.uid, dpc_lp_op_name(r->op), what,
+                        err);
 }
 
 /* A whole request is in c->in: serve it and queue the reply. */
@@ -220,6 +234,7 @@ static void handle(struct lconn *c)
     enum dpc_lp_status st;
 
     c->requests++;
+    c->last_active = dpc_now();
     if (dpc_lp_parse_hdr(c->in, 0, &h, err, sizeof(err)) < 0 ||
         dpc_lp_parse_req(&h, c->in + DPC_LP_HDR, &r, err, sizeof(err)) < 0) {
         dpc_log(DPC_LOG_WARN, "local %llu (pid %d uid %u): bad request: %s",
@@ -404,6 +419,16 @@ static void refuse(struct dpc_local *l, int fd, const struct ucred *cr,
     close(fd);
 }
 
+static size_t uid_conns(const struct dpc_local *l, uid_t uid)
+{
+    struct dpc_list_node *n;
+    size_t k = 0;
+
+    for (n = l->conns.head; n != NULL; n = n->next)
+        k += DPC_LIST_ENTRY(n, struct lconn, link)->peer.uid == uid;
+    return k;
+}
+
 static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
 {
     struct dpc_local *l = arg;
@@ -425,7 +450,12 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
     }
     if (l->conns.count >= l->cfg.max_clients) {
         refuse(l, fd, &cr, DPC_LP_ENOSPC,
-               "too many local clients (max-dpc-clients)");
+               "too many local clients (max-dpc-local-clients)");
+        return;
+    }
+    if (uid_conns(l, cr.uid) >= l->cfg.max_clients_per_uid) {
+        refuse(l, fd, &cr, DPC_LP_ENOSPC, "too many local clients of this "
+               "uid (max-dpc-local-clients-per-uid)");
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -436,6 +466,7 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
     c->local = l;
     c->fd = fd;
     c->out_fd = -1;
+    c->last_active = dpc_now();
     c->peer = (struct dpc_shm_peer){ ++l->next_id, cr.uid, cr.gid, cr.pid };
     c->rev = event_new(l->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(l->base, fd, EV_WRITE, on_write, c);
@@ -531,16 +562,20 @@ struct dpc_local *dpc_local_new(struct event_base *base,
     }
     l->cfg = *cfg;
     l->base = base;
+    if (l->cfg.max_clients_per_uid == 0)
+        l->cfg.max_clients_per_uid = l->cfg.max_clients;
     l->shm = dpc_shm_new(cfg->shm_budget);
     if (l->shm == NULL) {
         dpc_errf(err, errlen, "out of memory");
         goto fail;
     }
+    dpc_shm_set_limits(l->shm, &cfg->shm_limits);
+    dpc_shm_set_max_fds(l->shm, cfg->max_segments);
     if (bind_socket(l, err, errlen) < 0)
         goto fail;
     dpc_log(DPC_LOG_INFO, "listening on %s (mode %04o; shared memory budget "
-            "%llu bytes)", cfg->path, cfg->mode,
-            (unsigned long long)cfg->shm_budget);
+            "%llu bytes, at most %zu segments at once)", cfg->path, cfg->mode,
+            (unsigned long long)cfg->shm_budget, cfg->max_segments);
     return l;
 fail:
     dpc_local_free(l);
@@ -561,12 +596,34 @@ void dpc_local_free(struct dpc_local *l)
     free(l);
 }
 
+/* Connections that hold no segment and sent no whole request for the idle
+ * timeout: silent ones, and ones that stalled mid-request or stopped
+ * reading their reply. */
+static void close_idle(struct dpc_local *l, double t)
+{
+    struct dpc_list_node *n = l->conns.head, *next;
+    double limit = (double)l->cfg.idle_timeout_ms / 1000;
+
+    if (l->cfg.idle_timeout_ms == 0)
+        return;
+    for (; n != NULL; n = next) {
+        struct lconn *c = DPC_LIST_ENTRY(n, struct lconn, link);
+
+        next = n->next;
+        if (c->held == 0 && t - c->last_active >= limit)
+            lconn_close(c, "idle (dpc-local-idle-timeout)");
+    }
+}
+
 void dpc_local_sweep(struct dpc_local *l, double t)
 {
     size_t n = dpc_shm_expire(l->shm, t);
 
+    close_idle(l, t);
     dpc_log_limited_flush(&l->refusal_log, DPC_LOG_WARN,
                           "local refusals");
+    dpc_log_limited_flush(&l->request_log, DPC_LOG_INFO,
+                          "refused local requests");
     if (n != 0)
         dpc_log(DPC_LOG_INFO, "local: %zu name%s expired", n,
                 n == 1 ? "" : "s");
@@ -576,4 +633,16 @@ size_t dpc_local_status_json(const struct dpc_local *l, char *buf,
                              size_t len)
 {
     return dpc_shm_status_json(l->shm, buf, len);
+}
+
+size_t dpc_local_fd_room(uint64_t nofile, unsigned tcp_clients,
+                         unsigned listeners, unsigned local_clients)
+{
+    uint64_t keep = 2 * (uint64_t)tcp_clients + listeners +
+                    2 * (uint64_t)local_clients + DPC_LOCAL_FD_SLACK;
+
+    if (nofile <= keep)
+        return 0;
+    return nofile - keep > DPC_SHM_MAX_SEGMENTS ? DPC_SHM_MAX_SEGMENTS
+                                                : (size_t)(nofile - keep);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -312,10 +313,39 @@ static int add_events(struct dpc_server *s)
            event_add(s->sweep, &second);
 }
 
+/* Segments hold one descriptor each: only what RLIMIT_NOFILE (read now,
+ * after magick-dpc raised it) leaves once the listeners and every client
+ * allowed are provided for, so one local user cannot starve the TCP side
+ * of descriptors. */
+static void fit_segments(struct dpc_server *s)
+{
+    struct rlimit rl;
+    uint64_t nofile;
+    unsigned tcp = s->nlisteners ? s->cfg.max_clients + s->cfg.max_unauth : 0;
+    size_t room;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        nofile = UINT64_MAX;
+    else
+        nofile = rl.rlim_cur;
+    room = dpc_local_fd_room(nofile, tcp, (unsigned)s->nlisteners + 1,
+                             s->cfg.local.max_clients);
+    if (s->cfg.local.max_segments == 0 || room < s->cfg.local.max_segments)
+        s->cfg.local.max_segments = room;
+    if (room < 1024)
+        dpc_log(room == 0 ? DPC_LOG_WARN : DPC_LOG_INFO,
+                "descriptors: RLIMIT_NOFILE %llu leaves %zu for shared-memory "
+                "segments after those kept for %u TCP and %u local clients "
+                "(raise LimitNOFILE, or lower --max-clients, "
+                "--max-local-clients)", (unsigned long long)nofile, room,
+                tcp, s->cfg.local.max_clients);
+}
+
 /* A default socket path already served by another server is not fatal:
  * that one keeps the host's shared memory. */
 static int open_local(struct dpc_server *s, char *err, size_t errlen)
 {
+    fit_segments(s);
     s->local = dpc_local_new(s->base, &s->cfg.local, err, errlen);
     if (s->local != NULL || !s->cfg.local.path_is_default ||
         s->nlisteners == 0)

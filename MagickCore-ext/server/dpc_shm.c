@@ -38,6 +38,8 @@ struct seg {
 
 struct dpc_shm {
     struct seg *head;
+    struct dpc_shm_limits lim;
+    size_t max_fds;                 /* segments at once (descriptors) */
     uint64_t budget, used, peak, refused, next_id;
     uint64_t pooled, pool_cap, reused;  /* bytes kept, their cap, reuses */
     size_t nsegs, nnames, npooled;
@@ -51,8 +53,40 @@ struct dpc_shm *dpc_shm_new(uint64_t budget)
         m->budget = budget;
         m->pool_cap = budget / 8;
         m->next_id = 1;
+        dpc_shm_set_limits(m, &(struct dpc_shm_limits){ 0 });
+        m->max_fds = DPC_SHM_MAX_SEGMENTS;
     }
     return m;
+}
+
+static size_t at_most(size_t v, size_t deflt, size_t cap)
+{
+    return v == 0 ? deflt : v < cap ? v : cap;
+}
+
+void dpc_shm_set_limits(struct dpc_shm *m, const struct dpc_shm_limits *lim)
+{
+    m->lim.uid_bytes = lim->uid_bytes != 0 ? lim->uid_bytes : m->budget;
+    m->lim.uid_segments = at_most(lim->uid_segments, DPC_SHM_MAX_SEGMENTS,
+                                  DPC_SHM_MAX_SEGMENTS);
+    m->lim.uid_names = at_most(lim->uid_names, DPC_SHM_MAX_NAMES_PER_UID,
+                               DPC_SHM_MAX_NAMES);
+    m->lim.name_lifetime_ms = lim->name_lifetime_ms;
+}
+
+void dpc_shm_set_max_fds(struct dpc_shm *m, size_t n)
+{
+    m->max_fds = n < DPC_SHM_MAX_SEGMENTS ? n : DPC_SHM_MAX_SEGMENTS;
+}
+
+/* Gives the segment's pages back to the kernel: a client still holding a
+ * descriptor or mapping of it then holds no memory (it reads zeros).  A
+ * segment sealed read-only refuses (EPERM); its readers keep it. */
+static void seg_empty(const struct seg *s)
+{
+    if (!s->committed && s->size != 0)
+        (void)fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                        (off_t)s->size);
 }
 
 static void seg_destroy(struct dpc_shm *m, struct seg **link)
@@ -60,6 +94,7 @@ static void seg_destroy(struct dpc_shm *m, struct seg **link)
     struct seg *s = *link;
 
     *link = s->next;
+    seg_empty(s);
     close(s->fd);
     if (s->pooled) {
         m->pooled -= s->charge;
@@ -106,24 +141,44 @@ static void seg_release(struct dpc_shm *m, struct seg **link)
     m->npooled++;
 }
 
+/* The link to the oldest pooled segment (there must be one). */
+static struct seg **pool_oldest(struct dpc_shm *m)
+{
+    struct seg **l, **oldest = NULL;
+
+    for (l = &m->head; *l != NULL; l = &(*l)->next)
+        if ((*l)->pooled &&
+            (oldest == NULL || (*l)->pooled_at < (*oldest)->pooled_at))
+            oldest = l;
+    return oldest;
+}
+
 /* Drops pooled segments, oldest first, until need more bytes fit the
  * budget (need 0: those older than the pool's time). */
 static void pool_evict(struct dpc_shm *m, uint64_t need, double older_than)
 {
     while (m->npooled != 0) {
-        struct seg **l, **oldest = NULL;
+        struct seg **oldest;
 
         if (need != 0 && m->used + m->pooled + need <= m->budget)
             return;
-        for (l = &m->head; *l != NULL; l = &(*l)->next)
-            if ((*l)->pooled &&
-                (oldest == NULL || (*l)->pooled_at < (*oldest)->pooled_at))
-                oldest = l;
+        oldest = pool_oldest(m);
         if (need == 0 && (*oldest)->pooled_at > older_than)
             return;
         seg_destroy(m, oldest);
     }
 }
+
+struct own {
+    size_t names;                   /* the uid's */
+    size_t uid_segments;            /* the uid's, pooled ones aside */
+    size_t conn_segments;           /* the connection's */
+    uint64_t uid_bytes;             /* the uid's, pooled ones aside */
+};
+
+static void count_own(const struct dpc_shm *m, const struct dpc_shm_peer *p,
+                      struct own *o);
+static uint64_t charge_of(uint64_t size);
 
 /* A pooled segment of this uid and size, taken back into use with a new
  * descriptor in *fd; NULL when there is none (or no descriptor). */
@@ -131,7 +186,14 @@ static struct seg *pool_take(struct dpc_shm *m, const struct dpc_shm_peer *p,
                              uint64_t size, int *fd)
 {
     struct seg *s;
+    struct own o;
 
+    count_own(m, p, &o);            /* the uid's share holds here too */
+    if (o.uid_bytes > m->lim.uid_bytes ||
+        charge_of(size) > m->lim.uid_bytes - o.uid_bytes ||
+        o.uid_segments >= m->lim.uid_segments ||
+        o.conn_segments >= DPC_SHM_MAX_SEGMENTS_PER_CONN)
+        return NULL;
     for (s = m->head; s != NULL; s = s->next)
         if (s->pooled && s->uid == p->uid && s->size == size)
             break;
@@ -210,19 +272,40 @@ static uint64_t charge_of(uint64_t size)
                                     : (size + PAGE - 1) / PAGE * PAGE;
 }
 
-/* The peer's named segments and the connection's segments. */
+/* The peer's uid's and connection's segments. */
 static void count_own(const struct dpc_shm *m, const struct dpc_shm_peer *p,
-                      size_t *names, size_t *segments)
+                      struct own *o)
 {
     const struct seg *s;
 
-    *names = *segments = 0;
+    memset(o, 0, sizeof(*o));
     for (s = m->head; s != NULL; s = s->next) {
-        if (s->named && s->uid == p->uid)
-            (*names)++;
+        if (s->uid == p->uid && !s->pooled) {
+            o->uid_segments++;
+            o->uid_bytes += s->charge;
+            o->names += s->named;
+        }
         if (s->conn == p->conn)
-            (*segments)++;
+            o->conn_segments++;
     }
+}
+
+static enum dpc_lp_status refuse(struct dpc_shm *m, char *err, size_t errlen,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static enum dpc_lp_status refuse(struct dpc_shm *m, char *err, size_t errlen,
+                                 const char *fmt, ...)
+{
+    va_list ap;
+
+    m->refused++;
+    if (err != NULL && errlen != 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return DPC_LP_ENOSPC;
 }
 
 static enum dpc_lp_status check_room(struct dpc_shm *m,
@@ -231,29 +314,44 @@ static enum dpc_lp_status check_room(struct dpc_shm *m,
                                      size_t errlen)
 {
     uint64_t charge = charge_of(size);
-    size_t names, segments;
+    struct own o;
 
     if (charge <= m->budget && m->used <= m->budget - charge)
         pool_evict(m, charge, 0);
-    if (charge > m->budget || m->used + m->pooled > m->budget - charge) {
-        m->refused++;
-        dpc_errf(err, errlen, "shared-memory budget spent: %llu of %llu "
-                 "bytes in use, %llu asked (dpc-shm-budget)",
-                 (unsigned long long)m->used, (unsigned long long)m->budget,
-                 (unsigned long long)size);
-        return DPC_LP_ENOSPC;
-    }
-    count_own(m, p, &names, &segments);
+    if (charge > m->budget || m->used + m->pooled > m->budget - charge)
+        return refuse(m, err, errlen, "shared-memory budget spent: %llu of "
+                      "%llu bytes in use, %llu asked (dpc-shm-budget)",
+                      (unsigned long long)m->used,
+                      (unsigned long long)m->budget,
+                      (unsigned long long)size);
+    count_own(m, p, &o);
+    if (charge > m->lim.uid_bytes || o.uid_bytes > m->lim.uid_bytes - charge)
+        return refuse(m, err, errlen, "uid %u's share of shared memory "
+                      "spent: %llu of %llu bytes in use, %llu asked "
+                      "(dpc-shm-uid-bytes)", (unsigned)p->uid,
+                      (unsigned long long)o.uid_bytes,
+                      (unsigned long long)m->lim.uid_bytes,
+                      (unsigned long long)size);
+    /* Pooled segments hold descriptors too: the oldest go first. */
+    while (m->nsegs >= m->max_fds && m->npooled != 0)
+        seg_destroy(m, pool_oldest(m));
+    if (m->nsegs >= m->max_fds)
+        return refuse(m, err, errlen, "no room: descriptors (the %zu "
+                      "segments held use every descriptor this server "
+                      "keeps for shared memory under its RLIMIT_NOFILE)",
+                      m->nsegs);
     if (size > (uint64_t)INT64_MAX || m->nsegs >= DPC_SHM_MAX_SEGMENTS ||
-        segments >= DPC_SHM_MAX_SEGMENTS_PER_CONN ||
-        (named && (m->nnames >= DPC_SHM_MAX_NAMES ||
-                   names >= DPC_SHM_MAX_NAMES_PER_UID))) {
-        m->refused++;
-        dpc_errf(err, errlen, "too many segments (%zu here, %zu in all) or "
-                 "names (%zu of this uid, %zu in all)", segments, m->nsegs,
-                 names, m->nnames);
-        return DPC_LP_ENOSPC;
-    }
+        o.conn_segments >= DPC_SHM_MAX_SEGMENTS_PER_CONN ||
+        o.uid_segments >= m->lim.uid_segments)
+        return refuse(m, err, errlen, "too many segments (%zu of this "
+                      "connection, %zu of uid %u (dpc-shm-uid-segments), "
+                      "%zu in all)", o.conn_segments, o.uid_segments,
+                      (unsigned)p->uid, m->nsegs);
+    if (named && (m->nnames >= DPC_SHM_MAX_NAMES ||
+                  o.names >= m->lim.uid_names))
+        return refuse(m, err, errlen, "too many names (%zu of uid %u "
+                      "(dpc-shm-uid-names), %zu in all)", o.names,
+                      (unsigned)p->uid, m->nnames);
     return DPC_LP_OK;
 }
 
@@ -306,6 +404,9 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
         s->named = 1;
         snprintf(s->name, sizeof(s->name), "%s", name);
         s->ttl_ms = ttl_ms;
+        if (m->lim.name_lifetime_ms != 0 &&
+            (ttl_ms == 0 || ttl_ms > m->lim.name_lifetime_ms))
+            s->ttl_ms = m->lim.name_lifetime_ms;
         m->nnames++;
     }
     s->next = m->head;
@@ -553,11 +654,12 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
     buf[0] = '\0';
     put(buf, len, &off, "{\"budget\":%llu,\"used\":%llu,\"peak\":%llu,"
         "\"segments\":%zu,\"names\":%zu,\"refused\":%llu,"
-        "\"pooled\":%llu,\"pool_reuses\":%llu,\"holders\":[",
+        "\"pooled\":%llu,\"pool_reuses\":%llu,\"max_segments\":%zu,"
+        "\"holders\":[",
         (unsigned long long)m->budget, (unsigned long long)m->used,
         (unsigned long long)m->peak, m->nsegs - m->npooled, m->nnames,
         (unsigned long long)m->refused, (unsigned long long)m->pooled,
-        (unsigned long long)m->reused);
+        (unsigned long long)m->reused, m->max_fds);
     n = holders(m, &h);
     if (n > DPC_SHM_MAX_HOLDERS_LISTED)     /* the JSON stays whole */
         n = DPC_SHM_MAX_HOLDERS_LISTED;

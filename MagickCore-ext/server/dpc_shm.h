@@ -11,9 +11,17 @@
  *  - named segments (PUBLISH, then COMMIT) belong to the publisher until
  *    COMMIT seals them read-only and gives them their name, then to the
  *    registry until removed or their time to live runs out.
- * Freeing closes the server's descriptor; the memory goes when the last
- * client mapping does.  A freed cache segment may first wait in a small
- * pool for its uid's next ALLOC of the same size (see dpc_shm.c).
+ * Freeing empties the segment first (fallocate PUNCH_HOLE, which its seals
+ * allow until it is sealed read-only), so a client that keeps a descriptor
+ * or a mapping of a freed segment keeps no memory; then it closes the
+ * server's descriptor.  A published (read-only) segment cannot be emptied:
+ * its memory goes when the last reader's descriptor does.  A freed cache
+ * segment may first wait in a small pool for its uid's next ALLOC of the
+ * same size (see dpc_shm.c).
+ *
+ * Limits: the budget (bytes, whole pages, host-wide); per uid its bytes,
+ * segments and names; per connection its segments; and the descriptors
+ * the segments may hold in all (each holds one of the server's).
  *
  * Single-threaded (the server's event loop).  The registry owns every
  * descriptor it holds; descriptors it returns are new and the caller's.
@@ -48,8 +56,23 @@ struct dpc_shm_stats {
     uint64_t pooled;                /* bytes of freed segments kept */
 };
 
+/* What one uid and the server's descriptors allow; 0 in a field keeps
+ * dpc_shm_new's default. */
+struct dpc_shm_limits {
+    uint64_t uid_bytes;             /* default: the budget */
+    unsigned uid_segments;          /* default: DPC_SHM_MAX_SEGMENTS */
+    unsigned uid_names;             /* default: DPC_SHM_MAX_NAMES_PER_UID */
+    uint64_t name_lifetime_ms;      /* the longest time to live; none */
+};
+
 /* NULL when out of memory.  budget: bytes across all segments. */
 struct dpc_shm *dpc_shm_new(uint64_t budget);
+/* Replaces the limits (fields 0: defaults); at most DPC_SHM_MAX_* each. */
+void dpc_shm_set_limits(struct dpc_shm *m, const struct dpc_shm_limits *lim);
+/* How many segments (one server descriptor each) may exist at once, 0 for
+ * none; at most (and by default) DPC_SHM_MAX_SEGMENTS.  Past it, pooled
+ * segments go first, then requests are refused: "no room: descriptors". */
+void dpc_shm_set_max_fds(struct dpc_shm *m, size_t n);
 void dpc_shm_free(struct dpc_shm *m);
 
 /* ALLOC (named == NULL) or PUBLISH.  On DPC_LP_OK *fd is a new descriptor

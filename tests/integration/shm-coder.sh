@@ -93,7 +93,8 @@ ls_rm_replace() {
     local names
     names=$("$MAGICK_DPC" shm ls --socket "$SHM_SOCK")
     echo "$names" >&2
-    echo "$names" | grep -q '"name":"rgb","bytes":[0-9]*,"ttl_seconds":-1'
+    # no shm:ttl: the default dpc-shm-name-lifetime, 24 h
+    echo "$names" | grep -Eq '"name":"rgb","bytes":[0-9]*,"ttl_seconds":(8639[0-9]|86400)}'
     local before
     before=$(shm_field names)
     shm_convert "$WORK/gray.miff" shm:rgb           # replaces rgb

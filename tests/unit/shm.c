@@ -1,7 +1,9 @@
 /*
  * Unit tests for dpc_shm, the server's registry of sealed memfd segments
- * under one budget, and for the client's dpc_shm_check_fd and
- * dpc_shmc_default_path (dpc_shmclient).
+ * under one budget and its per-uid and descriptor limits, for
+ * dpc_local_fd_room, and for the client's dpc_shm_check_fd,
+ * dpc_shmc_check_path, dpc_shmc_server_uid and dpc_shmc_default_path
+ * (dpc_shmclient).
  *
  * No mocks: every segment is a real memfd, and what the tests check is
  * what the kernel enforces on the descriptors handed out (seals, a
@@ -19,11 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "dpc_local.h"
 #include "dpc_shm.h"
 #include "dpc_shmclient.h"
 
@@ -590,7 +595,7 @@ static void shm_status_json_test(void **state)
     assert_string_equal(json, "{\"budget\":1048576,\"used\":0,\"peak\":0,"
                               "\"segments\":0,\"names\":0,\"refused\":0,"
                               "\"pooled\":0,\"pool_reuses\":0,"
-                              "\"holders\":[]}");
+                              "\"max_segments\":65536,\"holders\":[]}");
     fds[0] = create(m, &a, SEG, NULL, 0, &id);
     fds[1] = create(m, &a, 2 * SEG, NULL, 0, &id);
     fds[2] = create(m, &a2, SEG, NULL, 0, &id);
@@ -602,7 +607,7 @@ static void shm_status_json_test(void **state)
     assert_contains(json, "{\"budget\":1048576,\"used\":589824,"
                           "\"peak\":589824,\"segments\":5,\"names\":1,"
                           "\"refused\":0,\"pooled\":0,\"pool_reuses\":0,"
-                          "\"holders\":[");
+                          "\"max_segments\":65536,\"holders\":[");
     snprintf(want, sizeof(want), "{\"uid\":%u,\"pid\":100,\"segments\":2,"
              "\"bytes\":196608}", (unsigned)uid_a());
     assert_contains(json, want);
@@ -929,6 +934,244 @@ static void shm_default_path_test(void **state)
     }
 }
 
+/* Blocks of memory the file behind fd holds. */
+static long long blocks_of(int fd)
+{
+    struct stat st;
+
+    assert_int_equal(fstat(fd, &st), 0);
+    return (long long)st.st_blocks;
+}
+
+/* A client that frees a segment (or closes its connection) but keeps its
+ * descriptor keeps no memory: the server empties the segment first.  The
+ * size stays, the bytes read zero. */
+static void shm_free_empties_test(void **state)
+{
+    struct dpc_shm *m = new_shm(4096 * KIB);        /* pool: 512 KiB */
+    struct dpc_shm_peer a = peer(1, uid_a(), 100);
+    char err[256] = "";
+    uint64_t id1, id2;
+    int fd1 = create(m, &a, 1024 * KIB, NULL, 0, &id1);
+    int fd2 = create(m, &a, 1024 * KIB, NULL, 0, &id2);
+
+    (void)state;
+    fill_fd(fd1, 1024 * KIB, 0x5a);
+    fill_fd(fd2, 1024 * KIB, 0xa5);
+    assert_true(blocks_of(fd1) >= 2048);
+    assert_int_equal(dpc_shm_release(m, &a, id1, err, sizeof(err)),
+                     DPC_LP_OK);
+    assert_int_equal(blocks_of(fd1), 0);
+    assert_true(fd_holds(fd1, 1024 * KIB, 0));
+    assert_int_equal(dpc_shm_conn_closed(m, 1), 1);
+    assert_int_equal(blocks_of(fd2), 0);
+    assert_int_equal(stats(m).used, 0);
+    assert_int_equal(stats(m).pooled, 0);
+    close(fd1);
+    close(fd2);
+    dpc_shm_free(m);
+}
+
+/* Per uid: its bytes, segments and names have a ceiling each, named in the
+ * refusal; another uid is not held back by the first one's. */
+static void shm_uid_limits_test(void **state)
+{
+    struct dpc_shm *m = new_shm(1024 * KIB);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100), a2 = peer(3, uid_a(), 101);
+    struct dpc_shm_peer b = peer(2, uid_b(), 200);
+    char err[256] = "";
+    uint64_t id;
+    int fd = -1;
+
+    (void)state;
+    dpc_shm_set_limits(m, &(struct dpc_shm_limits){
+        .uid_bytes = 4 * SEG, .uid_segments = 2, .uid_names = 1 });
+    close(create(m, &a, 3 * SEG, NULL, 0, &id));
+    /* a second connection of the same uid shares the uid's bytes */
+    assert_int_equal(dpc_shm_create(m, &a2, 2 * SEG, NULL, 0, 0.0, &fd, &id,
+                                    err, sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "dpc-shm-uid-bytes");
+    assert_int_equal(fd, -1);
+    close(create(m, &b, 3 * SEG, NULL, 0, &id));      /* b has its own */
+    close(create(m, &a2, 1, "one", 0, &id));
+    assert_int_equal(dpc_shm_create(m, &a, 1, NULL, 0, 0.0, &fd, &id, err,
+                                    sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "dpc-shm-uid-segments");
+    assert_int_equal(dpc_shm_conn_closed(m, 1), 1);
+    assert_int_equal(dpc_shm_create(m, &a, 1, "two", 0, 0.0, &fd, &id, err,
+                                    sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "dpc-shm-uid-names");
+    close(create(m, &b, 1, "two", 0, &id));
+    dpc_shm_free(m);
+}
+
+/* Segments hold a server descriptor each: past the room RLIMIT_NOFILE
+ * leaves them, pooled ones go first, then requests are refused. */
+static void shm_max_fds_test(void **state)
+{
+    struct dpc_shm *m = new_shm(1024 * KIB);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100), b = peer(2, uid_b(), 200);
+    char err[256] = "";
+    uint64_t id, id1;
+    int fd = -1;
+
+    (void)state;
+    dpc_shm_set_max_fds(m, 3);
+    close(create(m, &a, SEG, NULL, 0, &id1));
+    close(create(m, &a, SEG, NULL, 0, &id));
+    close(create(m, &b, 1, "img", 0, &id));
+    assert_int_equal(dpc_shm_create(m, &b, 1, NULL, 0, 0.0, &fd, &id, err,
+                                    sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "no room: descriptors");
+    assert_int_equal(fd, -1);
+    assert_int_equal(dpc_shm_release(m, &a, id1, err, sizeof(err)),
+                     DPC_LP_OK);
+    assert_int_equal(stats(m).pooled, SEG);
+    close(create(m, &b, 2 * SEG, NULL, 0, &id));       /* evicts it */
+    assert_int_equal(stats(m).pooled, 0);
+    dpc_shm_set_max_fds(m, 0);
+    assert_int_equal(dpc_shm_create(m, &a, 1, NULL, 0, 0.0, &fd, &id, err,
+                                    sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "no room: descriptors");
+    dpc_shm_free(m);
+}
+
+/* A name lives at most the lifetime, whatever time to live (or none) its
+ * publisher asked; a shorter one is kept. */
+static void shm_name_lifetime_test(void **state)
+{
+    struct dpc_shm *m = new_shm(1024 * KIB);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100);
+    char json[512];
+    uint64_t id1, id2, id3;
+
+    (void)state;
+    dpc_shm_set_limits(m, &(struct dpc_shm_limits){
+        .name_lifetime_ms = 60000 });
+    close(create(m, &a, 1, "forever", 0, &id1));
+    close(create(m, &a, 1, "long", 3600000, &id2));
+    close(create(m, &a, 1, "short", 10000, &id3));
+    commit_ok(m, &a, id1, 100.0);
+    commit_ok(m, &a, id2, 100.0);
+    commit_ok(m, &a, id3, 100.0);
+    dpc_shm_list_json(m, 100.0, json, sizeof(json));
+    assert_contains(json, "\"name\":\"forever\",\"bytes\":1,"
+                          "\"ttl_seconds\":60}");
+    assert_contains(json, "\"name\":\"long\",\"bytes\":1,"
+                          "\"ttl_seconds\":60}");
+    assert_contains(json, "\"name\":\"short\",\"bytes\":1,"
+                          "\"ttl_seconds\":10}");
+    assert_int_equal(dpc_shm_expire(m, 160.0), 3);
+    assert_int_equal(stats(m).names, 0);
+    dpc_shm_free(m);
+}
+
+/* The descriptors left to segments: the limit less two per client, one
+ * per listener and the slack; none when they take it all; never more
+ * than the registry holds. */
+static void local_fd_room_test(void **state)
+{
+    (void)state;
+    assert_int_equal(dpc_local_fd_room(512, 16, 2, 8),
+                     512 - (32 + 2 + 16 + DPC_LOCAL_FD_SLACK));
+    assert_int_equal(dpc_local_fd_room(512, 256, 2, 256), 0);
+    assert_int_equal(dpc_local_fd_room(64, 0, 1, 0), 0);
+    assert_int_equal(dpc_local_fd_room(UINT64_MAX, 256, 2, 256),
+                     DPC_SHM_MAX_SEGMENTS);
+}
+
+/* A socket bound at dir/name (dir made); returns its descriptor. */
+static int bind_at(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    return fd;
+}
+
+static void path_refused(const char *path, const char *why)
+{
+    char err[512] = "";
+
+    if (dpc_shmc_check_path(path, DPC_SHMC_NO_UID, err, sizeof(err)) != -1)
+        fail_msg("%s trusted", path);
+    assert_contains(err, why);
+}
+
+static void path_ok(const char *path)
+{
+    char err[512] = "";
+
+    if (dpc_shmc_check_path(path, DPC_SHMC_NO_UID, err, sizeof(err)) != 0)
+        fail_msg("%s refused: %s", path, err);
+}
+
+/* A socket is trusted only where no one else could have put it: its own
+ * directory writable by its owner alone (a sticky one as /tmp is not
+ * enough), directories above writable by others only when sticky. */
+static void shmc_check_path_test(void **state)
+{
+    char top[] = "/tmp/dpc-path-XXXXXX", dir[128], sock[160], file[160];
+    int fd1, fd2, f;
+
+    (void)state;
+    assert_non_null(mkdtemp(top));
+    snprintf(sock, sizeof(sock), "%s/s.sock", top);
+    fd1 = bind_at(sock);
+    path_ok(sock);
+    assert_int_equal(chmod(top, 01777), 0);
+    path_refused(sock, "others may write to");
+    assert_int_equal(chmod(top, 0770), 0);
+    path_refused(sock, "(mode 0770), so anyone");
+    /* a private directory under a sticky one: trusted */
+    assert_int_equal(chmod(top, 01777), 0);
+    snprintf(dir, sizeof(dir), "%s/private", top);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+    fd2 = bind_at(sock);
+    path_ok(sock);
+    /* ... but not under one others may write without the sticky bit */
+    assert_int_equal(chmod(top, 0777), 0);
+    path_refused(sock, "others may write to");
+    assert_int_equal(chmod(top, 0700), 0);
+    path_refused("relative/s.sock", "not absolute");
+    snprintf(file, sizeof(file), "%s/plain", dir);
+    f = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(f >= 0);
+    close(f);
+    path_refused(file, "is not a socket");
+    unlink(file);
+    unlink(sock);
+    snprintf(sock, sizeof(sock), "%s/s.sock", top);
+    unlink(sock);
+    rmdir(dir);
+    rmdir(top);
+    close(fd1);
+    close(fd2);
+}
+
+/* The server user: a number as is; a name that is no user an error; the
+ * default name missing is no error, just no third uid. */
+static void shmc_server_uid_test(void **state)
+{
+    char err[256] = "";
+    uid_t uid = 7;
+
+    (void)state;
+    assert_int_equal(dpc_shmc_server_uid("4321", &uid, err, sizeof(err)), 0);
+    assert_int_equal(uid, 4321);
+    assert_int_equal(dpc_shmc_server_uid("root", &uid, err, sizeof(err)), 0);
+    assert_int_equal(uid, 0);
+    assert_int_equal(dpc_shmc_server_uid("no-such-user-dpc", &uid, err,
+                                         sizeof(err)), -1);
+    assert_contains(err, "cache:dpc-server-user: no user 'no-such-user-dpc'");
+    assert_int_equal(dpc_shmc_server_uid("12x", &uid, err, sizeof(err)), -1);
+    assert_int_equal(dpc_shmc_server_uid(NULL, &uid, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -957,6 +1200,13 @@ int main(void)
         cmocka_unit_test(shm_check_fd_pipe_test),
         cmocka_unit_test(shm_check_fd_server_segments_test),
         cmocka_unit_test(shm_default_path_test),
+        cmocka_unit_test(shm_free_empties_test),
+        cmocka_unit_test(shm_uid_limits_test),
+        cmocka_unit_test(shm_max_fds_test),
+        cmocka_unit_test(shm_name_lifetime_test),
+        cmocka_unit_test(local_fd_room_test),
+        cmocka_unit_test(shmc_check_path_test),
+        cmocka_unit_test(shmc_server_uid_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,6 +42,8 @@
 %    cache:dpc-socket      the local magick-dpc's Unix socket (default
 %                          $XDG_RUNTIME_DIR/magick-dpc.sock, else
 %                          /run/magick-dpc/magick-dpc.sock)
+%    cache:dpc-server-user the user the local magick-dpc may run as besides
+%                          root and ourselves (default magick-dpc)
 %
 */
 

@@ -211,7 +211,8 @@ static struct dpc_shmc *GetSharedClient(const Image *image,char *error,
 {
   char
     *path,
-    socket_path[MaxTextExtent];
+    socket_path[MaxTextExtent],
+    *user;
 
   static pthread_once_t
     once = PTHREAD_ONCE_INIT;
@@ -235,8 +236,11 @@ static struct dpc_shmc *GetSharedClient(const Image *image,char *error,
   else
     if (dpc_shmc_default_path(socket_path,sizeof(socket_path)) < 0)
       *socket_path='\0';
-  shared_client=dpc_shmc_connect(socket_path,1000*DPCDefaultTimeout,error,
-    length);
+  user=GetDistributeCacheSetting(image,"cache:dpc-server-user");
+  shared_client=dpc_shmc_connect(socket_path,user,1000*DPCDefaultTimeout,
+    error,length);
+  if (user != (char *) NULL)
+    user=DestroyString(user);
   if (shared_client == (struct dpc_shmc *) NULL)
     {
       shared_failed=time((time_t *) NULL);
@@ -259,6 +263,9 @@ static MagickBooleanType AcquireSharedPixels(const Image *image,
   MagickBooleanType
     spent;
 
+  ssize_t
+    attempt;
+
   struct dpc_lp_req
     request;
 
@@ -278,19 +285,25 @@ static MagickBooleanType AcquireSharedPixels(const Image *image,
   file=(-1);
   spent=MagickFalse;
   (void) pthread_mutex_lock(&shared_lock);
-  client=GetSharedClient(image,error,sizeof(error));
-  if ((client != (struct dpc_shmc *) NULL) &&
-      (dpc_shmc_grant(client,&request,&file,&id,&size,error,
-        sizeof(error)) < 0))
-    {
-      spent=dpc_shmc_last_status(client) == DPC_LP_ENOSPC ? MagickTrue :
-        MagickFalse;
-      if (dpc_shmc_last_status(client) == DPC_LP_OK)
-        {
-          dpc_shmc_close(client);  /* lost or malformed: reconnect later */
-          shared_client=(struct dpc_shmc *) NULL;
-        }
-    }
+  for (attempt=0; attempt < 2; attempt++)
+  {
+    /*
+      The server closes a connection left idle while it holds no segment
+      (dpc-local-idle-timeout): a lost connection is asked once more on a
+      new one.
+    */
+    client=GetSharedClient(image,error,sizeof(error));
+    if ((client == (struct dpc_shmc *) NULL) ||
+        (dpc_shmc_grant(client,&request,&file,&id,&size,error,
+          sizeof(error)) == 0))
+      break;
+    spent=dpc_shmc_last_status(client) == DPC_LP_ENOSPC ? MagickTrue :
+      MagickFalse;
+    if (dpc_shmc_last_status(client) != DPC_LP_OK)
+      break;
+    dpc_shmc_close(client);  /* lost or malformed: reconnect */
+    shared_client=(struct dpc_shmc *) NULL;
+  }
   (void) pthread_mutex_unlock(&shared_lock);
   if (file < 0)
     {
