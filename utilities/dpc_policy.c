@@ -35,7 +35,8 @@ char *dpc_policy_get(const char *name)
 }
 
 int dpc_policy_keys(uint8_t sipkey[DPC_SIPHASH_KEYLEN],
-                    uint8_t wirekey[DPC_WIRE_KEY_LEN])
+                    uint8_t wirekey[DPC_WIRE_KEY_LEN],
+                    uint8_t psk[DPC_TLS_PSK_LEN])
 {
     char *secret = GetPolicyValue("cache:shared-secret");
     size_t len;
@@ -49,6 +50,11 @@ int dpc_policy_keys(uint8_t sipkey[DPC_SIPHASH_KEYLEN],
     }
     dpc_siphash_key_from_secret(secret, len, sipkey);
     dpc_wire_derive_key(secret, len, wirekey);
+    if (psk != NULL && dpc_tls_derive_psk(secret, len, psk, NULL, 0) < 0) {
+        explicit_bzero(secret, len);
+        secret = DestroyString(secret);
+        return -1;
+    }
     explicit_bzero(secret, len);
     secret = DestroyString(secret);
     return 0;

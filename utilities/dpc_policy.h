@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "dpc_siphash.h"
+#include "dpc_tls.h"
 #include "dpc_wire.h"
 
 void dpc_policy_init(const char *argv0);
@@ -20,10 +21,12 @@ void dpc_policy_done(void);
  * NULL when unset. */
 char *dpc_policy_get(const char *name);
 
-/* Derives the stock (SipHash) and native keys from cache:shared-secret
- * without keeping the secret.  -1 when no secret is configured. */
+/* Derives the stock (SipHash) and native keys, and the TLS PSK (psk may
+ * be NULL), from cache:shared-secret without keeping the secret.  -1 when
+ * no secret is configured. */
 int dpc_policy_keys(uint8_t sipkey[DPC_SIPHASH_KEYLEN],
-                    uint8_t wirekey[DPC_WIRE_KEY_LEN]);
+                    uint8_t wirekey[DPC_WIRE_KEY_LEN],
+                    uint8_t psk[DPC_TLS_PSK_LEN]);
 
 /* The line an operator adds to policy.xml to set the secret. */
 #define DPC_POLICY_SECRET_HINT                                              \

@@ -66,6 +66,7 @@ struct options {
     size_t nlisten;
     struct dpc_server_cfg cfg;
     char *spill_dir;
+    char *tls_cert, *tls_key, *tls_ca;
     uint32_t given;                 /* bit i: settings[i] was set */
     int no_tcp;                     /* --listen none */
     int verbosity;                  /* -1 quiet, 0 normal, 1 trace */
@@ -273,6 +274,16 @@ static int set_string(struct options *o, const struct setting *s,
     return *p != NULL ? 0 : -1;
 }
 
+static int set_tls(struct options *o, const struct setting *s, const char *v)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_tls_parse_mode(v, 1, AT(o, s, enum dpc_tls_mode), err,
+                           sizeof(err)) < 0)
+        return fail_usage("bad %s", s->what, err);
+    return 0;
+}
+
 static int set_busy_poll(struct options *o, const struct setting *s,
                          const char *v)
 {
@@ -416,6 +427,23 @@ static const struct setting settings[] = {
     { "idle-timeout", SETTING_VALUE, "DUR", "dpc-idle-timeout", "1h", 1,
       "close clients silent this long, 0 never",
       set_duration, "idle timeout", FIELD(cfg.idle_timeout_ms) },
+    { "tls", SETTING_VALUE, "on|off|both", "dpc-tls", "on", 1,
+      "TLS 1.3 for native clients (the drop-in libMagickCore), keyed from "
+      "the shared secret; both: TLS and plaintext native clients, while "
+      "they migrate; off: plaintext only, on networks you trust; stock "
+      "clients are plaintext either way",
+      set_tls, "TLS mode", FIELD(cfg.tls) },
+    { "tls-cert", SETTING_VALUE, "FILE", "dpc-tls-cert", "none", 0,
+      "PEM certificate (chain) for clients that verify the server with "
+      "cache:dpc-tls-ca instead of the shared secret's key",
+      set_string, "TLS certificate", FIELD(tls_cert) },
+    { "tls-key", SETTING_VALUE, "FILE", "dpc-tls-key", "none", 0,
+      "PEM private key of --tls-cert",
+      set_string, "TLS key", FIELD(tls_key) },
+    { "tls-ca", SETTING_VALUE, "FILE", "dpc-tls-ca", "none", 0,
+      "PEM CA certificates: clients that connect with a certificate "
+      "handshake must present one it signed (cache:dpc-tls-cert)",
+      set_string, "TLS CA", FIELD(tls_ca) },
     { "busy-poll", SETTING_VALUE, "USEC", "dpc-busy-poll", "50", 1,
       "after a reply, poll this many microseconds for the next request "
       "before sleeping; 0 off",
@@ -634,6 +662,14 @@ static int parse_serve(int argc, char **argv, struct options *o)
                           NULL);
     if (o->cfg.local.max_clients_per_uid == 0)
         o->cfg.local.max_clients_per_uid = (o->cfg.local.max_clients + 1) / 2;
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return fail_usage("%s go together", "--tls-cert and --tls-key", NULL);
+    if (o->cfg.tls == DPC_TLS_OFF && (o->tls_cert || o->tls_ca))
+        return fail_usage("%s need --tls on or both",
+                          "--tls-cert and --tls-ca", NULL);
+    o->cfg.tls_cert = o->tls_cert;
+    o->cfg.tls_key = o->tls_key;
+    o->cfg.tls_ca = o->tls_ca;
     return finish_spill(o);
 }
 
@@ -756,9 +792,10 @@ static int check_preallocate(const struct options *o)
 }
 
 static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN],
-                       uint8_t wirekey[DPC_WIRE_KEY_LEN])
+                       uint8_t wirekey[DPC_WIRE_KEY_LEN],
+                       uint8_t psk[DPC_TLS_PSK_LEN])
 {
-    if (dpc_policy_keys(key, wirekey) == 0)
+    if (dpc_policy_keys(key, wirekey, psk) == 0)
         return 0;
     fprintf(stderr,
             "magick-dpc: no shared secret is configured.\n"
@@ -779,7 +816,8 @@ static int cmd_serve(int argc, char **argv)
 
     if (parse_serve(argc, argv, &o) < 0)
         return EXIT_USAGE;
-    if (o.nlisten != 0 && need_secret(o.cfg.sipkey, o.cfg.wirekey) < 0)
+    if (o.nlisten != 0 &&
+        need_secret(o.cfg.sipkey, o.cfg.wirekey, o.cfg.tlspsk) < 0)
         return EXIT_USAGE;
     dpc_log_set_level(o.verbosity > 0 ? DPC_LOG_TRACE
                       : o.verbosity < 0 ? DPC_LOG_WARN : DPC_LOG_INFO);
@@ -800,6 +838,10 @@ static int cmd_serve(int argc, char **argv)
     srv = dpc_server_new(&o.cfg, err, sizeof(err));
     explicit_bzero(o.cfg.sipkey, sizeof(o.cfg.sipkey));
     explicit_bzero(o.cfg.wirekey, sizeof(o.cfg.wirekey));
+    explicit_bzero(o.cfg.tlspsk, sizeof(o.cfg.tlspsk));
+    free(o.tls_cert);
+    free(o.tls_key);
+    free(o.tls_ca);
     if (srv == NULL) {
         dpc_log(DPC_LOG_ERROR, "%s", err);
         free(o.spill_dir);
@@ -947,7 +989,7 @@ static int cmd_status(int argc, char **argv)
             return fail_usage("unexpected option for %s", "status", NULL),
                    EXIT_USAGE;
     }
-    if (need_secret(key, wirekey) < 0)
+    if (need_secret(key, wirekey, NULL) < 0)
         return EXIT_USAGE;
     explicit_bzero(wirekey, sizeof(wirekey));
     c = dpc_stockclient_connect(host, port, flavor, key, (unsigned)timeout,

@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "dpc_bytes.h"
 #include "dpc_net.h"
@@ -30,6 +31,7 @@
 #define RECV_IOV 1024           /* tile rows per recvmsg */
 #define LOWAT_MIN (64 * 1024)   /* a GET owing less wakes for any byte */
 #define LOWAT_MAX (512 * 1024)  /* bytes a GET's wait asks to wake for */
+#define TLS_SLACK (17 * 1024)   /* a record OpenSSL may hold undecrypted */
 
 struct pending {
     uint32_t id;
@@ -44,6 +46,9 @@ struct pending {
 struct dpc_link {
     pthread_mutex_t lock;
     int fd;
+    struct dpc_tlsclient *tls;  /* borrowed; NULL: plaintext */
+    SSL *ssl;                   /* the connection's TLS, owned */
+    short want;                 /* what a TLS transfer waits for */
     unsigned timeout_ms;
     char name[300];
     uint8_t key[DPC_WIRE_KEY_LEN];
@@ -66,6 +71,7 @@ struct dpc_link {
     enum dpc_errcode lost_code; /* why it broke, when not by a refusal */
     char fail[512];             /* the first failed reply, "" if none */
     uint16_t fail_status;       /* its status */
+    char fail_tls[DPC_ERRLEN];  /* why TLS failed */
 
     /* Scratch for one request and for receiving, under the link's lock:
      * too large for the stacks of ImageMagick's threads. */
@@ -116,6 +122,13 @@ static int broken(const struct dpc_link *l, char *err, size_t errlen)
                     "%s: connection lost", l->name);
 }
 
+/* The reason of a failed send or receive: TLS's, else errno's. */
+static const char *io_error(const struct dpc_link *l)
+{
+    return l->ssl != NULL && errno == ECONNRESET && l->fail_tls[0] != '\0'
+               ? l->fail_tls : strerror(errno);
+}
+
 /* The code of a failed send or receive. */
 static enum dpc_errcode sys_code(int e)
 {
@@ -135,13 +148,18 @@ static int lost(struct dpc_link *l, enum dpc_errcode code, const char *why,
     return dpc_errc(err, errlen, code, "%s: %s", l->name, why);
 }
 
-/* poll() for events; -1 on timeout or error. */
+/* poll() for events; -1 on timeout or error.  Bytes TLS has decrypted
+ * already are readable now. */
 static int wait_for(struct dpc_link *l, short events, short *revents,
                     char *err, size_t errlen)
 {
     struct pollfd p = { .fd = l->fd, .events = events };
     int rc;
 
+    if (l->ssl != NULL && (events & POLLIN) && SSL_has_pending(l->ssl)) {
+        *revents = POLLIN;
+        return 0;
+    }
     do
         rc = poll(&p, 1, (int)l->timeout_ms);
     while (rc < 0 && errno == EINTR);
@@ -163,19 +181,63 @@ enum attempt {
     ATTEMPT_FAIL,
 };
 
+/* dpc_net_xfer through TLS. */
+static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
+                    unsigned timeout_ms, char *err, size_t errlen)
+{
+    double deadline = dpc_now() + timeout_ms / 1000.0;
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < n) {
+        struct iovec iov = { p + done, n - done };
+        struct pollfd pf = { .fd = l->fd };
+        ssize_t k = out ? dpc_tls_writev(l->ssl, &iov, 1, &pf.events, err,
+                                         errlen)
+                        : dpc_tls_readv(l->ssl, &iov, 1, &pf.events, err,
+                                        errlen);
+        double left = (deadline - dpc_now()) * 1000;
+
+        if (k > 0) {
+            done += (size_t)k;
+            continue;
+        }
+        if (k == 0 || (errno != EAGAIN && errno != EINTR))
+            return k == 0 || errno == EPIPE || errno == ECONNRESET
+                       ? dpc_errc(err, errlen, DPC_E_CLOSED, "%s: connection "
+                                  "closed", l->name)
+                       : dpc_errc(err, errlen, DPC_E_IO, "%s: %s", l->name,
+                                  strerror(errno));
+        if (left < 1 || poll(&pf, 1, (int)left) == 0)
+            return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer in "
+                            "time", l->name);
+    }
+    return 0;
+}
+
 /* Exact transfers within timeout_ms, for the handshake: 0, or a negative
  * dpc_errcode. */
 static int xfer(struct dpc_link *l, void *buf, size_t n, int out,
                 unsigned timeout_ms, char *err, size_t errlen)
 {
-    int rc = dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name, err,
-                          errlen);
+    int rc = l->ssl != NULL
+                 ? tls_xfer(l, buf, n, out, timeout_ms, err, errlen)
+                 : dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name,
+                                err, errlen);
 
     if (rc < 0) {
         l->broken = 1;
         l->lost_code = dpc_errcode_of(rc);
     }
     return rc;
+}
+
+/* Milliseconds from now to deadline, at least 1. */
+static unsigned ms_left(double deadline)
+{
+    double left = (deadline - dpc_now()) * 1000;
+
+    return left < 1 ? 1 : left > UINT_MAX ? UINT_MAX : (unsigned)left;
 }
 
 /* The server closed or reset the connection. */
@@ -187,21 +249,52 @@ static int closed(int rc)
 /* The native handshake.  A server closes a connection before the client's
  * proof only when it is busy or at a limit (or stopping): worth another
  * try.  After the proof, closing is how it says the proof was wrong. */
-static enum attempt handshake(struct dpc_link *l, unsigned timeout_ms,
-                              char *err, size_t errlen)
+/* In place of the native magic: the TLS handshake, after which the native
+ * session starts inside TLS from the server's challenge. */
+static enum attempt start_tls(struct dpc_link *l, const char *host,
+                              unsigned timeout_ms, char *err, size_t errlen)
 {
+    enum dpc_errcode code = DPC_E_OK;
+
+    l->ssl = dpc_tlsclient_handshake(l->tls, l->fd, host, l->name,
+                                     timeout_ms, &code, err, errlen);
+    if (l->ssl != NULL)
+        return ATTEMPT_OK;
+    l->broken = 1;
+    l->lost_code = code;
+    return code == DPC_E_CLOSED ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+}
+
+static enum attempt handshake(struct dpc_link *l, const char *host,
+                              unsigned timeout_ms, char *err, size_t errlen)
+{
+    double deadline = dpc_now() + timeout_ms / 1000.0;
     uint8_t nonce[STOCK_NONCE_LEN], ns[DPC_WIRE_NONCE_LEN];
     uint8_t out[DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN], mac[DPC_WIRE_MAC_LEN];
+    enum attempt a;
     int rc;
 
     l->greeted = 0;
     if ((rc = xfer(l, nonce, sizeof(nonce), 0, timeout_ms, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
     l->greeted = 1;
-    if ((rc = xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1, timeout_ms, err,
-                   errlen)) < 0 ||
-        (rc = xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen)) < 0)
+    if (l->tls != NULL) {
+        if ((a = start_tls(l, host, ms_left(deadline), err, errlen)) !=
+            ATTEMPT_OK)
+            return a;
+        timeout_ms = ms_left(deadline);
+    } else if ((rc = xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1,
+                          timeout_ms, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if ((rc = xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen)) < 0)
+        return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+    if (l->ssl == NULL &&
+        memcmp(ns, DPC_TLS_REQUIRED_MARK, DPC_TLS_REQUIRED_LEN) == 0) {
+        lost(l, DPC_E_REFUSED, "the server requires TLS: set "
+             "cache:dpc-tls=on (or run the server with --tls both)", err,
+             errlen);
+        return ATTEMPT_FAIL;
+    }
     if (RAND_bytes(out, DPC_WIRE_NONCE_LEN) != 1) {
         l->lost_code = DPC_E_OTHER;
         dpc_errf(err, errlen, "%s: no random bytes", l->name);
@@ -227,13 +320,6 @@ static enum attempt handshake(struct dpc_link *l, unsigned timeout_ms,
     return ATTEMPT_OK;
 }
 
-/* Milliseconds from now to deadline, at least 1. */
-static unsigned ms_left(double deadline)
-{
-    double left = (deadline - dpc_now()) * 1000;
-
-    return left < 1 ? 1 : left > UINT_MAX ? UINT_MAX : (unsigned)left;
-}
 
 /* One connection and handshake, within what is left of the deadline. */
 static enum attempt attempt(struct dpc_link *l, const char *host,
@@ -242,6 +328,8 @@ static enum attempt attempt(struct dpc_link *l, const char *host,
 {
     enum attempt rc;
 
+    SSL_free(l->ssl);
+    l->ssl = NULL;
     if (l->fd >= 0)
         close(l->fd);
     l->broken = 0;
@@ -251,7 +339,7 @@ static enum attempt attempt(struct dpc_link *l, const char *host,
         l->lost_code = dpc_errcode_of(l->fd);
         return l->fd == -DPC_E_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
     }
-    rc = handshake(l, ms_left(deadline), err, errlen);
+    rc = handshake(l, host, ms_left(deadline), err, errlen);
     if (rc != ATTEMPT_OK)
         l->broken = 1;
     return rc;
@@ -273,6 +361,17 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen)
 {
+    return dpc_link_connect_tls(host, port, key, NULL, timeout_ms, code, err,
+                                errlen);
+}
+
+struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
+                                      const uint8_t key[DPC_WIRE_KEY_LEN],
+                                      struct dpc_tlsclient *tls,
+                                      unsigned timeout_ms,
+                                      enum dpc_errcode *code, char *err,
+                                      size_t errlen)
+{
     struct dpc_link *l = calloc(1, sizeof(*l));
     double start = dpc_now(), deadline = start + timeout_ms / 1000.0;
     double refused_until = start + DPC_LINK_REFUSED_RETRY_MS / 1000.0, left;
@@ -289,6 +388,7 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
     }
     pthread_mutex_init(&l->lock, NULL);
     l->fd = -1;
+    l->tls = tls;
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
     snprintf(l->name, sizeof(l->name), "%s:%u", host, port);
@@ -333,6 +433,7 @@ void dpc_link_free(struct dpc_link *l)
 {
     if (l == NULL)
         return;
+    SSL_free(l->ssl);
     if (l->fd >= 0)
         close(l->fd);
     OPENSSL_cleanse(l->key, sizeof(l->key));
@@ -430,18 +531,23 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
         struct pending *p = &l->q[l->q_head];
         struct iovec *iov = l->rx_iov;
         struct msghdr msg = { .msg_iov = iov };
+        short rwant;
         ssize_t k;
 
         if (l->q_len == 0)
             return 0;
         msg.msg_iovlen = (size_t)recv_targets(l, p, iov);
         if (iov[0].iov_len > 0) {
-            k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
+            if (l->ssl != NULL)
+                k = dpc_tls_readv(l->ssl, iov, (int)msg.msg_iovlen, &rwant,
+                                  l->fail_tls, sizeof(l->fail_tls));
+            else
+                k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
             if (k == 0)
                 return lost(l, DPC_E_CLOSED, "connection lost", err, errlen);
             if (k < 0)
                 return errno == EAGAIN || errno == EINTR
-                           ? 0 : lost(l, sys_code(errno), strerror(errno),
+                           ? 0 : lost(l, sys_code(errno), io_error(l),
                                       err, errlen);
             if (l->hdr_got < DPC_WIRE_HDR_LEN) {
                 l->hdr_got += (size_t)k;
@@ -470,6 +576,10 @@ static void set_lowat(struct dpc_link *l)
         p->op == DPC_OP_GET && l->hdr.status == DPC_WS_OK) {
         uint64_t left = l->hdr.length - l->body_got;
 
+        /* under TLS, OpenSSL may hold part of a record already: ask
+         * for a record less, or the wait could outlast the reply */
+        if (l->ssl != NULL)
+            left = left > LOWAT_MIN + TLS_SLACK ? left - TLS_SLACK : 0;
         if (left >= LOWAT_MIN)
             want = left > LOWAT_MAX ? LOWAT_MAX : (int)left;
     }
@@ -490,20 +600,26 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
         ssize_t k;
 
         set_lowat(l);
-        if ((rc = wait_for(l, POLLOUT | (l->q_len ? POLLIN : 0), &rev, err,
-                           errlen)) < 0)
+        if ((rc = wait_for(l, (l->want == POLLIN ? 0 : POLLOUT) |
+                                  (l->q_len || l->want == POLLIN ? POLLIN : 0),
+                           &rev, err, errlen)) < 0)
             return rc;
         if ((rev & POLLIN) && (rc = pump(l, err, errlen)) < 0)
             return rc;
         if (l->broken)          /* a refused PUT came back meanwhile */
             return broken(l, err, errlen);
-        if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
+        if (!(rev & (POLLOUT | POLLERR | POLLHUP)) && l->want != POLLIN)
             continue;
         msg.msg_iov = iov;
         msg.msg_iovlen = (size_t)(n < 1024 ? n : 1024);
-        k = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        l->want = POLLOUT;
+        if (l->ssl != NULL)
+            k = dpc_tls_writev(l->ssl, iov, (int)msg.msg_iovlen, &l->want,
+                               l->fail_tls, sizeof(l->fail_tls));
+        else
+            k = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k < 0 && errno != EAGAIN && errno != EINTR)
-            return lost(l, sys_code(errno), strerror(errno), err, errlen);
+            return lost(l, sys_code(errno), io_error(l), err, errlen);
         for (; k > 0 && n > 0; iov++, n--) {
             if ((size_t)k < iov->iov_len) {
                 iov->iov_base = (uint8_t *)iov->iov_base + k;

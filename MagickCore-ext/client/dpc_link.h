@@ -6,6 +6,10 @@
  * full socket buffers.  Every call has a deadline; every error names the
  * host and the cause.
  *
+ * With a TLS context (dpc_tlsclient), the native protocol runs inside TLS
+ * 1.3: the same frames, pipelining and batching, through SSL_read_ex and
+ * SSL_write_ex on the same non-blocking socket.
+ *
  * Ownership: the caller owns the link and the buffers it passes; a GET's
  * destination must stay valid until dpc_link_wait() returns.  One thread
  * at a time per link: threads sharing one (dpc_pool) use dpc_link_lock().
@@ -16,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpc_tlsclient.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
 
@@ -39,6 +44,16 @@ struct dpc_link *dpc_link_connect(const char *host, unsigned port,
                                   unsigned timeout_ms,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen);
+/* The same over TLS with tls (borrowed; it must outlive the link), or in
+ * plaintext when tls is NULL.  A plaintext link to a server that requires
+ * TLS fails with DPC_E_REFUSED and says so; a TLS link to one that does
+ * not accept TLS likewise. */
+struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
+                                      const uint8_t key[DPC_WIRE_KEY_LEN],
+                                      struct dpc_tlsclient *tls,
+                                      unsigned timeout_ms,
+                                      enum dpc_errcode *code, char *err,
+                                      size_t errlen);
 void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
 /* The socket, for callers that report it; the link still owns it. */

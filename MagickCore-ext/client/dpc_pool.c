@@ -22,6 +22,7 @@ struct entry {
     char host[256];
     unsigned port;
     uint8_t key[DPC_WIRE_KEY_LEN];
+    struct dpc_tlsclient *tls;  /* borrowed (kept for the process) */
     unsigned users;
 };
 
@@ -29,14 +30,15 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *pool;
 
 static int same_host(const struct entry *e, const char *host, unsigned port,
-                     const uint8_t *key)
+                     const uint8_t *key, const struct dpc_tlsclient *tls)
 {
-    return e->port == port && strcmp(e->host, host) == 0 &&
+    return e->port == port && strcmp(e->host, host) == 0 && e->tls == tls &&
            CRYPTO_memcmp(e->key, key, DPC_WIRE_KEY_LEN) == 0;
 }
 
 /* A usable link with room, or a recent failure of this host (link NULL). */
-static struct entry *find(const char *host, unsigned port, const uint8_t *key)
+static struct entry *find(const char *host, unsigned port, const uint8_t *key,
+                          const struct dpc_tlsclient *tls)
 {
     for (struct entry **p = &pool, *e; (e = *p) != NULL;) {
         if (e->link == NULL && dpc_now() >= e->retry_at) {
@@ -44,7 +46,7 @@ static struct entry *find(const char *host, unsigned port, const uint8_t *key)
             free(e);
             continue;
         }
-        if (same_host(e, host, port, key) &&
+        if (same_host(e, host, port, key, tls) &&
             (e->link == NULL || (e->users < DPC_POOL_CACHES_PER_LINK &&
                                  !dpc_link_broken(e->link))))
             return e;
@@ -56,8 +58,8 @@ static struct entry *find(const char *host, unsigned port, const uint8_t *key)
 /* Remembers that host:port failed, so the caches that follow fail over at
  * once instead of each waiting out the timeout again. */
 static void remember_failure(const char *host, unsigned port,
-                             const uint8_t *key, enum dpc_errcode code,
-                             const char *why)
+                             const uint8_t *key, struct dpc_tlsclient *tls,
+                             enum dpc_errcode code, const char *why)
 {
     struct entry *e = calloc(1, sizeof(*e));
 
@@ -66,6 +68,7 @@ static void remember_failure(const char *host, unsigned port,
     strcpy(e->host, host);
     e->port = port;
     memcpy(e->key, key, DPC_WIRE_KEY_LEN);
+    e->tls = tls;
     e->retry_at = dpc_now() + DPC_POOL_RETRY_SECONDS;
     snprintf(e->why, sizeof(e->why), "%s", why);
     e->code = code;
@@ -75,6 +78,7 @@ static void remember_failure(const char *host, unsigned port,
 
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  struct dpc_tlsclient *tls,
                                   unsigned timeout_ms,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen)
@@ -89,7 +93,7 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
         return NULL;
     }
     pthread_mutex_lock(&pool_lock);
-    e = find(host, port, key);
+    e = find(host, port, key, tls);
     if (e != NULL && e->link == NULL) {
         failed = e->code;
         dpc_errc(err, errlen, failed, "%s (not retried for %d s)", e->why,
@@ -104,18 +108,19 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                              "out of memory"));
             goto out;
         }
-        e->link = dpc_link_connect(host, port, key, timeout_ms, &failed, err,
-                                   errlen);
+        e->link = dpc_link_connect_tls(host, port, key, tls, timeout_ms,
+                                       &failed, err, errlen);
         if (e->link == NULL) {
             free(e);
             e = NULL;
-            remember_failure(host, port, key, failed,
+            remember_failure(host, port, key, tls, failed,
                              err != NULL ? err : "failed");
             goto out;
         }
         strcpy(e->host, host);
         e->port = port;
         memcpy(e->key, key, DPC_WIRE_KEY_LEN);
+        e->tls = tls;
         e->next = pool;
         pool = e;
     }

@@ -21,12 +21,14 @@
 #define DPC_POOL_CACHES_PER_LINK 48
 #define DPC_POOL_RETRY_SECONDS 10   /* a failed host is not retried sooner */
 
-/* A link to host:port proven with key, shared with other caches.  NULL
+/* A link to host:port proven with key, over TLS with tls (NULL:
+ * plaintext), shared with other caches of the same settings.  NULL
  * with the reason in err and its code in *code (may be NULL), as
  * dpc_link_connect gives them; a host that failed recently fails again at
  * once with the same code. */
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  struct dpc_tlsclient *tls,
                                   unsigned timeout_ms,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen);

@@ -5,9 +5,16 @@
  * copy, no allocation per request).  While output is blocked the
  * connection stops reading: a client that does not read its replies cannot
  * make the server buffer without bound.
+ *
+ * Under TLS the same steps run through dpc_tls_readv/writev; the
+ * handshake happens inside the first SSL_read/SSL_write.  A write may wait
+ * for input (c->tls_want) and a read for output (c->read_wants_write), and
+ * bytes OpenSSL has decrypted but not handed over yet are read before the
+ * connection waits for the socket again.
  */
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +25,7 @@
 
 #include <event2/event.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "dpc_conn.h"
 #include "dpc_log.h"
@@ -88,8 +96,10 @@ const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c)
     return c->proto->counters(c->sess);
 }
 
-/* The stock session saw the native magic: continue with a dpc_native. */
-static int go_native(struct dpc_conn *c)
+/* The stock session saw the native magic, or the client's ClientHello
+ * arrived: continue with a dpc_native.  refuse: send the "TLS required"
+ * mark in place of the challenge (then c->refuse closes). */
+static int go_native(struct dpc_conn *c, int refuse)
 {
     uint8_t ns[DPC_WIRE_NONCE_LEN];
     struct dpc_native_cfg ncfg = {
@@ -103,6 +113,8 @@ static int go_native(struct dpc_conn *c)
     /* the client's proof is larger than the inline buffer */
     if (RAND_bytes(ns, sizeof(ns)) != 1 || grow_input(c) < 0)
         return -1;
+    if (refuse)
+        memcpy(ns, DPC_TLS_REQUIRED_MARK, DPC_TLS_REQUIRED_LEN);
     native = dpc_native_new(&ncfg, ns);
     if (native == NULL)
         return -1;
@@ -191,6 +203,7 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     struct dpc_list *list = c->list;
     const char *hint = list == &s->unauth ? c->proto->hint(c->sess) : NULL;
     struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
+    const char *pname = c->ssl != NULL ? "native, TLS" : c->proto->name;
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
 
@@ -201,14 +214,14 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
                         (unsigned long long)c->id, c->peer, why, hint);
     if (dropped || err[0] != '\0')
         dpc_log_limited(lim, DPC_LOG_WARN, fmt, (unsigned long long)c->id,
-                        c->peer, c->proto->name, why,
+                        c->peer, pname, why,
                         dpc_now() - c->accepted,
                         (unsigned long long)n->requests,
                         (unsigned long long)n->bytes_in,
                         (unsigned long long)n->bytes_out);
     else
         dpc_log(DPC_LOG_INFO, fmt, (unsigned long long)c->id, c->peer,
-                c->proto->name, why, dpc_now() - c->accepted,
+                pname, why, dpc_now() - c->accepted,
                 (unsigned long long)n->requests,
                 (unsigned long long)n->bytes_in,
                 (unsigned long long)n->bytes_out);
@@ -220,6 +233,7 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     event_free(c->wev);
     if (c->in_buf != c->in_small)
         free(c->in_buf);
+    SSL_free(c->ssl);
     c->proto->free(c->sess);
     close(c->fd);
     free(c);
@@ -237,18 +251,40 @@ void dpc_conn_drop(struct dpc_conn *c, const char *why)
     close_conn(c, why, 1);
 }
 
-/* 1 when all output went out, 0 when the socket is full, -1 on error. */
+/* The reason of a failed transfer: TLS's own, else errno's.  A TLS
+ * handshake that fails is an authentication failure (a wrong PSK fails
+ * the binder check, a certificate its verification). */
+static const char *io_error(struct dpc_conn *c)
+{
+    if (c->ssl == NULL || errno != ECONNRESET || c->tls_err[0] == '\0')
+        return strerror(errno);
+    if (SSL_is_init_finished(c->ssl))
+        return c->tls_err;
+    c->set->auth_failures++;
+    snprintf(c->why, sizeof(c->why), "authentication failed in the TLS "
+             "handshake (%s): is cache:shared-secret the same on both "
+             "sides, and do the certificates match?", c->tls_err);
+    return c->why;
+}
+
+/* 1 when all output went out, 0 when the socket is full (or, under TLS,
+ * the handshake waits for input: c->tls_want), -1 on error. */
 static int flush(struct dpc_conn *c)
 {
     struct iovec iov[IOV_BATCH];
     struct msghdr msg = { .msg_iov = iov };
     ssize_t n;
 
+    c->tls_want = POLLOUT;
     for (;;) {
         msg.msg_iovlen = (size_t)c->proto->output(c->sess, iov, IOV_BATCH);
         if (msg.msg_iovlen == 0)
             return 1;
-        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (c->ssl != NULL)
+            n = dpc_tls_writev(c->ssl, iov, (int)msg.msg_iovlen,
+                               &c->tls_want, c->tls_err, sizeof(c->tls_err));
+        else
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -322,7 +358,14 @@ static int drive(struct dpc_conn *c)
     for (;;) {
         rc = flush(c);
         if (rc < 0) {
-            dpc_conn_close(c, strerror(errno));
+            dpc_conn_close(c, io_error(c));
+            return 0;
+        }
+        if (rc == 0 && c->tls_want == POLLIN) {
+            /* the TLS handshake waits for the client: on_read resumes */
+            event_del(c->wev);
+            if (!c->eof)
+                event_add(c->rev, NULL);
             return 0;
         }
         if (rc == 0) {          /* wait for room; stop reading meanwhile */
@@ -330,11 +373,21 @@ static int drive(struct dpc_conn *c)
             event_add(c->wev, NULL);
             return 0;
         }
+        if (c->refuse != NULL) {
+            dpc_conn_drop(c, c->refuse);
+            return 0;
+        }
         if (c->list == &c->set->unauth && c->proto->handover(c->sess)) {
-            if (go_native(c) < 0) {
+            int refuse = c->ssl == NULL && c->set->tls_mode == DPC_TLS_ON;
+
+            if (go_native(c, refuse) < 0) {
                 dpc_conn_close(c, "out of memory");
                 return 0;
             }
+            if (refuse)
+                c->refuse = "plaintext native client refused: this server "
+                            "requires TLS (--tls on); set cache:dpc-tls=on "
+                            "on the client, or run the server with --tls both";
             continue;           /* send the native challenge */
         }
         if (c->proto->finished(c->sess)) {
@@ -395,7 +448,21 @@ static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
     for (;;) {
         /* A payload goes straight into the cache: no copy through the
          * input buffer. */
-        if (direct != NULL)
+        if (c->ssl != NULL) {
+            struct iovec iov = direct != NULL
+                ? (struct iovec){ direct, span }
+                : (struct iovec){ c->in_buf + c->in_end, room };
+            short want;
+
+            n = dpc_tls_readv(c->ssl, &iov, 1, &want, c->tls_err,
+                              sizeof(c->tls_err));
+            c->read_wants_write = n < 0 && errno == EAGAIN &&
+                                  want == POLLOUT;
+            if (c->read_wants_write) {
+                event_add(c->wev, NULL);
+                return n;
+            }
+        } else if (direct != NULL)
             n = recv(fd, direct, span, MSG_DONTWAIT);
         else
             n = recv(fd, c->in_buf + c->in_end, room, MSG_DONTWAIT);
@@ -409,6 +476,41 @@ static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
     }
 }
 
+/* Right after the nonce: does the client start TLS?  Peeks its first
+ * bytes; 1 when the connection now runs TLS (or was refused), 0 when it
+ * goes on in plaintext, -1 when c was closed. */
+static int sniff(struct dpc_conn *c)
+{
+    uint8_t p[8];
+    ssize_t n = recv(c->fd, p, sizeof(p), MSG_PEEK | MSG_DONTWAIT);
+    int hello;
+
+    if (n <= 0)
+        return 0;               /* the normal read sees EOF or the error */
+    c->sniffed = 1;
+    hello = dpc_tls_is_client_hello(p, (size_t)n);
+    if (hello == 0 || (hello < 0 && n < 3))
+        return 0;
+    if (c->set->tls == NULL) {
+        /* fatal no_application_protocol alert: the client names it */
+        static const uint8_t alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02,
+                                         0x02, 0x78 };
+
+        if (send(c->fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            (void)0;        /* closing anyway */
+        dpc_conn_drop(c, "TLS client refused: this server runs with "
+                         "--tls off; run it with --tls on or both, or set "
+                         "cache:dpc-tls=off on the client");
+        return -1;
+    }
+    c->ssl = dpc_tlsserver_accept(c->set->tls, c->fd);
+    if (c->ssl == NULL || go_native(c, 0) < 0) {
+        dpc_conn_close(c, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct dpc_conn *c = arg;
@@ -416,6 +518,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
     int rounds;
 
+    if (!c->sniffed && c->list == &c->set->unauth &&
+        c->proto == &dpc_session_ops && c->in_end == 0 && sniff(c) < 0)
+        return;
     for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
         /* A full buffer is drained by drive() before anything more is read:
          * reading 0 bytes would look like the peer closing. */
@@ -427,7 +532,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                 event_del(c->rev);
             }
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                dpc_conn_close(c, strerror(errno));
+                dpc_conn_close(c, io_error(c));
                 return;
             }
             if (n < 0 && spin > 0)
@@ -439,21 +544,40 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (!drive(c))
             return;
+        /* decrypted bytes OpenSSL still holds: no readable event comes
+         * for them */
+        if (c->ssl != NULL && !c->eof && SSL_has_pending(c->ssl)) {
+            spin = 0;
+            continue;
+        }
         if (!c->proto->authenticated(c->sess))
             return;
         spin = (double)c->set->busy_poll_us / 1e6;
         if (spin <= 0)
             return;
     }
+    if (c->ssl != NULL && !c->eof && SSL_has_pending(c->ssl))
+        event_active(c->rev, EV_READ, 0);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct dpc_conn *c = arg;
-    int rc = flush(c);
+    int rc;
 
+    if (c->read_wants_write) {      /* a TLS read waited for room */
+        c->read_wants_write = 0;
+        event_active(c->rev, EV_READ, 0);
+    }
+    rc = flush(c);
     if (rc < 0) {
-        dpc_conn_close(c, strerror(errno));
+        dpc_conn_close(c, io_error(c));
+        return;
+    }
+    if (rc == 0 && c->tls_want == POLLIN) {
+        event_del(c->wev);
+        if (!c->eof)
+            event_add(c->rev, NULL);
         return;
     }
     if (rc == 0)

@@ -2,7 +2,9 @@
  * dpc_conn: the server's TCP client connections.  Each reads into a fixed
  * buffer, feeds whole frames to its protocol session through the session's
  * dpc_proto_ops (stock at first, native once the client asks for it), and
- * writes the session's output straight from the cache with sendmsg.
+ * writes the session's output straight from the cache with sendmsg.  A
+ * native client may speak TLS (detected by its ClientHello after the
+ * nonce): then the same session runs over SSL_read/SSL_write.
  *
  * The connections live in a dpc_conn_set that their owner (dpc_server)
  * embeds and configures: the set borrows the event base, store, admission
@@ -23,6 +25,8 @@
 #include "dpc_proto.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
+#include "dpc_tls.h"
+#include "dpc_tlsserver.h"
 
 struct event;
 struct event_base;
@@ -38,6 +42,10 @@ struct dpc_conn_set {
     const uint8_t *sipkey;          /* stock key (DPC_SIPHASH_KEYLEN) */
     const uint8_t *wirekey;         /* native key (DPC_WIRE_KEY_LEN) */
     unsigned busy_poll_us;          /* see dpc_server_cfg */
+    /* Native clients: TLS only (on), either (both) or plaintext only
+     * (off, tls NULL).  Stock clients are plaintext in every mode. */
+    enum dpc_tls_mode tls_mode;
+    struct dpc_tlsserver *tls;
     dpc_proto_status_fn status;     /* the status JSON, for both protocols */
     /* A connection left the handshake (authenticated or closed): the owner
      * greets the waiting connections now admissible. */
@@ -77,6 +85,16 @@ struct dpc_conn {
     double accepted, last_active;
     int eof;                        /* the peer sent FIN: serve what is
                                        buffered, then close */
+    /* TLS: after the nonce, the first bytes are peeked (sniffed) for a
+     * ClientHello; then ssl (owned) carries the native session. */
+    int sniffed;
+    SSL *ssl;
+    short tls_want;                 /* POLLIN/POLLOUT the last EAGAIN
+                                       of a write waits for */
+    int read_wants_write;           /* a read waits for POLLOUT */
+    const char *refuse;             /* close with this once output is out */
+    char tls_err[DPC_ERRLEN];
+    char why[DPC_ERRLEN + 128];     /* a close reason built from it */
 };
 
 /* The connection on a set's list at node n; NULL for NULL. */

@@ -27,6 +27,7 @@
 #include "dpc_listen.h"
 #include "dpc_log.h"
 #include "dpc_server.h"
+#include "dpc_tlsserver.h"
 #include "dpc_util.h"
 
 /* Clients the kernel holds, connected but not accepted, while every
@@ -58,8 +59,25 @@ struct dpc_server {
     uint64_t accepted, refused, handshake_timeouts;
     uint64_t accept_pauses, waited;
     struct dpc_log_limit refuse_log;    /* a flood of refusals */
+    struct dpc_tlsserver *tls;      /* NULL: native clients in plaintext */
     double started;
 };
+
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)
+                          ->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -290,6 +308,14 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
         return -1;
     dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
             spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
+    if (!is_loopback((struct sockaddr *)&ss))
+        dpc_log(DPC_LOG_WARN, "%s is reachable beyond this host: stock "
+                "ImageMagick clients on it speak plaintext, and the stock "
+                "protocol encrypts nothing and has the server prove "
+                "nothing, so anyone on the path can read and alter their "
+                "pixels and ride their authenticated connections; across a "
+                "network you do not trust, use the drop-in libMagickCore "
+                "over TLS (cache:dpc-tls=on) instead", l->addr);
     return 0;
 syserr:
     dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
@@ -368,6 +394,30 @@ static int open_store(struct dpc_server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* The TLS context, unless native clients are plaintext only. */
+static int open_tls(struct dpc_server *s, const struct dpc_server_cfg *cfg,
+                    char *err, size_t errlen)
+{
+    struct dpc_tlsserver_cfg tc = { .cert = cfg->tls_cert,
+                                    .key = cfg->tls_key, .ca = cfg->tls_ca };
+
+    s->cfg.tls_cert = s->cfg.tls_key = s->cfg.tls_ca = NULL;
+    explicit_bzero(s->cfg.tlspsk, sizeof(s->cfg.tlspsk));
+    if (cfg->tls == DPC_TLS_OFF || cfg->nlisten == 0)
+        return 0;
+    memcpy(tc.psk, cfg->tlspsk, sizeof(tc.psk));
+    s->tls = dpc_tlsserver_new(&tc, err, errlen);
+    explicit_bzero(tc.psk, sizeof(tc.psk));
+    if (s->tls == NULL)
+        return -1;
+    dpc_log(DPC_LOG_INFO, "native clients: TLS 1.3%s (--tls %s)%s%s",
+            cfg->tls == DPC_TLS_BOTH ? " or plaintext" : " only",
+            dpc_tls_mode_name(cfg->tls),
+            cfg->tls_cert != NULL ? ", certificate " : ", PSK only",
+            cfg->tls_cert != NULL ? cfg->tls_cert : "");
+    return 0;
+}
+
 static size_t status_json(void *arg, char *buf, size_t len)
 {
     return dpc_server_stats_json(arg, buf, len);
@@ -384,6 +434,8 @@ static void init_conns(struct dpc_server *s)
     cs->sipkey = s->cfg.sipkey;
     cs->wirekey = s->cfg.wirekey;
     cs->busy_poll_us = s->cfg.busy_poll_us;
+    cs->tls_mode = s->cfg.tls;
+    cs->tls = s->tls;
     cs->status = status_json;
     cs->handshake_done = admit_next;
     cs->arg = s;
@@ -418,7 +470,7 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
         goto err;
     }
     /* The store first: a server that listens is ready, preallocated. */
-    if (open_store(s, err, errlen) < 0)
+    if (open_store(s, err, errlen) < 0 || open_tls(s, cfg, err, errlen) < 0)
         goto err;
     init_conns(s);
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
@@ -464,6 +516,7 @@ void dpc_server_free(struct dpc_server *s)
     if (s->sweep != NULL)
         event_free(s->sweep);
     dpc_store_free(s->store);
+    dpc_tlsserver_free(s->tls);
     if (s->base != NULL)
         event_base_free(s->base);
     free(s);

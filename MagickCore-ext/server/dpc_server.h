@@ -23,6 +23,7 @@
 #include "dpc_siphash.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
+#include "dpc_tls.h"
 #include "dpc_wire.h"
 
 struct dpc_listen_spec {
@@ -38,6 +39,13 @@ struct dpc_server_cfg {
     struct dpc_store_cfg store;
     uint8_t sipkey[DPC_SIPHASH_KEYLEN];     /* stock key, from the secret */
     uint8_t wirekey[DPC_WIRE_KEY_LEN];      /* native key, from the secret */
+    /* Native clients over TLS: on (TLS only), both, or off (plaintext
+     * only).  The PSK comes from the secret; cert and key (PEM files,
+     * together) let clients verify the server against a CA; ca asks
+     * certificate clients for a certificate it signed. */
+    enum dpc_tls_mode tls;
+    uint8_t tlspsk[DPC_TLS_PSK_LEN];
+    const char *tls_cert, *tls_key, *tls_ca;    /* borrowed during _new */
     unsigned max_clients;
     unsigned max_unauth;                    /* handshakes at once */
     unsigned max_unauth_per_source;         /* of them from one source;

@@ -16,6 +16,10 @@
  * refuse: a PUT the server refuses (a slot past the cache) is queued like a
  * write-back; the next wait, every later wait and every later request must
  * report the server's reason, never success.  Prints "ok: REASON".
+ *
+ * The links speak TLS (PSK from SECRET) as the drop-in does by default;
+ * NATIVE_CHECK_TLS=off makes them plaintext, NATIVE_CHECK_TLS_CA=FILE
+ * verifies the server's certificate instead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,7 @@
 #include "dpc_link.h"
 #include "dpc_parse.h"
 #include "dpc_tiles.h"
+#include "dpc_tlsclient.h"
 #include "dpc_util.h"
 
 #define MAX_HOSTS 8
@@ -42,15 +47,24 @@ static void connect_all(const char *secret, int argc, char **argv)
 {
     uint8_t key[DPC_WIRE_KEY_LEN];
     char err[DPC_ERRLEN], host[256];
+    const char *mode = getenv("NATIVE_CHECK_TLS");
+    struct dpc_tlsclient_cfg tc = { .ca = getenv("NATIVE_CHECK_TLS_CA") };
+    struct dpc_tlsclient *tls = NULL;
     unsigned port;
 
     dpc_wire_derive_key(secret, strlen(secret), key);
+    if (mode == NULL || strcmp(mode, "off") != 0) {
+        if (dpc_tls_derive_psk(secret, strlen(secret), tc.psk, err,
+                               sizeof(err)) < 0 ||
+            (tls = dpc_tlsclient_get(&tc, err, sizeof(err))) == NULL)
+            die("tls", err);
+    }
     for (int i = 0; i < argc && nlinks < MAX_HOSTS; i++) {
         if (dpc_parse_hostport(argv[i], host, sizeof(host), &port, err,
                                sizeof(err)) < 0)
             die(argv[i], err);
-        links[nlinks] = dpc_link_connect(host, port, key, 5000, NULL, err,
-                                         sizeof(err));
+        links[nlinks] = dpc_link_connect_tls(host, port, key, tls, 5000, NULL,
+                                             err, sizeof(err));
         if (links[nlinks++] == NULL)
             die("connect", err);
     }

@@ -39,6 +39,12 @@
 %    cache:dpc-tile-cache  local tile cache size (default 1/8 of the cache)
 %    cache:dpc-tile        tile geometry (default 32x32)
 %    cache:dpc-timeout     seconds to wait for a host (default 10)
+%    cache:dpc-tls         on (default): the native protocol inside TLS 1.3,
+%                          keyed from cache:shared-secret; off: plaintext
+%    cache:dpc-tls-ca      PEM CA file: verify the server's certificate
+%                          with it instead of the secret's key
+%    cache:dpc-tls-cert    PEM client certificate (with cache:dpc-tls-key)
+%    cache:dpc-tls-key     its private key
 %    cache:dpc-socket      the local magick-dpc's Unix socket (default
 %                          $XDG_RUNTIME_DIR/magick-dpc.sock, else
 %                          /run/magick-dpc/magick-dpc.sock)
@@ -85,6 +91,8 @@
 #include "dpc_pool.h"
 #include "dpc_shmclient.h"
 #include "dpc_tiles.h"
+#include "dpc_tls.h"
+#include "dpc_tlsclient.h"
 #include "dpc_wire.h"
 
 /*
@@ -469,7 +477,7 @@ static ExceptionType DistributeCacheSeverity(const Image *image)
 
 static MagickBooleanType ConnectDistributeCache(
   DistributeCacheInfo *server_info,Image *image,const char *hosts,
-  const uint8_t *key)
+  const uint8_t *key,struct dpc_tlsclient *tls)
 {
   char
     error[DPC_ERRLEN],
@@ -521,7 +529,7 @@ static MagickBooleanType ConnectDistributeCache(
         return(MagickFalse);
       }
     server_info->links[server_info->number_hosts]=dpc_pool_acquire(host,port,
-      key,(unsigned int) (1000*seconds),(enum dpc_errcode *) NULL,error,
+      key,tls,(unsigned int) (1000*seconds),(enum dpc_errcode *) NULL,error,
       sizeof(error));
     if (server_info->links[server_info->number_hosts] == NULL)
       {
@@ -555,7 +563,8 @@ static MagickBooleanType ConnectDistributeCache(
   return(MagickTrue);
 }
 
-static MagickBooleanType GetSharedKey(Image *image,uint8_t *key)
+static MagickBooleanType GetSharedKey(Image *image,uint8_t *key,
+  uint8_t *psk)
 {
   char
     *secret;
@@ -572,8 +581,70 @@ static MagickBooleanType GetSharedKey(Image *image,uint8_t *key)
       return(MagickFalse);
     }
   dpc_wire_derive_key(secret,strlen(secret),key);
+  if (dpc_tls_derive_psk(secret,strlen(secret),psk,(char *) NULL,0) < 0)
+    {
+      (void) ResetMagickMemory(secret,0,strlen(secret));
+      secret=DestroyString(secret);
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","cannot derive the TLS key");
+      return(MagickFalse);
+    }
   (void) ResetMagickMemory(secret,0,strlen(secret));
   secret=DestroyString(secret);
+  return(MagickTrue);
+}
+
+static MagickBooleanType GetTLSContext(Image *image,const uint8_t *psk,
+  struct dpc_tlsclient **tls)
+{
+  char
+    error[DPC_ERRLEN],
+    *value;
+
+  enum dpc_tls_mode
+    mode;
+
+  struct dpc_tlsclient_cfg
+    cfg;
+
+  /*
+    TLS unless cache:dpc-tls says off; a certificate CA, else the PSK.
+  */
+  *tls=(struct dpc_tlsclient *) NULL;
+  mode=DPC_TLS_ON;
+  value=GetDistributeCacheSetting(image,"cache:dpc-tls");
+  if (value != (char *) NULL)
+    {
+      if (dpc_tls_parse_mode(value,0,&mode,error,sizeof(error)) < 0)
+        {
+          (void) ThrowMagickException(&image->exception,GetMagickModule(),
+            CacheError,"DistributedPixelCache","cache:dpc-tls: %s",error);
+          value=DestroyString(value);
+          return(MagickFalse);
+        }
+      value=DestroyString(value);
+    }
+  if (mode == DPC_TLS_OFF)
+    return(MagickTrue);
+  (void) memset(&cfg,0,sizeof(cfg));
+  (void) memcpy(cfg.psk,psk,DPC_TLS_PSK_LEN);
+  cfg.ca=GetDistributeCacheSetting(image,"cache:dpc-tls-ca");
+  cfg.cert=GetDistributeCacheSetting(image,"cache:dpc-tls-cert");
+  cfg.key=GetDistributeCacheSetting(image,"cache:dpc-tls-key");
+  *tls=dpc_tlsclient_get(&cfg,error,sizeof(error));
+  (void) ResetMagickMemory(cfg.psk,0,sizeof(cfg.psk));
+  if (cfg.ca != (const char *) NULL)
+    cfg.ca=DestroyString((char *) cfg.ca);
+  if (cfg.cert != (const char *) NULL)
+    cfg.cert=DestroyString((char *) cfg.cert);
+  if (cfg.key != (const char *) NULL)
+    cfg.key=DestroyString((char *) cfg.key);
+  if (*tls == (struct dpc_tlsclient *) NULL)
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","%s",error);
+      return(MagickFalse);
+    }
   return(MagickTrue);
 }
 
@@ -635,8 +706,12 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   struct dpc_tiles_cfg
     cfg;
 
+  struct dpc_tlsclient
+    *tls;
+
   uint8_t
-    key[DPC_WIRE_KEY_LEN];
+    key[DPC_WIRE_KEY_LEN],
+    psk[DPC_TLS_PSK_LEN];
 
   assert(server_info != (DistributeCacheInfo *) NULL);
   assert(server_info->signature == MagickCoreSignature);
@@ -645,12 +720,15 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   hosts=GetDistributeCacheSetting(image,"cache:hosts");
   if (hosts == (char *) NULL)
     hosts=AcquireString(DPCHostname);
-  if (GetSharedKey(image,key) == MagickFalse)
+  if (GetSharedKey(image,key,psk) == MagickFalse)
     {
       hosts=DestroyString(hosts);
       return(MagickFalse);
     }
-  status=ConnectDistributeCache(server_info,image,hosts,key);
+  status=GetTLSContext(image,psk,&tls);
+  (void) ResetMagickMemory(psk,0,sizeof(psk));
+  if (status != MagickFalse)
+    status=ConnectDistributeCache(server_info,image,hosts,key,tls);
   (void) ResetMagickMemory(key,0,sizeof(key));
   hosts=DestroyString(hosts);
   if (status == MagickFalse)
