@@ -189,19 +189,28 @@ static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
     uint8_t *p = buf;
     size_t done = 0;
 
+    char why[DPC_ERRLEN] = "";
+
     while (done < n) {
         struct iovec iov = { p + done, n - done };
         struct pollfd pf = { .fd = l->fd };
-        ssize_t k = out ? dpc_tls_writev(l->ssl, &iov, 1, &pf.events, err,
-                                         errlen)
-                        : dpc_tls_readv(l->ssl, &iov, 1, &pf.events, err,
-                                        errlen);
+        ssize_t k = out ? dpc_tls_writev(l->ssl, &iov, 1, &pf.events, why,
+                                         sizeof(why))
+                        : dpc_tls_readv(l->ssl, &iov, 1, &pf.events, why,
+                                        sizeof(why));
         double left = (deadline - dpc_now()) * 1000;
 
         if (k > 0) {
             done += (size_t)k;
             continue;
         }
+        if (k < 0 && errno == ECONNRESET && why[0] != '\0')
+            /* TLS refused us after the handshake: a client certificate
+             * the server wanted and did not get, or did not accept */
+            return dpc_errc(err, errlen, DPC_E_AUTH, "%s: authentication "
+                            "failed (%s): does the server's --tls-ca ask "
+                            "for a client certificate (cache:dpc-tls-cert, "
+                            "cache:dpc-tls-key)?", l->name, why);
         if (k == 0 || (errno != EAGAIN && errno != EINTR))
             return k == 0 || errno == EPIPE || errno == ECONNRESET
                        ? dpc_errc(err, errlen, DPC_E_CLOSED, "%s: connection "

@@ -18,6 +18,11 @@
 
 #define WRITE_PACK (16 * 1024)  /* small iovecs packed into one record */
 #define WRITE_SMALL 4096        /* an iovec shorter than this is packed */
+/* A session's default lifetime is 304 s, after which OpenSSL no longer
+ * accepts it: the PSK's lasts as long as the process (10 years). */
+#define DPC_TLS_SID_CTX "magick-dpc"
+#define DPC_TLS_SID_LEN (sizeof(DPC_TLS_SID_CTX) - 1)
+#define DPC_TLS_PSK_LIFETIME (10L * 365 * 24 * 3600)
 
 int dpc_tls_parse_mode(const char *s, int allow_both, enum dpc_tls_mode *mode,
                        char *err, size_t errlen)
@@ -112,12 +117,18 @@ int dpc_tls_ctx_tune(SSL_CTX *ctx, char *err, size_t errlen)
      * handshake); a peer closing without close_notify is a plain EOF, as
      * on a plaintext link (the native protocol frames every reply). */
     SSL_CTX_set_num_tickets(ctx, 0);
+    /* required once client certificates are verified */
+    if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)
+                                       DPC_TLS_SID_CTX, DPC_TLS_SID_LEN) != 1) {
+        dpc_tls_err(err, errlen, "TLS settings");
+        return -1;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF |
-                                 SSL_OP_NO_RENEGOTIATION);
+                                 SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     return 0;
 }
 
@@ -133,7 +144,10 @@ SSL_SESSION *dpc_tls_psk_session(const uint8_t psk[DPC_TLS_PSK_LEN])
     if (sess != NULL &&
         (SSL_SESSION_set1_master_key(sess, psk, DPC_TLS_PSK_LEN) != 1 ||
          SSL_SESSION_set_cipher(sess, cipher) != 1 ||
-         SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1)) {
+         SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1 ||
+         SSL_SESSION_set_timeout(sess, DPC_TLS_PSK_LIFETIME) == 0 ||
+         SSL_SESSION_set1_id_context(sess, (const unsigned char *)
+                                     DPC_TLS_SID_CTX, DPC_TLS_SID_LEN) != 1)) {
         SSL_SESSION_free(sess);
         sess = NULL;
     }

@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 #include <openssl/rand.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "dpc_conn.h"
@@ -258,13 +259,47 @@ static const char *io_error(struct dpc_conn *c)
 {
     if (c->ssl == NULL || errno != ECONNRESET || c->tls_err[0] == '\0')
         return strerror(errno);
-    if (SSL_is_init_finished(c->ssl))
+    if (c->tls_up)
         return c->tls_err;
     c->set->auth_failures++;
     snprintf(c->why, sizeof(c->why), "authentication failed in the TLS "
              "handshake (%s): is cache:shared-secret the same on both "
              "sides, and do the certificates match?", c->tls_err);
     return c->why;
+}
+
+/* Runs the TLS handshake on, before any of the session's bytes: 1 when
+ * it is done, 0 when it waits for the socket (the events set for it), -1
+ * on failure (errno ECONNRESET, the reason in c->tls_err). */
+static int tls_handshake(struct dpc_conn *c)
+{
+    int rc, e;
+
+    ERR_clear_error();
+    rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->tls_up = 1;
+        return 1;
+    }
+    e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (e == SSL_ERROR_WANT_READ) {
+            event_del(c->wev);
+            if (!c->eof)
+                event_add(c->rev, NULL);
+        } else {
+            event_del(c->rev);
+            event_add(c->wev, NULL);
+        }
+        return 0;
+    }
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        snprintf(c->tls_err, sizeof(c->tls_err), "TLS: %s",
+                 errno != 0 ? strerror(errno) : "peer closed");
+    else
+        dpc_tls_err(c->tls_err, sizeof(c->tls_err), "TLS");
+    errno = ECONNRESET;
+    return -1;
 }
 
 /* 1 when all output went out, 0 when the socket is full (or, under TLS,
@@ -355,6 +390,15 @@ static int drive(struct dpc_conn *c)
 {
     int steps = 0, rc;
 
+    if (c->ssl != NULL && !c->tls_up) {
+        rc = tls_handshake(c);
+        if (rc < 0) {
+            dpc_conn_close(c, io_error(c));
+            return 0;
+        }
+        if (rc == 0)
+            return 0;
+    }
     for (;;) {
         rc = flush(c);
         if (rc < 0) {
@@ -524,7 +568,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
         /* A full buffer is drained by drive() before anything more is read:
          * reading 0 bytes would look like the peer closing. */
-        if (!c->eof && input_room(c) > 0) {
+        if (!c->eof && input_room(c) > 0 && (c->ssl == NULL || c->tls_up)) {
             n = read_some(c, fd, spin);
             if (n == 0) {
                 /* Requests that arrived before the FIN are still served. */
@@ -565,6 +609,11 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     struct dpc_conn *c = arg;
     int rc;
 
+    if (c->ssl != NULL && !c->tls_up) {     /* the handshake's turn */
+        event_del(c->wev);
+        drive(c);
+        return;
+    }
     if (c->read_wants_write) {      /* a TLS read waited for room */
         c->read_wants_write = 0;
         event_active(c->rev, EV_READ, 0);

@@ -92,6 +92,7 @@ struct dpc_conn {
     short tls_want;                 /* POLLIN/POLLOUT the last EAGAIN
                                        of a write waits for */
     int read_wants_write;           /* a read waits for POLLOUT */
+    int tls_up;                     /* the TLS handshake completed */
     const char *refuse;             /* close with this once output is out */
     char tls_err[DPC_ERRLEN];
     char why[DPC_ERRLEN + 128];     /* a close reason built from it */

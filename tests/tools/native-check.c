@@ -19,7 +19,8 @@
  *
  * The links speak TLS (PSK from SECRET) as the drop-in does by default;
  * NATIVE_CHECK_TLS=off makes them plaintext, NATIVE_CHECK_TLS_CA=FILE
- * verifies the server's certificate instead.
+ * verifies the server's certificate instead (NATIVE_CHECK_TLS_CERT and
+ * NATIVE_CHECK_TLS_KEY: with a client certificate).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,9 @@ static void connect_all(const char *secret, int argc, char **argv)
     uint8_t key[DPC_WIRE_KEY_LEN];
     char err[DPC_ERRLEN], host[256];
     const char *mode = getenv("NATIVE_CHECK_TLS");
-    struct dpc_tlsclient_cfg tc = { .ca = getenv("NATIVE_CHECK_TLS_CA") };
+    struct dpc_tlsclient_cfg tc = { .ca = getenv("NATIVE_CHECK_TLS_CA"),
+                                    .cert = getenv("NATIVE_CHECK_TLS_CERT"),
+                                    .key = getenv("NATIVE_CHECK_TLS_KEY") };
     struct dpc_tlsclient *tls = NULL;
     unsigned port;
 
