@@ -31,7 +31,8 @@
 #define RECV_IOV 1024           /* tile rows per recvmsg */
 #define LOWAT_MIN (64 * 1024)   /* a GET owing less wakes for any byte */
 #define LOWAT_MAX (512 * 1024)  /* bytes a GET's wait asks to wake for */
-#define TLS_SLACK (17 * 1024)   /* a record OpenSSL may hold undecrypted */
+/* what OpenSSL may hold undecrypted: its read-ahead and a record */
+#define TLS_SLACK (DPC_TLS_READ_BUF + 17 * 1024)
 
 struct pending {
     uint32_t id;
@@ -49,6 +50,7 @@ struct dpc_link {
     struct dpc_tlsclient *tls;  /* borrowed; NULL: plaintext */
     SSL *ssl;                   /* the connection's TLS, owned */
     short want;                 /* what a TLS transfer waits for */
+    int tls_full;               /* the last TLS read filled its room */
     unsigned timeout_ms;
     char name[300];
     uint8_t key[DPC_WIRE_KEY_LEN];
@@ -156,7 +158,10 @@ static int wait_for(struct dpc_link *l, short events, short *revents,
     struct pollfd p = { .fd = l->fd, .events = events };
     int rc;
 
-    if (l->ssl != NULL && (events & POLLIN) && SSL_has_pending(l->ssl)) {
+    /* records OpenSSL read ahead and did not hand over (the last read
+     * filled its room); a partial one waits for the socket */
+    if (l->ssl != NULL && (events & POLLIN) && l->tls_full &&
+        SSL_has_pending(l->ssl)) {
         *revents = POLLIN;
         return 0;
     }
@@ -202,6 +207,22 @@ static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
 
         if (k > 0) {
             done += (size_t)k;
+            l->tls_full = !out;     /* more may have been read ahead */
+            if (done < n || !out)
+                continue;
+        }
+        if (out && done == n) {         /* out of the write buffer too */
+            int f = dpc_tls_flush(l->ssl);
+
+            if (f > 0)
+                break;
+            if (f < 0)
+                return dpc_errc(err, errlen, DPC_E_CLOSED, "%s: %s", l->name,
+                                strerror(errno));
+            pf.events = POLLOUT;
+            if (left < 1 || poll(&pf, 1, (int)left) == 0)
+                return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer "
+                                "in time", l->name);
             continue;
         }
         if (k < 0 && errno == ECONNRESET && why[0] != '\0')
@@ -547,11 +568,17 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
             return 0;
         msg.msg_iovlen = (size_t)recv_targets(l, p, iov);
         if (iov[0].iov_len > 0) {
-            if (l->ssl != NULL)
+            if (l->ssl != NULL) {
+                size_t room = 0;
+
+                for (size_t i = 0; i < msg.msg_iovlen; i++)
+                    room += iov[i].iov_len;
                 k = dpc_tls_readv(l->ssl, iov, (int)msg.msg_iovlen, &rwant,
                                   l->fail_tls, sizeof(l->fail_tls));
-            else
+                l->tls_full = k > 0 && (size_t)k == room;
+            } else {
                 k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
+            }
             if (k == 0)
                 return lost(l, DPC_E_CLOSED, "connection lost", err, errlen);
             if (k < 0)
@@ -605,9 +632,16 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
     short rev;
     int rc;
 
-    while (n > 0) {
+    for (;;) {
         ssize_t k;
 
+        if (n == 0) {           /* all given to TLS: out of its buffer too */
+            if (l->ssl == NULL || (rc = dpc_tls_flush(l->ssl)) > 0)
+                return 0;
+            if (rc < 0)
+                return lost(l, sys_code(errno), strerror(errno), err, errlen);
+            l->want = POLLOUT;
+        }
         set_lowat(l);
         if ((rc = wait_for(l, (l->want == POLLIN ? 0 : POLLOUT) |
                                   (l->q_len || l->want == POLLIN ? POLLIN : 0),
@@ -617,7 +651,8 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             return rc;
         if (l->broken)          /* a refused PUT came back meanwhile */
             return broken(l, err, errlen);
-        if (!(rev & (POLLOUT | POLLERR | POLLHUP)) && l->want != POLLIN)
+        if ((!(rev & (POLLOUT | POLLERR | POLLHUP)) && l->want != POLLIN) ||
+            n == 0)
             continue;
         msg.msg_iov = iov;
         msg.msg_iovlen = (size_t)(n < 1024 ? n : 1024);
@@ -638,7 +673,6 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             k -= (ssize_t)iov->iov_len;
         }
     }
-    return 0;
 }
 
 /* Reserves a pending slot for a new request in *pp; waits when the ring

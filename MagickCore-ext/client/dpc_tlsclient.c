@@ -203,7 +203,7 @@ SSL *dpc_tlsclient_handshake(struct dpc_tlsclient *t, int fd,
     int rc;
 
     ERR_clear_error();
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+    if (ssl == NULL || dpc_tls_set_fd(ssl, fd) != 0 ||
         (t->psk == NULL && set_peer_name(ssl, host) != 1)) {
         *code = DPC_E_NOMEM;
         dpc_tls_err(err, errlen, name);

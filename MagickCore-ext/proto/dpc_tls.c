@@ -129,7 +129,46 @@ int dpc_tls_ctx_tune(SSL_CTX *ctx, char *err, size_t errlen)
     SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* read many records per read(2), not a header and a body each */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, DPC_TLS_READ_BUF);
     return 0;
+}
+
+int dpc_tls_set_fd(SSL *ssl, int fd)
+{
+    BIO *sock, *buf = BIO_new(BIO_f_buffer());
+
+    if (buf == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        BIO_set_write_buffer_size(buf, DPC_TLS_WRITE_BUF) != 1) {
+        BIO_free(buf);
+        return -1;
+    }
+    /* the socket BIO is the SSL's rbio and, below the buffer, its wbio */
+    sock = SSL_get_wbio(ssl);
+    if (BIO_up_ref(sock) != 1) {
+        BIO_free(buf);
+        return -1;
+    }
+    BIO_push(buf, sock);
+    SSL_set0_wbio(ssl, buf);
+    return 0;
+}
+
+int dpc_tls_flush(SSL *ssl)
+{
+    BIO *w = SSL_get_wbio(ssl);
+
+    if (BIO_wpending(w) == 0)
+        return 1;
+    errno = 0;
+    if (BIO_flush(w) > 0 && BIO_wpending(w) == 0)
+        return 1;
+    if (BIO_should_retry(w) || errno == EAGAIN || errno == EINTR)
+        return 0;
+    if (errno == 0)
+        errno = EPIPE;
+    return -1;
 }
 
 SSL_SESSION *dpc_tls_psk_session(const uint8_t psk[DPC_TLS_PSK_LEN])

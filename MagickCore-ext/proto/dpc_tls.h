@@ -77,6 +77,20 @@ int dpc_tls_ctx_tune(SSL_CTX *ctx, char *err, size_t errlen);
  * callbacks; the caller owns it (SSL_SESSION_free).  NULL on failure. */
 SSL_SESSION *dpc_tls_psk_session(const uint8_t psk[DPC_TLS_PSK_LEN]);
 
+/* Bytes OpenSSL may read ahead of what it has decrypted (a connection's
+ * read buffer): a receiver's SO_RCVLOWAT must leave this much slack. */
+#define DPC_TLS_READ_BUF (128 * 1024)
+/* Records are written into a buffer this large, flushed by
+ * dpc_tls_flush: one send for many 16 KiB records. */
+#define DPC_TLS_WRITE_BUF (256 * 1024)
+
+/* Puts ssl on the socket fd (borrowed), its records written through a
+ * DPC_TLS_WRITE_BUF buffer.  0, or -1 (out of memory). */
+int dpc_tls_set_fd(SSL *ssl, int fd);
+/* Sends what the write buffer holds: 1 all sent, 0 the socket is full
+ * (wait for POLLOUT), -1 on error (errno). */
+int dpc_tls_flush(SSL *ssl);
+
 /* OpenSSL's queued errors as one line in err (and the queue cleared);
  * what is prefixed. */
 void dpc_tls_err(char *err, size_t errlen, const char *what);
@@ -86,7 +100,8 @@ void dpc_tls_err(char *err, size_t errlen, const char *what);
  * EAGAIN (retry with the same or a longer iov once *want -- POLLIN or
  * POLLOUT -- is ready), ECONNRESET (TLS failure: the reason, if err, in
  * err), or the socket's error.  The writer packs runs of small iovecs
- * into one record. */
+ * into one record; what it wrote may wait in the write buffer until
+ * dpc_tls_flush. */
 ssize_t dpc_tls_readv(SSL *ssl, const struct iovec *iov, int n, short *want,
                       char *err, size_t errlen);
 ssize_t dpc_tls_writev(SSL *ssl, const struct iovec *iov, int n, short *want,

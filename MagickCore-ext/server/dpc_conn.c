@@ -279,6 +279,7 @@ static int tls_handshake(struct dpc_conn *c)
     rc = SSL_do_handshake(c->ssl);
     if (rc == 1) {
         c->tls_up = 1;
+        c->tls_full = 1;        /* records may have come with its end */
         return 1;
     }
     e = SSL_get_error(c->ssl, rc);
@@ -313,6 +314,12 @@ static int flush(struct dpc_conn *c)
     c->tls_want = POLLOUT;
     for (;;) {
         msg.msg_iovlen = (size_t)c->proto->output(c->sess, iov, IOV_BATCH);
+        if (msg.msg_iovlen == 0 && c->ssl != NULL) {
+            /* records still in the TLS write buffer go out now */
+            int rc = dpc_tls_flush(c->ssl);
+
+            return rc > 0 ? 1 : rc;
+        }
         if (msg.msg_iovlen == 0)
             return 1;
         if (c->ssl != NULL)
@@ -500,6 +507,8 @@ static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
 
             n = dpc_tls_readv(c->ssl, &iov, 1, &want, c->tls_err,
                               sizeof(c->tls_err));
+            /* short of the room: OpenSSL has nothing whole left */
+            c->tls_full = n > 0 && (size_t)n == iov.iov_len;
             c->read_wants_write = n < 0 && errno == EAGAIN &&
                                   want == POLLOUT;
             if (c->read_wants_write) {
@@ -555,6 +564,15 @@ static int sniff(struct dpc_conn *c)
     return 1;
 }
 
+/* OpenSSL holds records it has read ahead and not handed over (the last
+ * read filled its room): no readable event comes for them.  A partial
+ * record it holds after a short read waits for the socket like the rest. */
+static int tls_more(const struct dpc_conn *c)
+{
+    return c->ssl != NULL && !c->eof && c->tls_full &&
+           SSL_has_pending(c->ssl);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct dpc_conn *c = arg;
@@ -590,7 +608,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         /* decrypted bytes OpenSSL still holds: no readable event comes
          * for them */
-        if (c->ssl != NULL && !c->eof && SSL_has_pending(c->ssl)) {
+        if (tls_more(c)) {
             spin = 0;
             continue;
         }
@@ -600,7 +618,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (spin <= 0)
             return;
     }
-    if (c->ssl != NULL && !c->eof && SSL_has_pending(c->ssl))
+    if (tls_more(c))
         event_active(c->rev, EV_READ, 0);
 }
 

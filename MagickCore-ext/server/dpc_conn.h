@@ -93,6 +93,7 @@ struct dpc_conn {
                                        of a write waits for */
     int read_wants_write;           /* a read waits for POLLOUT */
     int tls_up;                     /* the TLS handshake completed */
+    int tls_full;                   /* the last TLS read filled its room */
     const char *refuse;             /* close with this once output is out */
     char tls_err[DPC_ERRLEN];
     char why[DPC_ERRLEN + 128];     /* a close reason built from it */

@@ -107,7 +107,7 @@ SSL *dpc_tlsserver_accept(struct dpc_tlsserver *t, int fd)
 
     if (ssl == NULL)
         return NULL;
-    if (SSL_set_fd(ssl, fd) != 1) {
+    if (dpc_tls_set_fd(ssl, fd) != 0) {
         SSL_free(ssl);
         return NULL;
     }

@@ -66,7 +66,7 @@ native_bytes_in() {
     local lines
     for _ in $(seq 1 50); do
         lines=$(tail -n +"$((LOG_MARK + 1))" "$WORK/server.log" |
-            grep '(native): .*bytes in' || true)
+            grep -E '\(native(, TLS)?\): .*bytes in' || true)
         [ -n "$lines" ] && break
         sleep 0.1
     done

@@ -615,7 +615,11 @@ static MagickBooleanType GetTLSContext(Image *image,const uint8_t *psk,
   value=GetDistributeCacheSetting(image,"cache:dpc-tls");
   if (value != (char *) NULL)
     {
-      if (dpc_tls_parse_mode(value,0,&mode,error,sizeof(error)) < 0)
+      /*
+        "both", the server's migration setting in a policy.xml both sides
+        read, counts as on.
+      */
+      if (dpc_tls_parse_mode(value,1,&mode,error,sizeof(error)) < 0)
         {
           (void) ThrowMagickException(&image->exception,GetMagickModule(),
             CacheError,"DistributedPixelCache","cache:dpc-tls: %s",error);
