@@ -18,6 +18,8 @@
 
 #define WRITE_PACK (16 * 1024)  /* small iovecs packed into one record */
 #define WRITE_SMALL 4096        /* an iovec shorter than this is packed */
+#define READ_BOUNCE (16 * 1024) /* runs shorter than WRITE_SMALL are read
+                                   through this, a record at a time */
 /* A session's default lifetime is 304 s, after which OpenSSL no longer
  * accepts it: the PSK's lasts as long as the process (10 years). */
 #define DPC_TLS_SID_CTX "magick-dpc"
@@ -241,28 +243,70 @@ static ssize_t failed(SSL *ssl, int rc, short *want, char *err,
     }
 }
 
+/* Copies k bytes from src into iov[*i] at *off on, advancing both. */
+static void scatter(const struct iovec *iov, int *i, size_t *off,
+                    const uint8_t *src, size_t k)
+{
+    while (k > 0) {
+        size_t room = iov[*i].iov_len - *off, c = room < k ? room : k;
+
+        memcpy((uint8_t *)iov[*i].iov_base + *off, src, c);
+        src += c;
+        k -= c;
+        *off += c;
+        if (*off == iov[*i].iov_len) {
+            (*i)++;
+            *off = 0;
+        }
+    }
+}
+
 ssize_t dpc_tls_readv(SSL *ssl, const struct iovec *iov, int n, short *want,
                       char *err, size_t errlen)
 {
-    size_t total = 0, k;
-    ssize_t rc;
+    uint8_t bounce[READ_BOUNCE];
+    size_t total = 0, off = 0, k, len;
+    int i = 0;
 
     *want = POLLIN;
-    for (int i = 0; i < n; i++) {
-        uint8_t *p = iov[i].iov_base;
-        size_t left = iov[i].iov_len;
+    while (i < n) {
+        uint8_t *p;
 
-        while (left > 0) {
-            errno = 0;
-            if (SSL_read_ex(ssl, p, left, &k) != 1) {
-                rc = failed(ssl, 0, want, err, errlen);
-                /* bytes already moved are reported first; an error
-                 * recurs on the next call */
-                return total > 0 ? (ssize_t)total : rc;
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        if (iov[i].iov_len - off >= WRITE_SMALL) {
+            /* a large run: straight into place */
+            p = (uint8_t *)iov[i].iov_base + off;
+            len = iov[i].iov_len - off;
+        } else {
+            /* small runs (rows of a tile): one read for many, never past
+             * what the iovecs hold (later bytes are another reply's) */
+            len = 0;
+            for (int j = i; j < n && len < sizeof(bounce); j++)
+                len += j == i ? iov[j].iov_len - off : iov[j].iov_len;
+            if (len > sizeof(bounce))
+                len = sizeof(bounce);
+            p = bounce;
+        }
+        errno = 0;
+        if (SSL_read_ex(ssl, p, len, &k) != 1) {
+            ssize_t rc = failed(ssl, 0, want, err, errlen);
+
+            /* bytes already moved are reported first; an error recurs on
+             * the next call */
+            return total > 0 ? (ssize_t)total : rc;
+        }
+        total += k;
+        if (p == bounce) {
+            scatter(iov, &i, &off, bounce, k);
+        } else {
+            off += k;
+            if (off == iov[i].iov_len) {
+                i++;
+                off = 0;
             }
-            total += k;
-            p += k;
-            left -= k;
         }
     }
     return (ssize_t)total;

@@ -6,11 +6,11 @@
  * connection stops reading: a client that does not read its replies cannot
  * make the server buffer without bound.
  *
- * Under TLS the same steps run through dpc_tls_readv/writev; the
- * handshake happens inside the first SSL_read/SSL_write.  A write may wait
- * for input (c->tls_want) and a read for output (c->read_wants_write), and
- * bytes OpenSSL has decrypted but not handed over yet are read before the
- * connection waits for the socket again.
+ * Under TLS the handshake runs first (tls_handshake, before any byte of
+ * the session), then the same steps run through dpc_tls_readv/writev and
+ * dpc_tls_flush.  A write may wait for input (c->tls_want) and a read for
+ * output (c->read_wants_write), and records OpenSSL has read ahead but not
+ * handed over yet are read before the connection waits for the socket.
  */
 
 #include <errno.h>
@@ -303,8 +303,9 @@ static int tls_handshake(struct dpc_conn *c)
     return -1;
 }
 
-/* 1 when all output went out, 0 when the socket is full (or, under TLS,
- * the handshake waits for input: c->tls_want), -1 on error. */
+/* 1 when all output went out (under TLS, out of its write buffer too), 0
+ * when the socket is full (or a TLS write waits for input: c->tls_want),
+ * -1 on error. */
 static int flush(struct dpc_conn *c)
 {
     struct iovec iov[IOV_BATCH];

@@ -133,10 +133,14 @@ stream_same() {
     cmp "$WORK/mem/a.rgb" "$WORK/dpc/a.rgb"
 }
 check "stream -map rgb -storage-type char" stream_same
+# -map rgb: a.miff has no alpha, and the opacity ImageMagick 6 exports for
+# such an image is whatever its pixel cache held (zero pages in a memory
+# cache; heap contents through any distributed one: under MALLOC_PERTURB_
+# the stock client differs from memory there too).
 stream_extract() {
-    same_run stream - -map rgba -storage-type short -extract 100x60+150+100 \
-        ../a.miff part.rgba
-    cmp "$WORK/mem/part.rgba" "$WORK/dpc/part.rgba"
+    same_run stream - -map rgb -storage-type short -extract 100x60+150+100 \
+        ../a.miff part.rgb
+    cmp "$WORK/mem/part.rgb" "$WORK/dpc/part.rgb"
 }
 check "stream -extract 100x60+150+100" stream_extract
 
