@@ -190,7 +190,7 @@ make_certs() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -days 2 -subj /CN=other-ca -keyout "$d/other.key" -out "$d/other.pem"
 }
-check "test certificates" make_certs 
+check "test certificates" make_certs
 PKI=$WORK/pki
 extra_server PCERT cert --tls on --tls-cert "$PKI/server.pem" \
     --tls-key "$PKI/server.key" --tls-ca "$PKI/ca.pem"
