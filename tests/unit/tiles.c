@@ -367,14 +367,15 @@ static void tiles_failed_round_test(void **state)
 }
 
 /* Concurrency: one writer, holding the caller's lock, rewrites whole
- * tiles (each pixel: its x, y and the write's generation) and reads
- * larger regions, evicting and fetching all the time; three readers call
+ * tiles (each pixel: its x, y and the write's generation), mostly four
+ * that stay resident and are rewritten in place, now and then others, and
+ * reads bands, evicting and fetching; three readers call
  * dpc_tiles_read_hit() without the lock on regions inside one tile and
  * across four, falling back to dpc_tiles_read() under the lock when it
  * declines.  Every region read must hold the right coordinates, and one
  * generation per tile (no torn or misplaced tile). */
 #define READERS 3
-#define ROUNDS 1500
+#define ROUNDS 15000
 
 struct shared {
     struct fixture *f;
@@ -434,14 +435,14 @@ static void *reader_main(void *arg)
         int hit, rc = 0;
 
         r = r * 1103515245u + 12345u;
-        if ((r >> 16) & 1) {            /* inside one tile */
-            x = (r >> 17) % COLS;
-            y = (r >> 23) % ROWS;
+        if ((r >> 16) & 1) {            /* inside one tile, mostly 0-3 */
+            x = (r >> 17) % ((r >> 30) ? 4 * TW : COLS);
+            y = (r >> 23) % ((r >> 30) ? TH : ROWS);
             w = 1 + (r >> 3) % (TW - x % TW);
             h = 1 + (r >> 7) % (TH - y % TH);
         } else {                        /* across up to four tiles */
-            x = (r >> 17) % (COLS - 4);
-            y = (r >> 23) % (ROWS - 4);
+            x = (r >> 17) % ((r >> 30) ? 3 * TW : COLS - 4);
+            y = (r >> 23) % ((r >> 30) ? TH : ROWS - 4);
             w = 2 + (r >> 3) % 3;
             h = 2 + (r >> 7) % 3;
         }
@@ -500,15 +501,17 @@ static void tiles_concurrent_readers_test(void **state)
     for (int i = 0; i < READERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, reader_main, &s), 0);
     for (uint32_t g = 1; g <= ROUNDS; g++) {
-        uint64_t tile = (g * 7) % NTILES;
+        /* mostly tiles 0-3, rewritten in place while readers copy them;
+         * every tenth anywhere, evicting */
+        uint64_t tile = g % 10 ? g % 4 : (g / 10 * 7) % NTILES;
         int rc;
 
         pthread_mutex_lock(&s.lock);
         rc = write_tile(&f, tile, g);
-        if (rc == 0 && g % 50 == 0)     /* a band: fetches, evictions */
-            rc = dpc_tiles_read(f.t, 0, 0, (g / 50) % (ROWS / TH) * TH,
+        if (rc == 0 && g % 500 == 0)    /* a band: fetches, evictions */
+            rc = dpc_tiles_read(f.t, 0, 0, (g / 500) % (ROWS / TH) * TH,
                                 COLS, TH, big, err, sizeof(err));
-        if (rc == 0 && g % 300 == 0)
+        if (rc == 0 && g % 3000 == 0)
             rc = dpc_tiles_flush(f.t, err, sizeof(err));
         pthread_mutex_unlock(&s.lock);
         if (rc < 0)
