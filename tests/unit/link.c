@@ -13,7 +13,10 @@
  * replies arriving a few bytes at a time (into strided row buffers too),
  * refusals (no room for an OPEN: the link goes on; an unknown handle: the
  * host closes; a refused PUT breaks the link for every later caller), a
- * host closing in the middle of a batch, and the status request.
+ * host closing in the middle of a batch, and the status request.  Last,
+ * the fake answers an OPEN with crafted replies: out of order, of another
+ * version, of the wrong length, an oversized reason, cut short, and a
+ * refusal with its reason.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +55,11 @@ struct fake {
     int accepted;               /* read after fake_stop() */
     int held[8];                /* authenticated connections kept open */
     int nheld;
+    /* after the proof: take one request, answer with these bytes, and
+     * close when script_close */
+    const uint8_t *script;
+    size_t script_len;
+    int script_close;
     int stop;                   /* __atomic */
     pthread_t thread;
 };
@@ -93,6 +101,18 @@ static void serve_handshake(struct fake *f, int fd)
     if (send(fd, mac, sizeof(mac), MSG_NOSIGNAL) != sizeof(mac) ||
         f->nheld == 8)
         goto out;
+    if (f->script != NULL) {
+        uint8_t hdr[DPC_WIRE_HDR_LEN], body[64];
+        uint32_t len;
+
+        if (recv_all(fd, hdr, sizeof(hdr)) < 0)
+            goto out;
+        len = dpc_load_be32(hdr + 8);
+        if (len > sizeof(body) || recv_all(fd, body, len) < 0 ||
+            send(fd, f->script, f->script_len, MSG_NOSIGNAL) !=
+                (ssize_t)f->script_len || f->script_close)
+            goto out;
+    }
     f->held[f->nheld++] = fd;
     return;
 out:
@@ -539,6 +559,113 @@ static void link_host_closes_mid_batch_test(void **state)
     assert_true(h.closed_early);
 }
 
+/* A reply header for the first request (id 1) of operation op. */
+static void reply_hdr(uint8_t *p, uint8_t version, uint8_t op,
+                      uint16_t status, uint32_t id, uint32_t len)
+{
+    struct dpc_wire_hdr h = { .version = version, .op = op,
+                              .status = status, .id = id, .length = len };
+
+    dpc_wire_encode_hdr(p, &h);
+}
+
+/* Runs one OPEN against a fake that answers with script; the OPEN must
+ * fail with want in its error and leave the link broken. */
+static void open_against_script(const uint8_t *script, size_t len,
+                                int close_after, const char *want)
+{
+    struct fake f = { .script = script, .script_len = len,
+                      .script_close = close_after };
+    char err[DPC_ERRLEN] = "";
+    struct dpc_link *l;
+    uint64_t handle = 0;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)), -1);
+    assert_contains(err, want);
+    assert_true(dpc_link_broken(l));
+    err[0] = '\0';
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_true(err[0] != '\0');
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+}
+
+/* A reply whose id is not the oldest request's: out of step, broken. */
+static void link_reply_out_of_order_test(void **state)
+{
+    uint8_t r[DPC_WIRE_HDR_LEN + 8] = { 0 };
+
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 2, 8);
+    open_against_script(r, sizeof(r), 0, "reply out of order");
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_GET, 0, 1, 8);   /* wrong op */
+    open_against_script(r, sizeof(r), 0, "reply out of order");
+}
+
+/* A reply header that does not decode (another version). */
+static void link_reply_malformed_test(void **state)
+{
+    uint8_t r[DPC_WIRE_HDR_LEN + 8] = { 0 };
+
+    reply_hdr(r, 2, DPC_OP_OPEN, 0, 1, 8);
+    open_against_script(r, sizeof(r), 0, "malformed reply");
+}
+
+/* An OPEN's reply must carry 8 bytes; an error's reason at most 200. */
+static void link_reply_bad_length_test(void **state)
+{
+    uint8_t r[DPC_WIRE_HDR_LEN + 4] = { 0 };
+
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 1, 4);
+    open_against_script(r, sizeof(r), 0, "reply of unexpected length");
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, DPC_WS_INTERNAL, 1,
+              DPC_WIRE_MAX_REASON + 1);
+    open_against_script(r, DPC_WIRE_HDR_LEN, 0, "oversized error reply");
+}
+
+/* Half a reply, then the connection closes: "connection lost". */
+static void link_reply_cut_short_test(void **state)
+{
+    uint8_t r[DPC_WIRE_HDR_LEN + 3] = { 0 };
+
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 1, 8);
+    open_against_script(r, sizeof(r), 1, "connection lost");
+    open_against_script(r, 7, 1, "connection lost");    /* mid-header */
+}
+
+/* A refusal the client can read (NO_ROOM with its reason) is reported
+ * with the reason and ENOSPC, and the link goes on. */
+static void link_reply_refusal_reason_test(void **state)
+{
+    static const char why[] = "no room for you";
+    uint8_t r[DPC_WIRE_HDR_LEN + sizeof(why) - 1];
+    struct fake f = { .script = r, .script_len = sizeof(r) };
+    char err[DPC_ERRLEN] = "";
+    struct dpc_link *l;
+    uint64_t handle = 0;
+
+    reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, DPC_WS_NO_ROOM, 1,
+              sizeof(why) - 1);
+    memcpy(r + DPC_WIRE_HDR_LEN, why, sizeof(why) - 1);
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    errno = 0;
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_contains(err, "no room for you");
+    assert_false(dpc_link_broken(l));
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), 0);
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +681,11 @@ int main(void)
         cmocka_unit_test(link_get_unknown_handle_test),
         cmocka_unit_test(link_refused_put_breaks_link_test),
         cmocka_unit_test(link_host_closes_mid_batch_test),
+        cmocka_unit_test(link_reply_out_of_order_test),
+        cmocka_unit_test(link_reply_malformed_test),
+        cmocka_unit_test(link_reply_bad_length_test),
+        cmocka_unit_test(link_reply_cut_short_test),
+        cmocka_unit_test(link_reply_refusal_reason_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
