@@ -14,7 +14,8 @@
  * the right edge; the direct path for large regions; an index plane
  * sharing the slot; a host closing mid-batch (an error, no crash, and no
  * tile of the failed round served afterwards); concurrent lock-free
- * readers beside a writer holding the caller's lock.
+ * readers beside a writer holding the caller's lock; two tile caches in
+ * two threads on the same links, shared through dpc_pool.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@
 #include <cmocka.h>
 
 #include "dpc_link.h"
+#include "dpc_pool.h"
 #include "dpc_region.h"
 #include "dpc_tiles.h"
 #include "dpc_util.h"
@@ -537,6 +539,132 @@ static void tiles_concurrent_readers_test(void **state)
     teardown(&f);
 }
 
+/* Links shared through dpc_pool: two threads each acquire links to both
+ * hosts from the pool (the same two links; the second names the hosts in
+ * the other order, as another image striped differently would), open a
+ * tile cache of their own on them, and write and read it through constant
+ * evictions at the same time; each reads back exactly what it wrote. */
+struct sharer {
+    struct nativehost *host;
+    int reversed;
+    struct dpc_link *link[HOSTS];
+    unsigned seed;
+    uint8_t model[COLS * ROWS * BPP];
+    char err[2 * DPC_ERRLEN];
+};
+
+static int sharer_run(struct sharer *w)
+{
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .links = w->link, .nlinks = HOSTS };
+    static const uint64_t shapes[][4] = {
+        { 0, 0, 3, 2 }, { 5, 1, 9, 7 }, { 30, 4, 25, 2 }, { 0, 0, COLS, ROWS },
+        { 17, 3, 1, 1 }, { 2, 9, 36, 13 },
+    };
+    uint8_t buf[COLS * ROWS * BPP], want[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles *t;
+    int rc = -1;
+
+    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    if (t == NULL)
+        return dpc_errf(w->err, sizeof(w->err), "open: %s", err);
+    for (unsigned round = 0; round < 60; round++) {
+        const uint64_t *r = shapes[round % 6];
+        uint64_t x = r[2] == COLS ? 0 : r[0] + round % 3, y = r[1];
+        uint64_t n = r[2] * r[3];
+
+        scribble(buf, n * BPP, w->seed + round);
+        if (dpc_tiles_write(t, 0, x, y, r[2], r[3], buf, err,
+                            sizeof(err)) < 0) {
+            dpc_errf(w->err, sizeof(w->err), "write %u: %s", round, err);
+            goto out;
+        }
+        model_io(w->model, BPP, x, y, r[2], r[3], buf, 1);
+        if (round % 5 == 4 && dpc_tiles_read(t, 0, 0, 0, COLS, ROWS, buf, err,
+                                             sizeof(err)) < 0) {
+            dpc_errf(w->err, sizeof(w->err), "read %u: %s", round, err);
+            goto out;
+        }
+        if (round % 5 == 4 && memcmp(buf, w->model, sizeof(buf)) != 0) {
+            dpc_errf(w->err, sizeof(w->err), "round %u: the image read back "
+                     "differs from the one written", round);
+            goto out;
+        }
+    }
+    if (dpc_tiles_flush(t, err, sizeof(err)) < 0 ||
+        dpc_tiles_read(t, 0, 0, 0, COLS, ROWS, buf, err, sizeof(err)) < 0) {
+        dpc_errf(w->err, sizeof(w->err), "final read: %s", err);
+        goto out;
+    }
+    model_io(w->model, BPP, 0, 0, COLS, ROWS, want, 0);
+    if (memcmp(buf, want, sizeof(buf)) != 0) {
+        dpc_errf(w->err, sizeof(w->err), "final image differs");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (dpc_tiles_close(t, err, sizeof(err)) < 0 && rc == 0)
+        rc = dpc_errf(w->err, sizeof(w->err), "close: %s", err);
+    return rc;
+}
+
+static void *sharer_main(void *arg)
+{
+    struct sharer *w = arg;
+
+    return sharer_run(w) < 0 ? w : NULL;
+}
+
+static void tiles_shared_links_test(void **state)
+{
+    struct nativehost host[HOSTS];
+    static struct sharer w[2];
+    pthread_t th[2];
+    char err[DPC_ERRLEN] = "";
+
+    memset(host, 0, sizeof(host));
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < HOSTS; i++) {
+        memcpy(host[i].key, key, sizeof(key));
+        nh_start(&host[i]);
+    }
+    for (int k = 0; k < 2; k++) {
+        w[k].reversed = k;
+        w[k].seed = 100 * (unsigned)k + 1;
+        for (int i = 0; i < HOSTS; i++) {
+            struct nativehost *h = &host[k ? HOSTS - 1 - i : i];
+
+            w[k].link[i] = dpc_pool_acquire("127.0.0.1", h->port, h->key,
+                                            10000, err, sizeof(err));
+            if (w[k].link[i] == NULL)
+                fail_msg("dpc_pool_acquire: %s", err);
+        }
+    }
+    /* one connection per host, shared */
+    assert_ptr_equal(w[0].link[0], w[1].link[1]);
+    assert_ptr_equal(w[0].link[1], w[1].link[0]);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, sharer_main, &w[k]), 0);
+    for (int k = 0; k < 2; k++) {
+        void *bad = NULL;
+
+        pthread_join(th[k], &bad);
+        if (bad != NULL)
+            fail_msg("thread %d: %s", k, w[k].err);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < HOSTS; i++)
+            dpc_pool_release(w[k].link[i]);
+    for (int i = 0; i < HOSTS; i++) {
+        nh_stop(&host[i]);
+        assert_int_equal(__atomic_load_n(&host[i].connections,
+                                         __ATOMIC_ACQUIRE), 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +675,7 @@ int main(void)
         cmocka_unit_test(tiles_index_plane_test),
         cmocka_unit_test(tiles_failed_round_test),
         cmocka_unit_test(tiles_concurrent_readers_test),
+        cmocka_unit_test(tiles_shared_links_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
