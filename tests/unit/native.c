@@ -645,6 +645,7 @@ static void native_open_no_room_test(void **state)
 
 /* ---- rejections --------------------------------------------------------- */
 
+/* A header of protocol version 9: refused (the reply, op 0, echoes the id). */
 static void native_reject_version_test(void **state)
 {
     struct harness h;
@@ -658,6 +659,7 @@ static void native_reject_version_test(void **state)
     finish(&h);
 }
 
+/* Operation 77: refused as unknown. */
 static void native_reject_unknown_op_test(void **state)
 {
     struct harness h;
@@ -670,6 +672,7 @@ static void native_reject_unknown_op_test(void **state)
     finish(&h);
 }
 
+/* A body one byte over DPC_WIRE_MAX_BODY: refused before any of it is read. */
 static void native_reject_huge_body_test(void **state)
 {
     struct harness h;
@@ -682,6 +685,7 @@ static void native_reject_huge_body_test(void **state)
     finish(&h);
 }
 
+/* A bit set in the header's reserved word: refused. */
 static void native_reject_reserved_test(void **state)
 {
     struct harness h;
@@ -695,6 +699,7 @@ static void native_reject_reserved_test(void **state)
     finish(&h);
 }
 
+/* STATUS must have no body. */
 static void native_reject_status_body_test(void **state)
 {
     struct harness h;

@@ -487,6 +487,7 @@ static int write_tile(struct fixture *f, uint64_t tile, uint32_t gen)
     return dpc_tiles_write(f->t, 0, x0, y0, TW, TH, buf, err, sizeof(err));
 }
 
+/* Lock-free readers beside a writer holding the lock (see above). */
 static void tiles_concurrent_readers_test(void **state)
 {
     struct fixture f;
@@ -618,6 +619,7 @@ static void *sharer_main(void *arg)
     return sharer_run(w) < 0 ? w : NULL;
 }
 
+/* Two tile caches in two threads on two pooled links (see above). */
 static void tiles_shared_links_test(void **state)
 {
     struct nativehost host[HOSTS];
