@@ -16,6 +16,10 @@ export LC_ALL=C                    # decimal points in $EPOCHREALTIME and printf
 
 PROG=${SELF##*/}                   # the messages' prefix: compare-stock.sh, dropin.sh
 TOP_SRCDIR=$(dirname "$(dirname "$SELF")")
+# The integration tests start their servers the same way.
+# shellcheck source-path=SCRIPTDIR/../tests/lib source=server.sh
+. "$TOP_SRCDIR/tests/lib/server.sh"   # server_spawn, server_wait, server_log_port
+SERVER_PDEATHSIG=1                 # servers die with the script, even on SIGKILL
 
 # The real ImageMagick 6, by full path: something else named convert may come
 # first in PATH (a stand-in in /usr/local/bin on some machines).
@@ -132,32 +136,27 @@ XML
 }
 
 # ------------------------------------------------------------ the servers
-# spawn LOG CMD...: CMD in the background, its stderr in LOG; its pid in
-# SPAWNED_PID and SERVER_PIDS. setpriv's parent-death signal kills it even if
-# the script is killed with SIGKILL and never runs its trap.
+# spawn LOG CMD...: CMD in the background, its stdout discarded, its stderr
+# in LOG (server_spawn, under setpriv's parent-death signal: it dies even if
+# the script is killed with SIGKILL and never runs its trap); its pid in
+# SPAWNED_PID and SERVER_PIDS.
 spawn() {
-    local log=$1
-    shift
-    if command -v setpriv > /dev/null; then
-        setpriv --pdeathsig KILL -- "$@" > /dev/null 2>> "$log" &
-    else
-        "$@" > /dev/null 2>> "$log" &
-    fi
-    SPAWNED_PID=$!
+    server_spawn "$@" > /dev/null
     SERVER_PIDS+=("$SPAWNED_PID")
 }
 
+# listening_on PORT: something listens on TCP PORT.
+listening_on() {
+    [ -n "$(ss -Hltn "sport = :$1")" ]
+}
+
 # wait_listening NAME PORT PID LOG: until something listens on PORT; fails,
-# showing the log, if PID dies or 10 s pass. Watches with ss rather than by
+# showing the log, if PID dies or 60 s pass. Watches with ss rather than by
 # connecting, so the servers see no stray connections.
 wait_listening() {
     local name=$1 port=$2 pid=$3 log=$4
     # up to 60 s: a server preallocating its memory listens only after
-    for _ in $(seq 1 1200); do
-        [ -n "$(ss -Hltn "sport = :$port")" ] && return 0
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.05
-    done
+    server_wait "$pid" 1200 listening_on "$port" && return 0
     echo "$PROG: $name did not start listening on port $port:" >&2
     sed 's/^/  | /' "$log" >&2
     exit 1

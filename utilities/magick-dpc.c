@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -37,7 +38,7 @@
 #define DEFAULT_LISTEN "127.0.0.1:6668"
 #define EXIT_USAGE 2
 
-static const char usage_text[] =
+static const char usage_head[] =
     "Usage: magick-dpc serve [OPTIONS]\n"
     "       magick-dpc status [--host HOST:PORT] [--im7] [--timeout DUR]\n"
     "       magick-dpc status --local | --socket PATH\n"
@@ -52,56 +53,10 @@ static const char usage_text[] =
     "Both sides need the same policy.xml line:\n"
     "  " DPC_POLICY_SECRET_HINT "\n"
     "\n"
-    "serve options (policy.xml name in brackets, domain \"cache\"):\n"
-    "  --listen HOST:PORT        listen for ImageMagick 6 clients; repeatable;\n"
-    "                            [IPV6]:PORT for IPv6; port 0 picks a free one\n"
-    "                            [dpc-listen, comma-separated; default "
-    DEFAULT_LISTEN "]\n"
-    "  --listen-im7 HOST:PORT    listen for ImageMagick 7 clients; repeatable\n"
-    "                            [dpc-listen-im7]\n"
-    "  --listen none             no TCP at all: the Unix socket only (needs no\n"
-    "                            shared secret)\n"
-    "  --socket PATH|none        the Unix socket of the shared-memory tier and\n"
-    "                            the shm: coder [dpc-socket; default\n"
-    "                            $XDG_RUNTIME_DIR/magick-dpc.sock, else\n"
-    "                            /run/magick-dpc/magick-dpc.sock]\n"
-    "  --socket-mode MODE        0600 or 0660 [dpc-socket-mode; 0600]\n"
-    "  --allow-uids LIST         users (names or numbers) allowed on the socket\n"
-    "                            [dpc-allow-uids; default: the server's own]\n"
-    "  --allow-gids LIST         groups allowed on the socket [dpc-allow-gids]\n"
-    "  --shm-budget SIZE         shared memory across all local clients\n"
-    "                            [dpc-shm-budget; default a quarter of RAM]\n"
-    "  --memory SIZE             RAM for caches, e.g. 8GiB [dpc-memory;\n"
-    "                            default half of physical memory]\n"
-    "  --preallocate             fault the whole --memory in at start and keep\n"
-    "                            it: no page faults while clients write, and\n"
-    "                            a start that fails instead of a later OOM\n"
-    "                            [dpc-preallocate: true|false; false]\n"
-    "  --spill-dir DIR           spill caches that do not fit in RAM to files\n"
-    "                            here [dpc-spill-dir; default: no spilling]\n"
-    "  --disk SIZE               bytes of spill files [dpc-disk; default 90%\n"
-    "                            of the spill directory's free space]\n"
-    "  --max-clients N           connections at once [max-dpc-clients; 256]\n"
-    "  --max-unauthenticated N   connections in the handshake at once; at N\n"
-    "                            the server stops accepting and the listen\n"
-    "                            backlog (1024) holds the next clients; none\n"
-    "                            is dropped [max-dpc-unauthenticated-clients;\n"
-    "                            16]\n"
-    "  --max-unauthenticated-per-source N\n"
-    "                            of those, from one address (IPv6: one /64);\n"
-    "                            its further connections wait, and past\n"
-    "                            max-clients/2 not yet authenticated it is\n"
-    "                            refused [max-dpc-unauthenticated-per-source;\n"
-    "                            half of max-unauthenticated]\n"
-    "  --handshake-timeout DUR   time to prove the secret [dpc-handshake-timeout;\n"
-    "                            10s]\n"
-    "  --idle-timeout DUR        close clients silent this long, 0 never\n"
-    "                            [dpc-idle-timeout; 1h]\n"
-    "  --busy-poll USEC          after a reply, poll this many microseconds\n"
-    "                            for the next request before sleeping; 0 off\n"
-    "                            [dpc-busy-poll; 50]\n"
-    "  -v, --verbose             trace every request\n"
-    "  -q, --quiet               log errors and warnings only\n"
+    "serve options (policy.xml name and default in brackets, domain "
+    "\"cache\"):\n";
+
+static const char usage_tail[] =
     "\n"
     "SIZE: 512MiB, 8GiB, 10GB, ...  DUR: 30s, 500ms, 5m, 1h.\n"
     "The server stops cleanly on SIGINT or SIGTERM.\n";
@@ -111,9 +66,8 @@ struct options {
     size_t nlisten;
     struct dpc_server_cfg cfg;
     char *spill_dir;
-    int have_memory, have_disk;
+    uint32_t given;                 /* bit i: settings[i] was set */
     int no_tcp;                     /* --listen none */
-    int have_shm_budget;
     int verbosity;                  /* -1 quiet, 0 normal, 1 trace */
 };
 
@@ -155,34 +109,12 @@ static int add_listen(struct options *o, const char *list,
     return rc;
 }
 
-static int set_size(const char *what, const char *text, uint64_t *out)
-{
-    char err[DPC_ERRLEN];
-
-    if (dpc_parse_size(text, out, err, sizeof(err)) < 0)
-        return fail_usage("bad %s", what, err);
-    return 0;
-}
-
-static int set_duration(const char *what, const char *text, uint64_t *out)
+static int parse_duration(const char *what, const char *text, uint64_t *out)
 {
     char err[DPC_ERRLEN];
 
     if (dpc_parse_duration_ms(text, out, err, sizeof(err)) < 0)
         return fail_usage("bad %s", what, err);
-    return 0;
-}
-
-static int set_count(const char *what, const char *text, unsigned *out)
-{
-    char err[DPC_ERRLEN];
-    uint64_t v;
-
-    if (dpc_parse_u64(text, &v, err, sizeof(err)) < 0 || v == 0 ||
-        v > 1000000)
-        return fail_usage("bad %s (a number from 1 to 1000000)", what,
-                          err[0] ? err : NULL);
-    *out = (unsigned)v;
     return 0;
 }
 
@@ -242,100 +174,300 @@ static int set_socket(struct options *o, const char *value)
     return 0;
 }
 
-/* Applies one setting by its policy name; the command line uses the same
- * names, so both paths validate alike. */
-static int apply(struct options *o, const char *name, const char *value)
+/* ------------------------------------------------------------ settings */
+
+/* One server setting: its command-line option, its policy.xml name, its
+ * default and help as --help prints them (README.md's settings tables say
+ * the same: tests/integration/settings-doc.sh compares them), and the
+ * setter both the command line and policy.xml go through, so both
+ * validate alike. */
+struct setting;
+typedef int (*setting_fn)(struct options *o, const struct setting *s,
+                          const char *value);
+
+enum setting_kind {
+    SETTING_VALUE,                  /* --option ARG */
+    SETTING_FLAG,                   /* --option alone; true|false in policy */
+};
+
+struct setting {
+    const char *option;             /* --option, without the dashes */
+    enum setting_kind kind;
+    const char *arg;                /* ARG's name in --help (SETTING_VALUE) */
+    const char *policy;             /* policy.xml name, domain "cache" */
+    const char *deflt;              /* the default in words */
+    int literal;                    /* deflt is a value: set_defaults sets it */
+    const char *help;
+    setting_fn set;
+    const char *what;               /* the setting in error messages */
+    size_t field;                   /* offsetof its value in struct options */
+};
+
+#define FIELD(f) offsetof(struct options, f)
+#define AT(o, s, type) ((type *)((char *)(o) + (s)->field))
+
+static int set_listen6(struct options *o, const struct setting *s,
+                       const char *v)
 {
-    struct dpc_server_cfg *c = &o->cfg;
-
-    if (strcmp(name, "dpc-listen") == 0)
-        return add_listen(o, value, DPC_STOCK_IM6);
-    if (strcmp(name, "dpc-listen-im7") == 0)
-        return add_listen(o, value, DPC_STOCK_IM7);
-    if (strcmp(name, "dpc-memory") == 0) {
-        o->have_memory = 1;
-        return set_size("memory size", value, &c->store.mem_budget);
-    }
-    if (strcmp(name, "dpc-preallocate") == 0) {
-        if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0)
-            c->store.preallocate = 1;
-        else if (strcasecmp(value, "false") == 0 ||
-                 strcasecmp(value, "no") == 0)
-            c->store.preallocate = 0;
-        else
-            return fail_usage("bad preallocate '%s' (true or false)", value,
-                              NULL);
-        return 0;
-    }
-    if (strcmp(name, "dpc-disk") == 0) {
-        o->have_disk = 1;
-        return set_size("disk size", value, &c->store.disk_budget);
-    }
-    if (strcmp(name, "dpc-spill-dir") == 0) {
-        free(o->spill_dir);
-        o->spill_dir = strdup(value);
-        return o->spill_dir != NULL ? 0 : -1;
-    }
-    if (strcmp(name, "max-dpc-clients") == 0)
-        return set_count("max clients", value, &c->max_clients);
-    if (strcmp(name, "max-dpc-unauthenticated-clients") == 0)
-        return set_count("max unauthenticated", value, &c->max_unauth);
-    if (strcmp(name, "max-dpc-unauthenticated-per-source") == 0)
-        return set_count("max unauthenticated per source", value,
-                         &c->max_unauth_per_source);
-    if (strcmp(name, "dpc-busy-poll") == 0) {
-        uint64_t v;
-        char err[DPC_ERRLEN];
-
-        if (dpc_parse_u64(value, &v, err, sizeof(err)) < 0 || v > 1000000)
-            return fail_usage("bad busy poll '%s' (0 to 1000000 us)", value,
-                              NULL);
-        c->busy_poll_us = (unsigned)v;
-        return 0;
-    }
-    if (strcmp(name, "dpc-socket") == 0)
-        return set_socket(o, value);
-    if (strcmp(name, "dpc-socket-mode") == 0) {
-        if (strcmp(value, "0600") != 0 && strcmp(value, "0660") != 0 &&
-            strcmp(value, "600") != 0 && strcmp(value, "660") != 0)
-            return fail_usage("bad socket mode '%s' (0600 or 0660)", value,
-                              NULL);
-        c->local.mode = strstr(value, "66") != NULL ? 0660 : 0600;
-        return 0;
-    }
-    if (strcmp(name, "dpc-allow-uids") == 0)
-        return set_ids("users", value, 0, c->local.allow_uids,
-                       &c->local.nallow_uids);
-    if (strcmp(name, "dpc-allow-gids") == 0)
-        return set_ids("groups", value, 1, c->local.allow_gids,
-                       &c->local.nallow_gids);
-    if (strcmp(name, "dpc-shm-budget") == 0) {
-        o->have_shm_budget = 1;
-        return set_size("shared memory budget", value,
-                        &c->local.shm_budget);
-    }
-    if (strcmp(name, "dpc-handshake-timeout") == 0)
-        return set_duration("handshake timeout", value,
-                            &c->handshake_timeout_ms);
-    if (strcmp(name, "dpc-idle-timeout") == 0)
-        return set_duration("idle timeout", value, &c->idle_timeout_ms);
-    return fail_usage("unknown setting %s", name, NULL);
+    (void)s;
+    return add_listen(o, v, DPC_STOCK_IM6);
 }
 
-static const char *const policy_names[] = {
-    "dpc-memory", "dpc-preallocate", "dpc-disk", "dpc-spill-dir",
-    "max-dpc-clients",
-    "max-dpc-unauthenticated-clients", "max-dpc-unauthenticated-per-source",
-    "dpc-handshake-timeout",
-    "dpc-idle-timeout", "dpc-busy-poll", "dpc-socket", "dpc-socket-mode",
-    "dpc-allow-uids", "dpc-allow-gids", "dpc-shm-budget",
+static int set_listen7(struct options *o, const struct setting *s,
+                       const char *v)
+{
+    (void)s;
+    return add_listen(o, v, DPC_STOCK_IM7);
+}
+
+static int set_size(struct options *o, const struct setting *s, const char *v)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_parse_size(v, AT(o, s, uint64_t), err, sizeof(err)) < 0)
+        return fail_usage("bad %s", s->what, err);
+    return 0;
+}
+
+static int set_duration(struct options *o, const struct setting *s,
+                        const char *v)
+{
+    return parse_duration(s->what, v, AT(o, s, uint64_t));
+}
+
+static int set_count(struct options *o, const struct setting *s,
+                     const char *v)
+{
+    char err[DPC_ERRLEN];
+    uint64_t n;
+
+    if (dpc_parse_u64(v, &n, err, sizeof(err)) < 0 || n == 0 || n > 1000000)
+        return fail_usage("bad %s (a number from 1 to 1000000)", s->what,
+                          err[0] ? err : NULL);
+    *AT(o, s, unsigned) = (unsigned)n;
+    return 0;
+}
+
+static int set_bool(struct options *o, const struct setting *s, const char *v)
+{
+    char fmt[64];
+
+    if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
+        *AT(o, s, int) = 1;
+    else if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
+        *AT(o, s, int) = 0;
+    else {
+        snprintf(fmt, sizeof(fmt), "bad %s '%%s' (true or false)", s->what);
+        return fail_usage(fmt, v, NULL);
+    }
+    return 0;
+}
+
+static int set_string(struct options *o, const struct setting *s,
+                      const char *v)
+{
+    char **p = AT(o, s, char *);
+
+    free(*p);
+    *p = strdup(v);
+    return *p != NULL ? 0 : -1;
+}
+
+static int set_busy_poll(struct options *o, const struct setting *s,
+                         const char *v)
+{
+    char err[DPC_ERRLEN];
+    uint64_t n;
+
+    if (dpc_parse_u64(v, &n, err, sizeof(err)) < 0 || n > 1000000)
+        return fail_usage("bad busy poll '%s' (0 to 1000000 us)", v, NULL);
+    *AT(o, s, unsigned) = (unsigned)n;
+    return 0;
+}
+
+static int set_socket_path(struct options *o, const struct setting *s,
+                           const char *v)
+{
+    (void)s;
+    return set_socket(o, v);
+}
+
+static int set_socket_mode(struct options *o, const struct setting *s,
+                           const char *v)
+{
+    if (strcmp(v, "0600") != 0 && strcmp(v, "0660") != 0 &&
+        strcmp(v, "600") != 0 && strcmp(v, "660") != 0)
+        return fail_usage("bad socket mode '%s' (0600 or 0660)", v, NULL);
+    *AT(o, s, unsigned) = strstr(v, "66") != NULL ? 0660 : 0600;
+    return 0;
+}
+
+static int set_uids(struct options *o, const struct setting *s,
+                    const char *v)
+{
+    (void)s;
+    return set_ids("users", v, 0, o->cfg.local.allow_uids,
+                   &o->cfg.local.nallow_uids);
+}
+
+static int set_gids(struct options *o, const struct setting *s,
+                    const char *v)
+{
+    (void)s;
+    return set_ids("groups", v, 1, o->cfg.local.allow_gids,
+                   &o->cfg.local.nallow_gids);
+}
+
+/* In --help's order.  The listeners come last from policy.xml: only when
+ * the command line named none (apply_listen_policy). */
+static const struct setting settings[] = {
+    { "listen", SETTING_VALUE, "HOST:PORT", "dpc-listen", DEFAULT_LISTEN, 0,
+      "listen for ImageMagick 6 clients; repeatable; [IPV6]:PORT for IPv6; "
+      "port 0 picks a free one; none: no TCP at all, the Unix socket only "
+      "(needs no shared secret); comma-separated in policy.xml",
+      set_listen6, "listen address", 0 },
+    { "listen-im7", SETTING_VALUE, "HOST:PORT", "dpc-listen-im7", "none", 0,
+      "listen for ImageMagick 7 clients; repeatable",
+      set_listen7, "listen address", 0 },
+    { "socket", SETTING_VALUE, "PATH|none", "dpc-socket",
+      "$XDG_RUNTIME_DIR/magick-dpc.sock, else /run/magick-dpc/magick-dpc.sock",
+      0, "the Unix socket of the shared-memory tier and the shm: coder",
+      set_socket_path, "socket path", 0 },
+    { "socket-mode", SETTING_VALUE, "MODE", "dpc-socket-mode", "0600", 1,
+      "0600 or 0660",
+      set_socket_mode, "socket mode", FIELD(cfg.local.mode) },
+    { "allow-uids", SETTING_VALUE, "LIST", "dpc-allow-uids",
+      "the server's own uid", 0,
+      "users (names or numbers) allowed on the socket",
+      set_uids, "users", 0 },
+    { "allow-gids", SETTING_VALUE, "LIST", "dpc-allow-gids", "none", 0,
+      "groups allowed on the socket",
+      set_gids, "groups", 0 },
+    { "shm-budget", SETTING_VALUE, "SIZE", "dpc-shm-budget",
+      "a quarter of the machine's memory", 0,
+      "shared memory across all local clients",
+      set_size, "shared memory budget", FIELD(cfg.local.shm_budget) },
+    { "memory", SETTING_VALUE, "SIZE", "dpc-memory",
+      "half the machine's memory", 0,
+      "RAM for caches, e.g. 8GiB",
+      set_size, "memory size", FIELD(cfg.store.mem_budget) },
+    { "preallocate", SETTING_FLAG, NULL, "dpc-preallocate", "false", 1,
+      "fault the whole --memory in at start and keep it: no page faults "
+      "while clients write, and a start that fails instead of a later OOM; "
+      "true or false in policy.xml",
+      set_bool, "preallocate", FIELD(cfg.store.preallocate) },
+    { "spill-dir", SETTING_VALUE, "DIR", "dpc-spill-dir", "no spilling", 0,
+      "spill caches that do not fit in RAM to files here",
+      set_string, "spill directory", FIELD(spill_dir) },
+    { "disk", SETTING_VALUE, "SIZE", "dpc-disk",
+      "90% of the spill directory's free space", 0,
+      "bytes of spill files",
+      set_size, "disk size", FIELD(cfg.store.disk_budget) },
+    { "max-clients", SETTING_VALUE, "N", "max-dpc-clients", "256", 1,
+      "connections at once",
+      set_count, "max clients", FIELD(cfg.max_clients) },
+    { "max-unauthenticated", SETTING_VALUE, "N",
+      "max-dpc-unauthenticated-clients", "16", 1,
+      "connections in the handshake at once; at N the server stops "
+      "accepting and the listen backlog (1024) holds the next clients; none "
+      "is dropped",
+      set_count, "max unauthenticated", FIELD(cfg.max_unauth) },
+    { "max-unauthenticated-per-source", SETTING_VALUE, "N",
+      "max-dpc-unauthenticated-per-source", "half of --max-unauthenticated",
+      0,
+      "of those, from one address (IPv6: one /64); its further connections "
+      "wait, and past max-clients/2 not yet authenticated it is refused",
+      set_count, "max unauthenticated per source",
+      FIELD(cfg.max_unauth_per_source) },
+    { "handshake-timeout", SETTING_VALUE, "DUR", "dpc-handshake-timeout",
+      "10s", 1, "time to prove the secret",
+      set_duration, "handshake timeout", FIELD(cfg.handshake_timeout_ms) },
+    { "idle-timeout", SETTING_VALUE, "DUR", "dpc-idle-timeout", "1h", 1,
+      "close clients silent this long, 0 never",
+      set_duration, "idle timeout", FIELD(cfg.idle_timeout_ms) },
+    { "busy-poll", SETTING_VALUE, "USEC", "dpc-busy-poll", "50", 1,
+      "after a reply, poll this many microseconds for the next request "
+      "before sleeping; 0 off",
+      set_busy_poll, "busy poll", FIELD(cfg.busy_poll_us) },
 };
+
+#define NSETTINGS (sizeof(settings) / sizeof(*settings))
+_Static_assert(NSETTINGS <= 32, "struct options' given has 32 bits");
+
+static const struct setting *find_setting(const char *policy)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].policy, policy) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Whether the command line or policy.xml set the setting named policy. */
+static int given(const struct options *o, const char *policy)
+{
+    return (o->given >> (find_setting(policy) - settings)) & 1;
+}
+
+static int apply(struct options *o, const struct setting *s,
+                 const char *value)
+{
+    o->given |= UINT32_C(1) << (s - settings);
+    return s->set(o, s, value);
+}
+
+/* --help: ROW's help text from column 28, wrapped at 78. */
+static void print_row(FILE *f, const char *left, const char *text)
+{
+    int col = fprintf(f, "  %s", left);
+    const char *p = text;
+
+    if (col > 26) {
+        fputc('\n', f);
+        col = 0;
+    }
+    while (*p != '\0') {
+        size_t len = strcspn(p, " ");
+
+        if (col > 28 && col + 1 + (int)len > 78) {
+            fputc('\n', f);
+            col = 0;
+        }
+        if (col < 28)
+            col += fprintf(f, "%*s", 28 - col, "");
+        else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", (int)len, p);
+        p += len;
+        p += strspn(p, " ");
+    }
+    fputc('\n', f);
+}
+
+static void print_usage(FILE *f)
+{
+    fputs(usage_head, f);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char left[80], text[1024];
+
+        snprintf(left, sizeof(left), "--%s%s%s", s->option,
+                 s->arg != NULL ? " " : "", s->arg != NULL ? s->arg : "");
+        snprintf(text, sizeof(text), "%s [%s; default %s]", s->help,
+                 s->policy, s->deflt);
+        print_row(f, left, text);
+    }
+    print_row(f, "-v, --verbose", "trace every request");
+    print_row(f, "-q, --quiet", "log errors and warnings only");
+    fputs(usage_tail, f);
+}
 
 static int apply_policy(struct options *o)
 {
-    for (size_t i = 0; i < sizeof(policy_names) / sizeof(*policy_names); i++) {
-        char *v = dpc_policy_get(policy_names[i]);
-        int rc = v != NULL ? apply(o, policy_names[i], v) : 0;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char *v = s->set == set_listen6 || s->set == set_listen7
+                      ? NULL : dpc_policy_get(s->policy);
+        int rc = v != NULL ? apply(o, s, v) : 0;
 
         free(v);
         if (rc < 0)
@@ -361,18 +493,17 @@ static int apply_listen_policy(struct options *o)
     return rc;
 }
 
+/* The built-in defaults: the table's literal ones through their setters,
+ * the rest measured. */
 static void set_defaults(struct options *o)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 
     memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].literal)
+            settings[i].set(o, &settings[i], settings[i].deflt);
     o->cfg.store.mem_budget = (uint64_t)pages * (uint64_t)page / 2;
-    o->cfg.max_clients = 256;
-    o->cfg.max_unauth = 16;
-    o->cfg.handshake_timeout_ms = 10000;
-    o->cfg.idle_timeout_ms = 3600000;
-    o->cfg.busy_poll_us = 50;
-    o->cfg.local.mode = 0600;
     o->cfg.local.shm_budget = (uint64_t)pages * (uint64_t)page / 4;
     o->cfg.local.path_is_default = 1;
     if (dpc_shmc_default_path(o->cfg.local.path,
@@ -385,7 +516,7 @@ static int finish_spill(struct options *o)
     struct statvfs vfs;
 
     o->cfg.store.spill_dir = o->spill_dir;
-    if (o->spill_dir == NULL || o->have_disk)
+    if (o->spill_dir == NULL || given(o, "dpc-disk"))
         return 0;
     if (statvfs(o->spill_dir, &vfs) < 0) {
         fprintf(stderr, "magick-dpc: spill directory %s: %m\n", o->spill_dir);
@@ -395,29 +526,15 @@ static int finish_spill(struct options *o)
     return 0;
 }
 
-enum { OPT_LISTEN = 256, OPT_LISTEN7, OPT_MEMORY, OPT_DISK, OPT_SPILL,
-       OPT_MAXC, OPT_MAXU, OPT_MAXUS, OPT_HTO, OPT_ITO, OPT_HOST, OPT_IM7, OPT_TIMEOUT, OPT_BUSY,
-       OPT_SOCKET, OPT_SOCKMODE, OPT_UIDS, OPT_GIDS, OPT_SHMBUDGET, OPT_OWNER,
-       OPT_LOCAL, OPT_PREALLOC };
+/* getopt_long's table: the settings (val OPT_SETTING + index), then the
+ * options of status and shm.  One table for every command, so an option of
+ * another command is "unexpected" there, not unknown. */
+enum { OPT_SETTING = 256, OPT_OWNER = OPT_SETTING + 64, OPT_LOCAL, OPT_HOST,
+       OPT_IM7, OPT_TIMEOUT };
 
-static const struct option long_opts[] = {
-    { "listen", required_argument, NULL, OPT_LISTEN },
-    { "listen-im7", required_argument, NULL, OPT_LISTEN7 },
-    { "memory", required_argument, NULL, OPT_MEMORY },
-    { "preallocate", no_argument, NULL, OPT_PREALLOC },
-    { "disk", required_argument, NULL, OPT_DISK },
-    { "spill-dir", required_argument, NULL, OPT_SPILL },
-    { "max-clients", required_argument, NULL, OPT_MAXC },
-    { "max-unauthenticated", required_argument, NULL, OPT_MAXU },
-    { "max-unauthenticated-per-source", required_argument, NULL, OPT_MAXUS },
-    { "handshake-timeout", required_argument, NULL, OPT_HTO },
-    { "idle-timeout", required_argument, NULL, OPT_ITO },
-    { "busy-poll", required_argument, NULL, OPT_BUSY },
-    { "socket", required_argument, NULL, OPT_SOCKET },
-    { "socket-mode", required_argument, NULL, OPT_SOCKMODE },
-    { "allow-uids", required_argument, NULL, OPT_UIDS },
-    { "allow-gids", required_argument, NULL, OPT_GIDS },
-    { "shm-budget", required_argument, NULL, OPT_SHMBUDGET },
+_Static_assert(NSETTINGS < 64, "OPT_OWNER follows the settings' values");
+
+static const struct option other_opts[] = {
     { "owner", required_argument, NULL, OPT_OWNER },
     { "local", no_argument, NULL, OPT_LOCAL },
     { "host", required_argument, NULL, OPT_HOST },
@@ -426,31 +543,28 @@ static const struct option long_opts[] = {
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
 };
 
-static const char *opt_policy_name(int opt)
+#define NOTHER (sizeof(other_opts) / sizeof(*other_opts))
+
+static struct option long_opts[NSETTINGS + NOTHER + 1];
+
+static void init_long_opts(void)
 {
-    switch (opt) {
-    case OPT_LISTEN: return "dpc-listen";
-    case OPT_LISTEN7: return "dpc-listen-im7";
-    case OPT_MEMORY: return "dpc-memory";
-    case OPT_PREALLOC: return "dpc-preallocate";
-    case OPT_DISK: return "dpc-disk";
-    case OPT_SPILL: return "dpc-spill-dir";
-    case OPT_MAXC: return "max-dpc-clients";
-    case OPT_MAXU: return "max-dpc-unauthenticated-clients";
-    case OPT_MAXUS: return "max-dpc-unauthenticated-per-source";
-    case OPT_HTO: return "dpc-handshake-timeout";
-    case OPT_ITO: return "dpc-idle-timeout";
-    case OPT_BUSY: return "dpc-busy-poll";
-    case OPT_SOCKET: return "dpc-socket";
-    case OPT_SOCKMODE: return "dpc-socket-mode";
-    case OPT_UIDS: return "dpc-allow-uids";
-    case OPT_GIDS: return "dpc-allow-gids";
-    case OPT_SHMBUDGET: return "dpc-shm-budget";
-    default: return NULL;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        long_opts[i].name = settings[i].option;
+        long_opts[i].has_arg = settings[i].kind == SETTING_FLAG
+                                   ? no_argument : required_argument;
+        long_opts[i].flag = NULL;
+        long_opts[i].val = OPT_SETTING + (int)i;
     }
+    memcpy(long_opts + NSETTINGS, other_opts, sizeof(other_opts));
+}
+
+/* The getopt value of --socket, which status and shm take too. */
+static int opt_socket(void)
+{
+    return OPT_SETTING + (int)(find_setting("dpc-socket") - settings);
 }
 
 /* Policy first, then the command line over it. */
@@ -463,17 +577,16 @@ static int parse_serve(int argc, char **argv, struct options *o)
         return -1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "vqh", long_opts, NULL)) != -1) {
-        const char *name = opt_policy_name(opt);
-
-        if (name != NULL) {
-            if (apply(o, name, optarg != NULL ? optarg : "true") < 0)
+        if (opt >= OPT_SETTING && opt < OPT_SETTING + (int)NSETTINGS) {
+            if (apply(o, &settings[opt - OPT_SETTING],
+                      optarg != NULL ? optarg : "true") < 0)
                 return -1;
         } else if (opt == 'v') {
             o->verbosity = 1;
         } else if (opt == 'q') {
             o->verbosity = -1;
         } else if (opt == 'h') {
-            fputs(usage_text, stdout);
+            print_usage(stdout);
             exit(0);
         } else {
             return fail_usage("unexpected option for %s", "serve", NULL);
@@ -585,7 +698,7 @@ static void fit_shm_budget(struct options *o)
     if (o->cfg.local.path[0] == '\0' || limit == 0 || limit >= ram ||
         o->cfg.local.shm_budget <= fit)
         return;
-    dpc_log(o->have_shm_budget ? DPC_LOG_WARN : DPC_LOG_INFO,
+    dpc_log(given(o, "dpc-shm-budget") ? DPC_LOG_WARN : DPC_LOG_INFO,
             "shared-memory budget lowered from %llu to %llu bytes: this "
             "server's memory cgroup allows %llu",
             (unsigned long long)o->cfg.local.shm_budget,
@@ -722,7 +835,7 @@ static int cmd_shm(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-        if (opt == OPT_SOCKET)
+        if (opt == opt_socket())
             socket_opt = optarg;
         else if (opt == OPT_OWNER) {
             if (set_ids("owners", optarg, 0, owner, &n) < 0)
@@ -775,10 +888,10 @@ static int cmd_status(int argc, char **argv)
         else if (opt == OPT_IM7)
             flavor = DPC_STOCK_IM7;
         else if (opt == OPT_TIMEOUT &&
-                 set_duration("timeout", optarg, &timeout) < 0)
+                 parse_duration("timeout", optarg, &timeout) < 0)
             return EXIT_USAGE;
-        else if (opt == OPT_SOCKET || opt == OPT_LOCAL)
-            return local_json(opt == OPT_SOCKET ? optarg : NULL,
+        else if (opt == opt_socket() || opt == OPT_LOCAL)
+            return local_json(opt == opt_socket() ? optarg : NULL,
                               DPC_LP_STATUS);
         else if (opt != OPT_HOST && opt != OPT_IM7 && opt != OPT_TIMEOUT)
             return fail_usage("unexpected option for %s", "status", NULL),
@@ -805,13 +918,14 @@ int main(int argc, char **argv)
 {
     int rc;
 
+    init_long_opts();
     if (argc < 2) {
-        fputs(usage_text, stderr);
+        print_usage(stderr);
         return EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        fputs(usage_text, stdout);
+        print_usage(stdout);
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {

@@ -64,7 +64,7 @@
 #     existing files, and -L/-I with an existing relative directory, are
 #     made absolute (make runs in BUILD/obj).
 #     --cppflags: preprocessor flags for the library's sources only (e.g.
-#     -I MagickCore-ext for headers the dropped-in files include), passed
+#     -I MagickCore-ext/client for headers the dropped-in files include), passed
 #     as magick_libMagickCore_6_Q16_la_CPPFLAGS='$(AM_CPPFLAGS)
 #     $(LIBRARY_EXTRA_CPPFLAGS) ARGS'; when they change, the library's
 #     objects are deleted, so all are recompiled (make does not track flags).

@@ -58,7 +58,7 @@ allowed() {
     cmp "$DROPIN_LIB/libMagickCore-6.Q16.so.6" \
         "$WORK/dest$TOP_SRCDIR/_install/lib/libMagickCore-6.Q16.so.6"
 }
-if grep -qF "$B/MagickCore-ext/libdpcclient.a" "$DROPIN_BUILD/extra-libs.stamp" 2> /dev/null; then
+if grep -qF "$B/MagickCore-ext/client/libdpcclient.a" "$DROPIN_BUILD/extra-libs.stamp" 2> /dev/null; then
     check "quickstart's prefix (_install): make install takes the drop-in" allowed
 else
     echo "# the drop-in was not linked from $B: allowed install not tested here"

@@ -119,6 +119,36 @@ stopped_mid_job() {
     grep -qiE 'unable to (read|write) pixel cache|connection' "$WORK/err"
 }
 check "server killed mid-job: error, exit != 0" stopped_mid_job
+# A server that stops answering mid-job: the pixel cache error reads as a
+# timeout (the cause's code, ETIMEDOUT), not as a reset connection.
+hung_mid_job() {
+    local pid stopper rc=0
+    "$MAGICK_DPC" serve -v --listen 127.0.0.1:0 2> "$WORK/stalled.log" &
+    pid=$!
+    port=$(port_of "$WORK/stalled.log")
+    [ -f "$WORK/big.miff" ] ||
+        mem_convert -seed 9 -size 1500x1000 plasma:fractal "$WORK/big.miff"
+    # Stopped once pixels flow (the cache is open), at most 20 s on.
+    ( for _ in $(seq 200); do
+          grep -q ': PUT ' "$WORK/stalled.log" && break
+          sleep 0.1
+      done
+      kill -STOP $pid ) &
+    stopper=$!
+    dropin -define cache:hosts=127.0.0.1:$port -define cache:tiers=distributed \
+        -define cache:dpc-timeout=2 -define cache:dpc-tile-cache=1MiB \
+        "$WORK/big.miff" -blur 0x8 -blur 0x8 -blur 0x8 "$WORK/h.miff" \
+        2> "$WORK/err" || rc=$?
+    wait $stopper
+    kill -CONT $pid
+    kill -TERM $pid
+    grep -v '^ ' "$WORK/err" | tail -n 3
+    [ $rc -ne 0 ]
+    grep -qE 'unable to (read|write) pixel cache .*: Connection timed out' \
+        "$WORK/err"
+    ! grep -q 'Connection reset by peer' "$WORK/err"
+}
+check "server hung mid-job: the error says timed out" hung_mid_job
 # A hung host (stopped: the kernel still accepts, nothing answers) with the
 # disk tier behind it: the first cache waits out cache:dpc-timeout, the
 # following ones fail over at once.

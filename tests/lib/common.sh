@@ -6,6 +6,8 @@ set -eu
 
 : "${MAGICK_DPC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/_install/bin/magick-dpc}"
 : "${TOP_SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+# shellcheck source-path=SCRIPTDIR source=server.sh
+. "$TOP_SRCDIR/tests/lib/server.sh"  # server_spawn, server_wait, server_log_port
 CONVERT=/usr/bin/convert
 COMPARE=/usr/bin/compare
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}     # seconds any one convert may take
@@ -67,35 +69,23 @@ XML
 
 # im7_port_of LOG: the port of the IM7 listener logging to LOG (5 s).
 im7_port_of() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) (ImageMagick 7.*/\1/p' \
-            "$1" | head -n 1)
-        [ -n "$p" ] && { echo "$p"; return 0; }
-        sleep 0.05
-    done
+    server_log_port "$1" ' (ImageMagick 7'
 }
 
 # port_of LOG: the loopback port of the server logging to LOG (waits up to
 # 5 s for its "listening on" line); nothing when it never came.
 port_of() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" |
-            head -n 1)
-        [ -n "$p" ] && { echo "$p"; return 0; }
-        sleep 0.05
-    done
+    server_log_port "$1"
 }
 
 # start_server [ARGS...]: magick-dpc on 127.0.0.1, a free port, and on the
 # Unix socket $SHM_SOCK; sets PORT.
 start_server() {
     : > "$WORK/server.log"
-    "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket "$SHM_SOCK" "$@" \
-        2>> "$WORK/server.log" &
-    SERVER_PID=$!
-    PORT=$(port_of "$WORK/server.log")
+    server_spawn "$WORK/server.log" \
+        "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket "$SHM_SOCK" "$@"
+    SERVER_PID=$SPAWNED_PID
+    PORT=$(server_log_port "$WORK/server.log" '' "$SERVER_PID")
     [ -n "$PORT" ] && return 0
     echo "magick-dpc did not start:" >&2
     cat "$WORK/server.log" >&2
@@ -113,10 +103,12 @@ track() {
 extra_server() {
     local var=$1 name=$2
     shift 2
-    "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none "$@" \
-        2> "$WORK/$name.log" &
-    track $!
-    printf -v "$var" '%s' "$(port_of "$WORK/$name.log")"
+    : > "$WORK/$name.log"
+    server_spawn "$WORK/$name.log" \
+        "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none "$@"
+    track "$SPAWNED_PID"
+    printf -v "$var" '%s' \
+        "$(server_log_port "$WORK/$name.log" '' "$SPAWNED_PID")"
     [ -n "${!var}" ] || { cat "$WORK/$name.log" >&2; return 1; }
 }
 

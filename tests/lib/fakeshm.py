@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A hostile stand-in for magick-dpc's Unix socket: it speaks the local
-protocol (MagickCore-ext/dpc_lproto.h) but grants bad segments, so the
+protocol (MagickCore-ext/proto/dpc_lproto.h) but grants bad segments, so the
 tests can show the client refuses them.
 
   fakeshm.py SOCKET MODE

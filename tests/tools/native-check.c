@@ -49,7 +49,7 @@ static void connect_all(const char *secret, int argc, char **argv)
         if (dpc_parse_hostport(argv[i], host, sizeof(host), &port, err,
                                sizeof(err)) < 0)
             die(argv[i], err);
-        links[nlinks] = dpc_link_connect(host, port, key, 5000, err,
+        links[nlinks] = dpc_link_connect(host, port, key, 5000, NULL, err,
                                          sizeof(err));
         if (links[nlinks++] == NULL)
             die("connect", err);
@@ -122,7 +122,7 @@ static int cmd_random(int argc, char **argv, int planes)
     cfg.cache_bytes = W * H * 10 / 16;
     cfg.links = links;
     cfg.nlinks = nlinks;
-    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
     if (t == NULL)
         die("open", err);
     ref[0] = calloc(W * H, bpp[0]);
@@ -179,7 +179,7 @@ static int cmd_stream(int argc, char **argv)
     connect_all(argv[2], argc - 4, argv + 4);
     cfg.links = links;
     cfg.nlinks = nlinks;
-    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
     if (t == NULL)
         die("open", err);
     memset(buf, 0x5a, W * band * 8);
@@ -210,6 +210,7 @@ static int cmd_refuse(int argc, char **argv)
     const uint8_t *src[1] = { tile };
     uint64_t handle, bad = 99, good = 0;
     char err[DPC_ERRLEN] = "", again[DPC_ERRLEN] = "";
+    int rc;
 
     connect_all(argv[2], argc - 3, argv + 3);
     if (dpc_link_open(links[0], sizeof(tile), 4, &handle, err,
@@ -218,15 +219,18 @@ static int cmd_refuse(int argc, char **argv)
     if (dpc_link_put(links[0], handle, sizeof(tile), 1, &bad, src, NULL, err,
                      sizeof(err)) < 0)
         die("put", "not queued");
-    if (dpc_link_wait(links[0], err, sizeof(err)) == 0)
+    rc = dpc_link_wait(links[0], err, sizeof(err));
+    if (rc == 0)
         die("wait", "a refused PUT reported success");
+    if (rc != -DPC_E_REFUSED)
+        die("wait", "the refusal's code is not DPC_E_REFUSED");
     if (!dpc_link_broken(links[0]))
         die("wait", "the link still counts as usable");
-    if (dpc_link_wait(links[0], again, sizeof(again)) == 0 ||
+    if (dpc_link_wait(links[0], again, sizeof(again)) != rc ||
         strcmp(again, err) != 0)
         die("second wait", again[0] ? again : "success");
     if (dpc_link_get(links[0], handle, sizeof(tile), 1, &good, dst, NULL,
-                     again, sizeof(again)) == 0 ||
+                     again, sizeof(again)) != rc ||
         strcmp(again, err) != 0)
         die("later GET", again[0] ? again : "queued");
     printf("ok: %s\n", err);

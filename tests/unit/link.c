@@ -16,14 +16,14 @@
  * host closing in the middle of a batch, and the status request.  Last,
  * the fake answers an OPEN with crafted replies: out of order, of another
  * version, of the wrong length, an oversized reason, cut short, and a
- * refusal with its reason.
+ * refusal with its reason; and a fake refusing every request, whose codes
+ * reach dpc_tiles_open.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <arpa/inet.h>
-#include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -35,7 +35,9 @@
 
 #include <cmocka.h>
 
+#include "dpc_bytes.h"
 #include "dpc_link.h"
+#include "dpc_tiles.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
 #include "nativehost.h"
@@ -51,6 +53,7 @@ struct fake {
     unsigned port;
     int close_first;            /* closed at once, before the nonce */
     int close_after_magic;      /* then closed after reading the magic */
+    uint16_t refuse;            /* after the proof, the status of every reply */
     uint8_t key[DPC_WIRE_KEY_LEN];
     int accepted;               /* read after fake_stop() */
     int held[8];                /* authenticated connections kept open */
@@ -82,6 +85,27 @@ static int recv_all(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* Answers every request on fd with f->refuse and the reason "no room",
+ * until the client closes. */
+static void serve_refusals(struct fake *f, int fd)
+{
+    static const char reason[] = "no room";
+    uint8_t in[DPC_WIRE_HDR_LEN], out[DPC_WIRE_HDR_LEN + sizeof(reason) - 1];
+    uint8_t body[64];
+    struct dpc_wire_hdr h;
+
+    while (recv_all(fd, in, sizeof(in)) == 0 &&
+           dpc_wire_decode_hdr(in, &h, NULL, 0) == 0 &&
+           h.length <= sizeof(body) && recv_all(fd, body, h.length) == 0) {
+        h.status = f->refuse;
+        h.length = sizeof(reason) - 1;
+        dpc_wire_encode_hdr(out, &h);
+        memcpy(out + DPC_WIRE_HDR_LEN, reason, sizeof(reason) - 1);
+        if (send(fd, out, sizeof(out), MSG_NOSIGNAL) != sizeof(out))
+            break;
+    }
+}
+
 /* The server's side of the native handshake; the connection stays open
  * when the client's proof is right, is closed when it is wrong. */
 static void serve_handshake(struct fake *f, int fd)
@@ -107,12 +131,14 @@ static void serve_handshake(struct fake *f, int fd)
 
         if (recv_all(fd, hdr, sizeof(hdr)) < 0)
             goto out;
-        len = dpc_load_be32(hdr + 8);
+        len = dpc_get_be32(hdr + 8);
         if (len > sizeof(body) || recv_all(fd, body, len) < 0 ||
             send(fd, f->script, f->script_len, MSG_NOSIGNAL) !=
                 (ssize_t)f->script_len || f->script_close)
             goto out;
     }
+    if (f->refuse != DPC_WS_OK)
+        serve_refusals(f, fd);
     f->held[f->nheld++] = fd;
     return;
 out:
@@ -180,29 +206,35 @@ static void link_retries_handshake_closes_test(void **state)
 {
     struct fake f = { .close_first = 2, .close_after_magic = 1 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OTHER;
     struct dpc_link *l;
 
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err, sizeof(err));
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code, err,
+                         sizeof(err));
     if (l == NULL)
         fail_msg("connect failed: %s", err);
+    assert_int_equal(code, DPC_E_OK);
     assert_false(dpc_link_broken(l));
     dpc_link_free(l);
     fake_stop(&f, 1);
     assert_int_equal(f.accepted, 4);
 }
 
-/* A proof the server rejects: "authentication failed", one connection. */
+/* A proof the server rejects: "authentication failed", DPC_E_AUTH, one
+ * connection. */
 static void link_wrong_secret_not_retried_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
 
     memcpy(f.key, key_b, sizeof(key_b));
     fake_start(&f, 1);
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 5000, err,
-                                 sizeof(err)));
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code,
+                                 err, sizeof(err)));
+    assert_int_equal(code, DPC_E_AUTH);
     assert_contains(err, "authentication failed (is cache:shared-secret the "
                          "same on both sides?)");
     usleep(200 * 1000);
@@ -211,17 +243,19 @@ static void link_wrong_secret_not_retried_test(void **state)
 }
 
 /* Closed every time: given up on when the timeout runs out, and the
- * message says the server closed it during the handshake. */
+ * message says the server closed it during the handshake (DPC_E_CLOSED). */
 static void link_closed_until_timeout_test(void **state)
 {
     struct fake f = { .close_first = INT_MAX };
     char err[DPC_ERRLEN] = "", want[128];
+    enum dpc_errcode code = DPC_E_OK;
     double t0 = dpc_now(), took;
 
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 1000, err,
-                                 sizeof(err)));
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 1000, &code,
+                                 err, sizeof(err)));
+    assert_int_equal(code, DPC_E_CLOSED);
     took = dpc_now() - t0;
     fake_stop(&f, 1);
     snprintf(want, sizeof(want), "connection closed by 127.0.0.1:%u during "
@@ -231,11 +265,13 @@ static void link_closed_until_timeout_test(void **state)
     assert_true(f.accepted >= 4);
 }
 
-/* Nothing listening: retried for about a second, not the whole timeout. */
+/* Nothing listening: retried for about a second, not the whole timeout;
+ * DPC_E_REFUSED. */
 static void link_refused_retried_briefly_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
     unsigned port;
     double t0, took;
 
@@ -243,25 +279,29 @@ static void link_refused_retried_briefly_test(void **state)
     port = f.port;
     fake_stop(&f, 0);               /* the port is free again */
     t0 = dpc_now();
-    assert_null(dpc_link_connect("127.0.0.1", port, key_a, 10000, err,
+    assert_null(dpc_link_connect("127.0.0.1", port, key_a, 10000, &code, err,
                                  sizeof(err)));
+    assert_int_equal(code, DPC_E_REFUSED);
     took = dpc_now() - t0;
     assert_contains(err, "Connection refused");
     assert_contains(err, "attempts");
     assert_true(took >= 0.8 && took <= 1.6);
 }
 
-/* A server that accepts (in the kernel) and says nothing: one timeout. */
+/* A server that accepts (in the kernel) and says nothing: one timeout,
+ * DPC_E_TIMEOUT. */
 static void link_silent_server_one_timeout_test(void **state)
 {
     struct fake f = { 0 };
     char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
     double t0, took;
 
     fake_start(&f, 0);              /* listens, never accepts */
     t0 = dpc_now();
-    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 500, err,
+    assert_null(dpc_link_connect("127.0.0.1", f.port, key_a, 500, &code, err,
                                  sizeof(err)));
+    assert_int_equal(code, DPC_E_TIMEOUT);
     took = dpc_now() - t0;
     fake_stop(&f, 0);
     assert_contains(err, "no answer in time");
@@ -440,7 +480,7 @@ static void link_partial_replies_test(void **state)
     nh_stop(&h);
 }
 
-/* An OPEN the host has no room for: -1, ENOSPC, the host's reason; the
+/* An OPEN the host has no room for: DPC_E_NO_ROOM, the host's reason; the
  * link is not broken and the next, smaller OPEN succeeds on it. */
 static void link_open_no_room_test(void **state)
 {
@@ -452,10 +492,8 @@ static void link_open_no_room_test(void **state)
     memcpy(h.key, key_a, sizeof(key_a));
     nh_start(&h);
     l = nh_connect(&h);
-    errno = 0;
     assert_int_equal(dpc_link_open(l, SLOT, 100000, &handle, err,
-                                   sizeof(err)), -1);
-    assert_int_equal(errno, ENOSPC);
+                                   sizeof(err)), -DPC_E_NO_ROOM);
     assert_contains(err, "no room for");
     assert_false(dpc_link_broken(l));
     handle = open_cache(l, 16);
@@ -466,7 +504,8 @@ static void link_open_no_room_test(void **state)
 }
 
 /* A GET of a cache the host does not know: the host answers with its
- * reason and closes; the wait says so (EIO) and the link is then unusable. */
+ * reason and closes; the wait says so (DPC_E_REFUSED) and the link is then
+ * unusable. */
 static void link_get_unknown_handle_test(void **state)
 {
     struct nativehost h = { 0 };
@@ -481,21 +520,18 @@ static void link_get_unknown_handle_test(void **state)
     (void)open_cache(l, 4);
     assert_int_equal(dpc_link_get(l, 99, SLOT, 1, &slot, &dst, NULL, err,
                                   sizeof(err)), 0);
-    errno = 0;
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
-    assert_int_equal(errno, EIO);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -DPC_E_REFUSED);
     assert_contains(err, "unknown cache handle 99");
     err[0] = '\0';
-    assert_int_equal(dpc_link_status(l, &(char *){ NULL }, err, sizeof(err)),
-                     -1);
+    assert_true(dpc_link_status(l, &(char *){ NULL }, err, sizeof(err)) < 0);
     assert_true(dpc_link_broken(l));
     assert_true(err[0] != '\0');
     dpc_link_free(l);
     nh_stop(&h);
 }
 
-/* A refused PUT breaks the link: its wait fails with the host's reason,
- * and so does every later request, with the same reason. */
+/* A refused PUT breaks the link: its wait fails with the host's reason
+ * (DPC_E_REFUSED), and so does every later request, with the same reason. */
 static void link_refused_put_breaks_link_test(void **state)
 {
     struct nativehost h = { 0 };
@@ -511,24 +547,24 @@ static void link_refused_put_breaks_link_test(void **state)
     handle = open_cache(l, 4);          /* slot 7 is past its end */
     assert_int_equal(dpc_link_put(l, handle, SLOT, 1, &slot, &src, NULL, err,
                                   sizeof(err)), 0);
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -DPC_E_REFUSED);
     assert_contains(err, "slot 7 of a 4-slot cache");
     assert_true(dpc_link_broken(l));
     err[0] = '\0';
     slot = 0;
     assert_int_equal(dpc_link_get(l, handle, SLOT, 1, &slot, &dst, NULL, err,
-                                  sizeof(err)), -1);
+                                  sizeof(err)), -DPC_E_REFUSED);
     assert_contains(err, "slot 7 of a 4-slot cache");
     err[0] = '\0';
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -DPC_E_REFUSED);
     assert_contains(err, "slot 7 of a 4-slot cache");
     dpc_link_free(l);
     nh_stop(&h);
 }
 
 /* The host closes after the third request of a pipelined batch, without
- * answering it: the wait fails with "connection lost", the link is broken,
- * and it stays that way. */
+ * answering it: the wait fails with "connection lost" (DPC_E_CLOSED), the
+ * link is broken, and it stays that way. */
 static void link_host_closes_mid_batch_test(void **state)
 {
     struct nativehost h = { .close_after = 3 };
@@ -549,11 +585,11 @@ static void link_host_closes_mid_batch_test(void **state)
             break;                  /* the close may be seen while sending */
     }
     err[0] = '\0';
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -DPC_E_CLOSED);
     assert_true(strstr(err, "connection lost") != NULL ||
                 strstr(err, "Connection reset") != NULL);
     assert_true(dpc_link_broken(l));
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -DPC_E_CLOSED);
     dpc_link_free(l);
     nh_stop(&h);
     assert_true(h.closed_early);
@@ -570,9 +606,10 @@ static void reply_hdr(uint8_t *p, uint8_t version, uint8_t op,
 }
 
 /* Runs one OPEN against a fake that answers with script; the OPEN must
- * fail with want in its error and leave the link broken. */
+ * fail with code and want in its error and leave the link broken. */
 static void open_against_script(const uint8_t *script, size_t len,
-                                int close_after, const char *want)
+                                int close_after, enum dpc_errcode code,
+                                const char *want)
 {
     struct fake f = { .script = script, .script_len = len,
                       .script_close = close_after };
@@ -582,14 +619,16 @@ static void open_against_script(const uint8_t *script, size_t len,
 
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, err, sizeof(err));
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, NULL, err,
+                         sizeof(err));
     if (l == NULL)
         fail_msg("connect failed: %s", err);
-    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -(int)code);
     assert_contains(err, want);
     assert_true(dpc_link_broken(l));
     err[0] = '\0';
-    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -1);
+    assert_int_equal(dpc_link_wait(l, err, sizeof(err)), -(int)code);
     assert_true(err[0] != '\0');
     dpc_link_free(l);
     fake_stop(&f, 1);
@@ -601,9 +640,11 @@ static void link_reply_out_of_order_test(void **state)
     uint8_t r[DPC_WIRE_HDR_LEN + 8] = { 0 };
 
     reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 2, 8);
-    open_against_script(r, sizeof(r), 0, "reply out of order");
+    open_against_script(r, sizeof(r), 0, DPC_E_PROTOCOL,
+                        "reply out of order");
     reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_GET, 0, 1, 8);   /* wrong op */
-    open_against_script(r, sizeof(r), 0, "reply out of order");
+    open_against_script(r, sizeof(r), 0, DPC_E_PROTOCOL,
+                        "reply out of order");
 }
 
 /* A reply header that does not decode (another version). */
@@ -612,7 +653,8 @@ static void link_reply_malformed_test(void **state)
     uint8_t r[DPC_WIRE_HDR_LEN + 8] = { 0 };
 
     reply_hdr(r, 2, DPC_OP_OPEN, 0, 1, 8);
-    open_against_script(r, sizeof(r), 0, "malformed reply");
+    open_against_script(r, sizeof(r), 0, DPC_E_PROTOCOL,
+                        "malformed reply");
 }
 
 /* An OPEN's reply must carry 8 bytes; an error's reason at most 200. */
@@ -621,10 +663,12 @@ static void link_reply_bad_length_test(void **state)
     uint8_t r[DPC_WIRE_HDR_LEN + 4] = { 0 };
 
     reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 1, 4);
-    open_against_script(r, sizeof(r), 0, "reply of unexpected length");
+    open_against_script(r, sizeof(r), 0, DPC_E_PROTOCOL,
+                        "reply of unexpected length");
     reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, DPC_WS_INTERNAL, 1,
               DPC_WIRE_MAX_REASON + 1);
-    open_against_script(r, DPC_WIRE_HDR_LEN, 0, "oversized error reply");
+    open_against_script(r, DPC_WIRE_HDR_LEN, 0, DPC_E_PROTOCOL,
+                        "oversized error reply");
 }
 
 /* Half a reply, then the connection closes: "connection lost". */
@@ -633,12 +677,13 @@ static void link_reply_cut_short_test(void **state)
     uint8_t r[DPC_WIRE_HDR_LEN + 3] = { 0 };
 
     reply_hdr(r, DPC_WIRE_VERSION, DPC_OP_OPEN, 0, 1, 8);
-    open_against_script(r, sizeof(r), 1, "connection lost");
-    open_against_script(r, 7, 1, "connection lost");    /* mid-header */
+    open_against_script(r, sizeof(r), 1, DPC_E_CLOSED, "connection lost");
+    open_against_script(r, 7, 1, DPC_E_CLOSED,          /* mid-header */
+                        "connection lost");
 }
 
 /* A refusal the client can read (NO_ROOM with its reason) is reported
- * with the reason and ENOSPC, and the link goes on. */
+ * with the reason and DPC_E_NO_ROOM, and the link goes on. */
 static void link_reply_refusal_reason_test(void **state)
 {
     static const char why[] = "no room for you";
@@ -653,12 +698,12 @@ static void link_reply_refusal_reason_test(void **state)
     memcpy(r + DPC_WIRE_HDR_LEN, why, sizeof(why) - 1);
     memcpy(f.key, key_a, sizeof(key_a));
     fake_start(&f, 1);
-    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, err, sizeof(err));
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 2000, NULL, err,
+                         sizeof(err));
     if (l == NULL)
         fail_msg("connect failed: %s", err);
-    errno = 0;
-    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)), -1);
-    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_NO_ROOM);
     assert_contains(err, "no room for you");
     assert_false(dpc_link_broken(l));
     assert_int_equal(dpc_link_wait(l, err, sizeof(err)), 0);
@@ -666,9 +711,45 @@ static void link_reply_refusal_reason_test(void **state)
     fake_stop(&f, 1);
 }
 
+/* A host with no room: the code, not errno or the text, says so, from
+ * dpc_link_open up through dpc_tiles_open; another refusal is
+ * DPC_E_REFUSED. */
+static void link_no_room_code_test(void **state)
+{
+    struct fake f = { .refuse = DPC_WS_NO_ROOM };
+    char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
+    struct dpc_tiles_cfg cfg = { .columns = 64, .rows = 64, .bpp = { 8 },
+                                 .tile_w = 32, .tile_h = 32,
+                                 .cache_bytes = 1 << 20 };
+    struct dpc_link *l;
+    uint64_t handle;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code, err,
+                         sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_NO_ROOM);
+    assert_contains(err, "no room");
+    cfg.links = &l;
+    cfg.nlinks = 1;
+    assert_null(dpc_tiles_open(&cfg, &code, err, sizeof(err)));
+    assert_int_equal(code, DPC_E_NO_ROOM);
+    f.refuse = DPC_WS_INTERNAL;
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_REFUSED);
+    assert_false(dpc_link_broken(l));
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(link_no_room_code_test),
         cmocka_unit_test(link_retries_handshake_closes_test),
         cmocka_unit_test(link_wrong_secret_not_retried_test),
         cmocka_unit_test(link_closed_until_timeout_test),

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "dpc_bytes.h"
 #include "dpc_native.h"
 #include "dpc_store.h"
 #include "dpc_util.h"
@@ -234,8 +235,8 @@ static void send_open(struct harness *h, uint32_t id, uint32_t slot_bytes,
     uint8_t m[DPC_WIRE_HDR_LEN + 16] = { 0 };
 
     req_hdr(m, DPC_OP_OPEN, id, 16);
-    dpc_store_be32(m + 16, slot_bytes);
-    dpc_store_be64(m + 24, slots);
+    dpc_put_be32(m + 16, slot_bytes);
+    dpc_put_be64(m + 24, slots);
     client_send(h, m, sizeof(m));
 }
 
@@ -244,7 +245,7 @@ static void send_close(struct harness *h, uint32_t id, uint64_t handle)
     uint8_t m[DPC_WIRE_HDR_LEN + 8];
 
     req_hdr(m, DPC_OP_CLOSE, id, 8);
-    dpc_store_be64(m + 16, handle);
+    dpc_put_be64(m + 16, handle);
     client_send(h, m, sizeof(m));
 }
 
@@ -260,10 +261,10 @@ static uint8_t *slots_msg(uint8_t op, uint32_t id, uint64_t handle,
 
     assert_non_null(m);
     req_hdr(m, op, id, (uint32_t)body);
-    dpc_store_be64(m + 16, handle);
-    dpc_store_be32(m + 24, count);
+    dpc_put_be64(m + 16, handle);
+    dpc_put_be32(m + 24, count);
     for (uint32_t i = 0; i < count; i++)
-        dpc_store_be64(m + 32 + 8 * i, slots[i]);
+        dpc_put_be64(m + 32 + 8 * i, slots[i]);
     if (op == DPC_OP_PUT)
         memcpy(m + 32 + 8 * count, data, (size_t)count * SLOT);
     *len = DPC_WIRE_HDR_LEN + body;
@@ -285,9 +286,9 @@ static uint32_t expect_reply(struct harness *h, uint8_t op, uint32_t id,
     assert_int_equal(h->out.p[0], DPC_WIRE_VERSION);
     assert_int_equal(h->out.p[1], op);
     assert_int_equal(h->out.p[2] << 8 | h->out.p[3], status);
-    assert_int_equal(dpc_load_be32(h->out.p + 4), id);
-    len = dpc_load_be32(h->out.p + 8);
-    assert_int_equal(dpc_load_be32(h->out.p + 12), 0);
+    assert_int_equal(dpc_get_be32(h->out.p + 4), id);
+    len = dpc_get_be32(h->out.p + 8);
+    assert_int_equal(dpc_get_be32(h->out.p + 12), 0);
     assert_true(h->out.len >= DPC_WIRE_HDR_LEN + len);
     buf_take(&h->out, DPC_WIRE_HDR_LEN);
     return len;
@@ -299,12 +300,13 @@ static uint64_t open_ok(struct harness *h, uint32_t id, uint64_t slots)
 
     send_open(h, id, SLOT, slots);
     assert_int_equal(expect_reply(h, DPC_OP_OPEN, id, DPC_WS_OK), 8);
-    handle = dpc_load_be64(h->out.p);
+    handle = dpc_get_be64(h->out.p);
     buf_take(&h->out, 8);
     return handle;
 }
 
-/* A rejection: the reply names the reason, then the connection closes. */
+/* A rejection: the reply names the reason, then the connection closes;
+ * the session's code is DPC_E_PROTOCOL. */
 static void expect_rejected(struct harness *h, uint8_t op, uint32_t id,
                             const char *why)
 {
@@ -320,6 +322,7 @@ static void expect_rejected(struct harness *h, uint8_t op, uint32_t id,
     assert_int_equal(dpc_native_state(h->s), DPC_NAT_CLOSING);
     assert_true(dpc_native_finished(h->s));
     assert_contains(dpc_native_error(h->s), why);
+    assert_int_equal(dpc_native_errcode(h->s), DPC_E_PROTOCOL);
     assert_int_equal(dpc_native_want(h->s), 0);
 }
 
@@ -359,11 +362,13 @@ static void native_proof_ok_test(void **state)
     start_authenticated(&h, BUDGET);
     assert_true(dpc_native_authenticated(h.s));
     assert_false(dpc_native_finished(h.s));
+    assert_int_equal(dpc_native_errcode(h.s), DPC_E_OK);
     assert_int_equal(dpc_native_want(h.s), DPC_WIRE_HDR_LEN);
     finish(&h);
 }
 
-/* A wrong proof: nothing sent back, CLOSING at once, not authenticated. */
+/* A wrong proof: nothing sent back, CLOSING at once, not authenticated,
+ * DPC_E_AUTH. */
 static void native_proof_wrong_test(void **state)
 {
     struct harness h;
@@ -379,6 +384,7 @@ static void native_proof_wrong_test(void **state)
     assert_true(dpc_native_finished(h.s));
     assert_false(dpc_native_authenticated(h.s));
     assert_contains(dpc_native_error(h.s), "authentication failed");
+    assert_int_equal(dpc_native_errcode(h.s), DPC_E_AUTH);
     finish(&h);
 }
 
@@ -559,8 +565,8 @@ static void native_pipelined_in_order_test(void **state)
     start_authenticated(&h, BUDGET);
     for (int i = 0; i < 3; i++) {
         req_hdr(m + 32 * i, DPC_OP_OPEN, 10 + (uint32_t)i, 16);
-        dpc_store_be32(m + 32 * i + 16, SLOT);
-        dpc_store_be64(m + 32 * i + 24, 2);
+        dpc_put_be32(m + 32 * i + 16, SLOT);
+        dpc_put_be64(m + 32 * i + 24, 2);
     }
     assert_int_equal(dpc_native_input(h.s, m, sizeof(m)), 16);
     assert_int_equal(dpc_native_input(h.s, m + 16, sizeof(m) - 16), 16);
@@ -571,7 +577,7 @@ static void native_pipelined_in_order_test(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(expect_reply(&h, DPC_OP_OPEN, 10 + (uint32_t)i,
                                       DPC_WS_OK), 8);
-        assert_int_equal(dpc_load_be64(h.out.p), (uint64_t)i + 1);
+        assert_int_equal(dpc_get_be64(h.out.p), (uint64_t)i + 1);
         buf_take(&h.out, 8);
     }
     finish(&h);
@@ -774,9 +780,9 @@ static void native_reject_bad_open_test(void **state)
 
         start_authenticated(&h, BUDGET);
         req_hdr(m, DPC_OP_OPEN, 8, 16);
-        dpc_store_be32(m + 16, c[i].slot_bytes);
-        dpc_store_be32(m + 20, c[i].reserved);
-        dpc_store_be64(m + 24, c[i].slots);
+        dpc_put_be32(m + 16, c[i].slot_bytes);
+        dpc_put_be32(m + 20, c[i].reserved);
+        dpc_put_be64(m + 24, c[i].slots);
         client_send(&h, m, sizeof(m));
         expect_rejected(&h, DPC_OP_OPEN, 8, "bad open");
         assert_int_equal(h.refused_calls, 0);
@@ -846,13 +852,13 @@ static void native_reject_slots_test(void **state)
         assert_non_null(big);
         memcpy(big, m, len);
         if (c == LEN)
-            dpc_store_be32(big + 8, 25);
+            dpc_put_be32(big + 8, 25);
         else if (c == ZERO)
-            dpc_store_be32(big + 24, 0);
+            dpc_put_be32(big + 24, 0);
         else if (c == MANY)
-            dpc_store_be32(big + 24, DPC_WIRE_MAX_COUNT + 1);
+            dpc_put_be32(big + 24, DPC_WIRE_MAX_COUNT + 1);
         else if (c == RESERVED)
-            dpc_store_be32(big + 28, 1);
+            dpc_put_be32(big + 28, 1);
         client_send(&h, big, len + (c == LEN));
         free(m);
         free(big);

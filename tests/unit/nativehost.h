@@ -270,7 +270,7 @@ static struct dpc_link *nh_connect(struct nativehost *h)
 {
     char err[DPC_ERRLEN] = "";
     struct dpc_link *l = dpc_link_connect("127.0.0.1", h->port, h->key, 10000,
-                                          err, sizeof(err));
+                                          NULL, err, sizeof(err));
 
     if (l == NULL)
         fail_msg("dpc_link_connect: %s", err);

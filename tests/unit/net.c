@@ -59,7 +59,8 @@ static void net_backoff_spread_test(void **state)
     assert_true(hi >= DPC_NET_BACKOFF_MAX_MS - 20);
 }
 
-/* A peer that closes: -1, "connection closed by the server", ECONNRESET. */
+/* A peer that closes: -DPC_E_CLOSED, "connection closed by the server",
+ * ECONNRESET. */
 static void net_xfer_closed_test(void **state)
 {
     char err[DPC_ERRLEN] = "", buf[8];
@@ -70,13 +71,13 @@ static void net_xfer_closed_test(void **state)
     close(sv[1]);
     errno = 0;
     assert_int_equal(dpc_net_xfer(sv[0], buf, sizeof(buf), 0, 1000, "peer",
-                                  err, sizeof(err)), -1);
+                                  err, sizeof(err)), -DPC_E_CLOSED);
     assert_int_equal(errno, ECONNRESET);
     assert_contains(err, "peer: connection closed by the server");
     close(sv[0]);
 }
 
-/* A silent peer: -1 after the timeout, ETIMEDOUT. */
+/* A silent peer: -DPC_E_TIMEOUT after the timeout, ETIMEDOUT. */
 static void net_xfer_silent_test(void **state)
 {
     char err[DPC_ERRLEN] = "", buf[8];
@@ -85,7 +86,7 @@ static void net_xfer_silent_test(void **state)
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     assert_int_equal(dpc_net_xfer(sv[0], buf, sizeof(buf), 0, 100, "peer",
-                                  err, sizeof(err)), -1);
+                                  err, sizeof(err)), -DPC_E_TIMEOUT);
     assert_int_equal(errno, ETIMEDOUT);
     assert_contains(err, "no answer in time");
     assert_true(dpc_now() - t0 >= 0.09);
@@ -93,9 +94,35 @@ static void net_xfer_silent_test(void **state)
     close(sv[1]);
 }
 
+/* dpc_errc returns minus its code and formats the text; dpc_errf is
+ * DPC_E_OTHER, -1; dpc_errcode_of reads a result back, and every code has
+ * its own name. */
+static void net_errcode_plumbing_test(void **state)
+{
+    char err[DPC_ERRLEN] = "";
+
+    assert_int_equal(dpc_errc(err, sizeof(err), DPC_E_NO_ROOM, "no room for "
+                              "%d bytes", 42), -DPC_E_NO_ROOM);
+    assert_string_equal(err, "no room for 42 bytes");
+    assert_int_equal(dpc_errc(NULL, 0, DPC_E_TIMEOUT, "x"), -DPC_E_TIMEOUT);
+    assert_int_equal(dpc_errf(err, sizeof(err), "plain"), -1);
+    assert_int_equal(dpc_errcode_of(-1), DPC_E_OTHER);
+    assert_int_equal(dpc_errc(err, sizeof(err), DPC_E_OK, "ok?"), -1);
+    assert_int_equal(dpc_errcode_of(0), DPC_E_OK);
+    assert_int_equal(dpc_errcode_of(7), DPC_E_OK);
+    assert_int_equal(dpc_errcode_of(-DPC_E_AUTH), DPC_E_AUTH);
+    assert_int_equal(dpc_errcode_of(-1000), DPC_E_OTHER);
+    for (int a = 0; a < DPC_E_COUNT; a++)
+        for (int b = a + 1; b < DPC_E_COUNT; b++)
+            assert_string_not_equal(dpc_errcode_name(a),
+                                    dpc_errcode_name(b));
+    assert_string_equal(dpc_errcode_name(DPC_E_TIMEOUT), "timeout");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(net_errcode_plumbing_test),
         cmocka_unit_test(net_backoff_bounds_test),
         cmocka_unit_test(net_backoff_spread_test),
         cmocka_unit_test(net_xfer_closed_test),

@@ -375,6 +375,7 @@ static void session_handshake_ok_test(void **state)
     assert_true(dpc_session_authenticated(h->sess));
     assert_int_equal(dpc_session_want(h->sess), DPC_STOCK_HDRLEN);
     assert_string_equal(dpc_session_error(h->sess), "");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_OK);
     assert_false(dpc_session_finished(h->sess));
 }
 
@@ -407,6 +408,7 @@ static void session_wrong_proof_test(void **state)
     assert_true(dpc_session_finished(h->sess));
     assert_false(dpc_session_authenticated(h->sess));
     assert_string_equal(dpc_session_error(h->sess), "authentication failed");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_AUTH);
     assert_int_equal(dpc_session_want(h->sess), 0);
 }
 
@@ -440,6 +442,7 @@ static void session_native_magic_refused_test(void **state)
     expect_out(h, NULL, 0);
     assert_true(dpc_session_finished(h->sess));
     assert_string_equal(dpc_session_error(h->sess), "authentication failed");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_AUTH);
 }
 
 /* With allow_native the magic hands the connection over, silently. */
@@ -892,6 +895,7 @@ static void session_open_too_big_test(void **state)
     login(h);
     send_open6(h, IM6_DIRECT, IM6_SRGB, 4096, 4096);
     expect_failure(h, "no room for 268435456 bytes");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_NO_ROOM);
     assert_null(dpc_session_cache(h->sess));
     st = store_stats(h);
     assert_int_equal(st.caches, 0);
@@ -907,6 +911,7 @@ static void session_bad_open_test(void **state)
     login(h);
     send_open6(h, IM6_DIRECT, IM6_SRGB, 0, ROWS);
     expect_failure(h, "bad image size 0x10");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_PROTOCOL);
     assert_int_equal(store_stats(h).caches, 0);
 }
 
@@ -1022,6 +1027,7 @@ static void session_im7_im6_proof_test(void **state)
     client_send(h, proof6, sizeof(proof6));
     expect_out(h, NULL, 0);
     assert_contains(dpc_session_error(h->sess), "authentication failed: ");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_AUTH);
     assert_contains(dpc_session_error(h->sess), "an ImageMagick 6 client");
     assert_contains(dpc_session_error(h->sess), "--listen");
     assert_null(dpc_session_hint(h->sess));

@@ -75,7 +75,7 @@ static void setup(struct fixture *f, uint32_t ibpp)
         nh_start(&f->host[i]);
         f->link[i] = nh_connect(&f->host[i]);
     }
-    f->t = dpc_tiles_open(&cfg, err, sizeof(err));
+    f->t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
     if (f->t == NULL)
         fail_msg("dpc_tiles_open: %s", err);
 }
@@ -252,14 +252,17 @@ static void tiles_region_wraps_test(void **state)
     check_all(&f, 0);
     check_region(&f, 0, 35, 0, 12, 4);
     check_region(&f, 0, 38, 10, 2 * COLS + 3, 2);
-    /* past the cache's end: refused, as ImageMagick refuses it */
+    /* past the cache's end: refused (DPC_E_INVALID), as ImageMagick does */
     assert_int_equal(dpc_tiles_write(f.t, 0, 39, 23, 2, 1, buf, err,
-                                     sizeof(err)), -1);
+                                     sizeof(err)),
+                     -DPC_E_INVALID);
     assert_true(err[0] != '\0');
     assert_int_equal(dpc_tiles_read(f.t, 0, COLS, 0, 1, 1, buf, err,
-                                    sizeof(err)), -1);
+                                    sizeof(err)),
+                     -DPC_E_INVALID);
     assert_int_equal(dpc_tiles_read(f.t, 1, 0, 0, 1, 1, buf, err,
-                                    sizeof(err)), -1);
+                                    sizeof(err)),
+                     -DPC_E_INVALID);
     assert_contains(err, "no plane 1");
     teardown(&f);
 }
@@ -341,7 +344,8 @@ static void tiles_failed_round_test(void **state)
     memset(buf, 0, sizeof(buf));
     /* tiles 2..5 of the first band: on both hosts, fetched in one round */
     assert_int_equal(dpc_tiles_read(f.t, 0, 8, 0, 16, 4, buf, err,
-                                    sizeof(err)), -1);
+                                    sizeof(err)),
+                     -DPC_E_CLOSED);
     snprintf(want, sizeof(want), "127.0.0.1:%u", f.host[1].port);
     assert_contains(err, want);
     wait_dropped(&f.host[1]);
@@ -349,7 +353,8 @@ static void tiles_failed_round_test(void **state)
     assert_int_equal(dpc_tiles_read_hit(f.t, 0, 8, 0, 1, 1, px), 0);
     assert_int_equal(dpc_tiles_read_hit(f.t, 0, 1, 1, 1, 1, px), 0);
     assert_int_equal(dpc_tiles_read(f.t, 0, 12, 0, 4, 4, buf, err,
-                                    sizeof(err)), -1);
+                                    sizeof(err)),
+                     -DPC_E_CLOSED);
     assert_true(dpc_link_broken(f.link[1]));
     assert_false(dpc_link_broken(f.link[0]));
     /* a tile of the healthy host: the read may fail (the cache lost a
@@ -362,7 +367,8 @@ static void tiles_failed_round_test(void **state)
         assert_memory_equal(buf, want_px, sizeof(want_px));
     }
     err[0] = '\0';
-    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)), -1);
+    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
     assert_contains(err, want);
     f.t = NULL;
     teardown(&f);
@@ -569,7 +575,7 @@ static int sharer_run(struct sharer *w)
     struct dpc_tiles *t;
     int rc = -1;
 
-    t = dpc_tiles_open(&cfg, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
     if (t == NULL)
         return dpc_errf(w->err, sizeof(w->err), "open: %s", err);
     for (unsigned round = 0; round < 60; round++) {
@@ -640,7 +646,8 @@ static void tiles_shared_links_test(void **state)
             struct nativehost *h = &host[k ? HOSTS - 1 - i : i];
 
             w[k].link[i] = dpc_pool_acquire("127.0.0.1", h->port, h->key,
-                                            10000, err, sizeof(err));
+                                            10000, NULL, err,
+                                            sizeof(err));
             if (w[k].link[i] == NULL)
                 fail_msg("dpc_pool_acquire: %s", err);
         }

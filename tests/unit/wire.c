@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "dpc_bytes.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
 
@@ -106,12 +107,12 @@ static void wire_decode_body_limit_test(void **state)
     uint8_t p[DPC_WIRE_HDR_LEN];
 
     memcpy(p, hdr_bytes, sizeof(p));
-    dpc_store_be32(p + 8, DPC_WIRE_MAX_BODY);
+    dpc_put_be32(p + 8, DPC_WIRE_MAX_BODY);
     assert_int_equal(dpc_wire_decode_hdr(p, &h, NULL, 0), 0);
     assert_int_equal(h.length, DPC_WIRE_MAX_BODY);
-    dpc_store_be32(p + 8, DPC_WIRE_MAX_BODY + 1);
+    dpc_put_be32(p + 8, DPC_WIRE_MAX_BODY + 1);
     expect_reject(p, "exceeds");
-    dpc_store_be32(p + 8, UINT32_MAX);
+    dpc_put_be32(p + 8, UINT32_MAX);
     expect_reject(p, "body of 4294967295 bytes");
 }
 
@@ -232,16 +233,16 @@ static void wire_byte_order_test(void **state)
 {
     uint8_t p[8];
 
-    dpc_store_be32(p, 0x01020304);
+    dpc_put_be32(p, 0x01020304);
     assert_int_equal(p[0], 1);
     assert_int_equal(p[3], 4);
-    assert_int_equal(dpc_load_be32(p), 0x01020304);
-    dpc_store_be64(p, 0x8877665544332211ull);
+    assert_int_equal(dpc_get_be32(p), 0x01020304);
+    dpc_put_be64(p, 0x8877665544332211ull);
     assert_int_equal(p[0], 0x88);
     assert_int_equal(p[7], 0x11);
-    assert_true(dpc_load_be64(p) == 0x8877665544332211ull);
-    dpc_store_be32(p, UINT32_MAX);
-    assert_int_equal(dpc_load_be32(p), UINT32_MAX);
+    assert_true(dpc_get_be64(p) == 0x8877665544332211ull);
+    dpc_put_be32(p, UINT32_MAX);
+    assert_int_equal(dpc_get_be32(p), UINT32_MAX);
 }
 
 int main(void)

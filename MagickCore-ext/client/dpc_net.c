@@ -1,0 +1,145 @@
+/*
+ * dpc_net: see dpc_net.h.
+ */
+#include "dpc_net.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dpc_util.h"
+
+/* poll() one event with a deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_one(int fd, short events, unsigned timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    int rc;
+
+    do
+        rc = poll(&p, 1, (int)timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+/* Connects fd to a within timeout_ms; 0, or -1 with errno set. */
+static int connect_within(int fd, const struct addrinfo *a,
+                          unsigned timeout_ms)
+{
+    socklen_t len = sizeof(int);
+    int soerr = 0, rc;
+
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+        return 0;
+    if (errno != EINPROGRESS)
+        return -1;
+    rc = wait_one(fd, POLLOUT, timeout_ms);
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    if (rc <= 0)
+        return -1;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    errno = soerr;
+    return soerr == 0 ? 0 : -1;
+}
+
+int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
+                 char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *ai, *a;
+    char service[8];
+    int fd = -1, rc, on = 1, saved = ECONNREFUSED;
+    enum dpc_errcode code;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        errno = EINVAL;
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s:%u: %s", host, port,
+                        gai_strerror(rc));
+    }
+    for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    a->ai_protocol);
+        if (fd >= 0 && connect_within(fd, a, timeout_ms) < 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        code = saved == ETIMEDOUT ? DPC_E_TIMEOUT
+               : saved == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
+        rc = dpc_errc(err, errlen, code, "%s:%u: %s", host, port,
+                      strerror(saved));
+        errno = saved;
+        return rc;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    return fd;
+}
+
+/* A failed poll, send or recv: the peer's close or reset is
+ * DPC_E_CLOSED, the rest DPC_E_IO; errno is kept. */
+static int sys_error(const char *name, char *err, size_t errlen)
+{
+    int e = errno, rc;
+
+    rc = dpc_errc(err, errlen,
+                  e == ECONNRESET || e == EPIPE || e == ECONNABORTED
+                      ? DPC_E_CLOSED : DPC_E_IO,
+                  "%s: %s", name, strerror(e));
+    errno = e;
+    return rc;
+}
+
+int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
+                 const char *name, char *err, size_t errlen)
+{
+    uint8_t *p = buf;
+
+    while (n > 0) {
+        ssize_t k;
+        int rc = wait_one(fd, out ? POLLOUT : POLLIN, timeout_ms);
+
+        if (rc == 0) {
+            errno = ETIMEDOUT;
+            return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer in "
+                            "time (server stopped or overloaded?)", name);
+        }
+        if (rc < 0)
+            return sys_error(name, err, errlen);
+        k = out ? send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT)
+                : recv(fd, p, n, MSG_DONTWAIT);
+        if (k == 0) {
+            errno = ECONNRESET;
+            return dpc_errc(err, errlen, DPC_E_CLOSED, "%s: connection "
+                            "closed by the server", name);
+        }
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            return sys_error(name, err, errlen);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    return 0;
+}
+
+unsigned dpc_net_backoff_ms(unsigned attempt, uint32_t r)
+{
+    unsigned base = DPC_NET_BACKOFF_MAX_MS;
+
+    if (attempt < 16 && (DPC_NET_BACKOFF_FIRST_MS << attempt) < (int)base)
+        base = (unsigned)DPC_NET_BACKOFF_FIRST_MS << attempt;
+    return base / 2 + r % (base - base / 2 + 1);
+}

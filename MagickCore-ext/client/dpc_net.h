@@ -1,0 +1,35 @@
+/*
+ * dpc_net: the client side's socket helpers: connect with a deadline,
+ * exact transfers with a deadline, and the pause before a retry.  Errors
+ * name the peer and the cause.  No state; safe from any thread.
+ */
+#ifndef DPC_NET_H
+#define DPC_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DPC_NET_BACKOFF_FIRST_MS 25
+#define DPC_NET_BACKOFF_MAX_MS 1000
+
+/* A non-blocking TCP_NODELAY socket connected to host:port, trying each
+ * address in turn, each within timeout_ms.  A negative dpc_errcode with
+ * the reason in err (DPC_E_REFUSED: nothing listens; DPC_E_TIMEOUT;
+ * DPC_E_INVALID: the name does not resolve; else DPC_E_IO), errno set. */
+int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
+                 char *err, size_t errlen);
+
+/* Sends (out) or receives exactly n bytes within timeout_ms of silence.
+ * 0, or a negative dpc_errcode with "NAME: cause" in err: DPC_E_TIMEOUT
+ * when nothing moved in time, DPC_E_CLOSED when the peer closed (in order
+ * or by a reset), else DPC_E_IO. */
+int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
+                 const char *name, char *err, size_t errlen);
+
+/* Milliseconds to pause before retry number attempt (0 for the first):
+ * DPC_NET_BACKOFF_FIRST_MS doubling up to DPC_NET_BACKOFF_MAX_MS, of which
+ * the upper half is jitter drawn from r, so that clients turned away
+ * together do not all come back together. */
+unsigned dpc_net_backoff_ms(unsigned attempt, uint32_t r);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * dpc_pool: the process's native connections, shared.  Each link to a
+ * host carries up to DPC_POOL_CACHES_PER_LINK caches (the server allows
+ * DPC_NATIVE_MAX_CACHES per connection), so a process with thousands of
+ * images open needs only a few connections per host.  A link is freed
+ * when its last cache lets go of it, or replaced once it breaks.  A host
+ * that could not be reached is not tried again for DPC_POOL_RETRY_SECONDS:
+ * a hung host then costs one timeout, not one per cache.
+ *
+ * Thread-safe: the pool has its own lock; users of a shared link serialize
+ * their requests with dpc_link_lock().
+ */
+#ifndef DPC_POOL_H
+#define DPC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_link.h"
+
+#define DPC_POOL_CACHES_PER_LINK 48
+#define DPC_POOL_RETRY_SECONDS 10   /* a failed host is not retried sooner */
+
+/* A link to host:port proven with key, shared with other caches.  NULL
+ * with the reason in err and its code in *code (may be NULL), as
+ * dpc_link_connect gives them; a host that failed recently fails again at
+ * once with the same code. */
+struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
+                                  const uint8_t key[DPC_WIRE_KEY_LEN],
+                                  unsigned timeout_ms,
+                                  enum dpc_errcode *code, char *err,
+                                  size_t errlen);
+/* Gives a link back; the last user frees it. */
+void dpc_pool_release(struct dpc_link *l);
+
+#endif

@@ -1,0 +1,946 @@
+/*
+ * dpc_tiles: see dpc_tiles.h.
+ *
+ * The local cache is an array of entries, each one slot (all planes of a
+ * tile), found through a tile -> entry map and ordered by an LRU list.
+ * Entries used by the batch in progress are pinned with the batch's stamp
+ * so they are never chosen as victims of the same batch.
+ *
+ * Reads that hit one resident tile may run without the caller's lock
+ * (dpc_tiles_read_hit): every change of an entry's identity or bytes is
+ * bracketed by its sequence number going odd and back to even, and such a
+ * reader copies, then checks the number did not move.  Those hits set
+ * `referenced` instead of moving the entry in the LRU list; the victim
+ * search gives referenced entries a second chance.
+ */
+#include "dpc_tiles.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpc_region.h"
+#include "dpc_util.h"
+
+#define MIN_ENTRIES 8
+/* A batch of at least this many tiles, or a region too large for the tile
+ * cache, moves its whole tiles that are not resident straight between the
+ * caller's buffer and the hosts: bulk transfers would only evict the cache. */
+#define DIRECT_MIN_TILES 8
+#define NONE (-1)
+
+struct entry {
+    int64_t tile;               /* NONE when free */
+    int32_t prev, next;         /* LRU: head is most recent */
+    uint32_t stamp;
+    uint32_t seq;               /* odd while tile or bytes change (seqlock) */
+    uint8_t dirty;
+    uint8_t referenced;         /* hit without the lock: a second chance */
+    uint8_t pending;            /* admitted for a covering write, not yet written */
+};
+
+/* Per-host request being assembled. */
+struct batch {
+    uint64_t *slots;
+    uint8_t **ptrs;
+    uint32_t count;
+};
+
+struct dpc_tiles {
+    struct dpc_tiles_cfg cfg;
+    struct dpc_link **links;
+    struct dpc_link **order;    /* distinct links by address: lock order */
+    size_t norder;
+    uint64_t *handles;
+    uint64_t tx_n, ty_n, ntiles;
+    int tw_shift, th_shift;     /* log2 of a power-of-two tile size, or -1 */
+    uint32_t slot_bytes, plane_off[DPC_TILES_PLANES], per_request;
+    uint32_t nent;
+    struct entry *ent;
+    uint8_t *mem;
+    int32_t *where;             /* tile -> entry, NONE when not resident */
+    uint8_t *written;           /* bitmap: the tile exists on its host */
+    int32_t head, tail;
+    uint32_t stamp;
+    struct batch *puts, *gets;  /* one per host */
+    int64_t *list;              /* tiles of the batch in progress */
+    int64_t *direct;            /* its tiles moved without the tile cache */
+    uint32_t ndirect;
+    uint8_t *nofetch;
+    int32_t *zero;              /* entries to zero once write-backs are out */
+    uint32_t nzero;
+    int32_t *admitted;          /* entries (re)assigned by this batch */
+    uint32_t nadmitted;
+    int failed;                 /* a batch failed: locked path only */
+    int unacked;                /* write-backs sent, replies not yet read */
+    struct dpc_tiles_stats st;
+};
+
+static int is_written(const struct dpc_tiles *t, uint64_t tile)
+{
+    return (t->written[tile / 8] >> (tile % 8)) & 1;
+}
+
+static void set_written(struct dpc_tiles *t, uint64_t tile)
+{
+    t->written[tile / 8] |= (uint8_t)(1u << (tile % 8));
+}
+
+static uint8_t *entry_mem(const struct dpc_tiles *t, int32_t e)
+{
+    return t->mem + (size_t)e * t->slot_bytes;
+}
+
+static void seq_begin(struct dpc_tiles *t, int32_t e)
+{
+    __atomic_store_n(&t->ent[e].seq, t->ent[e].seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void seq_end(struct dpc_tiles *t, int32_t e)
+{
+    __atomic_store_n(&t->ent[e].seq, t->ent[e].seq + 1, __ATOMIC_RELEASE);
+}
+
+static void set_where(struct dpc_tiles *t, int64_t tile, int32_t e)
+{
+    __atomic_store_n(&t->where[tile], e, __ATOMIC_RELEASE);
+}
+
+static void lru_unlink(struct dpc_tiles *t, int32_t e)
+{
+    struct entry *x = &t->ent[e];
+
+    if (x->prev != NONE)
+        t->ent[x->prev].next = x->next;
+    else
+        t->head = x->next;
+    if (x->next != NONE)
+        t->ent[x->next].prev = x->prev;
+    else
+        t->tail = x->prev;
+}
+
+static void lru_push_head(struct dpc_tiles *t, int32_t e)
+{
+    t->ent[e].prev = NONE;
+    t->ent[e].next = t->head;
+    if (t->head != NONE)
+        t->ent[t->head].prev = e;
+    t->head = e;
+    if (t->tail == NONE)
+        t->tail = e;
+}
+
+static void touch(struct dpc_tiles *t, int32_t e)
+{
+    if (t->head == e)
+        return;
+    lru_unlink(t, e);
+    lru_push_head(t, e);
+}
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(struct dpc_link *const *)a;
+    uintptr_t y = (uintptr_t)*(struct dpc_link *const *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Links may be shared with other caches (dpc_pool): hold every distinct one
+ * of ours, always in address order so two caches cannot deadlock. */
+static void lock_links(struct dpc_tiles *t)
+{
+    for (size_t i = 0; i < t->norder; i++)
+        dpc_link_lock(t->order[i]);
+}
+
+static void unlock_links(struct dpc_tiles *t)
+{
+    for (size_t i = t->norder; i-- > 0;)
+        dpc_link_unlock(t->order[i]);
+}
+
+static int set_lock_order(struct dpc_tiles *t)
+{
+    t->order = malloc(t->cfg.nlinks * sizeof(*t->order));
+    if (t->order == NULL)
+        return -1;
+    memcpy(t->order, t->links, t->cfg.nlinks * sizeof(*t->order));
+    qsort(t->order, t->cfg.nlinks, sizeof(*t->order), by_address);
+    for (size_t i = 0; i < t->cfg.nlinks; i++)
+        if (t->norder == 0 || t->order[t->norder - 1] != t->order[i])
+            t->order[t->norder++] = t->order[i];
+    return 0;
+}
+
+static void free_all(struct dpc_tiles *t)
+{
+    for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
+        free(t->puts[h].slots);
+        free(t->puts[h].ptrs);
+        free(t->gets[h].slots);
+        free(t->gets[h].ptrs);
+    }
+    free(t->puts);
+    free(t->gets);
+    free(t->list);
+    free(t->nofetch);
+    free(t->zero);
+    free(t->admitted);
+    free(t->handles);
+    free(t->links);
+    free(t->order);
+    free(t->ent);
+    free(t->mem);
+    free(t->where);
+    free(t->written);
+    free(t->direct);
+    free(t);
+}
+
+static int alloc_batches(struct dpc_tiles *t)
+{
+    size_t n = t->cfg.nlinks;
+
+    t->puts = calloc(n, sizeof(*t->puts));
+    t->gets = calloc(n, sizeof(*t->gets));
+    if (t->puts == NULL || t->gets == NULL)
+        return -1;
+    for (size_t h = 0; h < n; h++) {
+        t->puts[h].slots = malloc(t->nent * sizeof(uint64_t));
+        t->puts[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
+        t->gets[h].slots = malloc(t->nent * sizeof(uint64_t));
+        t->gets[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
+        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->gets[h].slots ||
+            !t->gets[h].ptrs)
+            return -1;
+    }
+    return 0;
+}
+
+/* n = 2^k: k; else -1. */
+static int log2_exact(uint32_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0 ? __builtin_ctz(n) : -1;
+}
+
+static int layout(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    const struct dpc_tiles_cfg *c = &t->cfg;
+    uint64_t px = (uint64_t)c->tile_w * c->tile_h, slot;
+
+    if (c->columns == 0 || c->rows == 0 || c->tile_w == 0 ||
+        c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "bad tile cache geometry");
+    t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
+    t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
+    t->tw_shift = log2_exact(c->tile_w);
+    t->th_shift = log2_exact(c->tile_h);
+    t->ntiles = t->tx_n * t->ty_n;
+    slot = px * (c->bpp[0] + c->bpp[1]);
+    if (slot > DPC_WIRE_MAX_SLOT_BYTES || t->ntiles > INT32_MAX)
+        return dpc_errc(err, errlen, DPC_E_INVALID,
+                        "tiles of %llu bytes are too large",
+                        (unsigned long long)slot);
+    t->slot_bytes = (uint32_t)slot;
+    t->plane_off[0] = 0;
+    t->plane_off[1] = (uint32_t)(px * c->bpp[0]);
+    t->per_request = (DPC_WIRE_MAX_BODY - DPC_WIRE_SLOTS_FIXED) /
+                     (t->slot_bytes + 8);
+    if (t->per_request > DPC_WIRE_MAX_COUNT)
+        t->per_request = DPC_WIRE_MAX_COUNT;
+    t->nent = (uint32_t)(c->cache_bytes / t->slot_bytes);
+    if (t->nent < MIN_ENTRIES)
+        t->nent = MIN_ENTRIES;
+    if (t->nent > t->ntiles)
+        t->nent = (uint32_t)t->ntiles;
+    if (t->nent < 2)
+        t->nent = 2;
+    return 0;
+}
+
+static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t n = t->cfg.nlinks;
+
+    for (size_t h = 0; h < n; h++) {
+        uint64_t slots = (t->ntiles + n - 1 - h) / n;
+
+        if (slots == 0)
+            slots = 1;
+        if (slots > t->st.slots_per_host_max)
+            t->st.slots_per_host_max = slots;
+        int rc = dpc_link_open(t->links[h], t->slot_bytes, slots,
+                               &t->handles[h], err, errlen);
+
+        if (rc < 0) {               /* no room: the caller may go elsewhere */
+            while (h-- > 0)
+                dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
+                                 enum dpc_errcode *code, char *err,
+                                 size_t errlen)
+{
+    struct dpc_tiles *t = calloc(1, sizeof(*t));
+    int rc;
+
+    if (code != NULL)
+        *code = DPC_E_OK;
+    if (t == NULL) {
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
+        goto err;
+    }
+    t->cfg = *cfg;
+    if ((rc = layout(t, err, errlen)) < 0) {
+        free(t);
+        goto err;
+    }
+    t->links = malloc(cfg->nlinks * sizeof(*t->links));
+    t->handles = calloc(cfg->nlinks, sizeof(*t->handles));
+    t->ent = malloc(t->nent * sizeof(*t->ent));
+    t->mem = malloc((size_t)t->nent * t->slot_bytes);
+    t->where = malloc(t->ntiles * sizeof(*t->where));
+    t->written = calloc((t->ntiles + 7) / 8, 1);
+    t->list = malloc(t->nent * sizeof(*t->list));
+    t->direct = malloc(t->nent * sizeof(*t->direct));
+    t->nofetch = malloc(t->nent);
+    t->zero = malloc(t->nent * sizeof(*t->zero));
+    t->admitted = malloc(t->nent * sizeof(*t->admitted));
+    if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
+        !t->written || !t->list || !t->direct || !t->nofetch || !t->zero || !t->admitted ||
+        alloc_batches(t) < 0) {
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM,
+                      "out of memory for a %u-tile cache", t->nent);
+        free_all(t);
+        goto err;
+    }
+    memcpy(t->links, cfg->links, cfg->nlinks * sizeof(*t->links));
+    t->cfg.links = t->links;
+    if (set_lock_order(t) < 0) {
+        rc = dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
+        free_all(t);
+        goto err;
+    }
+    for (uint64_t i = 0; i < t->ntiles; i++)
+        t->where[i] = NONE;
+    t->head = t->tail = NONE;
+    for (uint32_t e = 0; e < t->nent; e++) {
+        t->ent[e] = (struct entry){ .tile = NONE };
+        lru_push_head(t, (int32_t)e);
+    }
+    lock_links(t);
+    if ((rc = open_hosts(t, err, errlen)) < 0) {
+        unlock_links(t);
+        free_all(t);
+        goto err;
+    }
+    unlock_links(t);
+    return t;
+err:
+    if (code != NULL)
+        *code = dpc_errcode_of(rc);
+    return NULL;
+}
+
+/* Sends the assembled batches: b[h] for every host, chunked per request. */
+static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
+                        const struct dpc_link_rows *rows, char *err,
+                        size_t errlen)
+{
+    for (size_t h = 0; h < t->cfg.nlinks; h++) {
+        for (uint32_t i = 0; i < b[h].count; i += t->per_request) {
+            uint32_t k = b[h].count - i < t->per_request ? b[h].count - i
+                                                          : t->per_request;
+            int rc = put ? dpc_link_put(t->links[h], t->handles[h],
+                                        t->slot_bytes, k, b[h].slots + i,
+                                        (const uint8_t *const *)b[h].ptrs + i,
+                                        rows, err, errlen)
+                         : dpc_link_get(t->links[h], t->handles[h],
+                                        t->slot_bytes, k, b[h].slots + i,
+                                        b[h].ptrs + i, rows, err, errlen);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int wait_all(struct dpc_tiles *t, char *err, size_t errlen);
+
+/* A batch failed half sent (with rc): the GETs already queued on other
+ * hosts write into their buffers when their replies arrive, so collect
+ * them now, while those buffers are still the caller's.  Returns rc. */
+static int abandon(struct dpc_tiles *t, int rc)
+{
+    (void)wait_all(t, NULL, 0);
+    return rc;
+}
+
+static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    int rc = 0, k;
+
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        if ((k = dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
+                               rc == 0 ? errlen : 0)) < 0 && rc == 0)
+            rc = k;                 /* the first failure, as err says */
+    t->unacked = 0;
+    t->st.round_trips++;
+    return rc;
+}
+
+static void batch_add(struct batch *b, uint64_t slot, uint8_t *p)
+{
+    b->slots[b->count] = slot;
+    b->ptrs[b->count++] = p;
+}
+
+/* The least recently used entry not pinned by this batch. */
+static int32_t victim(struct dpc_tiles *t)
+{
+    int32_t e = t->tail, prev;
+
+    while (e != NONE) {
+        prev = t->ent[e].prev;
+        if (t->ent[e].stamp != t->stamp) {
+            if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
+                return e;
+            __atomic_store_n(&t->ent[e].referenced, 0, __ATOMIC_RELAXED);
+            touch(t, e);        /* hit since: a second chance */
+        }
+        e = prev;
+    }
+    return NONE;
+}
+
+/* Gives tile list[i] an entry: a victim's, written back first if dirty;
+ * zero-filled, or queued for fetching. */
+static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
+{
+    size_t hosts = t->cfg.nlinks;
+    int64_t tile = t->list[i];
+    int32_t e = victim(t);
+
+    t->st.misses++;
+    seq_begin(t, e);            /* ends once its bytes are in (ensure) */
+    t->admitted[t->nadmitted++] = e;
+    if (t->ent[e].tile != NONE) {
+        int64_t old = t->ent[e].tile;
+
+        if (t->ent[e].dirty) {
+            batch_add(&t->puts[old % hosts], (uint64_t)old / hosts,
+                      entry_mem(t, e));
+            t->st.written_back++;
+            *flush = 1;
+        }
+        set_where(t, old, NONE);
+    }
+    t->ent[e].tile = tile;
+    t->ent[e].dirty = 0;
+    t->ent[e].stamp = t->stamp;
+    t->ent[e].referenced = 0;
+    set_where(t, tile, e);
+    touch(t, e);
+    t->ent[e].pending = t->nofetch[i];
+    if (!is_written(t, (uint64_t)tile)) {
+        if (!t->nofetch[i])         /* a write covering it needs no zeros */
+            t->zero[t->nzero++] = e;    /* its old tile may still be out */
+        t->st.zero_filled++;
+    } else if (!t->nofetch[i]) {
+        batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
+                  entry_mem(t, e));
+        t->st.fetched++;
+        *fetch = 1;
+    }
+}
+
+/* One pipelined round: write-backs first (sent before their buffers are
+ * reused), then zero-fills, then fetches, then every reply.  A round of
+ * write-backs alone does not wait: their acknowledgements are collected by
+ * the next wait, so the client copies the next band while the server takes
+ * this one (a failed write-back breaks the link, see dpc_link).  Links
+ * held. */
+static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
+                    size_t errlen)
+{
+    int rc;
+
+    if (flush && (rc = send_batches(t, t->puts, 1, NULL, err, errlen)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < t->nzero; i++)
+        memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+    if (!fetch) {
+        t->unacked = 1;
+        return 0;
+    }
+    if ((rc = send_batches(t, t->gets, 0, NULL, err, errlen)) < 0)
+        return abandon(t, rc);
+    return wait_all(t, err, errlen);
+}
+
+/* Makes the n tiles of t->list resident, pinned for this batch: one
+ * pipelined round of write-backs and fetches.  n <= nent. */
+static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
+{
+    int fetch = 0, flush = 0, rc;
+
+    t->stamp++;
+    t->nzero = 0;
+    t->nadmitted = 0;
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        t->puts[h].count = t->gets[h].count = 0;
+    /* Pin what is resident first, so no victim is a tile of this batch. */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t e = t->where[t->list[i]];
+
+        if (e != NONE) {
+            t->st.hits++;
+            t->ent[e].stamp = t->stamp;
+            touch(t, e);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (t->where[t->list[i]] == NONE)
+            admit(t, i, &flush, &fetch);
+    if (!flush && !fetch) {
+        for (uint32_t i = 0; i < t->nzero; i++)
+            memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+        rc = 0;
+    } else {
+        lock_links(t);
+        rc = exchange(t, flush, fetch, err, errlen);
+        unlock_links(t);
+    }
+    if (rc < 0) {
+        t->failed = 1;          /* half-fetched tiles: no more unlocked hits */
+        /* Nor locked ones: what this round admitted may never have come. */
+        for (uint32_t i = 0; i < t->nadmitted; i++) {
+            int32_t e = t->admitted[i];
+
+            set_where(t, t->ent[e].tile, NONE);
+            t->ent[e].tile = NONE;
+            t->ent[e].dirty = 0;
+        }
+    }
+    for (uint32_t i = 0; i < t->nadmitted; i++) {
+        int32_t e = t->admitted[i];
+
+        /* one admitted for a write that covers it holds another tile's
+         * bytes until copy_tile() writes it: it ends the bracket there */
+        if (rc < 0 || !t->ent[e].pending)
+            seq_end(t, e);
+        if (rc < 0)
+            t->ent[e].pending = 0;
+    }
+    return rc;
+}
+
+/* Copies between buf (the region) and tile `tile`'s part of it. */
+static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
+                      uint64_t x, uint64_t y, uint64_t w, uint64_t h,
+                      uint8_t *buf, int write)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
+    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
+    uint64_t x0 = tx * tw > x ? tx * tw : x;
+    uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
+    uint64_t y0 = ty * th > y ? ty * th : y;
+    uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+    int32_t e = t->where[tile];
+    uint8_t *base = entry_mem(t, e) + t->plane_off[plane];
+    size_t run = (size_t)(x1 - x0) * bpp;
+
+    if (write && !t->ent[e].pending)
+        seq_begin(t, e);
+    for (uint64_t r = y0; r < y1; r++) {
+        uint8_t *tp = base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp;
+        uint8_t *bp = buf + ((r - y) * w + (x0 - x)) * bpp;
+
+        if (write)
+            memcpy(tp, bp, run);
+        else
+            memcpy(bp, tp, run);
+    }
+    if (write) {
+        t->ent[e].dirty = 1;
+        t->ent[e].pending = 0;
+        set_written(t, (uint64_t)tile);
+        seq_end(t, e);
+    }
+}
+
+/* 1 when a write of the region replaces every byte of the tile's slot. */
+static int covers(const struct dpc_tiles *t, int plane, int64_t tile,
+                  uint64_t x, uint64_t y, uint64_t w, uint64_t h)
+{
+    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
+    uint64_t ex = (tx + 1) * t->cfg.tile_w, ey = (ty + 1) * t->cfg.tile_h;
+
+    if (t->cfg.bpp[1 - plane] != 0)
+        return 0;               /* the other plane shares the slot */
+    ex = ex < t->cfg.columns ? ex : t->cfg.columns;
+    ey = ey < t->cfg.rows ? ey : t->cfg.rows;
+    return x <= tx * t->cfg.tile_w && y <= ty * t->cfg.tile_h &&
+           x + w >= ex && y + h >= ey;
+}
+
+/* Appends the tiles of band [tx0,tx1] x [ty0,ty1] to the list. */
+static uint32_t add_tiles(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
+                          uint64_t tx1, uint64_t ty0, uint64_t ty1)
+{
+    for (uint64_t ty = ty0; ty <= ty1; ty++)
+        for (uint64_t tx = tx0; tx <= tx1; tx++) {
+            t->nofetch[n] = 0;
+            t->list[n++] = (int64_t)(ty * t->tx_n + tx);
+        }
+    return n;
+}
+
+/* Read-ahead: the next band in the direction of access, when a fetch is
+ * due anyway and the band fits beside this batch. */
+static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
+                           uint64_t tx1, uint64_t ty0, uint64_t ty1,
+                           int rowwise)
+{
+    uint32_t need = 0;
+
+    for (uint32_t i = 0; i < n; i++)
+        need |= t->where[t->list[i]] == NONE &&
+                is_written(t, (uint64_t)t->list[i]);
+    if (!need)
+        return n;
+    if (rowwise && ty1 + 1 < t->ty_n &&
+        n + (tx1 - tx0 + 1) <= t->nent / 2)
+        return add_tiles(t, n, tx0, tx1, ty1 + 1, ty1 + 1);
+    if (!rowwise && tx1 + 1 < t->tx_n && n + (ty1 - ty0 + 1) <= t->nent / 2)
+        return add_tiles(t, n, tx1 + 1, tx1 + 1, ty0, ty1);
+    return n;
+}
+
+/* Moves the batch's non-resident tiles that lie wholly inside the region
+ * (and whose slot holds this plane alone) from t->list to t->direct;
+ * returns how many tiles stay in t->list. */
+static uint32_t split_direct(struct dpc_tiles *t, int plane, uint32_t n,
+                             int bulk, uint64_t x, uint64_t y, uint64_t w,
+                             uint64_t h)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, k = 0;
+
+    t->ndirect = 0;
+    if ((n < DIRECT_MIN_TILES && !bulk) || t->cfg.bpp[1 - plane] != 0)
+        return n;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t tile = t->list[i];
+        uint64_t x0 = (uint64_t)tile % t->tx_n * tw;
+        uint64_t y0 = (uint64_t)tile / t->tx_n * th;
+
+        if (t->where[tile] == NONE && x0 >= x && y0 >= y &&
+            x0 + tw <= x + w && y0 + th <= y + h)
+            t->direct[t->ndirect++] = tile;
+        else
+            t->list[k++] = tile;
+    }
+    return k;
+}
+
+/* Sends (fetches) t->direct's tiles from (into) their places in the region
+ * buffer: one slot is a tile's rows, w pixels apart.  Writes are not waited
+ * for, like write-backs; tiles never written read as zeros. */
+static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                     uint64_t w, uint8_t *buf, int write, char *err,
+                     size_t errlen)
+{
+    size_t hosts = t->cfg.nlinks;
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
+    struct dpc_link_rows rows = { tw * bpp, w * bpp };
+    struct batch *b = write ? t->puts : t->gets;
+    int any = 0, rc;
+
+    for (size_t h = 0; h < hosts; h++)
+        b[h].count = 0;
+    for (uint32_t i = 0; i < t->ndirect; i++) {
+        int64_t tile = t->direct[i];
+        uint64_t x0 = (uint64_t)tile % t->tx_n * tw;
+        uint64_t y0 = (uint64_t)tile / t->tx_n * th;
+        uint8_t *p = buf + ((y0 - y) * w + (x0 - x)) * bpp;
+
+        if (!write && !is_written(t, (uint64_t)tile)) {
+            for (uint32_t r = 0; r < th; r++)
+                memset(p + (size_t)r * rows.stride, 0, rows.run);
+            continue;
+        }
+        if (write)
+            set_written(t, (uint64_t)tile);
+        batch_add(&b[tile % hosts], (uint64_t)tile / hosts, p);
+        t->st.direct++;
+        any = 1;
+    }
+    if (!any)
+        return 0;
+    lock_links(t);
+    rc = send_batches(t, b, write, &rows, err, errlen);
+    if (rc == 0 && write)
+        t->unacked = 1;
+    else if (rc == 0)
+        rc = wait_all(t, err, errlen);
+    else if (!write)
+        rc = abandon(t, rc);
+    unlock_links(t);
+    return rc;
+}
+
+/* A non-empty rectangle inside the image, of a plane the cache has
+ * (tiles_io() checked both). */
+static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                     uint64_t w, uint64_t h, uint8_t *buf, int write,
+                     char *err, size_t errlen)
+{
+    uint64_t tx0 = x / t->cfg.tile_w, tx1 = (x + w - 1) / t->cfg.tile_w;
+    uint64_t ty0 = y / t->cfg.tile_h, ty1 = (y + h - 1) / t->cfg.tile_h;
+    uint64_t max = t->nent / 2 > 0 ? t->nent / 2 : 1;
+    int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max, rc;
+
+    /* Fast path: a region inside one resident tile (the common case of
+     * the small reads behind interpolation and convolution). */
+    if (tx0 == tx1 && ty0 == ty1) {
+        int64_t tile = (int64_t)(ty0 * t->tx_n + tx0);
+
+        if (t->where[tile] != NONE) {
+            t->st.hits++;
+            touch(t, t->where[tile]);
+            copy_tile(t, plane, tile, x, y, w, h, buf, write);
+            return 0;
+        }
+    }
+    /* The whole region in one batch when it fits, else band by band. */
+    for (uint64_t ty = ty0; ty <= ty1; ty = whole ? ty1 + 1 : ty + 1) {
+        for (uint64_t tx = tx0; tx <= tx1; tx = whole ? tx1 + 1 : tx + max) {
+            uint64_t bx1 = whole ? tx1 : (tx + max - 1 < tx1 ? tx + max - 1
+                                                             : tx1);
+            uint64_t by0 = whole ? ty0 : ty, by1 = whole ? ty1 : ty;
+            uint32_t n = add_tiles(t, 0, tx, bx1, by0, by1), m;
+
+            n = split_direct(t, plane, n, !whole, x, y, w, h);
+            m = n;
+            if (write)
+                for (uint32_t i = 0; i < n; i++)
+                    t->nofetch[i] = covers(t, plane, t->list[i], x, y, w, h);
+            else if (t->ndirect == 0)
+                m = read_ahead(t, n, tx, bx1, by0, by1, w >= h);
+            if (m > 0 && (rc = ensure(t, m, err, errlen)) < 0)
+                return rc;
+            for (uint32_t i = 0; i < n; i++)
+                copy_tile(t, plane, t->list[i], x, y, w, h, buf, write);
+            if (t->ndirect > 0 &&
+                (rc = direct_io(t, plane, x, y, w, buf, write, err,
+                                errlen)) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+#define HIT_MAX_TILES 4          /* small regions straddling tile borders */
+
+/* v / tile size along x (shift 0) or y: a shift for the usual power of two
+ * (the hit path runs millions of times for one-pixel reads). */
+static uint64_t tile_of(uint64_t v, int shift, uint32_t size)
+{
+    return shift >= 0 ? v >> shift : v / size;
+}
+
+/* The hit path for a region inside one tile (most reads): no per-tile
+ * bookkeeping, no division. */
+static int read_hit_one(struct dpc_tiles *t, int plane, uint64_t x,
+                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst,
+                        uint64_t tx, uint64_t ty)
+{
+    uint32_t tw = t->cfg.tile_w, bpp = t->cfg.bpp[plane];
+    int64_t tile = (int64_t)(ty * t->tx_n + tx);
+    int32_t e = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
+    size_t row = (size_t)(w * bpp), stride = (size_t)tw * bpp;
+    const uint8_t *src;
+    uint32_t seq;
+
+    if (e == NONE)
+        return 0;
+    seq = __atomic_load_n(&t->ent[e].seq, __ATOMIC_ACQUIRE);
+    if ((seq & 1) || t->ent[e].tile != tile)
+        return 0;
+    src = entry_mem(t, e) + t->plane_off[plane] +
+          ((y - ty * t->cfg.tile_h) * tw + (x - tx * tw)) * bpp;
+    if (row == 8 && h == 1)
+        memcpy(dst, src, 8);    /* one Q16 pixel: a move, not a call */
+    else
+        for (uint64_t r = 0; r < h; r++, dst += row, src += stride)
+            memcpy(dst, src, row);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED) != seq)
+        return 0;               /* changed under us: take the locked path */
+    if (!__atomic_load_n(&t->ent[e].referenced, __ATOMIC_RELAXED))
+        __atomic_store_n(&t->ent[e].referenced, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
+                       uint64_t y, uint64_t w, uint64_t h, uint8_t *dst)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp, seq[HIT_MAX_TILES];
+    uint64_t tx0, ty0, tx1, ty1;
+    int32_t ent[HIT_MAX_TILES];
+    int n = 0;
+
+    if (t->failed || plane < 0 || plane >= DPC_TILES_PLANES ||
+        t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
+        x + w > t->cfg.columns || y + h > t->cfg.rows)
+        return 0;
+    tx0 = tile_of(x, t->tw_shift, tw);
+    ty0 = tile_of(y, t->th_shift, th);
+    tx1 = tile_of(x + w - 1, t->tw_shift, tw);
+    ty1 = tile_of(y + h - 1, t->th_shift, th);
+    if (tx0 == tx1 && ty0 == ty1)
+        return read_hit_one(t, plane, x, y, w, h, dst, tx0, ty0);
+    if ((tx1 - tx0 + 1) * (ty1 - ty0 + 1) > HIT_MAX_TILES)
+        return 0;
+    bpp = t->cfg.bpp[plane];
+    for (uint64_t ty = ty0; ty <= ty1; ty++)
+        for (uint64_t tx = tx0; tx <= tx1; tx++, n++) {
+            int64_t tile = (int64_t)(ty * t->tx_n + tx);
+            uint64_t x0 = tx * tw > x ? tx * tw : x;
+            uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
+            uint64_t y0 = ty * th > y ? ty * th : y;
+            uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+            const uint8_t *base;
+
+            ent[n] = __atomic_load_n(&t->where[tile], __ATOMIC_ACQUIRE);
+            if (ent[n] == NONE)
+                return 0;
+            seq[n] = __atomic_load_n(&t->ent[ent[n]].seq, __ATOMIC_ACQUIRE);
+            if ((seq[n] & 1) || t->ent[ent[n]].tile != tile)
+                return 0;
+            base = entry_mem(t, ent[n]) + t->plane_off[plane];
+            for (uint64_t r = y0; r < y1; r++)
+                memcpy(dst + ((r - y) * w + (x0 - x)) * bpp,
+                       base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp,
+                       (size_t)((x1 - x0) * bpp));
+        }
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        if (__atomic_load_n(&t->ent[ent[i]].seq, __ATOMIC_RELAXED) != seq[i])
+            return 0;           /* changed under us: take the locked path */
+    for (int i = 0; i < n; i++)
+        if (!__atomic_load_n(&t->ent[ent[i]].referenced, __ATOMIC_RELAXED))
+            __atomic_store_n(&t->ent[ent[i]].referenced, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+struct split_io {
+    struct dpc_tiles *t;
+    int plane, write;
+    uint8_t *buf;
+    char *err;
+    size_t errlen;
+};
+
+static int rect_io(void *arg, const struct dpc_region_rect *r)
+{
+    struct split_io *a = arg;
+
+    return region_io(a->t, a->plane, r->x, r->y, r->w, r->h,
+                     a->buf + r->at * a->t->cfg.bpp[a->plane], a->write,
+                     a->err, a->errlen);
+}
+
+/* A region inside the image goes as it is; one whose rows run past the
+ * right edge (ImageMagick's rule, dpc_region.h) as the rectangles it
+ * covers, row by row. */
+static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, uint8_t *buf, int write,
+                    char *err, size_t errlen)
+{
+    struct split_io a = { t, plane, write, buf, err, errlen };
+
+    if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "no plane %d in this "
+                        "cache", plane);
+    if (w > 0 && h > 0 && x < t->cfg.columns && y < t->cfg.rows &&
+        w <= t->cfg.columns - x && h <= t->cfg.rows - y)
+        return region_io(t, plane, x, y, w, h, buf, write, err, errlen);
+    if (x > INT64_MAX || y > INT64_MAX)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "bad region origin");
+    if (dpc_region_check(t->cfg.columns, t->cfg.rows, (int64_t)x,
+                         (int64_t)y, w, h, err, errlen) < 0)
+        return -DPC_E_INVALID;
+    return dpc_region_split(t->cfg.columns, x, y, w, h, rect_io, &a);
+}
+
+int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                   uint64_t w, uint64_t h, uint8_t *dst, char *err,
+                   size_t errlen)
+{
+    return tiles_io(t, plane, x, y, w, h, dst, 0, err, errlen);
+}
+
+int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, const uint8_t *src, char *err,
+                    size_t errlen)
+{
+    return tiles_io(t, plane, x, y, w, h, (uint8_t *)src, 1, err, errlen);
+}
+
+int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t hosts = t->cfg.nlinks;
+    int any = 0, rc;
+
+    for (size_t h = 0; h < hosts; h++)
+        t->puts[h].count = 0;
+    for (uint32_t e = 0; e < t->nent; e++) {
+        struct entry *x = &t->ent[e];
+
+        if (x->tile == NONE || !x->dirty)
+            continue;
+        batch_add(&t->puts[x->tile % hosts], (uint64_t)x->tile / hosts,
+                  entry_mem(t, (int32_t)e));
+        x->dirty = 0;
+        t->st.written_back++;
+        any = 1;
+    }
+    if (!any && !t->unacked)
+        return 0;
+    lock_links(t);
+    rc = any ? send_batches(t, t->puts, 1, NULL, err, errlen) : 0;
+    if (rc == 0)
+        rc = wait_all(t, err, errlen);
+    unlock_links(t);
+    return rc;
+}
+
+int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    int rc = 0, k;
+
+    if (t == NULL)
+        return 0;
+    lock_links(t);
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        if ((k = dpc_link_close_cache(t->links[h], t->handles[h],
+                                      rc == 0 ? err : NULL, errlen)) < 0 &&
+            rc == 0)
+            rc = k;
+    unlock_links(t);
+    free_all(t);
+    return rc;
+}
+
+void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s)
+{
+    *s = t->st;
+}

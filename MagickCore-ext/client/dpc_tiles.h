@@ -1,0 +1,79 @@
+/*
+ * dpc_tiles: one pixel cache kept as tiles on one or more magick-dpc hosts,
+ * behind a bounded local tile cache.  The image is cut into tile_w x tile_h
+ * tiles; tile t lives in slot t / n of host t % n, so each of n hosts holds
+ * about 1/n of the cache.  Reads fetch the missing tiles of a region in one
+ * pipelined batch per host, plus read-ahead along the direction of access;
+ * writes stay in the local cache (write-back) until evicted or flushed.
+ * Large regions move their whole, non-resident tiles straight between the
+ * caller's buffer and the hosts.
+ * Tiles never written are zero and never fetched.
+ *
+ * Ownership: borrows the links (one per host) for its whole life; owns its
+ * tile memory.  One thread at a time per tile cache, but for
+ * dpc_tiles_read_hit(); the links may be
+ * shared with other tile caches (dpc_pool): each network exchange holds
+ * their locks.
+ */
+#ifndef DPC_TILES_H
+#define DPC_TILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_link.h"
+#include "dpc_util.h"
+
+#define DPC_TILES_PLANES 2
+
+struct dpc_tiles_cfg {
+    uint64_t columns, rows;
+    uint32_t bpp[DPC_TILES_PLANES];     /* pixels, indexes (0: none) */
+    uint32_t tile_w, tile_h;
+    uint64_t cache_bytes;               /* local tile cache budget */
+    struct dpc_link *const *links;      /* one per host, borrowed */
+    size_t nlinks;
+};
+
+struct dpc_tiles_stats {
+    uint64_t hits, misses, fetched, written_back, zero_filled;
+    uint64_t direct;                    /* tiles moved past the tile cache */
+    uint64_t round_trips;
+    uint64_t slots_per_host_max;
+};
+
+struct dpc_tiles;
+
+/* Opens the cache's share on every host.  NULL with the reason in err
+ * and its code in *code (may be NULL): DPC_E_NO_ROOM when a host refused
+ * for lack of room, DPC_E_INVALID for a bad geometry, a lost link's code.
+ *
+ * The int calls below return 0, or a negative dpc_errcode with the reason
+ * in err: DPC_E_INVALID for a bad region or plane (found here), else the
+ * failing link's (dpc_link.h). */
+struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
+                                 enum dpc_errcode *code, char *err,
+                                 size_t errlen);
+/* Copies a region of one plane out of (into) the cache; the buffer holds
+ * w x h pixels row after row.  Regions follow ImageMagick's rule
+ * (dpc_region.h): a row may run past the right edge onto the next. */
+int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                   uint64_t w, uint64_t h, uint8_t *dst, char *err,
+                   size_t errlen);
+int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, const uint8_t *src, char *err,
+                    size_t errlen);
+/* A read served without the caller's lock, when the region lies in up to
+ * four resident tiles: 1 when dst was filled, 0 when the caller must take its
+ * lock and call dpc_tiles_read().  May run concurrently with one thread
+ * inside the other calls (which must hold the caller's lock). */
+int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
+                       uint64_t y, uint64_t w, uint64_t h, uint8_t *dst);
+/* Writes every dirty tile back to its host. */
+int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen);
+/* Releases the cache on every host and frees t (dirty tiles are dropped:
+ * the cache is being destroyed). */
+int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen);
+void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s);
+
+#endif

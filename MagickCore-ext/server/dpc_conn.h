@@ -1,0 +1,104 @@
+/*
+ * dpc_conn: the server's TCP client connections.  Each reads into a fixed
+ * buffer, feeds whole frames to its protocol session through the session's
+ * dpc_proto_ops (stock at first, native once the client asks for it), and
+ * writes the session's output straight from the cache with sendmsg.
+ *
+ * The connections live in a dpc_conn_set that their owner (dpc_server)
+ * embeds and configures: the set borrows the event base, store, admission
+ * and keys, and reaches its owner only through the callbacks it is given
+ * (status JSON, a handshake slot freed), so this module does not depend on
+ * the server.  The set owns every connection on its lists.
+ * Single-threaded, on the owner's event base.
+ */
+#ifndef DPC_CONN_H
+#define DPC_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dpc_admit.h"
+#include "dpc_list.h"
+#include "dpc_log.h"
+#include "dpc_proto.h"
+#include "dpc_stock.h"
+#include "dpc_store.h"
+
+struct event;
+struct event_base;
+struct dpc_conn;
+
+#define DPC_CONN_INBUF (64 * 1024)    /* > the largest fixed frame */
+
+struct dpc_conn_set {
+    /* Set by the owner before the first connection; all borrowed. */
+    struct event_base *base;
+    struct dpc_store *store;
+    struct dpc_admit *admit;        /* who may run a handshake now */
+    const uint8_t *sipkey;          /* stock key (DPC_SIPHASH_KEYLEN) */
+    const uint8_t *wirekey;         /* native key (DPC_WIRE_KEY_LEN) */
+    unsigned busy_poll_us;          /* see dpc_server_cfg */
+    dpc_proto_status_fn status;     /* the status JSON, for both protocols */
+    /* A connection left the handshake (authenticated or closed): the owner
+     * greets the waiting connections now admissible. */
+    void (*handshake_done)(void *arg);
+    void *arg;                      /* of status and handshake_done */
+
+    /* waiting: accepted, not greeted yet (their source is at its share of
+     * handshakes, or every slot is taken); unauth: in the handshake */
+    struct dpc_list waiting, unauth, auth;     /* of dpc_conn, oldest first */
+    uint64_t next_id;
+    uint64_t requests_closed;       /* requests of connections now closed */
+    uint64_t auth_failures;
+    /* Warnings a flood could multiply: each kind within its own budget. */
+    struct dpc_log_limit drop_log, close_log, open_log;
+    struct dpc_log_limit hint_log;  /* the other generation's handshake */
+};
+
+struct dpc_conn {
+    struct dpc_conn_set *set;
+    struct dpc_list_node link;
+    struct dpc_list *list;          /* waiting, unauth or auth */
+    struct dpc_admit_source *src;   /* until authenticated */
+    uint64_t id;
+    int fd;
+    char peer[80];
+    /* The protocol session (owned) and its table: dpc_session_ops at
+     * first, dpc_native_ops after the native magic. */
+    const struct dpc_proto_ops *proto;
+    void *sess;
+    /* Input: in_buf[in_start, in_end) is received but not consumed.  An
+     * inline 16 bytes until the client authenticates (idle sockets cost
+     * little), then DPC_CONN_INBUF bytes, allocated once. */
+    uint8_t *in_buf;
+    size_t in_start, in_end, in_cap;
+    uint8_t in_small[16];
+    struct event *rev, *wev;
+    double accepted, last_active;
+    int eof;                        /* the peer sent FIN: serve what is
+                                       buffered, then close */
+};
+
+/* The connection on a set's list at node n; NULL for NULL. */
+static inline struct dpc_conn *dpc_conn_of(const struct dpc_list_node *n)
+{
+    return n != NULL ? DPC_LIST_ENTRY(n, struct dpc_conn, link) : NULL;
+}
+
+/* Takes ownership of fd and of src's reference.  greet: send the nonce
+ * now (in the handshake), else wait in set->waiting for dpc_conn_greet().
+ * NULL (fd closed, src left) on failure. */
+struct dpc_conn *dpc_conn_new(struct dpc_conn_set *set, int fd,
+                              const char *peer, enum dpc_stock_flavor flavor,
+                              struct dpc_admit_source *src, int greet);
+/* A waiting connection starts its handshake (admission already counted). */
+void dpc_conn_greet(struct dpc_conn *c);
+/* The request counters of whichever protocol c speaks. */
+const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c);
+/* Logs the outcome, frees the session (and its cache), closes the socket. */
+void dpc_conn_close(struct dpc_conn *c, const char *why);
+/* The same for a connection the server gives up on (a timeout): logged as
+ * a warning. */
+void dpc_conn_drop(struct dpc_conn *c, const char *why);
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * dpc_server: see dpc_server.h.  Listeners and their pacing, admission
+ * (dpc_admit decides, this file acts), the once-a-second sweep for
+ * handshake and idle timeouts, signals, and stats.  The connections
+ * themselves are dpc_conn's, in the dpc_conn_set the server embeds and
+ * hands its status JSON and admission to as callbacks: dpc_conn does not
+ * call back into this file.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "dpc_admit.h"
+#include "dpc_conn.h"
+#include "dpc_listen.h"
+#include "dpc_log.h"
+#include "dpc_server.h"
+#include "dpc_util.h"
+
+/* Clients the kernel holds, connected but not accepted, while every
+ * handshake slot is taken: enough for a burst of several hundred.  Linux
+ * caps it at net.core.somaxconn (4096 by default since 5.4); past it,
+ * new SYNs are dropped and clients retransmit them, which only slows them. */
+#define LISTEN_BACKLOG 1024
+
+struct dpc_listener {
+    struct dpc_server *server;
+    struct dpc_listen *ln;
+    enum dpc_stock_flavor flavor;
+    char addr[80];
+};
+
+struct dpc_server {
+    struct dpc_server_cfg cfg;
+    struct event_base *base;
+    struct dpc_listener *listeners;
+    size_t nlisteners;
+    struct event *sigint, *sigterm, *sweep;
+    struct dpc_store *store;
+    struct dpc_local *local;        /* NULL: no Unix socket */
+    struct dpc_admit *admit;        /* who may run a handshake now */
+    struct dpc_conn_set conns;      /* waiting, in the handshake, served */
+    int accepting;                  /* the listeners are enabled */
+    int accept_failed;              /* paused a second after EMFILE & co */
+    int stopping;                   /* closing everything: admit nothing */
+    uint64_t accepted, refused, handshake_timeouts;
+    uint64_t accept_pauses, waited;
+    struct dpc_log_limit refuse_log;    /* a flood of refusals */
+    double started;
+};
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+/* Listeners on while a handshake slot is free and accept has not failed
+ * just now; off otherwise, leaving new clients in the listen backlog. */
+static void update_accepting(struct dpc_server *s)
+{
+    int want = !s->stopping && !s->accept_failed &&
+               !dpc_admit_full(s->admit);
+
+    if (want == s->accepting)
+        return;
+    s->accepting = want;
+    if (!want)
+        s->accept_pauses++;
+    dpc_log(DPC_LOG_TRACE, "%s accepting: %u handshakes, %u waiting",
+            want ? "resumed" : "stopped", dpc_admit_handshakes(s->admit),
+            dpc_admit_waiting(s->admit));
+    for (size_t i = 0; i < s->nlisteners; i++)
+        dpc_listen_enable(s->listeners[i].ln, want);
+}
+
+/* A connection left the handshake (authenticated or closed): greets the
+ * waiting connections now admissible and resumes accepting if there is
+ * room.  The connection set's handshake_done. */
+static void admit_next(void *arg)
+{
+    struct dpc_server *s = arg;
+    struct dpc_conn *c, *next;
+
+    if (s->stopping)
+        return;
+    for (c = dpc_conn_of(s->conns.waiting.head);
+         c != NULL && !dpc_admit_full(s->admit); c = next) {
+        next = dpc_conn_of(c->link.next);
+        if (dpc_admit_can_greet(s->admit, c->src)) {
+            dpc_admit_greet(s->admit, c->src);
+            dpc_conn_greet(c);
+        }
+    }
+    update_accepting(s);
+}
+
+/* Connections one source may hold before authenticating: half of the
+ * clients, so that one host cannot take them all. */
+static unsigned max_pending(const struct dpc_server *s)
+{
+    return s->cfg.max_clients > 1 ? s->cfg.max_clients / 2 : 1;
+}
+
+/* Closes fd at once, as a warning. */
+static void refuse(struct dpc_server *s, int fd, const char *peer,
+                   const char *why)
+{
+    s->refused++;
+    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN, "refused %s: %s", peer,
+                    why);
+    close(fd);
+}
+
+static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
+{
+    struct dpc_listener *l = arg;
+    struct dpc_server *s = l->server;
+    struct dpc_admit_source *src;
+    struct dpc_admit_key key;
+    enum dpc_admit_verdict v;
+    char peer[80], why[160], from[DPC_ADMIT_KEY_STRLEN];
+
+    (void)salen;
+    format_addr(sa, peer, sizeof(peer));
+    if (s->conns.waiting.count + s->conns.unauth.count +
+        s->conns.auth.count >= s->cfg.max_clients) {
+        snprintf(why, sizeof(why), "%u clients connected (max-dpc-clients)",
+                 s->cfg.max_clients);
+        refuse(s, fd, peer, why);
+        return;
+    }
+    dpc_admit_key(sa, &key);
+    v = dpc_admit_arrive(s->admit, &key, &src);
+    if (v == DPC_ADMIT_REFUSE || v == DPC_ADMIT_NOMEM) {
+        dpc_admit_key_str(&key, from, sizeof(from));
+        if (v == DPC_ADMIT_NOMEM)
+            snprintf(why, sizeof(why), "out of memory");
+        else
+            snprintf(why, sizeof(why), "%s already has %u connections not "
+                     "yet authenticated (half of max-dpc-clients)", from,
+                     max_pending(s));
+        refuse(s, fd, peer, why);
+        return;
+    }
+    s->accepted++;
+    s->waited += v == DPC_ADMIT_WAIT;
+    if (dpc_conn_new(&s->conns, fd, peer, l->flavor, src,
+                     v == DPC_ADMIT_GREET) != NULL)
+        dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s%s",
+                (unsigned long long)s->conns.next_id, peer, l->addr,
+                v == DPC_ADMIT_WAIT ? ": waits for a handshake slot" : "");
+    else
+        admit_next(s);
+    update_accepting(s);
+}
+
+/* One listener failed to accept (out of descriptors, EMFILE & co) and
+ * pauses a second: the others pause with it, descriptors are the
+ * process's.  Then all resume together. */
+static void on_paused(void *arg, int paused)
+{
+    struct dpc_listener *l = arg;
+
+    l->server->accept_failed = paused;
+    update_accepting(l->server);
+}
+
+/* since_accept: a handshake must finish in time however slowly its bytes
+ * trickle in; an authenticated client is timed from its last activity. */
+static void close_expired(struct dpc_server *s, struct dpc_list *l,
+                          double limit, double now, int since_accept,
+                          const char *why)
+{
+    struct dpc_conn *c = dpc_conn_of(l->head), *next;
+
+    for (; c != NULL; c = next) {
+        next = dpc_conn_of(c->link.next);
+        if (now - (since_accept ? c->accepted : c->last_active) <= limit)
+            continue;
+        if (since_accept) {
+            s->handshake_timeouts++;
+            dpc_conn_drop(c, why);
+        } else {
+            dpc_conn_close(c, why);
+        }
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+    double now = dpc_now();
+    double limit = (double)s->cfg.handshake_timeout_ms / 1000;
+
+    /* The waiting first: a handshake timing out may greet one of them. */
+    close_expired(s, &s->conns.waiting, limit, now, 1,
+                  "handshake timeout (waited for a slot all along)");
+    close_expired(s, &s->conns.unauth, limit, now, 1, "handshake timeout");
+    if (s->cfg.idle_timeout_ms != 0)
+        close_expired(s, &s->conns.auth,
+                      (double)s->cfg.idle_timeout_ms / 1000, now, 0,
+                      "idle timeout");
+    dpc_log_limited_flush(&s->refuse_log, DPC_LOG_WARN,
+                          "refused connections");
+    dpc_log_limited_flush(&s->conns.drop_log, DPC_LOG_WARN,
+                          "dropped connections");
+    dpc_log_limited_flush(&s->conns.close_log, DPC_LOG_WARN,
+                          "connections closed on errors");
+    dpc_log_limited_flush(&s->conns.open_log, DPC_LOG_WARN,
+                          "refused opens");
+    dpc_log_limited_flush(&s->conns.hint_log, DPC_LOG_WARN,
+                          "hints of the other ImageMagick generation");
+    if (s->local != NULL)
+        dpc_local_sweep(s->local, now);
+    dpc_store_trim(s->store, now);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+
+    dpc_log(DPC_LOG_INFO, "signal %d: stopping", (int)sig);
+    event_base_loopexit(s->base, NULL);
+}
+
+static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
+                    struct dpc_listener *l, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char port[8];
+    int fd = -1, on = 1, rc;
+
+    snprintf(port, sizeof(port), "%u", spec->port);
+    rc = getaddrinfo(spec->host, port, &hints, &ai);
+    if (rc != 0)
+        return dpc_errf(err, errlen, "cannot resolve %s: %s", spec->host,
+                        gai_strerror(rc));
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                ai->ai_protocol);
+    if (fd < 0)
+        goto syserr;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        listen(fd, LISTEN_BACKLOG) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+        goto syserr;
+    freeaddrinfo(ai);
+    l->server = s;
+    l->flavor = spec->flavor;
+    format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+    l->ln = dpc_listen_new(s->base, fd, &(struct dpc_listen_cfg){
+        .name = l->addr, .accept = on_accept, .paused = on_paused, .arg = l,
+        .log = &s->refuse_log }, err, errlen);
+    if (l->ln == NULL)
+        return -1;
+    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
+            spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
+    return 0;
+syserr:
+    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+static int add_events(struct dpc_server *s)
+{
+    struct timeval second = { 1, 0 };
+
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
+        return -1;
+    return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
+           event_add(s->sweep, &second);
+}
+
+/* A default socket path already served by another server is not fatal:
+ * that one keeps the host's shared memory. */
+static int open_local(struct dpc_server *s, char *err, size_t errlen)
+{
+    s->local = dpc_local_new(s->base, &s->cfg.local, err, errlen);
+    if (s->local != NULL || !s->cfg.local.path_is_default ||
+        s->nlisteners == 0)
+        return s->local != NULL ? 0 : -1;
+    dpc_log(DPC_LOG_WARN, "no shared-memory tier here: %s", err);
+    return 0;
+}
+
+static int open_store(struct dpc_server *s, char *err, size_t errlen)
+{
+    double t0 = dpc_now();
+
+    s->store = dpc_store_new(&s->cfg.store, err, errlen);
+    if (s->store == NULL)
+        return -1;
+    if (s->cfg.store.preallocate)
+        dpc_log(DPC_LOG_INFO, "preallocated %llu MiB of memory in %.1f s",
+                (unsigned long long)(s->cfg.store.mem_budget >> 20),
+                dpc_now() - t0);
+    return 0;
+}
+
+static size_t status_json(void *arg, char *buf, size_t len)
+{
+    return dpc_server_stats_json(arg, buf, len);
+}
+
+/* The connection set borrows what the server owns. */
+static void init_conns(struct dpc_server *s)
+{
+    struct dpc_conn_set *cs = &s->conns;
+
+    cs->base = s->base;
+    cs->store = s->store;
+    cs->admit = s->admit;
+    cs->sipkey = s->cfg.sipkey;
+    cs->wirekey = s->cfg.wirekey;
+    cs->busy_poll_us = s->cfg.busy_poll_us;
+    cs->status = status_json;
+    cs->handshake_done = admit_next;
+    cs->arg = s;
+}
+
+struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
+                                  size_t errlen)
+{
+    struct dpc_server *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        dpc_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->cfg.listen = NULL;
+    if (s->cfg.max_unauth == 0)
+        s->cfg.max_unauth = 1;
+    if (s->cfg.max_unauth_per_source == 0)
+        s->cfg.max_unauth_per_source = (s->cfg.max_unauth + 1) / 2;
+    s->started = dpc_now();
+    s->accepting = 1;               /* listeners start enabled */
+    s->base = event_base_new();
+    s->listeners = calloc(cfg->nlisten, sizeof(*s->listeners));
+    s->admit = dpc_admit_new(&(struct dpc_admit_cfg){
+        .max_handshakes = s->cfg.max_unauth,
+        .per_source = s->cfg.max_unauth_per_source,
+        .max_pending = max_pending(s) });
+    if (s->base == NULL || s->listeners == NULL || s->admit == NULL ||
+        add_events(s) < 0) {
+        dpc_errf(err, errlen, "out of memory");
+        goto err;
+    }
+    /* The store first: a server that listens is ready, preallocated. */
+    if (open_store(s, err, errlen) < 0)
+        goto err;
+    init_conns(s);
+    for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
+        if (bind_one(s, &cfg->listen[s->nlisteners],
+                     &s->listeners[s->nlisteners], err, errlen) < 0)
+            goto err;
+    if (cfg->local.path[0] != '\0' && open_local(s, err, errlen) < 0)
+        goto err;
+    return s;
+err:
+    dpc_server_free(s);
+    return NULL;
+}
+
+int dpc_server_run(struct dpc_server *s)
+{
+    return event_base_dispatch(s->base) < 0 ? -1 : 0;
+}
+
+static void close_all(struct dpc_list *l)
+{
+    while (l->head != NULL)
+        dpc_conn_close(dpc_conn_of(l->head), "server stopping");
+}
+
+void dpc_server_free(struct dpc_server *s)
+{
+    if (s == NULL)
+        return;
+    s->stopping = 1;
+    for (size_t i = 0; i < s->nlisteners; i++)
+        dpc_listen_free(s->listeners[i].ln);
+    free(s->listeners);
+    close_all(&s->conns.waiting);
+    close_all(&s->conns.unauth);
+    close_all(&s->conns.auth);
+    dpc_admit_free(s->admit);
+    dpc_local_free(s->local);
+    if (s->sigint != NULL)
+        event_free(s->sigint);
+    if (s->sigterm != NULL)
+        event_free(s->sigterm);
+    if (s->sweep != NULL)
+        event_free(s->sweep);
+    dpc_store_free(s->store);
+    if (s->base != NULL)
+        event_base_free(s->base);
+    free(s);
+}
+
+void dpc_server_get_stats(const struct dpc_server *s,
+                          struct dpc_server_stats *st)
+{
+    const struct dpc_list *lists[] = { &s->conns.unauth, &s->conns.auth };
+
+    memset(st, 0, sizeof(*st));
+    dpc_store_get_stats(s->store, &st->store);
+    st->clients = s->conns.waiting.count + s->conns.unauth.count +
+                  s->conns.auth.count;
+    st->unauthenticated = s->conns.unauth.count;
+    st->waiting = s->conns.waiting.count;
+    st->requests = s->conns.requests_closed;
+    for (size_t i = 0; i < 2; i++)
+        for (const struct dpc_list_node *n = lists[i]->head; n; n = n->next)
+            st->requests += dpc_conn_counters(dpc_conn_of(n))->requests;
+    st->accepted = s->accepted;
+    st->refused = s->refused;
+    st->handshake_timeouts = s->handshake_timeouts;
+    st->auth_failures = s->conns.auth_failures;
+    st->accept_pauses = s->accept_pauses;
+    st->waited = s->waited;
+    st->uptime = dpc_now() - s->started;
+}
+
+size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
+                             size_t len)
+{
+    struct dpc_server_stats st;
+    size_t off;
+    int n;
+
+    dpc_server_get_stats(s, &st);
+    n = snprintf(buf, len,
+                 "{\"caches_open\":%llu,\"bytes_ram\":%llu,"
+                 "\"bytes_spilled\":%llu,\"memory_budget\":%llu,"
+                 "\"disk_budget\":%llu,\"clients_connected\":%llu,"
+                 "\"unauthenticated_clients\":%llu,"
+                 "\"clients_waiting\":%llu,\"requests_served\":%llu,"
+                 "\"connections_accepted\":%llu,\"connections_refused\":%llu,"
+                 "\"handshake_timeouts\":%llu,\"accept_pauses\":%llu,"
+                 "\"connections_waited\":%llu,"
+                 "\"auth_failures\":%llu,"
+                 "\"opens_refused\":%llu,\"bytes_warm\":%llu,"
+                 "\"warm_reuses\":%llu,\"preallocated\":%s,"
+                 "\"uptime_seconds\":%.3f",
+                 (unsigned long long)st.store.caches,
+                 (unsigned long long)st.store.bytes_ram,
+                 (unsigned long long)st.store.bytes_spilled,
+                 (unsigned long long)st.store.mem_budget,
+                 (unsigned long long)st.store.disk_budget,
+                 (unsigned long long)st.clients,
+                 (unsigned long long)st.unauthenticated,
+                 (unsigned long long)st.waiting,
+                 (unsigned long long)st.requests,
+                 (unsigned long long)st.accepted,
+                 (unsigned long long)st.refused,
+                 (unsigned long long)st.handshake_timeouts,
+                 (unsigned long long)st.accept_pauses,
+                 (unsigned long long)st.waited,
+                 (unsigned long long)st.auth_failures,
+                 (unsigned long long)st.store.refused,
+                 (unsigned long long)st.store.bytes_warm,
+                 (unsigned long long)st.store.warm_reuses,
+                 st.store.preallocated ? "true" : "false", st.uptime);
+    if (n < 0)
+        return 0;
+    off = (size_t)n < len ? (size_t)n : len - 1;
+    if (s->local != NULL && off + 9 < len) {
+        memcpy(buf + off, ",\"shm\":", 7);
+        off += 7;
+        off += dpc_local_status_json(s->local, buf + off, len - off - 1);
+    }
+    if (off + 1 < len)
+        buf[off++] = '}';
+    buf[off] = '\0';
+    return off;
+}
