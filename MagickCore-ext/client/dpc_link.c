@@ -2,6 +2,7 @@
  * dpc_link: see dpc_link.h.
  */
 #include "dpc_link.h"
+#include "dpc_link-internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -563,14 +564,20 @@ static void header(uint8_t *buf, const struct pending *p, uint32_t len)
 
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
 {
+    double deadline = deadline_from_now(l);
+    size_t owed = l->q_len;
     short rev;
     int rc;
 
     while (l->q_len > 0) {
         if (l->broken)
             return broken(l, err, errlen);
+        if (l->q_len < owed) {      /* each reply gets its own deadline */
+            owed = l->q_len;
+            deadline = deadline_from_now(l);
+        }
         set_lowat(l);
-        if ((rc = wait_for(l, POLLIN, &rev, err, errlen)) < 0 ||
+        if ((rc = wait_for(l, POLLIN, deadline, &rev, err, errlen)) < 0 ||
             (rc = pump(l, err, errlen)) < 0)
             return rc;
     }
@@ -719,4 +726,19 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
 {
     return slots_request(l, DPC_OP_PUT, handle, slot_bytes, count, slots, src,
                          NULL, rows, err, errlen);
+}
+
+struct dpc_link *dpc_link_adopt(int fd, const char *name, unsigned timeout_ms)
+{
+    struct dpc_link *l = calloc(1, sizeof(*l));
+
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    l->fd = fd;
+    l->timeout_ms = timeout_ms;
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    return l;
 }
