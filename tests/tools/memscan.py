@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """memscan.py PID STRING...: for each STRING, prints "found STRING" or
 "absent STRING" after reading every readable mapping of process PID
-through /proc/PID/mem (run as root).  Reads at most 4 GiB."""
+through /proc/PID/mem (run as root).  Mappings larger than 1 GiB are
+skipped (AddressSanitizer's shadow, reservations for pixel caches that no
+client has written yet); at most 4 GiB is read in all."""
 import re
 import sys
 
 LIMIT = 4 << 30
+LARGEST = 1 << 30
 
 
 def main():
@@ -18,7 +21,8 @@ def main():
         for line in maps:
             m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
             start, end, perms = int(m[1], 16), int(m[2], 16), m[3]
-            if perms[0] != "r" or "[vvar]" in line or total > LIMIT:
+            if (perms[0] != "r" or "[vvar]" in line or total > LIMIT or
+                    end - start > LARGEST):
                 continue
             # keep an overlap between chunks so nothing straddles unseen
             overlap = max(len(n) for n in needles) if needles else 0
