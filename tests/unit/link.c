@@ -5,7 +5,7 @@
  * is reported as such and not retried; a server that keeps closing is given
  * up on when cache:dpc-timeout runs out, with a message saying so; a port
  * nobody listens on is retried only briefly; a silent server costs one
- * timeout.
+ * timeout; a reply trickled a byte at a time cannot stretch the timeout.
  *
  * Then requests against a real dpc_native host served in a thread
  * (nativehost.h): GETs are pipelined (the host answers nothing until it
@@ -37,6 +37,7 @@
 
 #include "dpc_bytes.h"
 #include "dpc_link.h"
+#include "dpc_link-internal.h"
 #include "dpc_tiles.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
@@ -746,6 +747,56 @@ static void link_no_room_code_test(void **state)
     fake_stop(&f, 1);
 }
 
+struct trickler {
+    int fd;
+    uint8_t reply[DPC_WIRE_HDR_LEN + 8];
+};
+
+/* Writes the reply one byte every 40 ms (about 1 s in all). */
+static void *trickle_main(void *arg)
+{
+    struct trickler *t = arg;
+
+    for (size_t i = 0; i < sizeof(t->reply); i++) {
+        if (send(t->fd, t->reply + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        poll(NULL, 0, 40);
+    }
+    return NULL;
+}
+
+/* A reply trickled a byte every 40 ms, each byte well within the 300 ms
+ * timeout: the wait still ends at 300 ms, with a timeout. */
+static void link_trickled_reply_times_out_test(void **state)
+{
+    struct dpc_wire_hdr h = { .version = DPC_WIRE_VERSION, .op = DPC_OP_OPEN,
+                              .id = 1, .length = 8 };
+    struct trickler t;
+    struct dpc_link *l;
+    pthread_t thread;
+    char err[DPC_ERRLEN];
+    uint64_t handle;
+    double t0;
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    memset(&t, 0, sizeof(t));
+    t.fd = sv[1];
+    dpc_wire_encode_hdr(t.reply, &h);
+    l = dpc_link_adopt(sv[0], "trickler", 300);
+    assert_non_null(l);
+    assert_int_equal(pthread_create(&thread, NULL, trickle_main, &t), 0);
+    t0 = dpc_now();
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_TIMEOUT);
+    assert_true(dpc_now() - t0 < 0.6);
+    assert_contains(err, "no answer in time");
+    dpc_link_free(l);               /* the trickler's sends now fail */
+    pthread_join(thread, NULL);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -767,6 +818,7 @@ int main(void)
         cmocka_unit_test(link_reply_bad_length_test),
         cmocka_unit_test(link_reply_cut_short_test),
         cmocka_unit_test(link_reply_refusal_reason_test),
+        cmocka_unit_test(link_trickled_reply_times_out_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
