@@ -46,12 +46,14 @@ static int have_keys, bad_secret;
 static uint8_t sip_key[DPC_SIPHASH_KEYLEN], wire_key[DPC_WIRE_KEY_LEN];
 static char secret_err[DPC_ERRLEN];
 
-static int write_all(int fd, const void *buf, size_t n)
+/* Writes (out) or reads exactly n bytes of the pipe to or from the child;
+ * -1 on an error or an early end. */
+static int move_all(int fd, void *buf, size_t n, int out)
 {
-    const char *p = buf;
+    char *p = buf;
 
     while (n > 0) {
-        ssize_t k = write(fd, p, n);
+        ssize_t k = out ? write(fd, p, n) : read(fd, p, n);
 
         if (k < 0 && errno == EINTR)
             continue;
@@ -63,21 +65,14 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+static int write_all(int fd, const void *buf, size_t n)
+{
+    return move_all(fd, (void *)buf, n, 1);
+}
+
 static int read_all(int fd, void *buf, size_t n)
 {
-    char *p = buf;
-
-    while (n > 0) {
-        ssize_t k = read(fd, p, n);
-
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return move_all(fd, buf, n, 0);
 }
 
 static int send_record(int fd, char type, const void *a, size_t alen,
