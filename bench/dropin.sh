@@ -62,9 +62,10 @@ Options:
       --baseline DIR    also run another built tree of this project (its
                         _install/bin/magick-dpc, _install/lib drop-in and
                         _build/tests/tools/native-check, made by its make
-                        check) as variants base and
-                        base-t1 and as streaming rows, interleaved with this
-                        tree's, and print this tree's time over the baseline's
+                        check) as variants base and base-t1 and as
+                        streaming rows, interleaved with this tree's (the
+                        baseline first on even rounds), and print this
+                        tree's time (and MB/s) over the baseline's
   -k, --keep            keep the work directory (inputs, outputs, logs)
   -h, --help            this message
 
@@ -285,6 +286,19 @@ probe_tiles() {
     return 0
 }
 
+# round_order REP: ORDER, the variants of round REP. With --baseline, even
+# rounds run the baseline's before this tree's, so neither always goes first.
+round_order() {
+    ORDER=("${VARIANTS[@]}")
+    [ -n "$BASE_DIR" ] && [ $(($1 % 2)) = 0 ] || return 0
+    local v
+    ORDER=()
+    for v in "${VARIANTS[@]}"; do
+        case $v in dpc|dpc-t1|base|base-t1) ;; *) ORDER+=("$v") ;; esac
+    done
+    ORDER+=(base base-t1 dpc dpc-t1)
+}
+
 # bench_case OP: all variants, interleaved so slow drift hits all alike;
 # appends table rows to ROWS.
 bench_case() {
@@ -298,7 +312,8 @@ bench_case() {
 
     for rep in $(seq 1 "$nrep"); do
         sample_load
-        for v in "${VARIANTS[@]}"; do
+        round_order "$rep"
+        for v in "${ORDER[@]}"; do
             if [ "$v" = stock ]; then
                 [ "$rep" -le "$STOCK_REPEAT" ] || continue
             else
@@ -423,20 +438,24 @@ table_header() {
 stream_bench() {
     declare -gA SW=() SR=() SBAD=()
     local i rep n mode key out rc
-    local -a modes=(prealloc default)
+    local -a modes
     for i in "${!STREAM_PORTS[@]}"; do
         start_server "stream$i"
         start_server "fresh$i"
         [ -z "$BASE_DIR" ] || start_server "basestream$i"
     done
-    [ -z "$BASE_DIR" ] || modes+=(base)
     for rep in $(seq 1 "$STREAM_REPEAT"); do
         sample_load
+        modes=(prealloc default)
+        if [ -n "$BASE_DIR" ]; then
+            # the baseline before this tree's on even rounds
+            if [ $((rep % 2)) = 0 ]; then modes=(base "${modes[@]}"); else modes+=(base); fi
+        fi
         for mode in "${modes[@]}"; do
             for n in 1 3; do
                 local -a hosts=()
                 for i in $(seq 0 $((n - 1))); do
-                    if [ $mode = prealloc ]; then
+                    if [ "$mode" = prealloc ]; then
                         hosts+=("127.0.0.1:${STREAM_PORTS[$i]}")
                     elif [ "$mode" = base ]; then
                         hosts+=("127.0.0.1:${BASE_STREAM_PORTS[$i]}")
@@ -473,6 +492,7 @@ stream_bench() {
 stream_table() {
     local n w r mode key
     local -a modes=(prealloc default)
+    local -A mw=() mr=()
     [ -z "$BASE_DIR" ] || modes+=(base)
     printf '%-7s %-22s %11s %11s   %s\n' hosts "server memory" "write MB/s" "read MB/s" "all runs (write/read MB/s)"
     printf '%-7s %-22s %11s %11s   %s\n' ------- ---------------------- ----------- ----------- --------------------------
@@ -487,6 +507,7 @@ stream_table() {
                 # shellcheck disable=SC2086
                 r=$(median ${SR[$key]} | awk '{ printf "%.0f", $1 }')
             fi
+            mw[$key]=$w mr[$key]=$r
             local all="" a b
             # shellcheck disable=SC2206
             local -a wl=(${SW[$key]:-}) rl=(${SR[$key]:-})
@@ -496,6 +517,12 @@ stream_table() {
                    *) echo "default (warm reuse)" ;; esac)" \
                 "$w" "$r" "${all%  }"
         done
+    done
+    [ -n "$BASE_DIR" ] || return 0
+    echo "this tree's MB/s over the baseline's (both --preallocate; above 1 = this tree faster):"
+    for n in 1 3; do
+        printf '  %s host(s): write %s, read %s\n' "$n" \
+            "$(ratio "${mw[prealloc/$n]}" "${mw[base/$n]}")" "$(ratio "${mr[prealloc/$n]}" "${mr[base/$n]}")"
     done
 }
 

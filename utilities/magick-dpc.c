@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -791,18 +792,23 @@ static int check_preallocate(const struct options *o)
     return -1;
 }
 
+/* The keys, or the reason there are none and how to make a secret. */
 static int need_secret(uint8_t key[DPC_SIPHASH_KEYLEN],
                        uint8_t wirekey[DPC_WIRE_KEY_LEN],
                        uint8_t psk[DPC_TLS_PSK_LEN])
 {
-    if (dpc_policy_keys(key, wirekey, psk) == 0)
+    char err[DPC_ERRLEN];
+
+    if (dpc_policy_keys(key, wirekey, psk, err, sizeof(err)) == 0)
         return 0;
     fprintf(stderr,
-            "magick-dpc: no shared secret is configured.\n"
-            "Add this line to the policy.xml ImageMagick reads (e.g.\n"
+            "magick-dpc: %s.\n"
+            "Set cache:shared-secret in the policy.xml ImageMagick reads (e.g.\n"
             "/etc/ImageMagick-6/policy.xml, or a policy.xml in a directory\n"
             "named by MAGICK_CONFIGURE_PATH), with the same value on the\n"
-            "server and on every client:\n  %s\n",
+            "server and on every client: a random string of at least %d\n"
+            "characters (%s):\n  %s\n",
+            err, DPC_SECRET_MIN_LEN, DPC_SECRET_HOWTO,
             DPC_POLICY_SECRET_HINT);
     return -1;
 }
@@ -1006,6 +1012,18 @@ static int cmd_status(int argc, char **argv)
     return 0;
 }
 
+/* Keys derived from the shared secret live in this process: no core
+ * file, and not dumpable (no ptrace or /proc/PID/mem by the same uid). */
+static void harden_process(void)
+{
+    struct rlimit none = { 0, 0 };
+
+    if (setrlimit(RLIMIT_CORE, &none) < 0)
+        perror("magick-dpc: setrlimit(RLIMIT_CORE)");
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        perror("magick-dpc: prctl(PR_SET_DUMPABLE)");
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -1027,7 +1045,11 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "status") != 0 &&
         strcmp(argv[1], "shm") != 0)
         return fail_usage("unknown command '%s'", argv[1], NULL), EXIT_USAGE;
-    dpc_policy_init(argv[0]);
+    harden_process();
+    if (dpc_policy_init(argv[0]) < 0) {
+        fprintf(stderr, "magick-dpc: could not read policy.xml\n");
+        return 1;
+    }
     if (strcmp(argv[1], "serve") == 0)
         rc = cmd_serve(argc - 1, argv + 1);
     else if (strcmp(argv[1], "status") == 0)

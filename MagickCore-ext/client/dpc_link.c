@@ -2,6 +2,7 @@
  * dpc_link: see dpc_link.h.
  */
 #include "dpc_link.h"
+#include "dpc_link-internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -150,12 +151,20 @@ static int lost(struct dpc_link *l, enum dpc_errcode code, const char *why,
     return dpc_errc(err, errlen, code, "%s: %s", l->name, why);
 }
 
-/* poll() for events; -1 on timeout or error.  Bytes TLS has decrypted
- * already are readable now. */
-static int wait_for(struct dpc_link *l, short events, short *revents,
-                    char *err, size_t errlen)
+/* The deadline (dpc_now() seconds) of a wait that starts now. */
+static double deadline_from_now(const struct dpc_link *l)
+{
+    return dpc_now() + l->timeout_ms / 1000.0;
+}
+
+/* poll() for events until deadline, each try given only what is left of
+ * it, so bytes trickling in cannot stretch a wait; -1 on timeout or
+ * error.  Bytes TLS has decrypted already are readable now. */
+static int wait_for(struct dpc_link *l, short events, double deadline,
+                    short *revents, char *err, size_t errlen)
 {
     struct pollfd p = { .fd = l->fd, .events = events };
+    double left;
     int rc;
 
     /* records OpenSSL read ahead and did not hand over (the last read
@@ -165,9 +174,11 @@ static int wait_for(struct dpc_link *l, short events, short *revents,
         *revents = POLLIN;
         return 0;
     }
-    do
-        rc = poll(&p, 1, (int)l->timeout_ms);
-    while (rc < 0 && errno == EINTR);
+    do {
+        left = (deadline - dpc_now()) * 1000;
+        rc = left <= 0 ? 0
+             : poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left + 1);
+    } while (rc < 0 && errno == EINTR);
     if (rc == 0)
         return lost(l, DPC_E_TIMEOUT,
                     "no answer in time (server stopped or overloaded?)",
@@ -188,12 +199,10 @@ enum attempt {
 
 /* dpc_net_xfer through TLS. */
 static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
-                    unsigned timeout_ms, char *err, size_t errlen)
+                    double deadline, char *err, size_t errlen)
 {
-    double deadline = dpc_now() + timeout_ms / 1000.0;
     uint8_t *p = buf;
     size_t done = 0;
-
     char why[DPC_ERRLEN] = "";
 
     while (done < n) {
@@ -245,23 +254,6 @@ static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
     return 0;
 }
 
-/* Exact transfers within timeout_ms, for the handshake: 0, or a negative
- * dpc_errcode. */
-static int xfer(struct dpc_link *l, void *buf, size_t n, int out,
-                unsigned timeout_ms, char *err, size_t errlen)
-{
-    int rc = l->ssl != NULL
-                 ? tls_xfer(l, buf, n, out, timeout_ms, err, errlen)
-                 : dpc_net_xfer(l->fd, buf, n, out, timeout_ms, l->name,
-                                err, errlen);
-
-    if (rc < 0) {
-        l->broken = 1;
-        l->lost_code = dpc_errcode_of(rc);
-    }
-    return rc;
-}
-
 /* Milliseconds from now to deadline, at least 1. */
 static unsigned ms_left(double deadline)
 {
@@ -270,24 +262,38 @@ static unsigned ms_left(double deadline)
     return left < 1 ? 1 : left > UINT_MAX ? UINT_MAX : (unsigned)left;
 }
 
+/* Exact transfers by deadline, for the handshake: 0, or a negative
+ * dpc_errcode. */
+static int xfer(struct dpc_link *l, void *buf, size_t n, int out,
+                double deadline, char *err, size_t errlen)
+{
+    int rc = l->ssl != NULL
+                 ? tls_xfer(l, buf, n, out, deadline, err, errlen)
+                 : dpc_net_xfer(l->fd, buf, n, out, ms_left(deadline),
+                                l->name, err, errlen);
+
+    if (rc < 0) {
+        l->broken = 1;
+        l->lost_code = dpc_errcode_of(rc);
+    }
+    return rc;
+}
+
 /* The server closed or reset the connection. */
 static int closed(int rc)
 {
     return rc == -DPC_E_CLOSED;
 }
 
-/* The native handshake.  A server closes a connection before the client's
- * proof only when it is busy or at a limit (or stopping): worth another
- * try.  After the proof, closing is how it says the proof was wrong. */
 /* In place of the native magic: the TLS handshake, after which the native
  * session starts inside TLS from the server's challenge. */
 static enum attempt start_tls(struct dpc_link *l, const char *host,
-                              unsigned timeout_ms, char *err, size_t errlen)
+                              double deadline, char *err, size_t errlen)
 {
     enum dpc_errcode code = DPC_E_OK;
 
     l->ssl = dpc_tlsclient_handshake(l->tls, l->fd, host, l->name,
-                                     timeout_ms, &code, err, errlen);
+                                     ms_left(deadline), &code, err, errlen);
     if (l->ssl != NULL)
         return ATTEMPT_OK;
     l->broken = 1;
@@ -295,28 +301,28 @@ static enum attempt start_tls(struct dpc_link *l, const char *host,
     return code == DPC_E_CLOSED ? ATTEMPT_RETRY : ATTEMPT_FAIL;
 }
 
+/* The native handshake.  A server closes a connection before the client's
+ * proof only when it is busy or at a limit (or stopping): worth another
+ * try.  After the proof, closing is how it says the proof was wrong. */
 static enum attempt handshake(struct dpc_link *l, const char *host,
-                              unsigned timeout_ms, char *err, size_t errlen)
+                              double deadline, char *err, size_t errlen)
 {
-    double deadline = dpc_now() + timeout_ms / 1000.0;
     uint8_t nonce[STOCK_NONCE_LEN], ns[DPC_WIRE_NONCE_LEN];
     uint8_t out[DPC_WIRE_NONCE_LEN + DPC_WIRE_MAC_LEN], mac[DPC_WIRE_MAC_LEN];
     enum attempt a;
     int rc;
 
     l->greeted = 0;
-    if ((rc = xfer(l, nonce, sizeof(nonce), 0, timeout_ms, err, errlen)) < 0)
+    if ((rc = xfer(l, nonce, sizeof(nonce), 0, deadline, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
     l->greeted = 1;
     if (l->tls != NULL) {
-        if ((a = start_tls(l, host, ms_left(deadline), err, errlen)) !=
-            ATTEMPT_OK)
+        if ((a = start_tls(l, host, deadline, err, errlen)) != ATTEMPT_OK)
             return a;
-        timeout_ms = ms_left(deadline);
     } else if ((rc = xfer(l, DPC_WIRE_MAGIC, DPC_WIRE_MAGIC_LEN, 1,
-                          timeout_ms, err, errlen)) < 0)
+                          deadline, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
-    if ((rc = xfer(l, ns, sizeof(ns), 0, timeout_ms, err, errlen)) < 0)
+    if ((rc = xfer(l, ns, sizeof(ns), 0, deadline, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
     if (l->ssl == NULL &&
         memcmp(ns, DPC_TLS_REQUIRED_MARK, DPC_TLS_REQUIRED_LEN) == 0) {
@@ -331,9 +337,9 @@ static enum attempt handshake(struct dpc_link *l, const char *host,
         return ATTEMPT_FAIL;
     }
     dpc_wire_proof(l->key, "client", ns, out, out + DPC_WIRE_NONCE_LEN);
-    if ((rc = xfer(l, out, sizeof(out), 1, timeout_ms, err, errlen)) < 0)
+    if ((rc = xfer(l, out, sizeof(out), 1, deadline, err, errlen)) < 0)
         return closed(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
-    if ((rc = xfer(l, mac, sizeof(mac), 0, timeout_ms, err, errlen)) < 0) {
+    if ((rc = xfer(l, mac, sizeof(mac), 0, deadline, err, errlen)) < 0) {
         if (closed(rc)) {
             l->lost_code = DPC_E_AUTH;
             dpc_errc(err, errlen, DPC_E_AUTH, "%s: authentication failed (is "
@@ -349,7 +355,6 @@ static enum attempt handshake(struct dpc_link *l, const char *host,
     }
     return ATTEMPT_OK;
 }
-
 
 /* One connection and handshake, within what is left of the deadline. */
 static enum attempt attempt(struct dpc_link *l, const char *host,
@@ -369,7 +374,7 @@ static enum attempt attempt(struct dpc_link *l, const char *host,
         l->lost_code = dpc_errcode_of(l->fd);
         return l->fd == -DPC_E_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
     }
-    rc = handshake(l, host, ms_left(deadline), err, errlen);
+    rc = handshake(l, host, deadline, err, errlen);
     if (rc != ATTEMPT_OK)
         l->broken = 1;
     return rc;
@@ -629,6 +634,8 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
                 size_t errlen)
 {
     struct msghdr msg = { 0 };
+    double deadline = deadline_from_now(l);
+    size_t owed = l->q_len;
     short rev;
     int rc;
 
@@ -643,8 +650,13 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             l->want = POLLOUT;
         }
         set_lowat(l);
+        if (l->q_len < owed) {      /* a reply came: the wait starts anew */
+            owed = l->q_len;
+            deadline = deadline_from_now(l);
+        }
         if ((rc = wait_for(l, (l->want == POLLIN ? 0 : POLLOUT) |
                                   (l->q_len || l->want == POLLIN ? POLLIN : 0),
+                           deadline,
                            &rev, err, errlen)) < 0)
             return rc;
         if ((rev & POLLIN) && (rc = pump(l, err, errlen)) < 0)
@@ -705,14 +717,20 @@ static void header(uint8_t *buf, const struct pending *p, uint32_t len)
 
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
 {
+    double deadline = deadline_from_now(l);
+    size_t owed = l->q_len;
     short rev;
     int rc;
 
     while (l->q_len > 0) {
         if (l->broken)
             return broken(l, err, errlen);
+        if (l->q_len < owed) {      /* each reply gets its own deadline */
+            owed = l->q_len;
+            deadline = deadline_from_now(l);
+        }
         set_lowat(l);
-        if ((rc = wait_for(l, POLLIN, &rev, err, errlen)) < 0 ||
+        if ((rc = wait_for(l, POLLIN, deadline, &rev, err, errlen)) < 0 ||
             (rc = pump(l, err, errlen)) < 0)
             return rc;
     }
@@ -861,4 +879,19 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
 {
     return slots_request(l, DPC_OP_PUT, handle, slot_bytes, count, slots, src,
                          NULL, rows, err, errlen);
+}
+
+struct dpc_link *dpc_link_adopt(int fd, const char *name, unsigned timeout_ms)
+{
+    struct dpc_link *l = calloc(1, sizeof(*l));
+
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    l->fd = fd;
+    l->timeout_ms = timeout_ms;
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    return l;
 }

@@ -3,7 +3,11 @@
  * host (its ImageMagick 6 listener).  Requests are pipelined: GET and PUT
  * only queue the request and go on; dpc_link_wait() collects every reply.
  * Reading and writing interleave, so a long pipeline cannot deadlock on
- * full socket buffers.  Every call has a deadline; every error names the
+ * full socket buffers.  Every wait has one absolute deadline, timeout_ms
+ * from its start, and each poll gets only what is left of it, so a host
+ * trickling bytes cannot stretch it: the connection and handshake, the
+ * sending of each request, and each reply (counted from the end of the
+ * previous one, or from the start of the wait).  Every error names the
  * host and the cause.
  *
  * With a TLS context (dpc_tlsclient), the native protocol runs inside TLS

@@ -4,6 +4,7 @@
 #include "dpc_net.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,21 +17,31 @@
 
 #include "dpc_util.h"
 
-/* poll() one event with a deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_one(int fd, short events, unsigned timeout_ms)
+/* The deadline (dpc_now() seconds) timeout_ms from now. */
+static double deadline_in(unsigned timeout_ms)
+{
+    return dpc_now() + timeout_ms / 1000.0;
+}
+
+/* poll() one event until an absolute deadline (dpc_now() seconds), each
+ * try given only what is left of it: 1 ready, 0 timed out, -1 error. */
+static int wait_one(int fd, short events, double deadline)
 {
     struct pollfd p = { .fd = fd, .events = events };
+    double left;
     int rc;
 
-    do
-        rc = poll(&p, 1, (int)timeout_ms);
-    while (rc < 0 && errno == EINTR);
+    do {
+        left = (deadline - dpc_now()) * 1000;
+        if (left <= 0)
+            return 0;
+        rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left + 1);
+    } while (rc < 0 && errno == EINTR);
     return rc;
 }
 
-/* Connects fd to a within timeout_ms; 0, or -1 with errno set. */
-static int connect_within(int fd, const struct addrinfo *a,
-                          unsigned timeout_ms)
+/* Connects fd to a by deadline; 0, or -1 with errno set. */
+static int connect_within(int fd, const struct addrinfo *a, double deadline)
 {
     socklen_t len = sizeof(int);
     int soerr = 0, rc;
@@ -39,7 +50,7 @@ static int connect_within(int fd, const struct addrinfo *a,
         return 0;
     if (errno != EINPROGRESS)
         return -1;
-    rc = wait_one(fd, POLLOUT, timeout_ms);
+    rc = wait_one(fd, POLLOUT, deadline);
     if (rc == 0)
         errno = ETIMEDOUT;
     if (rc <= 0)
@@ -57,6 +68,7 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     struct addrinfo *ai, *a;
     char service[8];
     int fd = -1, rc, on = 1, saved = ECONNREFUSED;
+    double deadline = deadline_in(timeout_ms);
     enum dpc_errcode code;
 
     snprintf(service, sizeof(service), "%u", port);
@@ -69,7 +81,7 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     a->ai_protocol);
-        if (fd >= 0 && connect_within(fd, a, timeout_ms) < 0) {
+        if (fd >= 0 && connect_within(fd, a, deadline) < 0) {
             saved = errno;
             close(fd);
             fd = -1;
@@ -106,10 +118,11 @@ int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
                  const char *name, char *err, size_t errlen)
 {
     uint8_t *p = buf;
+    double deadline = deadline_in(timeout_ms);
 
     while (n > 0) {
         ssize_t k;
-        int rc = wait_one(fd, out ? POLLOUT : POLLIN, timeout_ms);
+        int rc = wait_one(fd, out ? POLLOUT : POLLIN, deadline);
 
         if (rc == 0) {
             errno = ETIMEDOUT;

@@ -13,15 +13,16 @@
 #define DPC_NET_BACKOFF_MAX_MS 1000
 
 /* A non-blocking TCP_NODELAY socket connected to host:port, trying each
- * address in turn, each within timeout_ms.  A negative dpc_errcode with
+ * address in turn, all within timeout_ms.  A negative dpc_errcode with
  * the reason in err (DPC_E_REFUSED: nothing listens; DPC_E_TIMEOUT;
  * DPC_E_INVALID: the name does not resolve; else DPC_E_IO), errno set. */
 int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
                  char *err, size_t errlen);
 
-/* Sends (out) or receives exactly n bytes within timeout_ms of silence.
- * 0, or a negative dpc_errcode with "NAME: cause" in err: DPC_E_TIMEOUT
- * when nothing moved in time, DPC_E_CLOSED when the peer closed (in order
+/* Sends (out) or receives exactly n bytes, all of them within timeout_ms
+ * (one deadline for the whole transfer: a peer trickling bytes cannot
+ * stretch it).  0, or a negative dpc_errcode with "NAME: cause" in err:
+ * DPC_E_TIMEOUT when the bytes did not all move in time, DPC_E_CLOSED when the peer closed (in order
  * or by a reset), else DPC_E_IO. */
 int dpc_net_xfer(int fd, void *buf, size_t n, int out, unsigned timeout_ms,
                  const char *name, char *err, size_t errlen);

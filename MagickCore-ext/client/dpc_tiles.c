@@ -9,9 +9,16 @@
  * Reads that hit one resident tile may run without the caller's lock
  * (dpc_tiles_read_hit): every change of an entry's identity or bytes is
  * bracketed by its sequence number going odd and back to even, and such a
- * reader copies, then checks the number did not move.  Those hits set
- * `referenced` instead of moving the entry in the LRU list; the victim
- * search gives referenced entries a second chance.
+ * reader copies, then checks the number did not move (a seqlock).  Such
+ * a reader may copy bytes a writer is changing and then throws them away;
+ * so that this is no data race, both sides touch slot bytes and the fields
+ * the reader looks at (tile, seq, referenced) only with atomic operations,
+ * relaxed ones ordered by the fences around seq: shared_load, shared_store
+ * and shared_zero go word by word where aligned.  The link receives fetched
+ * tiles into a staging buffer (recv cannot store atomically), copied into
+ * their slots with shared_store once they are in.  Those hits set `referenced`
+ * instead of moving the entry in the LRU list; the victim search gives
+ * referenced entries a second chance.
  */
 #include "dpc_tiles.h"
 
@@ -71,6 +78,10 @@ struct dpc_tiles {
     uint32_t nzero;
     int32_t *admitted;          /* entries (re)assigned by this batch */
     uint32_t nadmitted;
+    int32_t *fetched;           /* entries this batch fetches, in stage order */
+    uint32_t nfetched;
+    uint8_t *stage;             /* where their bytes arrive */
+    size_t stage_cap;
     int failed;                 /* a batch failed: locked path only */
     int unacked;                /* write-backs sent, replies not yet read */
     struct dpc_tiles_stats st;
@@ -89,6 +100,51 @@ static void set_written(struct dpc_tiles *t, uint64_t tile)
 static uint8_t *entry_mem(const struct dpc_tiles *t, int32_t e)
 {
     return t->mem + (size_t)e * t->slot_bytes;
+}
+
+/* Copies n bytes out of a slot that a writer may be changing. */
+static void shared_load(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    for (; n > 0 && ((uintptr_t)src & 7) != 0; n--)
+        *dst++ = __atomic_load_n(src++, __ATOMIC_RELAXED);
+    for (; n >= 8; n -= 8, src += 8, dst += 8) {
+        uint64_t v = __atomic_load_n((const uint64_t *)src, __ATOMIC_RELAXED);
+
+        memcpy(dst, &v, 8);
+    }
+    for (; n > 0; n--)
+        *dst++ = __atomic_load_n(src++, __ATOMIC_RELAXED);
+}
+
+/* Copies n bytes into a slot that lock-free readers may be copying. */
+static void shared_store(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    for (; n > 0 && ((uintptr_t)dst & 7) != 0; n--)
+        __atomic_store_n(dst++, *src++, __ATOMIC_RELAXED);
+    for (; n >= 8; n -= 8, src += 8, dst += 8) {
+        uint64_t v;
+
+        memcpy(&v, src, 8);
+        __atomic_store_n((uint64_t *)dst, v, __ATOMIC_RELAXED);
+    }
+    for (; n > 0; n--)
+        __atomic_store_n(dst++, *src++, __ATOMIC_RELAXED);
+}
+
+static void shared_zero(uint8_t *dst, size_t n)
+{
+    for (; n > 0 && ((uintptr_t)dst & 7) != 0; n--)
+        __atomic_store_n(dst++, 0, __ATOMIC_RELAXED);
+    for (; n >= 8; n -= 8, dst += 8)
+        __atomic_store_n((uint64_t *)dst, 0, __ATOMIC_RELAXED);
+    for (; n > 0; n--)
+        __atomic_store_n(dst++, 0, __ATOMIC_RELAXED);
+}
+
+/* An entry's tile, as the lock-free readers see it change. */
+static void set_tile(struct dpc_tiles *t, int32_t e, int64_t tile)
+{
+    __atomic_store_n(&t->ent[e].tile, tile, __ATOMIC_RELAXED);
 }
 
 static void seq_begin(struct dpc_tiles *t, int32_t e)
@@ -189,6 +245,8 @@ static void free_all(struct dpc_tiles *t)
     free(t->nofetch);
     free(t->zero);
     free(t->admitted);
+    free(t->fetched);
+    free(t->stage);
     free(t->handles);
     free(t->links);
     free(t->order);
@@ -313,8 +371,10 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     t->nofetch = malloc(t->nent);
     t->zero = malloc(t->nent * sizeof(*t->zero));
     t->admitted = malloc(t->nent * sizeof(*t->admitted));
+    t->fetched = malloc(t->nent * sizeof(*t->fetched));
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
-        !t->written || !t->list || !t->direct || !t->nofetch || !t->zero || !t->admitted ||
+        !t->written || !t->list || !t->direct || !t->nofetch || !t->zero ||
+        !t->admitted || !t->fetched ||
         alloc_batches(t) < 0) {
         rc = dpc_errc(err, errlen, DPC_E_NOMEM,
                       "out of memory for a %u-tile cache", t->nent);
@@ -442,10 +502,10 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
         }
         set_where(t, old, NONE);
     }
-    t->ent[e].tile = tile;
+    set_tile(t, e, tile);
     t->ent[e].dirty = 0;
     t->ent[e].stamp = t->stamp;
-    t->ent[e].referenced = 0;
+    __atomic_store_n(&t->ent[e].referenced, 0, __ATOMIC_RELAXED);
     set_where(t, tile, e);
     touch(t, e);
     t->ent[e].pending = t->nofetch[i];
@@ -455,7 +515,8 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
         t->st.zero_filled++;
     } else if (!t->nofetch[i]) {
         batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
-                  entry_mem(t, e));
+                  t->stage + (size_t)t->nfetched * t->slot_bytes);
+        t->fetched[t->nfetched++] = e;
         t->st.fetched++;
         *fetch = 1;
     }
@@ -475,14 +536,37 @@ static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
     if (flush && (rc = send_batches(t, t->puts, 1, NULL, err, errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
-        memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+        shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
     if (!fetch) {
         t->unacked = 1;
         return 0;
     }
     if ((rc = send_batches(t, t->gets, 0, NULL, err, errlen)) < 0)
         return abandon(t, rc);
-    return wait_all(t, err, errlen);
+    if ((rc = wait_all(t, err, errlen)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < t->nfetched; i++)
+        shared_store(entry_mem(t, t->fetched[i]),
+                     t->stage + (size_t)i * t->slot_bytes, t->slot_bytes);
+    return 0;
+}
+
+/* Room in the staging buffer for n fetched tiles.  0, or a negative
+ * dpc_errcode. */
+static int stage_reserve(struct dpc_tiles *t, uint32_t n, char *err,
+                         size_t errlen)
+{
+    size_t need = (size_t)n * t->slot_bytes;
+    uint8_t *p;
+
+    if (need <= t->stage_cap)
+        return 0;
+    if ((p = realloc(t->stage, need)) == NULL)
+        return dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory for %u "
+                        "fetched tiles", n);
+    t->stage = p;
+    t->stage_cap = need;
+    return 0;
 }
 
 /* Makes the n tiles of t->list resident, pinned for this batch: one
@@ -490,10 +574,12 @@ static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
 static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
 {
     int fetch = 0, flush = 0, rc;
+    uint32_t missing = 0;
 
     t->stamp++;
     t->nzero = 0;
     t->nadmitted = 0;
+    t->nfetched = 0;
     for (size_t h = 0; h < t->cfg.nlinks; h++)
         t->puts[h].count = t->gets[h].count = 0;
     /* Pin what is resident first, so no victim is a tile of this batch. */
@@ -504,14 +590,18 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
             t->st.hits++;
             t->ent[e].stamp = t->stamp;
             touch(t, e);
+        } else {
+            missing++;
         }
     }
+    if ((rc = stage_reserve(t, missing, err, errlen)) < 0)
+        return rc;
     for (uint32_t i = 0; i < n; i++)
         if (t->where[t->list[i]] == NONE)
             admit(t, i, &flush, &fetch);
     if (!flush && !fetch) {
         for (uint32_t i = 0; i < t->nzero; i++)
-            memset(entry_mem(t, t->zero[i]), 0, t->slot_bytes);
+            shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
         rc = 0;
     } else {
         lock_links(t);
@@ -525,7 +615,7 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
             int32_t e = t->admitted[i];
 
             set_where(t, t->ent[e].tile, NONE);
-            t->ent[e].tile = NONE;
+            set_tile(t, e, NONE);
             t->ent[e].dirty = 0;
         }
     }
@@ -564,9 +654,9 @@ static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
         uint8_t *bp = buf + ((r - y) * w + (x0 - x)) * bpp;
 
         if (write)
-            memcpy(tp, bp, run);
+            shared_store(tp, bp, run);
         else
-            memcpy(bp, tp, run);
+            memcpy(bp, tp, run);    /* we hold the lock writers take */
     }
     if (write) {
         t->ent[e].dirty = 1;
@@ -772,15 +862,20 @@ static int read_hit_one(struct dpc_tiles *t, int plane, uint64_t x,
     if (e == NONE)
         return 0;
     seq = __atomic_load_n(&t->ent[e].seq, __ATOMIC_ACQUIRE);
-    if ((seq & 1) || t->ent[e].tile != tile)
+    if ((seq & 1) ||
+        __atomic_load_n(&t->ent[e].tile, __ATOMIC_RELAXED) != tile)
         return 0;
     src = entry_mem(t, e) + t->plane_off[plane] +
           ((y - ty * t->cfg.tile_h) * tw + (x - tx * tw)) * bpp;
-    if (row == 8 && h == 1)
-        memcpy(dst, src, 8);    /* one Q16 pixel: a move, not a call */
-    else
+    if (row == 8 && h == 1 && ((uintptr_t)src & 7) == 0) {
+        /* one Q16 pixel: one load, not a call */
+        uint64_t v = __atomic_load_n((const uint64_t *)src, __ATOMIC_RELAXED);
+
+        memcpy(dst, &v, 8);
+    } else {
         for (uint64_t r = 0; r < h; r++, dst += row, src += stride)
-            memcpy(dst, src, row);
+            shared_load(dst, src, row);
+    }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&t->ent[e].seq, __ATOMIC_RELAXED) != seq)
         return 0;               /* changed under us: take the locked path */
@@ -823,13 +918,15 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
             if (ent[n] == NONE)
                 return 0;
             seq[n] = __atomic_load_n(&t->ent[ent[n]].seq, __ATOMIC_ACQUIRE);
-            if ((seq[n] & 1) || t->ent[ent[n]].tile != tile)
+            if ((seq[n] & 1) ||
+                __atomic_load_n(&t->ent[ent[n]].tile, __ATOMIC_RELAXED) !=
+                    tile)
                 return 0;
             base = entry_mem(t, ent[n]) + t->plane_off[plane];
             for (uint64_t r = y0; r < y1; r++)
-                memcpy(dst + ((r - y) * w + (x0 - x)) * bpp,
-                       base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp,
-                       (size_t)((x1 - x0) * bpp));
+                shared_load(dst + ((r - y) * w + (x0 - x)) * bpp,
+                            base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp,
+                            (size_t)((x1 - x0) * bpp));
         }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++)

@@ -125,3 +125,56 @@ int dpc_parse_hostport(const char *s, char *host, size_t hostlen,
     *port = (unsigned)v;
     return 0;
 }
+
+/* Placeholders seen in examples, compared as lower-case letters and
+ * digits only: contained anywhere in the secret. */
+static const char *const placeholders[] = {
+    "changeme", "replaceme", "placeholder", "yoursecret", "mysecret",
+    "alongrandomstring", "secrethere", "insertsecret", "putsecret",
+};
+
+/* Whole secrets that are placeholders, same comparison. */
+static const char *const placeholder_words[] = {
+    "secret", "password", "sharedsecret", "cachesharedsecret", "example",
+    "test", "default",
+};
+
+/* 1 when the normalised secret norm is a placeholder. */
+static int is_placeholder(const char *norm)
+{
+    for (size_t i = 0; i < sizeof(placeholders) / sizeof(*placeholders); i++)
+        if (strstr(norm, placeholders[i]) != NULL)
+            return 1;
+    for (size_t i = 0; i < sizeof(placeholder_words) /
+                               sizeof(*placeholder_words); i++)
+        if (strcmp(norm, placeholder_words[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int dpc_parse_secret_check(const char *secret, size_t len, char *err,
+                           size_t errlen)
+{
+    char norm[128];
+    size_t n = 0, same = 0;
+    int bad;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)secret[i];
+
+        same += c == (unsigned char)secret[0];
+        if (isalnum(c) && n + 1 < sizeof(norm))
+            norm[n++] = (char)tolower(c);
+    }
+    norm[n] = '\0';
+    bad = (len > 1 && same == len) || is_placeholder(norm);
+    explicit_bzero(norm, sizeof(norm));
+    if (bad)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "cache:shared-secret is "
+                        "a placeholder, not a secret");
+    if (len < DPC_SECRET_MIN_LEN)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "cache:shared-secret is "
+                        "too short (%zu bytes, at least %d wanted)", len,
+                        DPC_SECRET_MIN_LEN);
+    return 0;
+}

@@ -24,4 +24,17 @@ int dpc_parse_duration_ms(const char *s, uint64_t *out, char *err,
 int dpc_parse_hostport(const char *s, char *host, size_t hostlen,
                        unsigned *port, char *err, size_t errlen);
 
+/* The shortest cache:shared-secret either side accepts, in bytes. */
+#define DPC_SECRET_MIN_LEN 16
+/* How to make a good one, for error messages. */
+#define DPC_SECRET_HOWTO "generate one with: openssl rand -base64 32"
+
+/* Whether a cache:shared-secret of len bytes is fit for use: 0, or
+ * -DPC_E_INVALID with the reason in err (never the secret itself) when it
+ * is shorter than DPC_SECRET_MIN_LEN or a placeholder (CHANGE-ME,
+ * replace-me, your-secret, the README's "a long random string", one
+ * character repeated, ...; compared ignoring case and punctuation). */
+int dpc_parse_secret_check(const char *secret, size_t len, char *err,
+                           size_t errlen);
+
 #endif

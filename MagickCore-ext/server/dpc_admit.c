@@ -113,6 +113,13 @@ static size_t bucket_of(const struct dpc_admit *a,
                     (BUCKETS - 1));
 }
 
+unsigned dpc_admit_key_slot(const struct dpc_admit *a,
+                            const struct dpc_admit_key *k, unsigned n)
+{
+    return n == 0 ? 0
+                  : (unsigned)(dpc_siphash24(a->hashkey, k, sizeof(*k)) % n);
+}
+
 static struct dpc_admit_source *find(const struct dpc_admit *a,
                                      const struct dpc_admit_key *k)
 {

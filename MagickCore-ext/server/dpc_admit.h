@@ -74,6 +74,12 @@ void dpc_admit_greet(struct dpc_admit *a, struct dpc_admit_source *src);
 void dpc_admit_leave(struct dpc_admit *a, struct dpc_admit_source *src,
                      int waiting);
 
+/* A number below n for k, the same for every connection of k's source and
+ * spread by the table's keyed hash (no client can choose addresses that
+ * share one): an index for per-source state kept in a fixed table. */
+unsigned dpc_admit_key_slot(const struct dpc_admit *a,
+                            const struct dpc_admit_key *k, unsigned n);
+
 /* 1 while every handshake slot is taken: accept nothing. */
 int dpc_admit_full(const struct dpc_admit *a);
 unsigned dpc_admit_handshakes(const struct dpc_admit *a);

@@ -194,8 +194,16 @@ void dpc_conn_greet(struct dpc_conn *c)
     event_add(c->wev, NULL);        /* the nonce */
 }
 
+struct dpc_log_limit *dpc_conn_preauth_log(struct dpc_conn_set *s,
+                                           const struct dpc_admit_key *k)
+{
+    return &s->preauth_log[dpc_admit_key_slot(s->admit, k,
+                                              DPC_CONN_PREAUTH_LOGS)];
+}
+
 /* Closes c; a warning (within the server's budget for such lines) when it
- * ends on an error or the server gives up on it. */
+ * ends on an error or the server gives up on it.  Before authentication
+ * every line, info included, is within its source's budget. */
 static void close_conn(struct dpc_conn *c, const char *why, int dropped)
 {
     struct dpc_conn_set *s = c->set;
@@ -203,7 +211,10 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     const char *err = c->proto->error(c->sess);
     struct dpc_list *list = c->list;
     const char *hint = list == &s->unauth ? c->proto->hint(c->sess) : NULL;
-    struct dpc_log_limit *lim = dropped ? &s->drop_log : &s->close_log;
+    struct dpc_log_limit *pre = list != &s->auth && c->src != NULL
+        ? dpc_conn_preauth_log(s, dpc_admit_source_key(c->src)) : NULL;
+    struct dpc_log_limit *lim = pre != NULL ? pre
+                                : dropped ? &s->drop_log : &s->close_log;
     const char *pname = c->ssl != NULL ? "native, TLS" : c->proto->name;
     static const char fmt[] = "conn %llu from %s (%s): %s after %.3fs, "
                               "%llu requests, %llu bytes in, %llu bytes out";
@@ -211,10 +222,12 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
     if (!c->proto->authenticated(c->sess) && c->proto->errcode(c->sess) == DPC_E_AUTH)
         s->auth_failures++;
     if (hint != NULL)
-        dpc_log_limited(&s->hint_log, DPC_LOG_WARN, "conn %llu from %s: %s: %s",
+        dpc_log_limited(pre != NULL ? pre : &s->hint_log, DPC_LOG_WARN,
+                        "conn %llu from %s: %s: %s",
                         (unsigned long long)c->id, c->peer, why, hint);
-    if (dropped || err[0] != '\0')
-        dpc_log_limited(lim, DPC_LOG_WARN, fmt, (unsigned long long)c->id,
+    if (dropped || err[0] != '\0' || pre != NULL)
+        dpc_log_limited(lim, dropped || err[0] != '\0' ? DPC_LOG_WARN
+                             : DPC_LOG_INFO, fmt, (unsigned long long)c->id,
                         c->peer, pname, why,
                         dpc_now() - c->accepted,
                         (unsigned long long)n->requests,

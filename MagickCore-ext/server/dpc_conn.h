@@ -33,6 +33,7 @@ struct event_base;
 struct dpc_conn;
 
 #define DPC_CONN_INBUF (64 * 1024)    /* > the largest fixed frame */
+#define DPC_CONN_PREAUTH_LOGS 64      /* log budgets for sources, hashed */
 
 struct dpc_conn_set {
     /* Set by the owner before the first connection; all borrowed. */
@@ -61,6 +62,10 @@ struct dpc_conn_set {
     /* Warnings a flood could multiply: each kind within its own budget. */
     struct dpc_log_limit drop_log, close_log, open_log;
     struct dpc_log_limit hint_log;  /* the other generation's handshake */
+    /* Lines about connections not authenticated (closed, dropped,
+     * refused): a budget per source (dpc_conn_preauth_log), so a flood
+     * from one source neither floods the log nor hides the others'. */
+    struct dpc_log_limit preauth_log[DPC_CONN_PREAUTH_LOGS];
 };
 
 struct dpc_conn {
@@ -115,7 +120,12 @@ struct dpc_conn *dpc_conn_new(struct dpc_conn_set *set, int fd,
 void dpc_conn_greet(struct dpc_conn *c);
 /* The request counters of whichever protocol c speaks. */
 const struct dpc_session_counters *dpc_conn_counters(const struct dpc_conn *c);
-/* Logs the outcome, frees the session (and its cache), closes the socket. */
+/* The log budget of k's source (shared with the few sources k's hashes
+ * alike), for lines about its connections before they authenticate. */
+struct dpc_log_limit *dpc_conn_preauth_log(struct dpc_conn_set *set,
+                                           const struct dpc_admit_key *k);
+/* Logs the outcome (before authentication: within the source's budget),
+ * frees the session (and its cache), closes the socket. */
 void dpc_conn_close(struct dpc_conn *c, const char *why);
 /* The same for a connection the server gives up on (a timeout): logged as
  * a warning. */

@@ -58,7 +58,7 @@ struct dpc_server {
     int stopping;                   /* closing everything: admit nothing */
     uint64_t accepted, refused, handshake_timeouts;
     uint64_t accept_pauses, waited;
-    struct dpc_log_limit refuse_log;    /* a flood of refusals */
+    struct dpc_log_limit refuse_log;    /* failures to accept */
     struct dpc_tlsserver *tls;      /* NULL: native clients in plaintext */
     double started;
 };
@@ -148,13 +148,13 @@ static unsigned max_pending(const struct dpc_server *s)
     return s->cfg.max_clients > 1 ? s->cfg.max_clients / 2 : 1;
 }
 
-/* Closes fd at once, as a warning. */
+/* Closes fd at once, as a warning within the budget of its source. */
 static void refuse(struct dpc_server *s, int fd, const char *peer,
-                   const char *why)
+                   const struct dpc_admit_key *key, const char *why)
 {
     s->refused++;
-    dpc_log_limited(&s->refuse_log, DPC_LOG_WARN, "refused %s: %s", peer,
-                    why);
+    dpc_log_limited(dpc_conn_preauth_log(&s->conns, key), DPC_LOG_WARN,
+                    "refused %s: %s", peer, why);
     close(fd);
 }
 
@@ -169,14 +169,14 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
 
     (void)salen;
     format_addr(sa, peer, sizeof(peer));
+    dpc_admit_key(sa, &key);
     if (s->conns.waiting.count + s->conns.unauth.count +
         s->conns.auth.count >= s->cfg.max_clients) {
         snprintf(why, sizeof(why), "%u clients connected (max-dpc-clients)",
                  s->cfg.max_clients);
-        refuse(s, fd, peer, why);
+        refuse(s, fd, peer, &key, why);
         return;
     }
-    dpc_admit_key(sa, &key);
     v = dpc_admit_arrive(s->admit, &key, &src);
     if (v == DPC_ADMIT_REFUSE || v == DPC_ADMIT_NOMEM) {
         dpc_admit_key_str(&key, from, sizeof(from));
@@ -186,7 +186,7 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
             snprintf(why, sizeof(why), "%s already has %u connections not "
                      "yet authenticated (half of max-dpc-clients)", from,
                      max_pending(s));
-        refuse(s, fd, peer, why);
+        refuse(s, fd, peer, &key, why);
         return;
     }
     s->accepted++;
@@ -248,7 +248,11 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
                       (double)s->cfg.idle_timeout_ms / 1000, now, 0,
                       "idle timeout");
     dpc_log_limited_flush(&s->refuse_log, DPC_LOG_WARN,
-                          "refused connections");
+                          "failures to accept");
+    for (size_t i = 0; i < DPC_CONN_PREAUTH_LOGS; i++)
+        dpc_log_limited_flush(&s->conns.preauth_log[i], DPC_LOG_WARN,
+                              "lines about unauthenticated connections "
+                              "from one source");
     dpc_log_limited_flush(&s->conns.drop_log, DPC_LOG_WARN,
                           "dropped connections");
     dpc_log_limited_flush(&s->conns.close_log, DPC_LOG_WARN,

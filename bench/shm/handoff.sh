@@ -5,13 +5,19 @@
 # Sourced by bench/shm.sh, in its order, after bench/lib.sh; not a script.
 
 # ================================================ B. hand-off between converts
-# Kinds: what X is and which library both converts use.
+# Kinds: what X is and which library both converts use (--baseline adds
+# base-shm, base-mpc-dropin and base-shm-stocklib: the baseline's drop-in,
+# coder and server).
 B_KINDS=(shm mpc mpc-dropin miff png shm-stocklib)
 declare -A B_LIB=([shm]=dropin [shm-stocklib]=stocklib [mpc]=stock [mpc-dropin]=dropin
-                  [miff]=stock [png]=stock)
+                  [miff]=stock [png]=stock [base-shm]=basedropin
+                  [base-shm-stocklib]=basestocklib [base-mpc-dropin]=basedropin)
 declare -A B_DESC=([shm]="shm:NAME, drop-in library" [shm-stocklib]="shm:NAME, system library"
                    [mpc]="MPC in tmpfs, system lib" [mpc-dropin]="MPC in tmpfs, drop-in lib"
-                   [miff]="MIFF in tmpfs, system lib" [png]="PNG in tmpfs, system lib")
+                   [miff]="MIFF in tmpfs, system lib" [png]="PNG in tmpfs, system lib"
+                   [base-shm]="shm:NAME, baseline drop-in" [base-shm-stocklib]="shm:NAME, base coder"
+                   [base-mpc-dropin]="MPC in tmpfs, base drop-in")
+B_KW=13                            # the kind column's width (17: --baseline)
 B_ROWS=()
 B_TARGETS=()
 B_LOGS=()
@@ -21,6 +27,9 @@ stage_of() {
     case $1 in
         shm)          echo "shm:stage1" ;;
         shm-stocklib) echo "shm:stage1-stocklib" ;;
+        base-shm)     echo "shm:base-stage1" ;;
+        base-shm-stocklib) echo "shm:base-stage1-stocklib" ;;
+        base-mpc-dropin) echo "$HAND/base-stage1-dropin.mpc" ;;
         mpc)          echo "$HAND/stage1.mpc" ;;
         mpc-dropin)   echo "$HAND/stage1-dropin.mpc" ;;
         miff)         echo "$HAND/stage1.miff" ;;
@@ -29,8 +38,10 @@ stage_of() {
 }
 
 # remove_stage X: the name unpublished, or the file(s) removed (untimed).
+# shm:base-* names live on the --baseline server.
 remove_stage() {
     case $1 in
+        shm:base-*) unpublish "${1#shm:}" base ;;
         shm:*) unpublish "${1#shm:}" ;;
         *.mpc) rm -f "$1" "${1%.mpc}.cache" ;;
         *)     rm -f "$1" ;;
@@ -40,6 +51,7 @@ remove_stage() {
 # stage_exists X: the name is published / the file(s) exist.
 stage_exists() {
     case $1 in
+        shm:base-*) published "${1#shm:}" base ;;
         shm:*) published "${1#shm:}" ;;
         *.mpc) [ -s "$1" ] && [ -s "${1%.mpc}.cache" ] ;;
         *)     [ -s "$1" ] ;;
@@ -71,7 +83,7 @@ bench_handoff() {
             local lib=${B_LIB[$k]} x out="$WORK/b-$k-$rep.png" w r a
             x=$(stage_of "$k")
             remove_stage "$x"
-            printf '  B %-13s run %d/%d  write ' "$k" "$rep" "$REPEAT" >&2
+            printf '  B %-*s run %d/%d  write ' "$B_KW" "$k" "$rep" "$REPEAT" >&2
             if ! run_convert "$lib" "$WORK/in.png" "$x" -resize 50%; then
                 bad[$k]=FAILED; fail_run "B $k: write, run $rep"; continue
             fi
@@ -152,20 +164,28 @@ bench_handoff() {
         B_DIRECT="-"
     fi
     # What the shm coder says on attach (untimed, -debug coder).
-    for k in shm shm-stocklib; do
+    local -a coded=(shm shm-stocklib)
+    [ -z "$BASE_DIR" ] || coded+=(base-shm base-shm-stocklib)
+    for k in "${coded[@]}"; do
         local x
         x=$(stage_of "$k")
-        printf '  B %-13s -debug coder attach-only read (untimed) ... ' "$k" >&2
+        printf '  B %-*s -debug coder attach-only read (untimed) ... ' "$B_KW" "$k" >&2
         if stage_exists "$x"; then coder_line "${B_LIB[$k]}" "$x"; else CODER_LINE="!!! $x not published"; fi
         echo "$CODER_LINE" >&2
-        B_LOGS+=("$(printf '  %-13s %s' "$k" "$CODER_LINE")")
+        B_LOGS+=("$(printf '  %-*s %s' "$B_KW" "$k" "$CODER_LINE")")
         case $CODER_LINE in '!!!'*) PROBLEMS+=("B $k: $CODER_LINE") ;; esac
     done
     [[ ${B_LOGS[0]} == *"attached in place, no copy"* ]] ||
         PROBLEMS+=("B shm: the drop-in did not log 'attached in place, no copy'")
+    [ -z "$BASE_DIR" ] || [[ ${B_LOGS[2]} == *"attached in place, no copy"* ]] ||
+        PROBLEMS+=("B base-shm: the baseline's drop-in did not log 'attached in place, no copy'")
     # Done with the names: the server's "used" at the end is then a leak check.
     unpublish stage1
     unpublish stage1-stocklib
+    if [ -n "$BASE_DIR" ]; then
+        unpublish base-stage1 base
+        unpublish base-stage1-stocklib base
+    fi
 
     local -A mw=() mr=() ma=() mt=()
     for k in "${B_KINDS[@]}"; do
@@ -193,7 +213,7 @@ bench_handoff() {
                            [ "$REPEAT" -gt 1 ] && check="reference ($(later_runs) AE 0)"
                        else check="identical (AE 0)"; fi ;;
         esac
-        B_ROWS+=("$(printf '%-13s %-26s %7s %7s %7s %7s  %8s %8s  %s' "$k" "${B_DESC[$k]}" \
+        B_ROWS+=("$(printf '%-*s %-26s %7s %7s %7s %7s  %8s %8s  %s' "$B_KW" "$k" "${B_DESC[$k]}" \
             "${mw[$k]}" "${mr[$k]}" "${mt[$k]}" "$(ratio "${mt[$k]}" "${mt[shm]}")" \
             "${ma[$k]}" "$(ratio "${ma[$k]}" "${ma[shm]}")" "$check")")
     done
@@ -205,8 +225,22 @@ bench_handoff() {
     B_TARGETS+=("$(printf 'shm/mpc write alone          %6s' "$(ratio "${mw[shm]}" "${mw[mpc]}")")")
     B_TARGETS+=("$(printf 'shm/mpc read alone           %6s' "$rr")")
     B_TARGETS+=("$(printf 'shm/mpc attach-only read     %6s' "$ra")")
+    if [ -n "$BASE_DIR" ]; then
+        for k in shm mpc-dropin shm-stocklib; do
+            local m t u
+            for m in total write read attach; do
+                case $m in
+                    total)  t=${mt[$k]} u=${mt[base-$k]} ;;
+                    write)  t=${mw[$k]} u=${mw[base-$k]} ;;
+                    read)   t=${mr[$k]} u=${mr[base-$k]} ;;
+                    attach) t=${ma[$k]} u=${ma[base-$k]} ;;
+                esac
+                BASE_ROWS+=("$(printf '%-4s %-22s %-16s %9s %9s %9s' B "$k" "$m" "$t" "$u" "$(ratio "$t" "$u")")")
+            done
+        done
+    fi
     B_RAW=()
     for k in "${B_KINDS[@]}"; do
-        B_RAW+=("$(printf '  %-13s write %s; read %s; attach %s' "$k" "${tw[$k]# }" "${trd[$k]# }" "${ta[$k]# }")")
+        B_RAW+=("$(printf '  %-*s write %s; read %s; attach %s' "$B_KW" "$k" "${tw[$k]# }" "${trd[$k]# }" "${ta[$k]# }")")
     done
 }

@@ -10,6 +10,10 @@ shm_cleanup() {
         local n
         for n in stage1 stage1-stocklib big; do unpublish "$n"; done
     fi
+    if [ -n "$BASE_SOCK" ] && [ -n "$BASE_PID" ] && kill -0 "$BASE_PID" 2> /dev/null; then
+        unpublish base-stage1 base
+        unpublish base-stage1-stocklib base
+    fi
     if [ -n "$HAND" ] && [ -d "$HAND" ]; then
         rm -f "$HAND"/big.mpc "$HAND"/big.cache
         if [ "$KEEP" = 1 ]; then
@@ -70,6 +74,12 @@ main() {
     st_end=$(dpc_status)
     [ "$(json_num "$st_end" used)" = 0 ] ||
         PROBLEMS+=("the server still holds $(json_num "$st_end" used) bytes at the end, every name removed: $st_end")
+    local base_end=""
+    if [ -n "$BASE_DIR" ]; then
+        base_end=$(dpc_status base)
+        [ "$(json_num "$base_end" used)" = 0 ] ||
+            PROBLEMS+=("the baseline server still holds $(json_num "$base_end" used) bytes at the end, every name removed: $base_end")
+    fi
 
     echo
     echo "A. pixel-cache tier: convert in.png OP out.miff, $SIZE"
@@ -77,11 +87,11 @@ main() {
     echo "   shm    = the same with -define cache:tiers=shm"
     echo "   stock  = $CONVERT on the system library (LD_LIBRARY_PATH unset)"
     [ -z "$BASE_DIR" ] ||
-        echo "   base-shm = shm with $BASE_DIR's drop-in and its own server (--baseline)"
+        echo "   base-memory, base-shm = memory, shm with $BASE_DIR's drop-in and its own server (--baseline)"
     echo "   (seconds = median; /memory = over memory's median; range = fastest-slowest run)"
     echo
     local h
-    h=$(printf '%-12s %-7s %8s %8s  %-11s  %s' op variant seconds /memory range "pixels vs memory")
+    h=$(printf '%-12s %-*s %8s %8s  %-11s  %s' op "$A_VW" variant seconds /memory range "pixels vs memory")
     echo "$h"
     echo "${h//?/-}"
     printf '%s\n' "${A_ROWS[@]}"
@@ -96,8 +106,10 @@ main() {
     echo "   in a sealed segment of the server), or a file in $shm_dir: X.mpc (+ X.cache), X.miff,"
     echo "   X.png. Seconds = medians; total = median of write + read per run; /shm = over"
     echo "   the shm row; every out.png compared with the shm row's first."
+    [ -z "$BASE_DIR" ] ||
+        echo "   base-* = the same with $BASE_DIR's drop-in, shm coder and its own server (--baseline)"
     echo
-    h=$(printf '%-13s %-26s %7s %7s %7s %7s  %8s %8s  %s' kind X write read total /shm attach /shm "pixels vs shm")
+    h=$(printf '%-*s %-26s %7s %7s %7s %7s  %8s %8s  %s' "$B_KW" kind X write read total /shm attach /shm "pixels vs shm")
     echo "$h"
     echo "${h//?/-}"
     printf '%s\n' "${B_ROWS[@]}"
@@ -132,14 +144,34 @@ main() {
         echo "printed: attach '${C_PRINTED[attach]:-}', mean '${C_PRINTED[mean]:-}'"
     fi
 
+    if [ -n "$BASE_DIR" ]; then
+        echo
+        echo "this tree against the baseline ($BASE_DIR, $(git -C "$BASE_DIR" log -1 --format=%h 2>/dev/null || echo '?')):"
+        echo "   medians in seconds; this/base = this tree's over the baseline's"
+        echo
+        h=$(printf '%-4s %-22s %-16s %9s %9s %9s' part case variant this base this/base)
+        echo "$h"
+        echo "${h//?/-}"
+        printf '%s\n' "${BASE_ROWS[@]}"
+    fi
+
     echo
     echo "server at the end (every name removed): used $(json_num "$st_end" used) bytes, peak $(json_num "$st_end" peak),"
     echo "  segments $(json_num "$st_end" segments), names $(json_num "$st_end" names), refused $(json_num "$st_end" refused); restarts: $SERVER_RESTARTS"
+    [ -z "$BASE_DIR" ] ||
+        echo "baseline server at the end: used $(json_num "$base_end" used) bytes, peak $(json_num "$base_end" peak)"
     local warn
     warn=$(grep -E '\[(warn|warning|error)\]' "$WORK/server.log" || true)
     if [ -n "$warn" ]; then
         echo "server warnings/errors ($(echo "$warn" | wc -l) line(s)), last ones:"
         echo "$warn" | tail -n 10 | sed 's/^/    | /'
+    fi
+    if [ -n "$BASE_DIR" ]; then
+        warn=$(grep -E '\[(warn|warning|error)\]' "$WORK/base-server.log" || true)
+        if [ -n "$warn" ]; then
+            echo "baseline server warnings/errors ($(echo "$warn" | wc -l) line(s)), last ones:"
+            echo "$warn" | tail -n 10 | sed 's/^/    | /'
+        fi
     fi
     local max
     max=$(printf '%s\n' "${LOADS[@]}" | sort -g | tail -n 1)

@@ -38,10 +38,13 @@ Options:
       --no-stock        skip the system-library row in A
       --budget SIZE     the server's --shm-budget [4GiB]
   -t, --timeout SEC     limit on one convert [600]
-      --baseline DIR    also run part A's shm tier with another built tree
-                        of this project (its _install/bin/magick-dpc and
-                        _install/lib drop-in, on a server of its own) as the
-                        variant base-shm, interleaved, and print shm/base-shm
+      --baseline DIR    also run another built tree of this project (its
+                        _install/bin/magick-dpc, _install/lib drop-in and
+                        _install/lib/magick-dpc/coders shm coder, on a
+                        server of its own): in A as base-memory and
+                        base-shm, in B as base-shm, base-shm-stocklib and
+                        base-mpc-dropin, interleaved with this tree's, and
+                        print this tree's time over the baseline's (not C)
   -k, --keep            keep the work directory (inputs, outputs, logs) and
                         the small hand-off files (also KEEP=1)
   -h, --help            this message
@@ -105,6 +108,8 @@ parse_args() {
     if [ -n "$BASE_DIR" ]; then
         [ -d "$BASE_DIR" ] || usage_error "--baseline: no directory $BASE_DIR"
         BASE_DIR=$(cd "$BASE_DIR" && pwd)
+        A_VW=11 B_KW=17
+        B_KINDS+=(base-shm base-mpc-dropin base-shm-stocklib)
     fi
     [[ $SIZE =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad size: $SIZE (want WxH)"
     [[ $BIG =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]] || usage_error "bad --big: $BIG (want WxH)"

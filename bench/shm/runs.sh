@@ -5,6 +5,7 @@
 # Sourced by bench/shm.sh, in its order, after bench/lib.sh; not a script.
 
 NOTES=()
+BASE_ROWS=()                       # --baseline: this tree's medians over the baseline's
 LOADS=()
 sample_load() { LOADS+=("$(cut -d' ' -f1 /proc/loadavg)"); }
 

@@ -38,16 +38,27 @@ find_artifacts() {
     [ -z "$BASE_DIR" ] || find_base_artifacts
 }
 
-# The --baseline tree's server and drop-in, copied likewise.
+# The --baseline tree's server, drop-in and shm coder, copied likewise;
+# BASE_CODER_PATH is the coder variants' MAGICK_CODER_MODULE_PATH.
 find_base_artifacts() {
     local lib=$BASE_DIR/_install/lib/libMagickCore-6.Q16.so.6
+    local coders=$BASE_DIR/_install/lib/magick-dpc/coders
     wait_artifact "baseline magick-dpc server" "$BASE_DIR/_install/bin/magick-dpc"
     wait_artifact "baseline drop-in libMagickCore" "$lib"
-    mkdir -p "$WORK/base/bin" "$WORK/base/lib"
+    wait_artifact "baseline shm coder" "$coders/shm.so"
+    wait_artifact "baseline shm coder's .la" "$coders/shm.la"
+    mkdir -p "$WORK/base/bin" "$WORK/base/lib" "$WORK/base/coders"
     cp "$BASE_DIR/_install/bin/magick-dpc" "$WORK/base/bin/magick-dpc"
     cp -L "$lib" "$WORK/base/lib/libMagickCore-6.Q16.so.6"
+    cp -L "$coders/shm.so" "$coders/shm.la" "$WORK/base/coders/"
     BASE_DPC_BIN=$WORK/base/bin/magick-dpc
     BASE_LIB_DIR=$WORK/base/lib
+    BASE_CODER_PATH=$WORK/base/coders:$IM_CODERS
+    local resolved
+    resolved=$(LD_LIBRARY_PATH=$BASE_LIB_DIR ldd "$CONVERT" |
+               awk '/libMagickCore-6\.Q16\.so\.6/ { print $3 }')
+    [ "$resolved" = "$BASE_LIB_DIR/libMagickCore-6.Q16.so.6" ] ||
+        die "with LD_LIBRARY_PATH=$BASE_LIB_DIR, $CONVERT loads '$resolved', not the baseline's drop-in"
 }
 
 # ------------------------------------------------------------- the server
@@ -73,6 +84,7 @@ BASE_SOCK=
 BASE_PID=
 start_base_dpc() {
     local log=$WORK/base-server.log
+    echo "--- start $(date '+%H:%M:%S')" >> "$log"
     BASE_SOCK=$WORK/base.sock
     rm -f "$BASE_SOCK"
     spawn "$log" "$BASE_DPC_BIN" serve --listen none --socket "$BASE_SOCK" --shm-budget "$BUDGET"
@@ -86,7 +98,10 @@ start_base_dpc() {
 # server_alive WHERE: if the server is gone, records it and starts a fresh
 # one (published names are lost: the next round publishes them again).
 server_alive() {
-    kill -0 "$SERVER_PID" 2> /dev/null && return 0
+    if kill -0 "$SERVER_PID" 2> /dev/null; then
+        [ -z "$BASE_DIR" ] || base_alive "$1"
+        return 0
+    fi
     local rc=0
     wait "$SERVER_PID" 2> /dev/null || rc=$?
     echo "  !!! magick-dpc (pid $SERVER_PID) is gone (status $rc) during $1; its log:" >&2
@@ -94,37 +109,70 @@ server_alive() {
     PROBLEMS+=("magick-dpc (pid $SERVER_PID) died during $1 (status $rc); restarted")
     SERVER_RESTARTS=$((SERVER_RESTARTS + 1))
     start_dpc
+    [ -z "$BASE_DIR" ] || base_alive "$1"
 }
 
-dpc_status() { "$DPC_BIN" status --socket "$SOCK" 2> /dev/null || echo '{}'; }
+# base_alive WHERE: server_alive for the --baseline server.
+base_alive() {
+    kill -0 "$BASE_PID" 2> /dev/null && return 0
+    local rc=0
+    wait "$BASE_PID" 2> /dev/null || rc=$?
+    echo "  !!! the baseline magick-dpc (pid $BASE_PID) is gone (status $rc) during $1; its log:" >&2
+    tail -n 20 "$WORK/base-server.log" | sed 's/^/    | /' >&2
+    PROBLEMS+=("the baseline magick-dpc (pid $BASE_PID) died during $1 (status $rc); restarted")
+    SERVER_RESTARTS=$((SERVER_RESTARTS + 1))
+    start_base_dpc
+}
+
+# dpc_status [base], published NAME [base], unpublish NAME [base]: on this
+# tree's server, or with "base" on the --baseline server.
+dpc_status() {
+    if [ "${1:-}" = base ]; then
+        "$BASE_DPC_BIN" status --socket "$BASE_SOCK" 2> /dev/null || echo '{}'
+    else
+        "$DPC_BIN" status --socket "$SOCK" 2> /dev/null || echo '{}'
+    fi
+}
 # json_num JSON KEY: a top-level number from status's JSON.
 json_num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
 # (No grep -q in a pipe: under pipefail its early exit can fail the pipe.)
 published() {
-    local ls
-    ls=$("$DPC_BIN" shm ls --socket "$SOCK" 2> /dev/null) || return 1
+    local ls bin=$DPC_BIN sock=$SOCK
+    [ "${2:-}" = base ] && bin=$BASE_DPC_BIN sock=$BASE_SOCK
+    ls=$("$bin" shm ls --socket "$sock" 2> /dev/null) || return 1
     [[ $ls == *"\"name\":\"$1\""* ]]
 }
-unpublish() { "$DPC_BIN" shm rm "$1" --socket "$SOCK" > /dev/null 2>&1 || true; }
+unpublish() {
+    local bin=$DPC_BIN sock=$SOCK
+    [ "${2:-}" = base ] && bin=$BASE_DPC_BIN sock=$BASE_SOCK
+    "$bin" shm rm "$1" --socket "$sock" > /dev/null 2>&1 || true
+}
 
 # ------------------------------------------------------------ the commands
 # convert_cmd VARIANT: CMD (convert and its options, without input,
 # operation and output) and STEP_LIMIT, for run_convert (lib.sh).
 #   memory, shm  the drop-in with cache:tiers=memory / cache:tiers=shm (A)
-#   base-shm     --baseline's drop-in and server, cache:tiers=shm (A)
+#   base-memory, base-shm  the same with --baseline's drop-in and server (A)
 #   stock        the system library, nothing else (A)
 #   dropin       the drop-in, default tier (memory), the socket named (B, C)
 #   stocklib     the system library, the socket named (B, C: the coder)
+#   basedropin, basestocklib  dropin, stocklib with --baseline's server,
+#                drop-in and shm coder (B)
 convert_cmd() {
     STEP_LIMIT=$STEP_TIMEOUT
     case $1 in
         memory|shm) CMD=(env "LD_LIBRARY_PATH=$LIB_DIR" "$CONVERT"
                          -define "cache:tiers=$1" -define "cache:dpc-socket=$SOCK") ;;
-        base-shm)   CMD=(env "LD_LIBRARY_PATH=$BASE_LIB_DIR" "$CONVERT"
-                         -define cache:tiers=shm -define "cache:dpc-socket=$BASE_SOCK") ;;
+        base-memory|base-shm)
+                    CMD=(env "LD_LIBRARY_PATH=$BASE_LIB_DIR" "$CONVERT"
+                         -define "cache:tiers=${1#base-}" -define "cache:dpc-socket=$BASE_SOCK") ;;
         stock)      CMD=(env -u LD_LIBRARY_PATH "$CONVERT") ;;
         dropin)     CMD=(env "LD_LIBRARY_PATH=$LIB_DIR" "$CONVERT" -define "cache:dpc-socket=$SOCK") ;;
         stocklib)   CMD=(env -u LD_LIBRARY_PATH "$CONVERT" -define "cache:dpc-socket=$SOCK") ;;
+        basedropin) CMD=(env "LD_LIBRARY_PATH=$BASE_LIB_DIR" "MAGICK_CODER_MODULE_PATH=$BASE_CODER_PATH"
+                         "$CONVERT" -define "cache:dpc-socket=$BASE_SOCK") ;;
+        basestocklib) CMD=(env -u LD_LIBRARY_PATH "MAGICK_CODER_MODULE_PATH=$BASE_CODER_PATH"
+                         "$CONVERT" -define "cache:dpc-socket=$BASE_SOCK") ;;
         *) die "internal error: no variant $1" ;;
     esac
     return 0

@@ -8,6 +8,7 @@ declare -A OP_ARGS=([blur]="-blur 0x2" [resize]="-resize 50%")
 A_ROWS=()
 A_TARGETS=()
 A_SEGMENTS=()
+A_VW=7                             # the variant column's width (11: --baseline)
 
 # segments_of LABEL OPARGS...: one untimed -debug cache run on the shm tier;
 # SEGS = "N segment(s) of B1 B2 ... bytes" from the tier's lines.
@@ -39,7 +40,7 @@ bench_tier() {
     local -a opargs variants=(memory shm)
     read -ra opargs <<< "$label"
     [ "$WITH_STOCK" = 1 ] && variants+=(stock)
-    [ -z "$BASE_DIR" ] || variants+=(base-shm)
+    [ -z "$BASE_DIR" ] || variants+=(base-memory base-shm)
     local -A times=() bad=()
     for v in "${variants[@]}"; do times[$v]=""; bad[$v]=""; done
     for rep in $(seq 1 "$REPEAT"); do
@@ -86,6 +87,14 @@ bench_tier() {
     else
         SEGS+="; 0 bytes held afterwards"
     fi
+    if [ -n "$BASE_DIR" ]; then
+        st=$(dpc_status base)
+        used=$(json_num "$st" used)
+        if [ "$used" != 0 ]; then
+            PROBLEMS+=("A $label: after the base-shm runs the baseline server still holds $used bytes ($st)")
+            SEGS+="; !!! the baseline server still holds $used bytes"
+        fi
+    fi
     A_SEGMENTS+=("$(printf '  %-12s %s' "$label" "$SEGS")")
 
     local -A med=()
@@ -94,10 +103,10 @@ bench_tier() {
     done
     local check
     local -a shown=(memory shm stock)
-    [ -z "$BASE_DIR" ] || shown+=(base-shm)
+    [ -z "$BASE_DIR" ] || shown+=(base-memory base-shm)
     for v in "${shown[@]}"; do
         if [ "$v" = stock ] && [ "$WITH_STOCK" = 0 ]; then
-            A_ROWS+=("$(printf '%-12s %-7s %8s %8s  %-11s  %s' "$label" "$v" - - - "skipped (--no-stock)")")
+            A_ROWS+=("$(printf '%-12s %-*s %8s %8s  %-11s  %s' "$label" "$A_VW" "$v" - - - "skipped (--no-stock)")")
             continue
         fi
         case ${bad[$v]} in
@@ -111,7 +120,7 @@ bench_tier() {
                            [ "$REPEAT" -gt 1 ] && check="reference ($(later_runs) AE 0)"
                        fi ;;
         esac
-        A_ROWS+=("$(printf '%-12s %-7s %8s %8s  %-11s  %s' "$label" "$v" "${med[$v]}" \
+        A_ROWS+=("$(printf '%-12s %-*s %8s %8s  %-11s  %s' "$label" "$A_VW" "$v" "${med[$v]}" \
             "$(ratio "${med[$v]}" "${med[memory]}")" "$(range "${times[$v]}")" "$check")")
     done
     A_ROWS+=("")
@@ -119,7 +128,9 @@ bench_tier() {
     r=$(ratio "${med[shm]}" "${med[memory]}")
     A_TARGETS+=("$(printf '%-12s shm/memory %6s  %s' "$label" "$r" "$(target "$r" 1.05)")")
     if [ -n "$BASE_DIR" ]; then
-        r=$(ratio "${med[shm]}" "${med[base-shm]}")
-        A_TARGETS+=("$(printf '%-12s shm/base-shm %6s  (this tree over --baseline %s)' "$label" "$r" "$BASE_DIR")")
+        for v in memory shm; do
+            BASE_ROWS+=("$(printf '%-4s %-22s %-16s %9s %9s %9s' A "$label" "$v" "${med[$v]}" \
+                "${med[base-$v]}" "$(ratio "${med[$v]}" "${med[base-$v]}")")")
+        done
     fi
 }

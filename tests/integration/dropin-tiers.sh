@@ -90,7 +90,7 @@ fails_with() {
     [ $((t1 - t0)) -le 15 ] || { echo "took $((t1 - t0)) s"; return 1; }
     grep -q -- "$pattern" "$WORK/err"
 }
-make_policy wrong "$WORK/wrong"
+make_policy wrong-secret-of-more-than-16-bytes "$WORK/wrong"
 check "wrong secret: authentication failed, exit != 0" env \
     MAGICK_CONFIGURE_PATH="$WORK/wrong" bash -c "$(declare -f fails_with dropin); \
     WORK=$WORK DROPIN_LIB=$DROPIN_LIB STEP_TIMEOUT=$STEP_TIMEOUT CONVERT=$CONVERT \

@@ -53,13 +53,13 @@ check "policy.xml sets the memory budget" \
     sh -c "[ \"\$('$MAGICK_DPC' status --host 127.0.0.1:$PORT | sed -n 's/.*\"memory_budget\":\([0-9]*\).*/\1/p')\" = 67108864 ]"
 check "listening address in use: exit 1 naming it" expect_exit 1 \
     "Address already in use" "$MAGICK_DPC" serve --listen 127.0.0.1:"$PORT"
-make_policy wrong-secret "$WORK/wrong"
+make_policy wrong-secret-of-more-than-16-bytes "$WORK/wrong"
 check "status with a wrong secret: exit 1, authentication named" env \
     MAGICK_CONFIGURE_PATH="$WORK/wrong" bash -c "$(declare -f expect_exit); WORK=$WORK \
     expect_exit 1 'authentication failed' '$MAGICK_DPC' status --host 127.0.0.1:$PORT"
 check "wrong secret counted, never logged" sh -c \
     "sleep 0.2; '$MAGICK_DPC' status --host 127.0.0.1:$PORT | grep -q '\"auth_failures\":1,' &&
-     ! grep -q 'wrong-secret' '$WORK/server.log'"
+     ! grep -q 'wrong-secret-of' '$WORK/server.log'"
 check_stops
 check "status of a stopped server: exit 1, refused" expect_exit 1 \
     "Connection refused" "$MAGICK_DPC" status --host 127.0.0.1:"$PORT"

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "dpc_parse.h"
+#include "dpc_util.h"
 
 #define assert_contains(hay, needle)                                       \
     do {                                                                   \
@@ -202,6 +203,32 @@ static void parse_hostport_host_too_long_test(void **state)
     assert_int_equal(p, 80);
 }
 
+/* Secrets: long random ones pass; short ones and placeholders do not. */
+static void parse_secret_check_test(void **state)
+{
+    static const char *const bad[] = {
+        "CHANGE-ME", "change-me-change-me-please", "CHANGEME0000000000",
+        "a long random string", "Replace me with a secret!!", "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "your-secret-goes-here", "short-secret", "",
+    };
+    char err[DPC_ERRLEN];
+
+    (void)state;
+    assert_int_equal(dpc_parse_secret_check("q8Vd3kP0zR7wYt2mXb9LcN4s", 24,
+                                            err, sizeof(err)), 0);
+    assert_int_equal(dpc_parse_secret_check("0123456789abcdef", 16, err,
+                                            sizeof(err)), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        assert_int_equal(dpc_parse_secret_check(bad[i], strlen(bad[i]), err,
+                                                sizeof(err)), -DPC_E_INVALID);
+        assert_non_null(strstr(err, "cache:shared-secret"));
+    }
+    dpc_parse_secret_check("short-secret", 12, err, sizeof(err));
+    assert_non_null(strstr(err, "too short"));
+    dpc_parse_secret_check("CHANGE-ME-CHANGE-ME", 19, err, sizeof(err));
+    assert_non_null(strstr(err, "placeholder"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +245,7 @@ int main(void)
         cmocka_unit_test(parse_hostport_empty_host_test),
         cmocka_unit_test(parse_hostport_brackets_test),
         cmocka_unit_test(parse_hostport_host_too_long_test),
+        cmocka_unit_test(parse_secret_check_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,7 @@ static MagickBooleanType GetSharedKey(Image *image,uint8_t *key,
   uint8_t *psk)
 {
   char
+    reason[DPC_ERRLEN],
     *secret;
 
   secret=GetPolicyValue("cache:shared-secret");
@@ -578,6 +579,20 @@ static MagickBooleanType GetSharedKey(Image *image,uint8_t *key,
         CacheError,"DistributedPixelCache","no shared secret: add <policy "
         "domain=\"cache\" name=\"shared-secret\" value=\"...\" "
         "stealth=\"true\"/> to policy.xml");
+      return(MagickFalse);
+    }
+  if (dpc_parse_secret_check(secret,strlen(secret),reason,sizeof(reason)) < 0)
+    {
+      /*
+        A placeholder (CHANGE-ME) or a short secret is refused here as
+        magick-dpc refuses it: anyone could guess it.
+      */
+      (void) ResetMagickMemory(secret,0,strlen(secret));
+      secret=DestroyString(secret);
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","%s: set a random one of at least "
+        "%d characters in policy.xml (%s)",reason,DPC_SECRET_MIN_LEN,
+        DPC_SECRET_HOWTO);
       return(MagickFalse);
     }
   dpc_wire_derive_key(secret,strlen(secret),key);

@@ -1,0 +1,691 @@
+/*
+ * Unit tests for dpc_tiles.  The "fake link" is the real thing served in
+ * process: dpc_link connects to two hosts, each a dpc_native state machine
+ * over a dpc_store, served by a thread on a loopback port (nativehost.h),
+ * so every tile that leaves the tile cache really goes through the wire
+ * protocol and comes back, and a host can be made to close in the middle
+ * of a batch.  Each test keeps a model of the image (a plain array written
+ * by ImageMagick's region rule, dpc_region.h) and compares reads with it.
+ *
+ * The image is 40x24 pixels of 8 bytes in 4x4 tiles (10x6 = 60 tiles,
+ * striped over two hosts) behind a tile cache of 8 tiles, so most batches
+ * evict.  Covers: tiles never written read as zero without a fetch;
+ * eviction write-back, then reads served by fetches; regions running past
+ * the right edge; the direct path for large regions; an index plane
+ * sharing the slot; a host closing mid-batch (an error, no crash, and no
+ * tile of the failed round served afterwards); concurrent lock-free
+ * readers beside a writer holding the caller's lock; two tile caches in
+ * two threads on the same links, shared through dpc_pool.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dpc_link.h"
+#include "dpc_pool.h"
+#include "dpc_region.h"
+#include "dpc_tiles.h"
+#include "dpc_util.h"
+#include "nativehost.h"
+
+#define COLS 40
+#define ROWS 24
+#define BPP 8
+#define IBPP 2
+#define TW 4
+#define TH 4
+#define NTILES ((COLS / TW) * (ROWS / TH))
+#define HOSTS 2
+
+#define assert_contains(hay, needle)                                       \
+    do {                                                                   \
+        if (strstr((hay), (needle)) == NULL)                               \
+            fail_msg("\"%s\" does not contain \"%s\"", (hay), (needle));   \
+    } while (0)
+
+static const uint8_t key[DPC_WIRE_KEY_LEN] = { 4, 2 };
+
+struct fixture {
+    struct nativehost host[HOSTS];
+    struct dpc_link *link[HOSTS];
+    struct dpc_tiles *t;
+    uint8_t model[COLS * ROWS * BPP];
+    uint8_t imodel[COLS * ROWS * IBPP];
+};
+
+static void setup(struct fixture *f, uint32_t ibpp)
+{
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, ibpp }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .links = f->link, .nlinks = HOSTS };
+    char err[DPC_ERRLEN] = "";
+
+    memset(f, 0, sizeof(*f));
+    for (int i = 0; i < HOSTS; i++) {
+        memcpy(f->host[i].key, key, sizeof(key));
+        nh_start(&f->host[i]);
+        f->link[i] = nh_connect(&f->host[i]);
+    }
+    f->t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    if (f->t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+}
+
+/* Closes the tile cache (unless the test did) and the hosts. */
+static void teardown(struct fixture *f)
+{
+    char err[DPC_ERRLEN] = "";
+
+    if (f->t != NULL && dpc_tiles_close(f->t, err, sizeof(err)) < 0)
+        fail_msg("dpc_tiles_close: %s", err);
+    for (int i = 0; i < HOSTS; i++) {
+        dpc_link_free(f->link[i]);
+        nh_stop(&f->host[i]);
+    }
+}
+
+/* ImageMagick's rule: region row r is a run of w pixels from pixel
+ * (y + r) * COLS + x of the row-major image; later rows win. */
+static void model_io(uint8_t *model, uint32_t bpp, uint64_t x, uint64_t y,
+                     uint64_t w, uint64_t h, uint8_t *buf, int write)
+{
+    for (uint64_t r = 0; r < h; r++) {
+        uint8_t *m = model + ((y + r) * COLS + x) * bpp;
+
+        if (write)
+            memcpy(m, buf + r * w * bpp, w * bpp);
+        else
+            memcpy(buf + r * w * bpp, m, w * bpp);
+    }
+}
+
+/* Fills buf with bytes that differ by seed and position. */
+static void scribble(uint8_t *buf, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)((i * 131 + seed * 17 + (i >> 8)) | 1);
+}
+
+static void write_region(struct fixture *f, int plane, uint64_t x, uint64_t y,
+                         uint64_t w, uint64_t h, unsigned seed)
+{
+    uint32_t bpp = plane == 0 ? BPP : IBPP;
+    uint8_t *buf = malloc(w * h * bpp);
+    char err[DPC_ERRLEN] = "";
+
+    assert_non_null(buf);
+    scribble(buf, w * h * bpp, seed);
+    if (dpc_tiles_write(f->t, plane, x, y, w, h, buf, err, sizeof(err)) < 0)
+        fail_msg("write %llux%llu+%llu+%llu: %s", (unsigned long long)w,
+                 (unsigned long long)h, (unsigned long long)x,
+                 (unsigned long long)y, err);
+    model_io(plane == 0 ? f->model : f->imodel, bpp, x, y, w, h, buf, 1);
+    free(buf);
+}
+
+static void check_region(struct fixture *f, int plane, uint64_t x, uint64_t y,
+                         uint64_t w, uint64_t h)
+{
+    uint32_t bpp = plane == 0 ? BPP : IBPP;
+    uint8_t *got = malloc(w * h * bpp), *want = malloc(w * h * bpp);
+    char err[DPC_ERRLEN] = "";
+
+    assert_non_null(got);
+    assert_non_null(want);
+    memset(got, 0x5a, w * h * bpp);
+    if (dpc_tiles_read(f->t, plane, x, y, w, h, got, err, sizeof(err)) < 0)
+        fail_msg("read %llux%llu+%llu+%llu: %s", (unsigned long long)w,
+                 (unsigned long long)h, (unsigned long long)x,
+                 (unsigned long long)y, err);
+    model_io(plane == 0 ? f->model : f->imodel, bpp, x, y, w, h, want, 0);
+    for (size_t i = 0; i < w * h * bpp; i++)
+        if (got[i] != want[i])
+            fail_msg("read %llux%llu+%llu+%llu plane %d: byte %zu is %u, "
+                     "expected %u", (unsigned long long)w,
+                     (unsigned long long)h, (unsigned long long)x,
+                     (unsigned long long)y, plane, i, got[i], want[i]);
+    free(got);
+    free(want);
+}
+
+static struct dpc_tiles_stats stats(const struct fixture *f)
+{
+    struct dpc_tiles_stats st;
+
+    dpc_tiles_get_stats(f->t, &st);
+    return st;
+}
+
+/* Every region shape the tests read back: the whole image, inner ones,
+ * tile-aligned ones, single pixels, and rows running past the edge. */
+static void check_all(struct fixture *f, int plane)
+{
+    check_region(f, plane, 0, 0, COLS, ROWS);
+    check_region(f, plane, 3, 5, 17, 9);
+    check_region(f, plane, 4, 8, 4, 4);
+    check_region(f, plane, 39, 23, 1, 1);
+    check_region(f, plane, 0, 0, 1, 1);
+    check_region(f, plane, 1, 1, 2, 2);
+    check_region(f, plane, 30, 2, 25, 3);       /* wraps onto the next row */
+    check_region(f, plane, 5, 20, 3 * COLS, 1); /* three image rows long */
+}
+
+/* A cache never written reads as zeros everywhere, and nothing is fetched:
+ * the hosts see their OPEN and nothing else until the CLOSE. */
+static void tiles_unwritten_read_zero_test(void **state)
+{
+    struct fixture f;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles_stats st;
+
+    setup(&f, 0);
+    memset(buf, 0x77, sizeof(buf));
+    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, COLS, ROWS, buf, err,
+                                    sizeof(err)), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        assert_int_equal(buf[i], 0);
+    check_all(&f, 0);
+    st = stats(&f);
+    assert_int_equal(st.fetched, 0);
+    assert_int_equal(st.direct, 0);
+    assert_int_equal(st.round_trips, 0);
+    assert_true(st.zero_filled > 0);
+    assert_int_equal(st.slots_per_host_max, NTILES / HOSTS);
+    teardown(&f);
+    for (int i = 0; i < HOSTS; i++)
+        assert_int_equal(f.host[i].requests, 2);    /* OPEN, CLOSE */
+}
+
+/* Small writes all over the image through an 8-tile cache: dirty tiles
+ * are evicted with their bytes written back, and reading everything back
+ * (after more evictions) fetches them correct; after a flush, again. */
+static void tiles_eviction_writeback_test(void **state)
+{
+    struct fixture f;
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles_stats st;
+    unsigned seed = 1;
+
+    setup(&f, 0);
+    for (uint64_t y = 0; y < ROWS; y += 3)
+        for (uint64_t x = 0; x < COLS; x += 5)
+            write_region(&f, 0, x, y, 3, 2, seed++);
+    st = stats(&f);
+    assert_true(st.written_back > 0);
+    assert_true(st.misses > 8);
+    check_all(&f, 0);
+    st = stats(&f);
+    assert_true(st.fetched > 0);
+    for (uint64_t y = 0; y < ROWS; y++)         /* pixel by pixel */
+        for (uint64_t x = 0; x < COLS; x += 7)
+            check_region(&f, 0, x, y, 1, 1);
+    write_region(&f, 0, 2, 2, 9, 9, seed++);
+    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    check_all(&f, 0);
+    teardown(&f);
+}
+
+/* Writes whose rows run past the right edge (ImageMagick draws glyph rows
+ * that way): each row continues on the next image row, later rows win;
+ * the image reads back as the model says. */
+static void tiles_region_wraps_test(void **state)
+{
+    struct fixture f;
+    uint8_t buf[8];
+    char err[DPC_ERRLEN] = "";
+
+    setup(&f, 0);
+    write_region(&f, 0, 35, 0, 12, 4, 1);           /* 5 + 7 per row */
+    write_region(&f, 0, 38, 10, 2 * COLS + 3, 2, 2);/* rows overlap */
+    write_region(&f, 0, 0, 23, COLS, 1, 3);
+    write_region(&f, 0, 39, 22, COLS + 1, 1, 4);    /* ends at the last */
+    check_all(&f, 0);
+    check_region(&f, 0, 35, 0, 12, 4);
+    check_region(&f, 0, 38, 10, 2 * COLS + 3, 2);
+    /* past the cache's end: refused (DPC_E_INVALID), as ImageMagick does */
+    assert_int_equal(dpc_tiles_write(f.t, 0, 39, 23, 2, 1, buf, err,
+                                     sizeof(err)),
+                     -DPC_E_INVALID);
+    assert_true(err[0] != '\0');
+    assert_int_equal(dpc_tiles_read(f.t, 0, COLS, 0, 1, 1, buf, err,
+                                    sizeof(err)),
+                     -DPC_E_INVALID);
+    assert_int_equal(dpc_tiles_read(f.t, 1, 0, 0, 1, 1, buf, err,
+                                    sizeof(err)),
+                     -DPC_E_INVALID);
+    assert_contains(err, "no plane 1");
+    teardown(&f);
+}
+
+/* Whole-image writes and reads are too large for the 8-tile cache: their
+ * whole tiles go straight between the caller's buffer and the hosts
+ * (stats.direct), partly covered ones through the cache; a fresh region
+ * read then fetches directly, and smaller reads see the same pixels. */
+static void tiles_direct_path_test(void **state)
+{
+    struct fixture f;
+    struct dpc_tiles_stats st;
+    uint64_t direct;
+
+    setup(&f, 0);
+    write_region(&f, 0, 0, 0, COLS, ROWS, 7);
+    st = stats(&f);
+    assert_true(st.direct >= NTILES - 8);
+    direct = st.direct;
+    write_region(&f, 0, 2, 1, COLS - 3, ROWS - 2, 8);  /* ragged edges */
+    check_region(&f, 0, 0, 0, COLS, ROWS);
+    st = stats(&f);
+    assert_true(st.direct > direct);
+    assert_true(st.round_trips > 0);
+    check_all(&f, 0);
+    teardown(&f);
+}
+
+/* Pixels and indexes share each tile's slot: both planes round-trip
+ * through evictions, and writing one plane leaves the other alone (no
+ * direct path: a whole-tile write of one plane does not cover the slot). */
+static void tiles_index_plane_test(void **state)
+{
+    struct fixture f;
+    struct dpc_tiles_stats st;
+
+    setup(&f, IBPP);
+    write_region(&f, 1, 0, 0, COLS, ROWS, 1);
+    write_region(&f, 0, 0, 0, COLS, ROWS, 2);
+    write_region(&f, 1, 6, 3, 11, 13, 3);
+    write_region(&f, 0, 33, 7, 20, 2, 4);
+    check_all(&f, 0);
+    check_all(&f, 1);
+    st = stats(&f);
+    assert_int_equal(st.direct, 0);
+    assert_true(st.written_back > 0 && st.fetched > 0);
+    teardown(&f);
+}
+
+/* Waits (bounded) until host h has closed its connection. */
+static void wait_dropped(struct nativehost *h)
+{
+    for (int i = 0; i < 500; i++) {
+        if (__atomic_load_n(&h->closed_early, __ATOMIC_ACQUIRE))
+            return;
+        usleep(10 * 1000);
+    }
+    fail_msg("the host did not close its connection");
+}
+
+/* After a flush, host 1 takes the first request of the next fetch round
+ * and closes without answering: the read fails with an error naming the
+ * host, no tile of that round is served afterwards (read_hit declines,
+ * locked reads fail on the broken link rather than return stale bytes),
+ * and closing the cache reports the lost host instead of crashing. */
+static void tiles_failed_round_test(void **state)
+{
+    struct fixture f;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "", want[64];
+    uint8_t px[BPP];
+
+    setup(&f, 0);
+    write_region(&f, 0, 0, 0, COLS, ROWS, 9);
+    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    check_region(&f, 0, 0, 0, 4, 4);            /* tile 0 resident */
+    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 1, 1, 1, 1, px), 1);
+    __atomic_store_n(&f.host[1].drop_after, 1, __ATOMIC_RELEASE);
+    memset(buf, 0, sizeof(buf));
+    /* tiles 2..5 of the first band: on both hosts, fetched in one round */
+    assert_int_equal(dpc_tiles_read(f.t, 0, 8, 0, 16, 4, buf, err,
+                                    sizeof(err)),
+                     -DPC_E_CLOSED);
+    snprintf(want, sizeof(want), "127.0.0.1:%u", f.host[1].port);
+    assert_contains(err, want);
+    wait_dropped(&f.host[1]);
+    /* nothing served from the failed round, nor lock-free at all */
+    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 8, 0, 1, 1, px), 0);
+    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 1, 1, 1, 1, px), 0);
+    assert_int_equal(dpc_tiles_read(f.t, 0, 12, 0, 4, 4, buf, err,
+                                    sizeof(err)),
+                     -DPC_E_CLOSED);
+    assert_true(dpc_link_broken(f.link[1]));
+    assert_false(dpc_link_broken(f.link[0]));
+    /* a tile of the healthy host: the read may fail (the cache lost a
+     * host), but never returns other bytes than were written */
+    memset(buf, 0, sizeof(buf));
+    if (dpc_tiles_read(f.t, 0, 16, 0, 4, 4, buf, err, sizeof(err)) == 0) {
+        static uint8_t want_px[4 * 4 * BPP];
+
+        model_io(f.model, BPP, 16, 0, 4, 4, want_px, 0);
+        assert_memory_equal(buf, want_px, sizeof(want_px));
+    }
+    err[0] = '\0';
+    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
+    assert_contains(err, want);
+    f.t = NULL;
+    teardown(&f);
+}
+
+/* Concurrency: one writer, holding the caller's lock, rewrites whole
+ * tiles (each pixel: its x, y and the write's generation), mostly four
+ * that stay resident and are rewritten in place, now and then others, and
+ * reads bands, evicting and fetching; three readers call
+ * dpc_tiles_read_hit() without the lock on regions inside one tile and
+ * across four, falling back to dpc_tiles_read() under the lock when it
+ * declines.  Every region read must hold the right coordinates, and one
+ * generation per tile (no torn or misplaced tile). */
+#define READERS 3
+#define ROUNDS 15000
+
+struct shared {
+    struct fixture *f;
+    pthread_mutex_t lock;           /* the caller's lock */
+    int done;                       /* __atomic */
+    unsigned long hits, checks, bad;    /* under lock */
+    char why[2 * DPC_ERRLEN];
+};
+
+static void encode(uint8_t *p, uint64_t x, uint64_t y, uint32_t gen)
+{
+    p[0] = (uint8_t)x;
+    p[1] = (uint8_t)y;
+    p[2] = 0xa5;
+    p[3] = 0x5a;
+    memcpy(p + 4, &gen, 4);
+}
+
+/* Checks a region read; 0 when consistent, else -1 with the reason. */
+static int verify(const uint8_t *buf, uint64_t x, uint64_t y, uint64_t w,
+                  uint64_t h, char *why, size_t len)
+{
+    uint32_t gen[NTILES];
+    uint8_t seen[NTILES] = { 0 };
+
+    for (uint64_t r = 0; r < h; r++)
+        for (uint64_t c = 0; c < w; c++) {
+            const uint8_t *p = buf + (r * w + c) * BPP;
+            uint64_t tile = (y + r) / TH * (COLS / TW) + (x + c) / TW;
+            uint32_t g;
+
+            memcpy(&g, p + 4, 4);
+            if (p[0] != x + c || p[1] != y + r || p[2] != 0xa5 ||
+                p[3] != 0x5a)
+                return dpc_errf(why, len, "pixel %llu,%llu holds %u,%u",
+                                (unsigned long long)(x + c),
+                                (unsigned long long)(y + r), p[0], p[1]);
+            if (seen[tile] && gen[tile] != g)
+                return dpc_errf(why, len, "tile %llu torn: %u and %u",
+                                (unsigned long long)tile, gen[tile], g);
+            seen[tile] = 1;
+            gen[tile] = g;
+        }
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    struct shared *s = arg;
+    uint8_t buf[8 * 8 * BPP];
+    char err[DPC_ERRLEN], why[DPC_ERRLEN + 16];
+    unsigned r = (unsigned)(uintptr_t)&r;
+    unsigned long hits = 0, checks = 0;
+
+    while (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
+        uint64_t x, y, w, h;
+        int hit, rc = 0;
+
+        r = r * 1103515245u + 12345u;
+        if ((r >> 16) & 1) {            /* inside one tile, mostly 0-3 */
+            x = (r >> 17) % ((r >> 30) ? 4 * TW : COLS);
+            y = (r >> 23) % ((r >> 30) ? TH : ROWS);
+            w = 1 + (r >> 3) % (TW - x % TW);
+            h = 1 + (r >> 7) % (TH - y % TH);
+        } else {                        /* across up to four tiles */
+            x = (r >> 17) % ((r >> 30) ? 3 * TW : COLS - 4);
+            y = (r >> 23) % ((r >> 30) ? TH : ROWS - 4);
+            w = 2 + (r >> 3) % 3;
+            h = 2 + (r >> 7) % 3;
+        }
+        hit = dpc_tiles_read_hit(s->f->t, 0, x, y, w, h, buf);
+        if (!hit) {
+            pthread_mutex_lock(&s->lock);
+            rc = dpc_tiles_read(s->f->t, 0, x, y, w, h, buf, err,
+                                sizeof(err));
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (rc < 0)
+            snprintf(why, sizeof(why), "read failed: %s", err);
+        if (rc < 0 || verify(buf, x, y, w, h, why, sizeof(why)) < 0) {
+            pthread_mutex_lock(&s->lock);
+            if (s->bad++ == 0)
+                snprintf(s->why, sizeof(s->why), "%s (%s)", why,
+                         hit ? "lock-free" : "locked");
+            pthread_mutex_unlock(&s->lock);
+        }
+        hits += (unsigned long)hit;
+        checks++;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->hits += hits;
+    s->checks += checks;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Writes tile `tile` whole, every pixel tagged with gen. */
+static int write_tile(struct fixture *f, uint64_t tile, uint32_t gen)
+{
+    uint8_t buf[TW * TH * BPP];
+    uint64_t x0 = tile % (COLS / TW) * TW, y0 = tile / (COLS / TW) * TH;
+    char err[DPC_ERRLEN];
+
+    for (uint64_t r = 0; r < TH; r++)
+        for (uint64_t c = 0; c < TW; c++)
+            encode(buf + (r * TW + c) * BPP, x0 + c, y0 + r, gen);
+    return dpc_tiles_write(f->t, 0, x0, y0, TW, TH, buf, err, sizeof(err));
+}
+
+/* Lock-free readers beside a writer holding the lock (see above). */
+static void tiles_concurrent_readers_test(void **state)
+{
+    struct fixture f;
+    struct shared s = { .f = &f };
+    static uint8_t big[COLS * ROWS * BPP];
+    pthread_t th[READERS];
+    char err[DPC_ERRLEN] = "", why[DPC_ERRLEN];
+    uint8_t px[BPP];
+
+    setup(&f, 0);
+    pthread_mutex_init(&s.lock, NULL);
+    for (uint64_t tile = 0; tile < NTILES; tile++)
+        assert_int_equal(write_tile(&f, tile, 0), 0);
+    for (int i = 0; i < READERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, reader_main, &s), 0);
+    for (uint32_t g = 1; g <= ROUNDS; g++) {
+        /* mostly tiles 0-3, rewritten in place while readers copy them;
+         * every tenth anywhere, evicting */
+        uint64_t tile = g % 10 ? g % 4 : (g / 10 * 7) % NTILES;
+        int rc;
+
+        pthread_mutex_lock(&s.lock);
+        rc = write_tile(&f, tile, g);
+        if (rc == 0 && g % 500 == 0)    /* a band: fetches, evictions */
+            rc = dpc_tiles_read(f.t, 0, 0, (g / 500) % (ROWS / TH) * TH,
+                                COLS, TH, big, err, sizeof(err));
+        if (rc == 0 && g % 3000 == 0)
+            rc = dpc_tiles_flush(f.t, err, sizeof(err));
+        pthread_mutex_unlock(&s.lock);
+        if (rc < 0)
+            fail_msg("writer, round %u: %s", g, err);
+    }
+    __atomic_store_n(&s.done, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(th[i], NULL);
+    if (s.bad > 0)
+        fail_msg("%lu of %lu reads wrong, first: %s", s.bad, s.checks,
+                 s.why);
+    assert_true(s.checks > 0);
+    print_message("%lu reads, %lu served lock-free\n", s.checks, s.hits);
+    /* quiet now: a resident tile is served lock-free, and right */
+    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, 4, 4, big, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 2, 3, 1, 1, px), 1);
+    assert_int_equal(verify(px, 2, 3, 1, 1, why, sizeof(why)), 0);
+    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, COLS, ROWS, big, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(verify(big, 0, 0, COLS, ROWS, why, sizeof(why)), 0);
+    pthread_mutex_destroy(&s.lock);
+    teardown(&f);
+}
+
+/* Links shared through dpc_pool: two threads each acquire links to both
+ * hosts from the pool (the same two links; the second names the hosts in
+ * the other order, as another image striped differently would), open a
+ * tile cache of their own on them, and write and read it through constant
+ * evictions at the same time; each reads back exactly what it wrote. */
+struct sharer {
+    struct nativehost *host;
+    int reversed;
+    struct dpc_link *link[HOSTS];
+    unsigned seed;
+    uint8_t model[COLS * ROWS * BPP];
+    char err[2 * DPC_ERRLEN];
+};
+
+static int sharer_run(struct sharer *w)
+{
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .links = w->link, .nlinks = HOSTS };
+    static const uint64_t shapes[][4] = {
+        { 0, 0, 3, 2 }, { 5, 1, 9, 7 }, { 30, 4, 25, 2 }, { 0, 0, COLS, ROWS },
+        { 17, 3, 1, 1 }, { 2, 9, 36, 13 },
+    };
+    uint8_t buf[COLS * ROWS * BPP], want[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles *t;
+    int rc = -1;
+
+    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    if (t == NULL)
+        return dpc_errf(w->err, sizeof(w->err), "open: %s", err);
+    for (unsigned round = 0; round < 60; round++) {
+        const uint64_t *r = shapes[round % 6];
+        uint64_t x = r[2] == COLS ? 0 : r[0] + round % 3, y = r[1];
+        uint64_t n = r[2] * r[3];
+
+        scribble(buf, n * BPP, w->seed + round);
+        if (dpc_tiles_write(t, 0, x, y, r[2], r[3], buf, err,
+                            sizeof(err)) < 0) {
+            dpc_errf(w->err, sizeof(w->err), "write %u: %s", round, err);
+            goto out;
+        }
+        model_io(w->model, BPP, x, y, r[2], r[3], buf, 1);
+        if (round % 5 == 4 && dpc_tiles_read(t, 0, 0, 0, COLS, ROWS, buf, err,
+                                             sizeof(err)) < 0) {
+            dpc_errf(w->err, sizeof(w->err), "read %u: %s", round, err);
+            goto out;
+        }
+        if (round % 5 == 4 && memcmp(buf, w->model, sizeof(buf)) != 0) {
+            dpc_errf(w->err, sizeof(w->err), "round %u: the image read back "
+                     "differs from the one written", round);
+            goto out;
+        }
+    }
+    if (dpc_tiles_flush(t, err, sizeof(err)) < 0 ||
+        dpc_tiles_read(t, 0, 0, 0, COLS, ROWS, buf, err, sizeof(err)) < 0) {
+        dpc_errf(w->err, sizeof(w->err), "final read: %s", err);
+        goto out;
+    }
+    model_io(w->model, BPP, 0, 0, COLS, ROWS, want, 0);
+    if (memcmp(buf, want, sizeof(buf)) != 0) {
+        dpc_errf(w->err, sizeof(w->err), "final image differs");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (dpc_tiles_close(t, err, sizeof(err)) < 0 && rc == 0)
+        rc = dpc_errf(w->err, sizeof(w->err), "close: %s", err);
+    return rc;
+}
+
+static void *sharer_main(void *arg)
+{
+    struct sharer *w = arg;
+
+    return sharer_run(w) < 0 ? w : NULL;
+}
+
+/* Two tile caches in two threads on two pooled links (see above). */
+static void tiles_shared_links_test(void **state)
+{
+    struct nativehost host[HOSTS];
+    static struct sharer w[2];
+    pthread_t th[2];
+    char err[DPC_ERRLEN] = "";
+
+    memset(host, 0, sizeof(host));
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < HOSTS; i++) {
+        memcpy(host[i].key, key, sizeof(key));
+        nh_start(&host[i]);
+    }
+    for (int k = 0; k < 2; k++) {
+        w[k].reversed = k;
+        w[k].seed = 100 * (unsigned)k + 1;
+        for (int i = 0; i < HOSTS; i++) {
+            struct nativehost *h = &host[k ? HOSTS - 1 - i : i];
+
+            w[k].link[i] = dpc_pool_acquire("127.0.0.1", h->port, h->key,
+                                            NULL, 10000, NULL, err,
+                                            sizeof(err));
+            if (w[k].link[i] == NULL)
+                fail_msg("dpc_pool_acquire: %s", err);
+        }
+    }
+    /* one connection per host, shared */
+    assert_ptr_equal(w[0].link[0], w[1].link[1]);
+    assert_ptr_equal(w[0].link[1], w[1].link[0]);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, sharer_main, &w[k]), 0);
+    for (int k = 0; k < 2; k++) {
+        void *bad = NULL;
+
+        pthread_join(th[k], &bad);
+        if (bad != NULL)
+            fail_msg("thread %d: %s", k, w[k].err);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < HOSTS; i++)
+            dpc_pool_release(w[k].link[i]);
+    for (int i = 0; i < HOSTS; i++) {
+        nh_stop(&host[i]);
+        assert_int_equal(__atomic_load_n(&host[i].connections,
+                                         __ATOMIC_ACQUIRE), 1);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tiles_unwritten_read_zero_test),
+        cmocka_unit_test(tiles_eviction_writeback_test),
+        cmocka_unit_test(tiles_region_wraps_test),
+        cmocka_unit_test(tiles_direct_path_test),
+        cmocka_unit_test(tiles_index_plane_test),
+        cmocka_unit_test(tiles_failed_round_test),
+        cmocka_unit_test(tiles_concurrent_readers_test),
+        cmocka_unit_test(tiles_shared_links_test),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
