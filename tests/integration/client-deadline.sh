@@ -10,25 +10,25 @@ RELAY=${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/tools/trickle-re
 
 make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
-start_server
+start_server --tls both
 mem_convert -size 64x64 xc:gray "$WORK/in.miff"
 
-# trickled PASSTHROUGH: a convert through a relay forwarding PASSTHROUGH
-# bytes of the server's at once, then a byte every 0.5 s, fails with a
-# timeout in less than 15 s.
+# trickled PASSTHROUGH TLS: a convert (cache:dpc-tls=TLS) through a relay
+# forwarding PASSTHROUGH bytes of the server's at once, then a byte every
+# 0.5 s, fails with a timeout in less than 15 s.
 trickled() {
     local relay_pid relay_port t0 t1 rc=0
     /usr/bin/python3 "$RELAY" --server 127.0.0.1:"$PORT" \
-        --passthrough "$1" --interval 0.5 --lifetime 60 > "$WORK/relay-$1.port" &
+        --passthrough "$1" --interval 0.5 --lifetime 60 > "$WORK/relay-$1-$2.port" &
     relay_pid=$!
     track $relay_pid
-    server_wait $relay_pid 100 test -s "$WORK/relay-$1.port"
-    relay_port=$(head -n 1 "$WORK/relay-$1.port")
+    server_wait $relay_pid 100 test -s "$WORK/relay-$1-$2.port"
+    relay_port=$(head -n 1 "$WORK/relay-$1-$2.port")
     t0=$(date +%s.%N)
     LD_LIBRARY_PATH=$DROPIN_LIB timeout 40 "$CONVERT" \
         -define cache:hosts=127.0.0.1:"$relay_port" \
         -define cache:tiers=distributed -define cache:dpc-timeout=2 \
-        "$WORK/in.miff" -negate "$WORK/out.miff" 2> "$WORK/convert.err" || rc=$?
+        -define cache:dpc-tls="$2" "$WORK/in.miff" -negate "$WORK/out.miff" 2> "$WORK/convert.err" || rc=$?
     t1=$(date +%s.%N)
     kill $relay_pid
     cat "$WORK/convert.err"
@@ -38,9 +38,11 @@ trickled() {
     grep -qi 'no answer in time\|timed out' "$WORK/convert.err"
 }
 check "every reply trickled after the handshake: a timeout error within 15 s" \
-    trickled 72
-check "the handshake trickled: a timeout error within 15 s" \
-    trickled 0
+    trickled 72 off
+check "the TLS handshake trickled: a timeout error within 15 s" \
+    trickled 0 on
+check "the plaintext handshake trickled: a timeout error within 15 s" \
+    trickled 0 off
 check "the server still serves" server_alive
 check_stops
 finish
