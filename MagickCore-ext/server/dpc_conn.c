@@ -543,9 +543,20 @@ static ssize_t read_some(struct dpc_conn *c, int fd, double spin)
     }
 }
 
+/* Sets the bytes a read event waits for (SO_RCVLOWAT). */
+static void set_lowat(struct dpc_conn *c, int bytes)
+{
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) < 0)
+        (void)0;                /* then the event wakes early: harmless */
+}
+
 /* Right after the nonce: does the client start TLS?  Peeks its first
  * bytes; 1 when the connection now runs TLS (or was refused), 0 when it
- * goes on in plaintext, -1 when c was closed. */
+ * goes on in plaintext, 2 when it cannot tell yet, -1 when c was closed.
+ * Every client's first write holds at least 8 bytes (a ClientHello, the
+ * native magic, a stock key or command), so fewer that could begin a
+ * ClientHello are waited out once, the socket waking only at 8; a second
+ * wake with fewer means the peer closed: plaintext, whose read sees it. */
 static int sniff(struct dpc_conn *c)
 {
     uint8_t p[8];
@@ -554,9 +565,16 @@ static int sniff(struct dpc_conn *c)
 
     if (n <= 0)
         return 0;               /* the normal read sees EOF or the error */
-    c->sniffed = 1;
     hello = dpc_tls_is_client_hello(p, (size_t)n);
-    if (hello == 0 || (hello < 0 && n < 3))
+    if (hello < 0 && !c->sniff_wait) {
+        c->sniff_wait = 1;
+        set_lowat(c, (int)sizeof(p));
+        return 2;
+    }
+    if (c->sniff_wait)
+        set_lowat(c, 1);
+    c->sniffed = 1;
+    if (hello <= 0)
         return 0;
     if (c->set->tls == NULL) {
         /* fatal no_application_protocol alert: the client names it */
@@ -595,8 +613,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     int rounds;
 
     if (!c->sniffed && c->list == &c->set->unauth &&
-        c->proto == &dpc_session_ops && c->in_end == 0 && sniff(c) < 0)
-        return;
+        c->proto == &dpc_session_ops && c->in_end == 0) {
+        int rc = sniff(c);
+
+        if (rc < 0 || rc == 2)
+            return;
+    }
     for (rounds = 0; rounds < SPIN_ROUNDS_PER_WAKEUP; rounds++) {
         /* A full buffer is drained by drive() before anything more is read:
          * reading 0 bytes would look like the peer closing. */

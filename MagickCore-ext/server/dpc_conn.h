@@ -93,6 +93,7 @@ struct dpc_conn {
     /* TLS: after the nonce, the first bytes are peeked (sniffed) for a
      * ClientHello; then ssl (owned) carries the native session. */
     int sniffed;
+    int sniff_wait;                 /* waited (once) for 8 bytes to tell */
     SSL *ssl;
     short tls_want;                 /* POLLIN/POLLOUT the last EAGAIN
                                        of a write waits for */

@@ -125,6 +125,23 @@ trickled() {
 }
 check "TLS records cut into 7- and 997-byte pieces: identical pixels" trickled
 
+# The server tells a ClientHello from plaintext by the client's first 8
+# bytes: a first segment of 1, 2 or 5 bytes must not fool it either way.
+split_first() {
+    local n
+    for n in 1 2 5; do
+        start_relay split "$n" "$PORT"
+        tls_convert "$RPORT" "$WORK/solid.miff" -flip "$WORK/split-$n.miff"
+        PORT=$RPORT dpc_convert "$WORK/solid.miff" -flip \
+            "$WORK/split-stock-$n.miff"
+        stop_relay
+        same_pixels "$WORK/solid.miff" "$WORK/split-$n.miff"
+        same_pixels "$WORK/solid.miff" "$WORK/split-stock-$n.miff"
+    done
+}
+check "a first segment of 1, 2 or 5 bytes: TLS and stock clients both served" \
+    split_first
+
 plain_to_tls_only() {
     ! tls_convert "$PORT" -define cache:dpc-tls=off "$WORK/in.miff" \
         "$WORK/x.miff" 2> "$WORK/err"

@@ -7,6 +7,8 @@
  *   relay flip N TARGET          from byte N of each server->client stream
  *                                on, flip one bit in every 1000th byte
  *   relay trickle N TARGET       forward in pieces of at most N bytes
+ *   relay split N TARGET         forward the client's first N bytes alone,
+ *                                then, 200 ms later, the rest as it comes
  *
  * The relay exits after RELAY_SECONDS (default 300) at the latest.
  */
@@ -23,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum mode { RECORD, FLIP, TRICKLE };
+enum mode { RECORD, FLIP, TRICKLE, SPLIT };
 
 static enum mode mode;
 static long arg_n;
@@ -56,10 +58,20 @@ static int forward(int from, int to, int down, long *seen)
     unsigned char buf[65536];
     size_t max = mode == TRICKLE && arg_n > 0 && (size_t)arg_n < sizeof(buf)
                      ? (size_t)arg_n : sizeof(buf);
-    ssize_t n = read(from, buf, max);
+    ssize_t n;
 
+    if (mode == SPLIT && !down && *seen < arg_n)
+        max = (size_t)(arg_n - *seen);
+    n = read(from, buf, max);
     if (n <= 0)
         return -1;
+    if (mode == SPLIT && !down && *seen < arg_n &&
+        (*seen += n) >= arg_n) {
+        if (write_all(to, buf, (size_t)n) < 0)
+            return -1;
+        usleep(200000);         /* the rest comes as another segment */
+        return 0;
+    }
     if (mode == RECORD && write_all(record_fd, buf, (size_t)n) < 0)
         die("record");
     if (mode == FLIP && down)
@@ -104,7 +116,8 @@ int main(int argc, char **argv)
     int l;
 
     if (argc != 4) {
-        fprintf(stderr, "usage: relay record FILE|flip N|trickle N TARGET\n");
+        fprintf(stderr, "usage: relay record FILE|flip N|trickle N|split N "
+                        "TARGET\n");
         return 2;
     }
     if (strcmp(argv[1], "record") == 0) {
@@ -113,8 +126,9 @@ int main(int argc, char **argv)
         if (record_fd < 0)
             die(argv[2]);
     } else if (strcmp(argv[1], "flip") == 0 ||
-               strcmp(argv[1], "trickle") == 0) {
-        mode = argv[1][0] == 'f' ? FLIP : TRICKLE;
+               strcmp(argv[1], "trickle") == 0 ||
+               strcmp(argv[1], "split") == 0) {
+        mode = argv[1][0] == 'f' ? FLIP : argv[1][0] == 't' ? TRICKLE : SPLIT;
         arg_n = strtol(argv[2], NULL, 10);
     } else {
         fprintf(stderr, "relay: unknown mode %s\n", argv[1]);
