@@ -51,7 +51,12 @@ struct dpc_conn_set {
     /* A connection left the handshake (authenticated or closed): the owner
      * greets the waiting connections now admissible. */
     void (*handshake_done)(void *arg);
-    void *arg;                      /* of status and handshake_done */
+    /* A client asked the server to drain (the stock 'D'). */
+    void (*drain)(void *arg);
+    void *arg;                      /* of status, handshake_done, drain */
+    /* Set by the owner while it drains: sessions refuse new caches and
+     * serve the ones they have. */
+    int draining;
 
     /* waiting: accepted, not greeted yet (their source is at its share of
      * handshakes, or every slot is taken); unauth: in the handshake */
