@@ -9,8 +9,10 @@
  * The connections live in a dpc_conn_set that their owner (dpc_server)
  * embeds and configures: the set borrows the event base, store, admission
  * and keys, and reaches its owner only through the callbacks it is given
- * (status JSON, a handshake slot freed), so this module does not depend on
- * the server.  The set owns every connection on its lists.
+ * (status JSON, a handshake slot freed, a drain requested), so this module
+ * does not depend on the server; the owner's draining flag, which the
+ * sessions read, lives in the set.  The set owns every connection on its
+ * lists.
  * Single-threaded, on the owner's event base.
  */
 #ifndef DPC_CONN_H
