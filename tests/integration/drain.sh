@@ -132,7 +132,11 @@ sigterm_mid_job() {
     grep -E 'draining \(signal 15\): new caches refused, [1-9][0-9]* open' \
         "$WORK/a.log"
     grep -q 'drained in .* no cache open; stopping' "$WORK/a.log"
+    # before the signal on the server; after it on disk
     grep -q '(.*Distributed' "$WORK/a.err"
+    grep -qE 'open .*, (Disk|Map),' "$WORK/a.err"
+    grep -q 'draining: open the cache elsewhere; the disk tier takes' \
+        "$WORK/a.err"
     ! grep -qiE 'warning|error' <(grep -v '^ ' "$WORK/a.err" | grep -v 'magick-dpc:')
 }
 check "(a) SIGTERM mid-job: job exits 0, same pixels; then server exits 0" \
