@@ -5,11 +5,13 @@
  *                                  and the host's shared-memory tier
  *   magick-dpc status [--host H:P | --local | --socket PATH]
  *                                  print a server's status as JSON
+ *   magick-dpc drain [--host H:P]  make a server drain (as SIGTERM does),
+ *                                  print its status
  *   magick-dpc shm ls | rm NAME    the images published with shm:NAME
  *
  * Settings come from the command line, else policy.xml (domain "cache"),
  * else built-in defaults.  Exit status: 0 ok, 1 runtime failure, 2 usage
- * or configuration error.
+ * or configuration error, 3 (serve) a drain ended with caches still open.
  */
 #include "config.h"
 
@@ -38,11 +40,13 @@
 #define MAX_LISTEN 16
 #define DEFAULT_LISTEN "127.0.0.1:6668"
 #define EXIT_USAGE 2
+#define EXIT_CUT 3                  /* serve: a drain cut caches short */
 
 static const char usage_head[] =
     "Usage: magick-dpc serve [OPTIONS]\n"
     "       magick-dpc status [--host HOST:PORT] [--im7] [--timeout DUR]\n"
     "       magick-dpc status --local | --socket PATH\n"
+    "       magick-dpc drain [--host HOST:PORT] [--im7] [--timeout DUR]\n"
     "       magick-dpc shm ls [--socket PATH]\n"
     "       magick-dpc shm rm NAME [--owner UID] [--socket PATH]\n"
     "       magick-dpc --help | --version\n"
@@ -60,7 +64,11 @@ static const char usage_head[] =
 static const char usage_tail[] =
     "\n"
     "SIZE: 512MiB, 8GiB, 10GB, ...  DUR: 30s, 500ms, 5m, 1h.\n"
-    "The server stops cleanly on SIGINT or SIGTERM.\n";
+    "SIGTERM or 'magick-dpc drain' makes the server drain: it refuses new\n"
+    "caches (the drop-in places them on other hosts or the next tier; stock\n"
+    "clients fail their open), serves the open ones until they close or\n"
+    "--drain-timeout passes, then exits (0; 3 when caches were cut).  A\n"
+    "second SIGTERM, or SIGINT, stops at once.\n";
 
 struct options {
     struct dpc_listen_spec listen[MAX_LISTEN];
@@ -445,6 +453,10 @@ static const struct setting settings[] = {
       "PEM CA certificates: clients that connect with a certificate "
       "handshake must present one it signed (cache:dpc-tls-cert)",
       set_string, "TLS CA", FIELD(tls_ca) },
+    { "drain-timeout", SETTING_VALUE, "DUR", "dpc-drain-timeout", "5m", 1,
+      "on SIGTERM or 'magick-dpc drain', serve the open caches this long "
+      "at most while refusing new ones, then exit; 0: SIGTERM stops at once",
+      set_duration, "drain timeout", FIELD(cfg.drain_timeout_ms) },
     { "busy-poll", SETTING_VALUE, "USEC", "dpc-busy-poll", "50", 1,
       "after a reply, poll this many microseconds for the next request "
       "before sleeping; 0 off",
@@ -864,8 +876,9 @@ static int cmd_serve(int argc, char **argv)
     rc = dpc_server_run(srv);
     dpc_server_free(srv);
     free(o.spill_dir);
-    dpc_log(DPC_LOG_INFO, "stopped");
-    return rc < 0 ? 1 : 0;
+    dpc_log(DPC_LOG_INFO, "stopped%s", rc == DPC_SERVER_CUT
+                                        ? " (drain cut caches short)" : "");
+    return rc < 0 ? 1 : rc == DPC_SERVER_CUT ? EXIT_CUT : 0;
 }
 
 /* The socket a local command talks to: --socket, else policy.xml's
@@ -968,7 +981,8 @@ static int cmd_shm(int argc, char **argv)
     return 0;
 }
 
-static int cmd_status(int argc, char **argv)
+/* status (drain 0) or drain over the stock protocol, printed. */
+static int remote_json(const char *cmd, int drain, int argc, char **argv)
 {
     char host[256] = "127.0.0.1", err[DPC_ERRLEN], *json = NULL;
     unsigned port = DPC_DEFAULT_PORT;
@@ -988,11 +1002,11 @@ static int cmd_status(int argc, char **argv)
         else if (opt == OPT_TIMEOUT &&
                  parse_duration("timeout", optarg, &timeout) < 0)
             return EXIT_USAGE;
-        else if (opt == opt_socket() || opt == OPT_LOCAL)
+        else if (!drain && (opt == opt_socket() || opt == OPT_LOCAL))
             return local_json(opt == opt_socket() ? optarg : NULL,
                               DPC_LP_STATUS);
         else if (opt != OPT_HOST && opt != OPT_IM7 && opt != OPT_TIMEOUT)
-            return fail_usage("unexpected option for %s", "status", NULL),
+            return fail_usage("unexpected option for %s", cmd, NULL),
                    EXIT_USAGE;
     }
     if (need_secret(key, wirekey, NULL) < 0)
@@ -1001,10 +1015,12 @@ static int cmd_status(int argc, char **argv)
     c = dpc_stockclient_connect(host, port, flavor, key, (unsigned)timeout,
                                 err, sizeof(err));
     explicit_bzero(key, sizeof(key));
-    rc = c != NULL ? dpc_stockclient_status(c, &json, err, sizeof(err)) : -1;
+    rc = c == NULL ? -1
+         : drain ? dpc_stockclient_drain(c, &json, err, sizeof(err))
+                 : dpc_stockclient_status(c, &json, err, sizeof(err));
     dpc_stockclient_close(c);
     if (rc < 0) {
-        fprintf(stderr, "magick-dpc: status: %s\n", err);
+        fprintf(stderr, "magick-dpc: %s: %s\n", cmd, err);
         return 1;
     }
     printf("%s\n", json);
@@ -1043,7 +1059,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "status") != 0 &&
-        strcmp(argv[1], "shm") != 0)
+        strcmp(argv[1], "drain") != 0 && strcmp(argv[1], "shm") != 0)
         return fail_usage("unknown command '%s'", argv[1], NULL), EXIT_USAGE;
     harden_process();
     if (dpc_policy_init(argv[0]) < 0) {
@@ -1053,7 +1069,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "serve") == 0)
         rc = cmd_serve(argc - 1, argv + 1);
     else if (strcmp(argv[1], "status") == 0)
-        rc = cmd_status(argc - 1, argv + 1);
+        rc = remote_json("status", 0, argc - 1, argv + 1);
+    else if (strcmp(argv[1], "drain") == 0)
+        rc = remote_json("drain", 1, argc - 1, argv + 1);
     else
         rc = cmd_shm(argc - 1, argv + 1);
     dpc_policy_done();

@@ -108,10 +108,18 @@ void dpc_link_unlock(struct dpc_link *l)
     pthread_mutex_unlock(&l->lock);
 }
 
-/* The code of a refused reply. */
+/* The code of a refused reply; a status this client does not know is a
+ * refusal like any other. */
 static enum dpc_errcode fail_code(const struct dpc_link *l)
 {
-    return l->fail_status == DPC_WS_NO_ROOM ? DPC_E_NO_ROOM : DPC_E_REFUSED;
+    switch (l->fail_status) {
+    case DPC_WS_NO_ROOM:
+        return DPC_E_NO_ROOM;
+    case DPC_WS_DRAINING:
+        return DPC_E_DRAINING;
+    default:
+        return DPC_E_REFUSED;
+    }
 }
 
 /* The error for a request on a broken link: the refusal that broke it,

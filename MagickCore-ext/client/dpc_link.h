@@ -70,7 +70,9 @@ void dpc_link_lock(struct dpc_link *l);
 void dpc_link_unlock(struct dpc_link *l);
 
 /* Synchronous: a cache of slots x slot_bytes.  -DPC_E_NO_ROOM when the
- * host refused it for lack of room (the reason, e.g. "no room", in err). */
+ * host refused it for lack of room (the reason, e.g. "no room", in err),
+ * -DPC_E_DRAINING when the host is draining (it takes no new cache; the
+ * link goes on serving the caches it has). */
 int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
                   uint64_t *handle, char *err, size_t errlen);
 int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
@@ -100,8 +102,8 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
                  char *err, size_t errlen);
 /* Waits for every queued reply.  A negative dpc_errcode with the first
  * failure in err: DPC_E_NO_ROOM when the host had no room for it,
- * DPC_E_REFUSED for other refusals, DPC_E_TIMEOUT, DPC_E_CLOSED, ... for a
- * lost connection. */
+ * DPC_E_DRAINING when it is draining, DPC_E_REFUSED for other refusals,
+ * DPC_E_TIMEOUT, DPC_E_CLOSED, ... for a lost connection. */
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
 
 #endif

@@ -150,3 +150,22 @@ void dpc_pool_release(struct dpc_link *l)
     }
     pthread_mutex_unlock(&pool_lock);
 }
+
+void dpc_pool_draining(struct dpc_link *l)
+{
+    struct entry *e;
+    char why[DPC_ERRLEN];
+
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    for (e = pool; e != NULL && e->link != l; e = e->next)
+        ;
+    if (e != NULL) {
+        /* ahead of e in the list: find() meets it first */
+        snprintf(why, sizeof(why), "%.160s: draining", dpc_link_name(l));
+        remember_failure(e->host, e->port, e->key, e->tls, DPC_E_DRAINING,
+                         why);
+    }
+    pthread_mutex_unlock(&pool_lock);
+}

@@ -5,7 +5,8 @@
  * images open needs only a few connections per host.  A link is freed
  * when its last cache lets go of it, or replaced once it breaks.  A host
  * that could not be reached is not tried again for DPC_POOL_RETRY_SECONDS:
- * a hung host then costs one timeout, not one per cache.
+ * a hung host then costs one timeout, not one per cache; nor is a host
+ * that said it is draining, for as long.
  *
  * Thread-safe: the pool has its own lock; users of a shared link serialize
  * their requests with dpc_link_lock().
@@ -34,5 +35,11 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   size_t errlen);
 /* Gives a link back; the last user frees it. */
 void dpc_pool_release(struct dpc_link *l);
+/* l's host refused a cache because it is draining (about to stop): for
+ * DPC_POOL_RETRY_SECONDS, acquiring that host fails at once with
+ * DPC_E_DRAINING, so the caches that follow go elsewhere without asking it
+ * (or, once it stopped, without a connection refused).  The caches that
+ * hold l keep it. */
+void dpc_pool_draining(struct dpc_link *l);
 
 #endif

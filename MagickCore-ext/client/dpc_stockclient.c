@@ -75,14 +75,15 @@ void dpc_stockclient_close(struct dpc_stockclient *c)
     free(c);
 }
 
-int dpc_stockclient_status(struct dpc_stockclient *c, char **json, char *err,
-                           size_t errlen)
+/* A command answered with u32 len + JSON: 's' or 'D'. */
+static int json_request(struct dpc_stockclient *c, uint8_t cmd, char **json,
+                        char *err, size_t errlen)
 {
     uint8_t hdr[DPC_STOCK_HDRLEN], word[4];
     uint32_t len;
 
     *json = NULL;
-    dpc_stock_encode_header(hdr, 's', c->key);
+    dpc_stock_encode_header(hdr, cmd, c->key);
     if (xfer(c, hdr, sizeof(hdr), 1, err, errlen) < 0)
         return -1;
     /* A server that rejects the proof closes without a word. */
@@ -92,8 +93,10 @@ int dpc_stockclient_status(struct dpc_stockclient *c, char **json, char *err,
                         "or not a magick-dpc server", c->name);
     len = dpc_get_le32(word);
     if (len == 0)
-        return dpc_errf(err, errlen, "%s: status refused (not a magick-dpc "
-                        "server?)", c->name);
+        return dpc_errf(err, errlen, "%s: %s refused (%s)", c->name,
+                        cmd == 'D' ? "drain" : "status",
+                        cmd == 'D' ? "a magick-dpc server older than drain?"
+                                   : "not a magick-dpc server?");
     if (len > STATUS_MAX)
         return dpc_errf(err, errlen, "%s: bad status length %u", c->name, len);
     *json = malloc((size_t)len + 1);
@@ -106,4 +109,16 @@ int dpc_stockclient_status(struct dpc_stockclient *c, char **json, char *err,
     }
     (*json)[len] = '\0';
     return 0;
+}
+
+int dpc_stockclient_status(struct dpc_stockclient *c, char **json, char *err,
+                           size_t errlen)
+{
+    return json_request(c, 's', json, err, errlen);
+}
+
+int dpc_stockclient_drain(struct dpc_stockclient *c, char **json, char *err,
+                          size_t errlen)
+{
+    return json_request(c, 'D', json, err, errlen);
 }

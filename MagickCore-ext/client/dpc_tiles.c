@@ -319,7 +319,10 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     return 0;
 }
 
-static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
+/* Opens the cache's share on every host; on failure, closes the shares
+ * opened and sets *failed to the index of the host that failed. */
+static int open_hosts(struct dpc_tiles *t, size_t *failed, char *err,
+                      size_t errlen)
 {
     size_t n = t->cfg.nlinks;
 
@@ -334,6 +337,7 @@ static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
                                &t->handles[h], err, errlen);
 
         if (rc < 0) {               /* no room: the caller may go elsewhere */
+            *failed = h;
             while (h-- > 0)
                 dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
             return rc;
@@ -343,10 +347,11 @@ static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
 }
 
 struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
-                                 enum dpc_errcode *code, char *err,
-                                 size_t errlen)
+                                 enum dpc_errcode *code, size_t *host,
+                                 char *err, size_t errlen)
 {
     struct dpc_tiles *t = calloc(1, sizeof(*t));
+    size_t failed = cfg->nlinks;
     int rc;
 
     if (code != NULL)
@@ -396,7 +401,7 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
         lru_push_head(t, (int32_t)e);
     }
     lock_links(t);
-    if ((rc = open_hosts(t, err, errlen)) < 0) {
+    if ((rc = open_hosts(t, &failed, err, errlen)) < 0) {
         unlock_links(t);
         free_all(t);
         goto err;
@@ -406,6 +411,8 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
 err:
     if (code != NULL)
         *code = dpc_errcode_of(rc);
+    if (host != NULL)
+        *host = failed;
     return NULL;
 }
 

@@ -46,14 +46,17 @@ struct dpc_tiles;
 
 /* Opens the cache's share on every host.  NULL with the reason in err
  * and its code in *code (may be NULL): DPC_E_NO_ROOM when a host refused
- * for lack of room, DPC_E_INVALID for a bad geometry, a lost link's code.
+ * for lack of room, DPC_E_DRAINING when a host is draining (the caller may
+ * try again without it), DPC_E_INVALID for a bad geometry, a lost link's
+ * code; and in *host (may be NULL) the index in cfg->links of the host
+ * that failed, or cfg->nlinks when the failure was no host's.
  *
  * The int calls below return 0, or a negative dpc_errcode with the reason
  * in err: DPC_E_INVALID for a bad region or plane (found here), else the
  * failing link's (dpc_link.h). */
 struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
-                                 enum dpc_errcode *code, char *err,
-                                 size_t errlen);
+                                 enum dpc_errcode *code, size_t *host,
+                                 char *err, size_t errlen);
 /* Copies a region of one plane out of (into) the cache; the buffer holds
  * w x h pixels row after row.  Regions follow ImageMagick's rule
  * (dpc_region.h): a row may run past the right edge onto the next. */

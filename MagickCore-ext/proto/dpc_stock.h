@@ -10,6 +10,9 @@
  *   'w'/'W' write 40-byte region + `length` bytes     no reply
  *   'd' destroy   -                                   reply status, close
  *   's' status    - (magick-dpc extension)            reply u32 len + JSON
+ *   'D' drain     - (magick-dpc extension)            reply u32 len + JSON
+ *                 (the status once draining began; an older server
+ *                 answers it as any unknown command: 4 zero bytes, close)
  */
 #ifndef DPC_STOCK_H
 #define DPC_STOCK_H

@@ -19,6 +19,7 @@ static const char *const code_names[DPC_E_COUNT] = {
     [DPC_E_NOMEM] = "out of memory",
     [DPC_E_REFUSED] = "refused",
     [DPC_E_INVALID] = "invalid",
+    [DPC_E_DRAINING] = "draining",
 };
 
 static int verrc(char *err, size_t errlen, enum dpc_errcode code,

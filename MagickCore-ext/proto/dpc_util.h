@@ -28,6 +28,7 @@ enum dpc_errcode {
     DPC_E_NOMEM,                /* our own allocation failed */
     DPC_E_REFUSED,              /* the peer refused a request (not room) */
     DPC_E_INVALID,              /* a bad argument or setting, found locally */
+    DPC_E_DRAINING,             /* the host is draining: place it elsewhere */
     DPC_E_COUNT
 };
 

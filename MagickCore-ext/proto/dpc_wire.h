@@ -28,7 +28,9 @@
  *   STATUS  no body;  reply body: the status JSON
  * A cache is an array of equal slots; the client decides which tile lives
  * in which slot of which host.  A failed request gets a reply with a
- * nonzero status and a body holding a short UTF-8 reason.
+ * nonzero status and a body holding a short UTF-8 reason.  A client must
+ * treat a status it does not know as a refusal of that request: so
+ * DPC_WS_DRAINING, added later, is an error to clients older than it.
  */
 #ifndef DPC_WIRE_H
 #define DPC_WIRE_H
@@ -63,6 +65,10 @@ enum dpc_wire_status {
     DPC_WS_NO_ROOM = 2,         /* budgets full */
     DPC_WS_NO_CACHE = 3,        /* unknown handle */
     DPC_WS_INTERNAL = 4,
+    DPC_WS_DRAINING = 5,        /* OPEN refused: the server is draining (it
+                                   serves the caches it has, takes no new
+                                   one); place the cache elsewhere.  The
+                                   connection goes on. */
 };
 
 struct dpc_wire_hdr {

@@ -61,6 +61,16 @@ static size_t status_json(void *arg, char *buf, size_t len)
     return c->set->status(c->set->arg, buf, len);
 }
 
+/* A client's 'D': the owner starts draining. */
+static void drain_request(void *arg)
+{
+    struct dpc_conn *c = arg;
+
+    dpc_log(DPC_LOG_INFO, "conn %llu from %s: drain requested",
+            (unsigned long long)c->id, c->peer);
+    c->set->drain(c->set->arg);
+}
+
 static void trace_request(void *arg, const char *msg)
 {
     struct dpc_conn *c = arg;
@@ -105,7 +115,8 @@ static int go_native(struct dpc_conn *c, int refuse)
     uint8_t ns[DPC_WIRE_NONCE_LEN];
     struct dpc_native_cfg ncfg = {
         .key = c->set->wirekey, .store = c->set->store,
-        .status = status_json, .refused = open_refused, .arg = c,
+        .status = status_json, .refused = open_refused,
+        .draining = &c->set->draining, .arg = c,
     };
     struct dpc_native *native;
 
@@ -133,7 +144,8 @@ struct dpc_conn *dpc_conn_new(struct dpc_conn_set *s, int fd,
     struct dpc_session_cfg scfg = {
         .flavor = flavor, .sipkey = s->sipkey, .store = s->store,
         .allow_native = 1,
-        .status = status_json, .arg = NULL,
+        .status = status_json, .draining = &s->draining,
+        .drain = s->drain != NULL ? drain_request : NULL, .arg = NULL,
     };
     struct dpc_conn *c = calloc(1, sizeof(*c));
     int on = 1;

@@ -9,8 +9,10 @@
  * The connections live in a dpc_conn_set that their owner (dpc_server)
  * embeds and configures: the set borrows the event base, store, admission
  * and keys, and reaches its owner only through the callbacks it is given
- * (status JSON, a handshake slot freed), so this module does not depend on
- * the server.  The set owns every connection on its lists.
+ * (status JSON, a handshake slot freed, a drain requested), so this module
+ * does not depend on the server; the owner's draining flag, which the
+ * sessions read, lives in the set.  The set owns every connection on its
+ * lists.
  * Single-threaded, on the owner's event base.
  */
 #ifndef DPC_CONN_H
@@ -51,7 +53,12 @@ struct dpc_conn_set {
     /* A connection left the handshake (authenticated or closed): the owner
      * greets the waiting connections now admissible. */
     void (*handshake_done)(void *arg);
-    void *arg;                      /* of status and handshake_done */
+    /* A client asked the server to drain (the stock 'D'). */
+    void (*drain)(void *arg);
+    void *arg;                      /* of status, handshake_done, drain */
+    /* Set by the owner while it drains: sessions refuse new caches and
+     * serve the ones they have. */
+    int draining;
 
     /* waiting: accepted, not greeted yet (their source is at its share of
      * handshakes, or every slot is taken); unauth: in the handshake */

@@ -240,6 +240,15 @@ static size_t take_open(struct dpc_native *s, const uint8_t *p)
         return reject(s, FIXED_OPEN);
     }
     set_state(s, DPC_NAT_HEADER);
+    if (s->cfg.draining != NULL && *s->cfg.draining) {
+        trace(s, "OPEN %llu x %u bytes refused: draining",
+              (unsigned long long)slots, slot_bytes);
+        dpc_errf(s->err, sizeof(s->err), "draining: open the cache "
+                 "elsewhere");
+        reply_error(s, DPC_WS_DRAINING);
+        s->err[0] = '\0';           /* answered; the connection goes on */
+        return FIXED_OPEN;
+    }
     nc->cache = dpc_store_open(s->cfg.store, size, s->err, sizeof(s->err));
     if (nc->cache == NULL) {
         if (s->cfg.refused != NULL)

@@ -47,6 +47,10 @@ struct dpc_native_cfg {
     /* An OPEN the store had no room for (answered; the connection goes
      * on), with the store's reason.  May be NULL. */
     void (*refused)(void *arg, const char *why);
+    /* Nonzero while the server drains (borrowed; NULL: never): an OPEN is
+     * answered DPC_WS_DRAINING and the connection goes on serving the
+     * caches it has. */
+    const int *draining;
     void *arg;
 };
 

@@ -49,6 +49,7 @@ struct dpc_server {
     struct dpc_listener *listeners;
     size_t nlisteners;
     struct event *sigint, *sigterm, *sweep;
+    struct event *drain_tick;       /* while draining: done yet? */
     struct dpc_store *store;
     struct dpc_local *local;        /* NULL: no Unix socket */
     struct dpc_admit *admit;        /* who may run a handshake now */
@@ -61,7 +62,11 @@ struct dpc_server {
     struct dpc_log_limit refuse_log;    /* failures to accept */
     struct dpc_tlsserver *tls;      /* NULL: native clients in plaintext */
     double started;
+    double drain_started, drain_deadline;   /* conns.draining set */
+    int result;                     /* dpc_server_run's: 0, DPC_SERVER_CUT */
 };
+
+#define DRAIN_TICK_MS 100           /* how often a drain checks its end */
 
 /* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
 static int is_loopback(const struct sockaddr *sa)
@@ -266,12 +271,92 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     dpc_store_trim(s->store, now);
 }
 
+/* Caches open on TCP connections: what a drain waits for. */
+static uint64_t caches_open(const struct dpc_server *s)
+{
+    struct dpc_store_stats st;
+
+    dpc_store_get_stats(s->store, &st);
+    return st.caches;
+}
+
+/* Ends the loop; cut: caches were still open (a drain cut short). */
+static void stop(struct dpc_server *s, int cut)
+{
+    s->result = cut ? DPC_SERVER_CUT : 0;
+    event_base_loopexit(s->base, NULL);
+}
+
+/* Every DRAIN_TICK_MS while draining: stops once no cache is open, or
+ * when the drain timed out, closing what is left. */
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct dpc_server *s = arg;
+    uint64_t n = caches_open(s);
+    double now = dpc_now();
+
+    (void)fd;
+    (void)what;
+    if (n == 0) {
+        dpc_log(DPC_LOG_INFO, "drained in %.1f s: no cache open; stopping",
+                now - s->drain_started);
+        stop(s, 0);
+    } else if (now >= s->drain_deadline) {
+        dpc_log(DPC_LOG_WARN, "drain timeout after %.1f s: %llu caches still "
+                "open on %llu connections are cut; stopping",
+                now - s->drain_started, (unsigned long long)n,
+                (unsigned long long)s->conns.auth.count);
+        stop(s, 1);
+    }
+}
+
+static void conns_drain(void *arg)
+{
+    dpc_server_drain(arg, "requested by a client");
+}
+
+void dpc_server_drain(struct dpc_server *s, const char *why)
+{
+    struct timeval tick = { 0, DRAIN_TICK_MS * 1000 };
+
+    if (s->conns.draining)
+        return;
+    s->conns.draining = 1;
+    s->drain_started = dpc_now();
+    s->drain_deadline = s->drain_started +
+                        (double)s->cfg.drain_timeout_ms / 1000;
+    dpc_log(DPC_LOG_INFO, "draining (%s): new caches refused, %llu open "
+            "served for up to %.0f s", why,
+            (unsigned long long)caches_open(s),
+            (double)s->cfg.drain_timeout_ms / 1000);
+    event_add(s->drain_tick, &tick);
+    on_drain_tick(-1, 0, s);            /* nothing open: stop now */
+}
+
+/* SIGINT stops at once; SIGTERM drains, unless drain_timeout_ms is 0; a
+ * second signal during a drain stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct dpc_server *s = arg;
+    char why[32];
 
+    (void)what;
+    if (s->conns.draining) {
+        uint64_t n = caches_open(s);
+
+        dpc_log(n ? DPC_LOG_WARN : DPC_LOG_INFO, "signal %d while draining: "
+                "stopping now, %llu caches cut", (int)sig,
+                (unsigned long long)n);
+        stop(s, n != 0);
+        return;
+    }
+    if (sig == SIGTERM && s->cfg.drain_timeout_ms != 0) {
+        snprintf(why, sizeof(why), "signal %d", (int)sig);
+        dpc_server_drain(s, why);
+        return;
+    }
     dpc_log(DPC_LOG_INFO, "signal %d: stopping", (int)sig);
-    event_base_loopexit(s->base, NULL);
+    stop(s, 0);
 }
 
 static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
@@ -337,7 +422,9 @@ static int add_events(struct dpc_server *s)
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
-    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL)
+    s->drain_tick = event_new(s->base, -1, EV_PERSIST, on_drain_tick, s);
+    if (s->sigint == NULL || s->sigterm == NULL || s->sweep == NULL ||
+        s->drain_tick == NULL)
         return -1;
     return event_add(s->sigint, NULL) | event_add(s->sigterm, NULL) |
            event_add(s->sweep, &second);
@@ -442,6 +529,7 @@ static void init_conns(struct dpc_server *s)
     cs->tls = s->tls;
     cs->status = status_json;
     cs->handshake_done = admit_next;
+    cs->drain = conns_drain;
     cs->arg = s;
 }
 
@@ -491,7 +579,7 @@ err:
 
 int dpc_server_run(struct dpc_server *s)
 {
-    return event_base_dispatch(s->base) < 0 ? -1 : 0;
+    return event_base_dispatch(s->base) < 0 ? -1 : s->result;
 }
 
 static void close_all(struct dpc_list *l)
@@ -519,6 +607,8 @@ void dpc_server_free(struct dpc_server *s)
         event_free(s->sigterm);
     if (s->sweep != NULL)
         event_free(s->sweep);
+    if (s->drain_tick != NULL)
+        event_free(s->drain_tick);
     dpc_store_free(s->store);
     dpc_tlsserver_free(s->tls);
     if (s->base != NULL)
@@ -548,6 +638,12 @@ void dpc_server_get_stats(const struct dpc_server *s,
     st->accept_pauses = s->accept_pauses;
     st->waited = s->waited;
     st->uptime = dpc_now() - s->started;
+    st->draining = s->conns.draining;
+    if (st->draining) {
+        st->drain_left = s->drain_deadline - dpc_now();
+        if (st->drain_left < 0)
+            st->drain_left = 0;
+    }
 }
 
 size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
@@ -570,7 +666,8 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  "\"auth_failures\":%llu,"
                  "\"opens_refused\":%llu,\"bytes_warm\":%llu,"
                  "\"warm_reuses\":%llu,\"preallocated\":%s,"
-                 "\"uptime_seconds\":%.3f",
+                 "\"uptime_seconds\":%.3f,\"draining\":%s,"
+                 "\"drain_seconds_left\":%.1f,\"drain_timeout_seconds\":%.1f",
                  (unsigned long long)st.store.caches,
                  (unsigned long long)st.store.bytes_ram,
                  (unsigned long long)st.store.bytes_spilled,
@@ -589,7 +686,9 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
                  (unsigned long long)st.store.refused,
                  (unsigned long long)st.store.bytes_warm,
                  (unsigned long long)st.store.warm_reuses,
-                 st.store.preallocated ? "true" : "false", st.uptime);
+                 st.store.preallocated ? "true" : "false", st.uptime,
+                 st.draining ? "true" : "false", st.drain_left,
+                 (double)s->cfg.drain_timeout_ms / 1000);
     if (n < 0)
         return 0;
     off = (size_t)n < len ? (size_t)n : len - 1;

@@ -10,6 +10,12 @@
  * authenticated (past it the source is refused, not the others);
  * handshake and idle timeouts.
  *
+ * Draining (SIGTERM, or a client's request): the listeners stay open, so
+ * a new client is answered at once (a status, or its open refused with
+ * "place it elsewhere") instead of waiting on a closed port; sessions
+ * refuse new caches and serve the open ones; the loop ends when the last
+ * cache closes or the drain times out.
+ *
  * Ownership: the server owns its event base, listeners, store and every
  * connection; dpc_server_free() releases them all.  Single-threaded.
  */
@@ -57,6 +63,10 @@ struct dpc_server_cfg {
      * synchronous round trip per row (per pixel for a column), so this
      * halves their latency at the cost of a little CPU. */
     unsigned busy_poll_us;
+    /* SIGTERM (or a client's drain request) starts a drain: new caches are
+     * refused with "place it elsewhere", open ones are served until they
+     * close or this long has passed.  0: SIGTERM stops at once. */
+    uint64_t drain_timeout_ms;
 };
 
 struct dpc_server_stats {
@@ -67,6 +77,8 @@ struct dpc_server_stats {
     uint64_t accept_pauses;         /* listeners stopped: slots all taken */
     uint64_t waited;                /* connections not greeted at once */
     double uptime;
+    int draining;
+    double drain_left;              /* seconds until the drain times out */
 };
 
 struct dpc_server;
@@ -74,8 +86,16 @@ struct dpc_server;
 /* Binds every listener.  NULL with the reason in err. */
 struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
                                   size_t errlen);
-/* Serves until SIGINT or SIGTERM.  0 on a clean stop, -1 on error. */
+/* Serves until stopped: SIGINT stops at once; SIGTERM drains (see
+ * drain_timeout_ms), and a second SIGTERM or SIGINT during the drain
+ * stops at once.  0 on a clean stop (a drain that saw every cache
+ * closed), DPC_SERVER_CUT when caches were still open as the drain ended
+ * (its timeout, or a second signal), -1 on error. */
+#define DPC_SERVER_CUT 3
 int dpc_server_run(struct dpc_server *s);
+/* Starts draining (as SIGTERM does); nothing when already draining.
+ * why: for the log. */
+void dpc_server_drain(struct dpc_server *s, const char *why);
 /* Closes every connection and frees everything. */
 void dpc_server_free(struct dpc_server *s);
 void dpc_server_get_stats(const struct dpc_server *s,

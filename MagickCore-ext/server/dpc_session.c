@@ -246,6 +246,14 @@ static size_t take_header(struct dpc_session *s, const uint8_t *p)
     case 's':
         trace(s, "s");
         return take_status(s);
+    case 'D':
+        if (s->cfg.drain == NULL) {
+            dpc_errf(s->err, sizeof(s->err), "unknown command 0x%02x", cmd);
+            return fail(s, DPC_STOCK_HDRLEN);
+        }
+        trace(s, "D");
+        s->cfg.drain(s->cfg.arg);
+        return take_status(s);
     default:
         dpc_errf(s->err, sizeof(s->err), "unknown command 0x%02x", cmd);
         return fail(s, DPC_STOCK_HDRLEN);
@@ -260,6 +268,15 @@ static size_t take_open(struct dpc_session *s, const uint8_t *p)
     if (dpc_stock_parse_open(s->cfg.flavor, p, &s->open, s->err,
                              sizeof(s->err)) < 0)
         return fail(s, n);
+    if (s->cfg.draining != NULL && *s->cfg.draining) {
+        /* The stock client has no way to hear "elsewhere": it fails the
+         * open with an error, at once, instead of starting a job the
+         * server would cut short. */
+        s->code = DPC_E_DRAINING;
+        dpc_errf(s->err, sizeof(s->err), "open refused: the server is "
+                 "draining");
+        return fail(s, n);
+    }
     /* The client's quantum size is not on the wire: reserve for the
      * largest served, and give the rest back once the first request shows
      * it.  parse_open checked that this cannot overflow. */

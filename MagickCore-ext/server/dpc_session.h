@@ -7,6 +7,7 @@
  *                        |  \--'r','R'--> REGION --> REPLY --> HEADER
  *                        |   \-'w','W'--> REGION --> PAYLOAD -> HEADER
  *                        |            empty region: REGION --> HEADER
+ *                        |--'s','D'--> HEADER (the status JSON queued)
  *                        \--'d', error, bad key--> CLOSING
  *
  * Ownership: the session borrows the store, the SipHash key and the
@@ -48,6 +49,13 @@ struct dpc_session_cfg {
     dpc_proto_status_fn status;
     /* Request trace; NULL to skip.  msg is only valid during the call. */
     dpc_proto_trace_fn trace;
+    /* Nonzero while the server drains (borrowed; NULL: never): an 'o' is
+     * answered with the failure reply and a close, which a stock client
+     * reports as an error ("unable to open pixel cache"). */
+    const int *draining;
+    /* 'D' (drain): starts the server's drain, then answers as 's' does.
+     * NULL: 'D' is refused like an unknown command. */
+    void (*drain)(void *arg);
     void *arg;
 };
 
@@ -92,7 +100,8 @@ const char *dpc_session_hint(const struct dpc_session *s);
  * ImageMagick 6 client's answer to an IM7 nonce. */
 const char *dpc_session_error(const struct dpc_session *s);
 /* The code of that error: DPC_E_OK when there is none, DPC_E_AUTH for a
- * wrong proof, DPC_E_NO_ROOM when the store refused the cache, else
+ * wrong proof, DPC_E_NO_ROOM when the store refused the cache,
+ * DPC_E_DRAINING when the open came while the server drains, else
  * DPC_E_PROTOCOL (a request out of place or malformed). */
 enum dpc_errcode dpc_session_errcode(const struct dpc_session *s);
 /* Requests, and payload bytes of w/W (in) and r/R (out). */

@@ -139,7 +139,7 @@ static int cmd_random(int argc, char **argv, int planes)
     cfg.cache_bytes = W * H * 10 / 16;
     cfg.links = links;
     cfg.nlinks = nlinks;
-    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
     if (t == NULL)
         die("open", err);
     ref[0] = calloc(W * H, bpp[0]);
@@ -196,7 +196,7 @@ static int cmd_stream(int argc, char **argv)
     connect_all(argv[2], argc - 4, argv + 4);
     cfg.links = links;
     cfg.nlinks = nlinks;
-    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
     if (t == NULL)
         die("open", err);
     memset(buf, 0x5a, W * band * 8);

@@ -17,7 +17,8 @@
  * the fake answers an OPEN with crafted replies: out of order, of another
  * version, of the wrong length, an oversized reason, cut short, and a
  * refusal with its reason; and a fake refusing every request, whose codes
- * reach dpc_tiles_open.
+ * reach dpc_tiles_open (no room, draining, and a status the client does
+ * not know).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -737,9 +738,47 @@ static void link_no_room_code_test(void **state)
     assert_contains(err, "no room");
     cfg.links = &l;
     cfg.nlinks = 1;
-    assert_null(dpc_tiles_open(&cfg, &code, err, sizeof(err)));
+    assert_null(dpc_tiles_open(&cfg, &code, NULL, err, sizeof(err)));
     assert_int_equal(code, DPC_E_NO_ROOM);
     f.refuse = DPC_WS_INTERNAL;
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_REFUSED);
+    assert_false(dpc_link_broken(l));
+    dpc_link_free(l);
+    fake_stop(&f, 1);
+}
+
+/* A draining host: DPC_E_DRAINING from dpc_link_open up through
+ * dpc_tiles_open, which names the host; the link goes on (it serves the
+ * caches it has).  A status this client does not know is a refusal
+ * (DPC_E_REFUSED), as DPC_WS_DRAINING is to clients older than it. */
+static void link_draining_code_test(void **state)
+{
+    struct fake f = { .refuse = DPC_WS_DRAINING };
+    char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code = DPC_E_OK;
+    struct dpc_tiles_cfg cfg = { .columns = 64, .rows = 64, .bpp = { 8 },
+                                 .tile_w = 32, .tile_h = 32,
+                                 .cache_bytes = 1 << 20 };
+    struct dpc_link *l;
+    uint64_t handle;
+    size_t host = 99;
+
+    memcpy(f.key, key_a, sizeof(key_a));
+    fake_start(&f, 1);
+    l = dpc_link_connect("127.0.0.1", f.port, key_a, 5000, &code, err,
+                         sizeof(err));
+    if (l == NULL)
+        fail_msg("connect failed: %s", err);
+    assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
+                     -DPC_E_DRAINING);
+    assert_false(dpc_link_broken(l));
+    cfg.links = &l;
+    cfg.nlinks = 1;
+    assert_null(dpc_tiles_open(&cfg, &code, &host, err, sizeof(err)));
+    assert_int_equal(code, DPC_E_DRAINING);
+    assert_int_equal(host, 0);
+    f.refuse = 99;
     assert_int_equal(dpc_link_open(l, 64, 4, &handle, err, sizeof(err)),
                      -DPC_E_REFUSED);
     assert_false(dpc_link_broken(l));
@@ -801,6 +840,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(link_no_room_code_test),
+        cmocka_unit_test(link_draining_code_test),
         cmocka_unit_test(link_retries_handshake_closes_test),
         cmocka_unit_test(link_wrong_secret_not_retried_test),
         cmocka_unit_test(link_closed_until_timeout_test),

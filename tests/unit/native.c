@@ -6,7 +6,9 @@
  * the machine and each transition, OPEN/PUT/GET/CLOSE/STATUS, tiles
  * arriving a byte at a time or through input_span, replies taken a few
  * bytes at a time, an OPEN refused for want of room (answered; the
- * connection goes on), every rejection (answered, then closed), the
+ * connection goes on), an OPEN while the server drains (answered
+ * DPC_WS_DRAINING; the caches open are still served), every rejection
+ * (answered, then closed), the
  * counters and trace, and caches released when the connection is freed.
  */
 #include <stdarg.h>
@@ -50,6 +52,7 @@ struct harness {
     char refused_why[DPC_ERRLEN];
     char trace[2048];
     int no_status;
+    int draining;               /* the server's flag, borrowed by cfg */
 };
 
 static void buf_add(struct buf *b, const void *p, size_t n)
@@ -152,7 +155,7 @@ static void start(struct harness *h, uint64_t budget)
     struct dpc_store_cfg sc = { .mem_budget = budget };
     struct dpc_native_cfg cfg = { .key = h->key, .status = status_cb,
                                   .trace = trace_cb, .refused = refused_cb,
-                                  .arg = h };
+                                  .draining = &h->draining, .arg = h };
     char err[DPC_ERRLEN];
 
     memset(h, 0, sizeof(*h));
@@ -649,6 +652,46 @@ static void native_open_no_room_test(void **state)
     finish(&h);
 }
 
+/* While the server drains: an OPEN is answered DPC_WS_DRAINING with a
+ * reason (not a no-room refusal), the connection goes on, and the cache it
+ * already has is still written and read; once no longer draining, OPEN
+ * works again. */
+static void native_open_draining_test(void **state)
+{
+    struct harness h;
+    uint64_t slot = 2, handle;
+    uint8_t data[SLOT], *m;
+    size_t len;
+    uint32_t n;
+
+    start_authenticated(&h, BUDGET);
+    handle = open_ok(&h, 1, 4);
+    h.draining = 1;
+    send_open(&h, 2, SLOT, 4);
+    n = expect_reply(&h, DPC_OP_OPEN, 2, DPC_WS_DRAINING);
+    assert_true(n > 0);
+    assert_true(memmem(h.out.p, n, "draining", 8) != NULL);
+    buf_take(&h.out, n);
+    assert_int_equal(h.refused_calls, 0);
+    assert_int_equal(dpc_native_state(h.s), DPC_NAT_HEADER);
+    assert_string_equal(dpc_native_error(h.s), "");
+    assert_contains(h.trace, "refused: draining");
+    fill(data, sizeof(data), 5);
+    m = slots_msg(DPC_OP_PUT, 3, handle, 1, &slot, data, &len);
+    client_send(&h, m, len);
+    free(m);
+    assert_int_equal(expect_reply(&h, DPC_OP_PUT, 3, DPC_WS_OK), 0);
+    m = slots_msg(DPC_OP_GET, 4, handle, 1, &slot, NULL, &len);
+    client_send(&h, m, len);
+    free(m);
+    assert_int_equal(expect_reply(&h, DPC_OP_GET, 4, DPC_WS_OK), SLOT);
+    assert_memory_equal(h.out.p, data, SLOT);
+    buf_take(&h.out, SLOT);
+    h.draining = 0;
+    assert_int_equal(open_ok(&h, 5, 4), 2);
+    finish(&h);
+}
+
 /* ---- rejections --------------------------------------------------------- */
 
 /* A header of protocol version 9: refused (the reply, op 0, echoes the id). */
@@ -945,6 +988,7 @@ int main(void)
         cmocka_unit_test(native_close_test),
         cmocka_unit_test(native_status_test),
         cmocka_unit_test(native_open_no_room_test),
+        cmocka_unit_test(native_open_draining_test),
         cmocka_unit_test(native_reject_version_test),
         cmocka_unit_test(native_reject_unknown_op_test),
         cmocka_unit_test(native_reject_huge_body_test),

@@ -2,7 +2,8 @@
  * Unit tests for dpc_session: a stock-protocol connection driven the way
  * dpc_conn drives it (flush all output, then offer what was received),
  * with a real dpc_store behind it.  Covers the handshake, open, pixel and index
- * reads and writes, every rejection, destroy, status, the IM7 flavor, the
+ * reads and writes, every rejection, destroy, status, drain (the 'D'
+ * request, and opens refused while draining), the IM7 flavor, the
  * counters, and a transcript captured from a real ImageMagick 6 convert.
  */
 #include <stdarg.h>
@@ -50,6 +51,7 @@ struct harness {
     struct buf out;                     /* sent by the server */
     size_t send_max;                    /* bytes per dpc_session_sent; 0: all */
     int status_calls;
+    int draining, drain_calls;          /* the server's flag; 'D's seen */
     char trace[1024];                   /* trace lines, '\n'-terminated */
 };
 
@@ -71,6 +73,14 @@ static void buf_take(struct buf *b, size_t n)
 {
     memmove(b->p, b->p + n, b->len - n);
     b->len -= n;
+}
+
+static void drain_cb(void *arg)
+{
+    struct harness *h = arg;
+
+    h->drain_calls++;
+    h->draining = 1;
 }
 
 static size_t status_cb(void *arg, char *buf, size_t len)
@@ -288,6 +298,8 @@ static struct harness *harness_new(enum dpc_stock_flavor flavor,
     cfg.store = h->store;
     cfg.status = status_cb;
     cfg.trace = trace_cb;
+    cfg.draining = &h->draining;
+    cfg.drain = drain_cb;
     cfg.arg = h;
     h->sess = dpc_session_new(&cfg, h->nonce);
     assert_non_null(h->sess);
@@ -986,6 +998,47 @@ static void session_status_twice_test(void **state)
     assert_int_equal(dpc_session_counters(h->sess)->requests, 2);
 }
 
+/* 'D' starts the drain and answers as 's' does; the cache already open
+ * is still read and written. */
+static void session_drain_test(void **state)
+{
+    static const char json[] = "{\"caches_open\":1,\"bytes_ram\":2560}";
+    struct harness *h = *state;
+    struct buf want = { 0 };
+    uint8_t len[4] = { sizeof(json) - 1, 0, 0, 0 }, px[Q16];
+
+    login(h);
+    open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
+    send_header(h, 'D');
+    buf_add(&want, len, sizeof(len));
+    buf_add(&want, json, sizeof(json) - 1);
+    expect_out(h, want.p, want.len);
+    free(want.p);
+    assert_int_equal(h->drain_calls, 1);
+    assert_true(h->draining);
+    assert_int_equal(dpc_session_state(h->sess), DPC_SESS_HEADER);
+    pattern(px, sizeof(px), 4);
+    send_write(h, 'w', 1, 1, 3, 2, px, sizeof(px));
+    send_region(h, 'r', 1, 1, 3, 2, Q16);
+    expect_out(h, px, sizeof(px));
+    assert_contains(h->trace, "D\n");
+}
+
+/* While the server drains, an open gets the failure reply and a close
+ * (a stock client reports it as an error), coded DPC_E_DRAINING. */
+static void session_open_draining_test(void **state)
+{
+    struct harness *h = *state;
+
+    login(h);
+    h->draining = 1;
+    send_open6(h, IM6_DIRECT, IM6_SRGB, COLS, ROWS);
+    expect_failure(h, "draining");
+    assert_int_equal(dpc_session_errcode(h->sess), DPC_E_DRAINING);
+    assert_null(dpc_session_cache(h->sess));
+    assert_int_equal(store_stats(h).caches, 0);
+}
+
 /* IM7: a 16-byte nonce, a 1072-byte open, pixels and metacontent. */
 static void session_im7_test(void **state)
 {
@@ -1286,6 +1339,8 @@ int main(void)
         T(session_destroy_without_open_test, setup_im6),
         T(session_status_test, setup_im6),
         T(session_status_twice_test, setup_im6),
+        T(session_drain_test, setup_im6),
+        T(session_open_draining_test, setup_im6),
         T(session_im7_test, setup_im7),
         T(session_im7_im6_proof_test, setup_im7),
         T(session_im6_silent_hint_test, setup_im6),

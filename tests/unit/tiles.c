@@ -75,7 +75,7 @@ static void setup(struct fixture *f, uint32_t ibpp)
         nh_start(&f->host[i]);
         f->link[i] = nh_connect(&f->host[i]);
     }
-    f->t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    f->t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
     if (f->t == NULL)
         fail_msg("dpc_tiles_open: %s", err);
 }
@@ -575,7 +575,7 @@ static int sharer_run(struct sharer *w)
     struct dpc_tiles *t;
     int rc = -1;
 
-    t = dpc_tiles_open(&cfg, NULL, err, sizeof(err));
+    t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
     if (t == NULL)
         return dpc_errf(w->err, sizeof(w->err), "open: %s", err);
     for (unsigned round = 0; round < 60; round++) {

@@ -447,9 +447,11 @@ static char *GetDistributeCacheSetting(const Image *image,const char *name)
 %
 %  OpenDistributePixelCache() connects to every host of cache:hosts, proves
 %  the shared secret, and opens the image's pixel cache striped over them.
-%  Errors name the host and the cause, as warnings when the disk tier can
-%  still take the cache, else as errors; a host with no room for the cache
-%  is no warning when the disk tier can take it (a -debug cache event).
+%  A host that is draining (about to stop) is left out and the cache striped
+%  over the others (a -debug cache event).  Errors name the host and the
+%  cause, as warnings when the disk tier can still take the cache, else as
+%  errors; a host with no room for the cache, or every host draining, is no
+%  warning when the disk tier can take it (a -debug cache event).
 %
 %  The format of the OpenDistributePixelCache method is:
 %
@@ -477,7 +479,7 @@ static ExceptionType DistributeCacheSeverity(const Image *image)
 
 static MagickBooleanType ConnectDistributeCache(
   DistributeCacheInfo *server_info,Image *image,const char *hosts,
-  const uint8_t *key,struct dpc_tlsclient *tls)
+  const uint8_t *key,struct dpc_tlsclient *tls,size_t *draining)
 {
   char
     error[DPC_ERRLEN],
@@ -488,6 +490,9 @@ static MagickBooleanType ConnectDistributeCache(
 
   char
     *timeout;
+
+  enum dpc_errcode
+    code;
 
   size_t
     seconds;
@@ -510,6 +515,7 @@ static MagickBooleanType ConnectDistributeCache(
     return(MagickFalse);
   list=AcquireString(hosts);
   *server_info->hostname='\0';
+  *draining=0;
   for (p=list; (p != (char *) NULL) && (*p != '\0'); p=q)
   {
     q=strchr(p,',');
@@ -529,8 +535,20 @@ static MagickBooleanType ConnectDistributeCache(
         return(MagickFalse);
       }
     server_info->links[server_info->number_hosts]=dpc_pool_acquire(host,port,
-      key,tls,(unsigned int) (1000*seconds),(enum dpc_errcode *) NULL,error,
-      sizeof(error));
+      key,tls,(unsigned int) (1000*seconds),&code,error,sizeof(error));
+    if ((server_info->links[server_info->number_hosts] == NULL) &&
+        (code == DPC_E_DRAINING))
+      {
+        /*
+          A host this process saw draining lately: the other hosts take
+          the cache.
+        */
+        if (server_info->debug != MagickFalse)
+          (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+            "magick-dpc: %s; left out of %s",error,image->filename);
+        (*draining)++;
+        continue;
+      }
     if (server_info->links[server_info->number_hosts] == NULL)
       {
         (void) ThrowMagickException(&image->exception,GetMagickModule(),
@@ -554,13 +572,13 @@ static MagickBooleanType ConnectDistributeCache(
     server_info->number_hosts++;
   }
   list=DestroyString(list);
-  if (server_info->number_hosts == 0)
+  if ((server_info->number_hosts == 0) && (*draining == 0))
     {
       (void) ThrowMagickException(&image->exception,GetMagickModule(),
         CacheError,"DistributedPixelCache","cache:hosts lists no host");
       return(MagickFalse);
     }
-  return(MagickTrue);
+  return(server_info->number_hosts != 0 ? MagickTrue : MagickFalse);
 }
 
 static MagickBooleanType GetSharedKey(Image *image,uint8_t *key,
@@ -706,6 +724,46 @@ static void GetTileSettings(const Image *image,MagickSizeType length,
     }
 }
 
+static void ForgetDistributeCacheHost(DistributeCacheInfo *server_info,
+  const size_t host)
+{
+  char
+    *p,
+    *q;
+
+  size_t
+    i;
+
+  /*
+    Drop one host from the cache's list and from its name (HOST:PORT,...):
+    its connection goes back to the pool, which closes it when no other
+    cache of the process uses it.
+  */
+  dpc_pool_release(server_info->links[host]);
+  for (i=host; (i+1) < server_info->number_hosts; i++)
+    server_info->links[i]=server_info->links[i+1];
+  server_info->number_hosts--;
+  p=server_info->hostname;
+  for (i=0; (i < host) && (p != (char *) NULL); i++)
+  {
+    p=strchr(p,',');
+    if (p != (char *) NULL)
+      p++;
+  }
+  if (p == (char *) NULL)
+    return;
+  q=strchr(p,',');
+  if (q != (char *) NULL)
+    (void) memmove(p,q+1,strlen(q+1)+1);
+  else
+    if (p != server_info->hostname)
+      *(p-1)='\0';
+    else
+      *p='\0';
+  if (server_info->number_hosts > 0)
+    server_info->file=dpc_link_fd(server_info->links[0]);
+}
+
 MagickPrivate MagickBooleanType OpenDistributePixelCache(
   DistributeCacheInfo *server_info,Image *image)
 {
@@ -721,6 +779,10 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 
   enum dpc_errcode
     code;
+
+  size_t
+    draining,
+    host;
 
   struct dpc_tiles_cfg
     cfg;
@@ -746,10 +808,30 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
     }
   status=GetTLSContext(image,psk,&tls);
   (void) ResetMagickMemory(psk,0,sizeof(psk));
+  draining=0;
   if (status != MagickFalse)
-    status=ConnectDistributeCache(server_info,image,hosts,key,tls);
+    status=ConnectDistributeCache(server_info,image,hosts,key,tls,&draining);
   (void) ResetMagickMemory(key,0,sizeof(key));
   hosts=DestroyString(hosts);
+  if ((status == MagickFalse) && (draining != 0) &&
+      (server_info->number_hosts == 0))
+    {
+      /*
+        Every host is draining: the next tier's cue, as below.
+      */
+      if (DistributeCacheSeverity(image) == CacheWarning)
+        {
+          if (server_info->debug != MagickFalse)
+            (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+              "magick-dpc: every host of cache:hosts is draining; the disk "
+              "tier takes %s",image->filename);
+          return(MagickFalse);
+        }
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","every host of cache:hosts is "
+        "draining (about to stop)");
+      return(MagickFalse);
+    }
   if (status == MagickFalse)
     return(MagickFalse);
   (void) memset(&cfg,0,sizeof(cfg));
@@ -761,17 +843,36 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
     cfg.bpp[1]=(uint32_t) sizeof(IndexPacket);
   length=(MagickSizeType) image->columns*image->rows*(cfg.bpp[0]+cfg.bpp[1]);
   GetTileSettings(image,length,&cfg);
-  cfg.links=server_info->links;
-  cfg.nlinks=server_info->number_hosts;
-  server_info->tiles=dpc_tiles_open(&cfg,&code,error,sizeof(error));
+  for ( ; ; )
+  {
+    cfg.links=server_info->links;
+    cfg.nlinks=server_info->number_hosts;
+    server_info->tiles=dpc_tiles_open(&cfg,&code,&host,error,sizeof(error));
+    if ((server_info->tiles != (struct dpc_tiles *) NULL) ||
+        (code != DPC_E_DRAINING) || (host >= server_info->number_hosts))
+      break;
+    /*
+      A draining host serves the caches it has and takes no new one: the
+      cache goes on the other hosts.
+    */
+    if ((server_info->debug != MagickFalse) &&
+        (server_info->number_hosts > 1))
+      (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+        "magick-dpc: %s; %s goes to the %.20g other host(s)",error,
+        image->filename,(double) server_info->number_hosts-1);
+    dpc_pool_draining(server_info->links[host]);
+    ForgetDistributeCacheHost(server_info,host);
+    if (server_info->number_hosts == 0)
+      break;
+  }
   if (server_info->tiles == (struct dpc_tiles *) NULL)
     {
-      if ((code == DPC_E_NO_ROOM) &&
+      if (((code == DPC_E_NO_ROOM) || (code == DPC_E_DRAINING)) &&
           (DistributeCacheSeverity(image) == CacheWarning))
         {
           /*
-            A server with no room is the next tier's cue, not news (as a
-            spent shared-memory budget is).
+            A server with no room, or every host draining, is the next
+            tier's cue, not news (as a spent shared-memory budget is).
           */
           if (server_info->debug != MagickFalse)
             (void) LogMagickEvent(CacheEvent,GetMagickModule(),
@@ -854,6 +955,8 @@ static int DistributeCacheErrno(const enum dpc_errcode code)
       return(EREMOTEIO);
     case DPC_E_INVALID:
       return(EINVAL);
+    case DPC_E_DRAINING:
+      return(ESHUTDOWN);
     default:
       return(EIO);
   }
