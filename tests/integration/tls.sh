@@ -241,6 +241,28 @@ no_client_cert() {
 }
 check "no client certificate where --tls-ca asks for one: refused" no_client_cert
 
+# A stock listener on an address beyond loopback gets a warning naming
+# what an on-path attacker can do and the alternative; loopback does not.
+# Inside a network namespace of the test's own, on a veth pair.
+stock_warning() {
+    if ! unshare -n true 2>/dev/null; then
+        echo "  (no network namespaces: checked nothing)" >&2
+        return 0
+    fi
+    unshare -n bash -c 'ip link set lo up &&
+        ip link add dpcw0 type veth peer name dpcw1 &&
+        ip addr add 10.213.77.1/24 dev dpcw0 && ip link set dpcw0 up &&
+        ip link set dpcw1 up &&
+        timeout 3 "$0" serve --listen 10.213.77.1:0 --listen 127.0.0.1:0 \
+            --socket none > "$1" 2>&1; true' "$MAGICK_DPC" "$WORK/warn.log"
+    cat "$WORK/warn.log"
+    grep -q '10\.213\.77\.1:[0-9]* is reachable beyond this host: stock .*anyone on the path can read and alter .*cache:dpc-tls=on' \
+        "$WORK/warn.log"
+    ! grep -q '127\.0\.0\.1:[0-9]* is reachable beyond' "$WORK/warn.log"
+}
+check "a stock listener beyond loopback: warned, naming the risk and TLS" \
+    stock_warning
+
 check "servers alive" server_alive
 check_stops
 finish
