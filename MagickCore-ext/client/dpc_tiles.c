@@ -19,10 +19,18 @@
  * their slots with shared_store once they are in.  Those hits set `referenced`
  * instead of moving the entry in the LRU list; the victim search gives
  * referenced entries a second chance.
+ *
+ * Replicas and lost hosts change only the locked path: which hosts a
+ * batch's requests go to (put_tile, get_tile), and rounds of requests
+ * (round_trip) that survive a host's failure.  A host is lost at its first
+ * failed request and never used again by this cache, so no copy it held
+ * can be read stale; every write goes to all the live copies at once, so
+ * any of them holds the tile.
  */
 #include "dpc_tiles.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +58,7 @@ struct entry {
 struct batch {
     uint64_t *slots;
     uint8_t **ptrs;
+    int64_t *tiles;             /* the tile of each slot, for a failover */
     uint32_t count;
 };
 
@@ -84,6 +93,15 @@ struct dpc_tiles {
     size_t stage_cap;
     int failed;                 /* a batch failed: locked path only */
     int unacked;                /* write-backs sent, replies not yet read */
+    uint32_t copies;            /* replicas: copies of each tile */
+    uint8_t *dead;              /* per host: lost, no longer used */
+    uint8_t *round_failed;      /* per host: failed in the current round */
+    enum dpc_errcode *lost_code;    /* per host: why it was lost */
+    char (*lost_why)[DPC_ERRLEN];
+    int64_t *retry_tile;        /* GETs of a lost host, sent again */
+    uint8_t **retry_ptr;
+    enum dpc_errcode fatal;     /* a tile has no copy left: every call fails */
+    char fatal_why[DPC_ERRLEN];
     struct dpc_tiles_stats st;
 };
 
@@ -236,9 +254,17 @@ static void free_all(struct dpc_tiles *t)
     for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
         free(t->puts[h].slots);
         free(t->puts[h].ptrs);
+        free(t->puts[h].tiles);
         free(t->gets[h].slots);
         free(t->gets[h].ptrs);
+        free(t->gets[h].tiles);
     }
+    free(t->dead);
+    free(t->round_failed);
+    free(t->lost_code);
+    free(t->lost_why);
+    free(t->retry_tile);
+    free(t->retry_ptr);
     free(t->puts);
     free(t->gets);
     free(t->list);
@@ -264,15 +290,27 @@ static int alloc_batches(struct dpc_tiles *t)
 
     t->puts = calloc(n, sizeof(*t->puts));
     t->gets = calloc(n, sizeof(*t->gets));
-    if (t->puts == NULL || t->gets == NULL)
+    t->dead = calloc(n, 1);
+    t->round_failed = calloc(n, 1);
+    t->lost_code = calloc(n, sizeof(*t->lost_code));
+    t->lost_why = calloc(n, sizeof(*t->lost_why));
+    t->retry_tile = malloc(t->nent * sizeof(*t->retry_tile));
+    t->retry_ptr = malloc(t->nent * sizeof(*t->retry_ptr));
+    if (t->puts == NULL || t->gets == NULL || t->dead == NULL ||
+        t->round_failed == NULL || t->lost_code == NULL ||
+        t->lost_why == NULL || t->retry_tile == NULL || t->retry_ptr == NULL)
         return -1;
+    /* a batch holds each of its tiles at most once per host: the copies
+     * of a tile are on distinct hosts */
     for (size_t h = 0; h < n; h++) {
         t->puts[h].slots = malloc(t->nent * sizeof(uint64_t));
         t->puts[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
+        t->puts[h].tiles = malloc(t->nent * sizeof(int64_t));
         t->gets[h].slots = malloc(t->nent * sizeof(uint64_t));
         t->gets[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
-        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->gets[h].slots ||
-            !t->gets[h].ptrs)
+        t->gets[h].tiles = malloc(t->nent * sizeof(int64_t));
+        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->puts[h].tiles ||
+            !t->gets[h].slots || !t->gets[h].ptrs || !t->gets[h].tiles)
             return -1;
     }
     return 0;
@@ -292,6 +330,11 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     if (c->columns == 0 || c->rows == 0 || c->tile_w == 0 ||
         c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
         return dpc_errc(err, errlen, DPC_E_INVALID, "bad tile cache geometry");
+    t->copies = c->replicas > 0 ? c->replicas : 1;
+    if (t->copies > c->nlinks)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%u replicas of each "
+                        "tile need as many hosts, not %zu", t->copies,
+                        c->nlinks);
     t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
     t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
     t->tw_shift = log2_exact(c->tile_w);
@@ -319,25 +362,120 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     return 0;
 }
 
-static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
+/* Copy k of tile: on host (tile + k) % n, in its slot (tile / n) * copies
+ * + k.  Copy 0 is where a cache without replicas keeps the tile. */
+static size_t copy_host(const struct dpc_tiles *t, uint64_t tile, uint32_t k)
+{
+    return (size_t)((tile + k) % t->cfg.nlinks);
+}
+
+static uint64_t copy_slot(const struct dpc_tiles *t, uint64_t tile,
+                          uint32_t k)
+{
+    return tile / t->cfg.nlinks * t->copies + k;
+}
+
+/* The slots host h needs: one past the highest slot of any copy on it. */
+static uint64_t host_slots(const struct dpc_tiles *t, size_t h)
+{
+    size_t n = t->cfg.nlinks;
+    uint64_t slots = 0;
+
+    for (uint32_t k = 0; k < t->copies; k++) {
+        size_t primary = (h + n - k % n) % n;
+        uint64_t count = (t->ntiles + n - 1 - primary) / n;
+
+        if (count > 0 && (count - 1) * t->copies + k + 1 > slots)
+            slots = (count - 1) * t->copies + k + 1;
+    }
+    return slots > 0 ? slots : 1;
+}
+
+/* Host h failed a request (why: "HOST:PORT: cause"): this cache no longer
+ * uses it.  Its requests of the current round are marked for a failover. */
+static void lose_host(struct dpc_tiles *t, size_t h, int rc, const char *why)
+{
+    t->round_failed[h] = 1;
+    if (t->dead[h])
+        return;
+    t->dead[h] = 1;
+    t->lost_code[h] = dpc_errcode_of(rc);
+    snprintf(t->lost_why[h], sizeof(t->lost_why[h]), "%s", why);
+    t->st.hosts_lost++;
+}
+
+/* Makes every later call fail with the reason: tile `tile` has no copy
+ * left.  Returns the negative code. */
+static int no_copy_left(struct dpc_tiles *t, uint64_t tile, char *err,
+                        size_t errlen)
+{
+    size_t h0 = copy_host(t, tile, 0), len = 0;
+    char *m = t->fatal_why;
+
+    if (t->copies == 1)
+        snprintf(m, sizeof(t->fatal_why), "%s; the tiles it held have no "
+                 "other copy (cache:dpc-replicas=2 keeps one on another "
+                 "host)", t->lost_why[h0]);
+    else
+        for (uint32_t k = 0; k < t->copies && len < sizeof(t->fatal_why);
+             k++)
+            len += (size_t)snprintf(m + len, sizeof(t->fatal_why) - len,
+                                    "%s%s", k == 0 ? "no copy of a tile is "
+                                    "left: " : "; ",
+                                    t->lost_why[copy_host(t, tile, k)]);
+    t->fatal = t->lost_code[h0] != DPC_E_OK ? t->lost_code[h0] : DPC_E_CLOSED;
+    t->failed = 1;
+    return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
+}
+
+/* After hosts were lost: 0 when every tile still has a live copy, else
+ * the failure (no_copy_left). */
+static int check_copies(struct dpc_tiles *t, char *err, size_t errlen)
 {
     size_t n = t->cfg.nlinks;
 
-    for (size_t h = 0; h < n; h++) {
-        uint64_t slots = (t->ntiles + n - 1 - h) / n;
+    /* the copies of tiles t and t + n lie on the same hosts */
+    for (uint64_t tile = 0; tile < t->ntiles && tile < n; tile++) {
+        uint32_t k = 0;
 
-        if (slots == 0)
-            slots = 1;
+        while (k < t->copies && t->dead[copy_host(t, tile, k)])
+            k++;
+        if (k == t->copies)
+            return no_copy_left(t, tile, err, errlen);
+    }
+    return 0;
+}
+
+static int open_hosts(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t n = t->cfg.nlinks;
+    char why[DPC_ERRLEN];
+
+    for (size_t h = 0; h < n; h++) {
+        uint64_t slots = host_slots(t, h);
+
         if (slots > t->st.slots_per_host_max)
             t->st.slots_per_host_max = slots;
         int rc = dpc_link_open(t->links[h], t->slot_bytes, slots,
-                               &t->handles[h], err, errlen);
+                               &t->handles[h], why, sizeof(why));
 
+        if (rc < 0 && rc != -DPC_E_NO_ROOM && t->copies > 1) {
+            lose_host(t, h, rc, why);   /* the other copies will do */
+            continue;
+        }
         if (rc < 0) {               /* no room: the caller may go elsewhere */
+            dpc_errc(err, errlen, dpc_errcode_of(rc), "%s", why);
             while (h-- > 0)
-                dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
+                if (!t->dead[h])
+                    dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
             return rc;
         }
+    }
+    if (t->st.hosts_lost > 0 && check_copies(t, err, errlen) < 0) {
+        for (size_t h = 0; h < n; h++)
+            if (!t->dead[h])
+                dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
+        return -(int)t->fatal;
     }
     return 0;
 }
@@ -409,57 +547,138 @@ err:
     return NULL;
 }
 
-/* Sends the assembled batches: b[h] for every host, chunked per request. */
-static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
-                        const struct dpc_link_rows *rows, char *err,
-                        size_t errlen)
+static void batch_add(struct batch *b, uint64_t slot, int64_t tile,
+                      uint8_t *p)
 {
+    b->slots[b->count] = slot;
+    b->tiles[b->count] = tile;
+    b->ptrs[b->count++] = p;
+}
+
+/* Queues a write of tile from p to each of its live copies (b: one batch
+ * per host). */
+static void put_tile(struct dpc_tiles *t, struct batch *b, int64_t tile,
+                     uint8_t *p)
+{
+    for (uint32_t k = 0; k < t->copies; k++) {
+        size_t h = copy_host(t, (uint64_t)tile, k);
+
+        if (!t->dead[h])
+            batch_add(&b[h], copy_slot(t, (uint64_t)tile, k), tile, p);
+    }
+}
+
+/* Queues a read of tile into p from its first live copy.  There is one:
+ * check_copies() fails the cache once a tile has none. */
+static void get_tile(struct dpc_tiles *t, struct batch *b, int64_t tile,
+                     uint8_t *p)
+{
+    for (uint32_t k = 0; k < t->copies; k++) {
+        size_t h = copy_host(t, (uint64_t)tile, k);
+
+        if (!t->dead[h]) {
+            batch_add(&b[h], copy_slot(t, (uint64_t)tile, k), tile, p);
+            return;
+        }
+    }
+}
+
+/* Sends the assembled batches: b[h] for every host, chunked per request.
+ * A host whose send fails is lost; the GETs of a lost host are left for
+ * the failover (round_failed). */
+static void send_batches(struct dpc_tiles *t, struct batch *b, int put,
+                         const struct dpc_link_rows *rows)
+{
+    char why[DPC_ERRLEN];
+
     for (size_t h = 0; h < t->cfg.nlinks; h++) {
+        if (b[h].count > 0 && t->dead[h]) {
+            t->round_failed[h] = 1;     /* lost since the batch was made */
+            continue;
+        }
         for (uint32_t i = 0; i < b[h].count; i += t->per_request) {
             uint32_t k = b[h].count - i < t->per_request ? b[h].count - i
                                                           : t->per_request;
             int rc = put ? dpc_link_put(t->links[h], t->handles[h],
                                         t->slot_bytes, k, b[h].slots + i,
                                         (const uint8_t *const *)b[h].ptrs + i,
-                                        rows, err, errlen)
+                                        rows, why, sizeof(why))
                          : dpc_link_get(t->links[h], t->handles[h],
                                         t->slot_bytes, k, b[h].slots + i,
-                                        b[h].ptrs + i, rows, err, errlen);
-            if (rc < 0)
-                return rc;
+                                        b[h].ptrs + i, rows, why, sizeof(why));
+            if (rc < 0) {
+                lose_host(t, h, rc, why);
+                break;
+            }
         }
     }
-    return 0;
 }
 
-static int wait_all(struct dpc_tiles *t, char *err, size_t errlen);
-
-/* A batch failed half sent (with rc): the GETs already queued on other
- * hosts write into their buffers when their replies arrive, so collect
- * them now, while those buffers are still the caller's.  Returns rc. */
-static int abandon(struct dpc_tiles *t, int rc)
+/* Collects every queued reply, of lost hosts' links too: a GET queued
+ * there must not land in our buffers later (their links may be shared).
+ * A host whose replies fail is lost. */
+static void wait_all(struct dpc_tiles *t)
 {
-    (void)wait_all(t, NULL, 0);
-    return rc;
-}
-
-static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
-{
-    int rc = 0, k;
+    char why[DPC_ERRLEN];
+    int rc;
 
     for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if ((k = dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
-                               rc == 0 ? errlen : 0)) < 0 && rc == 0)
-            rc = k;                 /* the first failure, as err says */
+        if ((rc = dpc_link_wait(t->links[h], why, sizeof(why))) < 0 &&
+            !t->dead[h])
+            lose_host(t, h, rc, why);
     t->unacked = 0;
     t->st.round_trips++;
-    return rc;
 }
 
-static void batch_add(struct batch *b, uint64_t slot, uint8_t *p)
+/* Moves the GETs of the hosts that failed this round to surviving copies;
+ * how many moved. */
+static uint32_t fail_over(struct dpc_tiles *t, struct batch *b)
 {
-    b->slots[b->count] = slot;
-    b->ptrs[b->count++] = p;
+    uint32_t m = 0;
+
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        for (uint32_t i = 0; t->round_failed[h] && i < b[h].count; i++) {
+            t->retry_tile[m] = b[h].tiles[i];
+            t->retry_ptr[m++] = b[h].ptrs[i];
+        }
+    if (m == 0)
+        return 0;
+    for (size_t h = 0; h < t->cfg.nlinks; h++)
+        b[h].count = 0;
+    for (uint32_t i = 0; i < m; i++)
+        get_tile(t, b, t->retry_tile[i], t->retry_ptr[i]);
+    t->st.failovers += m;
+    return m;
+}
+
+/* One round: b's PUTs (put) or GETs, then every reply unless it is a PUT
+ * round that need not wait (a write-back's replies are collected by the
+ * next wait: the client copies the next band while the server takes this
+ * one).  The GETs a host failed go again to another copy, until all are
+ * in.  0, or a negative dpc_errcode when a tile has no copy left.  Links
+ * held. */
+static int round_trip(struct dpc_tiles *t, struct batch *b, int put,
+                      int wait, const struct dpc_link_rows *rows, char *err,
+                      size_t errlen)
+{
+    uint64_t lost = t->st.hosts_lost;
+    int rc;
+
+    for (;;) {
+        memset(t->round_failed, 0, t->cfg.nlinks);
+        send_batches(t, b, put, rows);
+        if (!wait) {
+            t->unacked = 1;
+            break;
+        }
+        wait_all(t);
+        if (t->st.hosts_lost != lost &&
+            (rc = check_copies(t, err, errlen)) < 0)
+            return rc;
+        if (put || fail_over(t, b) == 0)
+            break;
+    }
+    return t->st.hosts_lost != lost ? check_copies(t, err, errlen) : 0;
 }
 
 /* The least recently used entry not pinned by this batch. */
@@ -484,7 +703,6 @@ static int32_t victim(struct dpc_tiles *t)
  * zero-filled, or queued for fetching. */
 static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 {
-    size_t hosts = t->cfg.nlinks;
     int64_t tile = t->list[i];
     int32_t e = victim(t);
 
@@ -495,8 +713,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
         int64_t old = t->ent[e].tile;
 
         if (t->ent[e].dirty) {
-            batch_add(&t->puts[old % hosts], (uint64_t)old / hosts,
-                      entry_mem(t, e));
+            put_tile(t, t->puts, old, entry_mem(t, e));
             t->st.written_back++;
             *flush = 1;
         }
@@ -514,8 +731,8 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
             t->zero[t->nzero++] = e;    /* its old tile may still be out */
         t->st.zero_filled++;
     } else if (!t->nofetch[i]) {
-        batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
-                  t->stage + (size_t)t->nfetched * t->slot_bytes);
+        get_tile(t, t->gets, tile,
+                 t->stage + (size_t)t->nfetched * t->slot_bytes);
         t->fetched[t->nfetched++] = e;
         t->st.fetched++;
         *fetch = 1;
@@ -524,26 +741,20 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 
 /* One pipelined round: write-backs first (sent before their buffers are
  * reused), then zero-fills, then fetches, then every reply.  A round of
- * write-backs alone does not wait: their acknowledgements are collected by
- * the next wait, so the client copies the next band while the server takes
- * this one (a failed write-back breaks the link, see dpc_link).  Links
- * held. */
+ * write-backs alone does not wait (round_trip; a failed write-back breaks
+ * the link, see dpc_link).  Links held. */
 static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
                     size_t errlen)
 {
     int rc;
 
-    if (flush && (rc = send_batches(t, t->puts, 1, NULL, err, errlen)) < 0)
+    if (flush && (rc = round_trip(t, t->puts, 1, 0, NULL, err, errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
         shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
-    if (!fetch) {
-        t->unacked = 1;
+    if (!fetch)
         return 0;
-    }
-    if ((rc = send_batches(t, t->gets, 0, NULL, err, errlen)) < 0)
-        return abandon(t, rc);
-    if ((rc = wait_all(t, err, errlen)) < 0)
+    if ((rc = round_trip(t, t->gets, 0, 1, NULL, err, errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nfetched; i++)
         shared_store(entry_mem(t, t->fetched[i]),
@@ -766,22 +977,19 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                 memset(p + (size_t)r * rows.stride, 0, rows.run);
             continue;
         }
-        if (write)
+        if (write) {
             set_written(t, (uint64_t)tile);
-        batch_add(&b[tile % hosts], (uint64_t)tile / hosts, p);
+            put_tile(t, b, tile, p);
+        } else {
+            get_tile(t, b, tile, p);
+        }
         t->st.direct++;
         any = 1;
     }
     if (!any)
         return 0;
     lock_links(t);
-    rc = send_batches(t, b, write, &rows, err, errlen);
-    if (rc == 0 && write)
-        t->unacked = 1;
-    else if (rc == 0)
-        rc = wait_all(t, err, errlen);
-    else if (!write)
-        rc = abandon(t, rc);
+    rc = round_trip(t, b, write, !write, &rows, err, errlen);
     unlock_links(t);
     return rc;
 }
@@ -964,6 +1172,8 @@ static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 {
     struct split_io a = { t, plane, write, buf, err, errlen };
 
+    if (t->fatal != DPC_E_OK)
+        return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0)
         return dpc_errc(err, errlen, DPC_E_INVALID, "no plane %d in this "
                         "cache", plane);
@@ -999,13 +1209,14 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
 
     for (size_t h = 0; h < hosts; h++)
         t->puts[h].count = 0;
+    if (t->fatal != DPC_E_OK)
+        return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     for (uint32_t e = 0; e < t->nent; e++) {
         struct entry *x = &t->ent[e];
 
         if (x->tile == NONE || !x->dirty)
             continue;
-        batch_add(&t->puts[x->tile % hosts], (uint64_t)x->tile / hosts,
-                  entry_mem(t, (int32_t)e));
+        put_tile(t, t->puts, x->tile, entry_mem(t, (int32_t)e));
         x->dirty = 0;
         t->st.written_back++;
         any = 1;
@@ -1013,9 +1224,7 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     if (!any && !t->unacked)
         return 0;
     lock_links(t);
-    rc = any ? send_batches(t, t->puts, 1, NULL, err, errlen) : 0;
-    if (rc == 0)
-        rc = wait_all(t, err, errlen);
+    rc = round_trip(t, t->puts, 1, 1, NULL, err, errlen);
     unlock_links(t);
     return rc;
 }
@@ -1026,9 +1235,12 @@ int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
 
     if (t == NULL)
         return 0;
+    if (t->fatal != DPC_E_OK)
+        rc = dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     lock_links(t);
     for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if ((k = dpc_link_close_cache(t->links[h], t->handles[h],
+        if (!t->dead[h] &&
+            (k = dpc_link_close_cache(t->links[h], t->handles[h],
                                       rc == 0 ? err : NULL, errlen)) < 0 &&
             rc == 0)
             rc = k;
@@ -1040,4 +1252,14 @@ int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
 void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s)
 {
     *s = t->st;
+}
+
+int dpc_tiles_host_lost(const struct dpc_tiles *t, size_t h, char *why,
+                        size_t len)
+{
+    if (h >= t->cfg.nlinks || !t->dead[h])
+        return 0;
+    if (why != NULL && len > 0)
+        snprintf(why, len, "%s", t->lost_why[h]);
+    return 1;
 }
