@@ -3,6 +3,7 @@
  */
 #include "dpc_net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -60,22 +61,71 @@ static int connect_within(int fd, const struct addrinfo *a, double deadline)
     return soerr == 0 ? 0 : -1;
 }
 
+void dpc_net_hostport(char *buf, size_t len, const char *host,
+                      unsigned port)
+{
+    int v6 = strchr(host, ':') != NULL;
+
+    snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+             port);
+}
+
+int dpc_net_resolve(const char *host, unsigned port,
+                    char (*addrs)[DPC_NET_ADDRLEN], size_t max, char *err,
+                    size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *ai, *a;
+    char service[8], name[300];
+    size_t n = 0;
+    int rc;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        dpc_net_hostport(name, sizeof(name), host, port);
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s: %s", name,
+                        gai_strerror(rc));
+    }
+    for (a = ai; a != NULL && n < max; a = a->ai_next) {
+        char addr[DPC_NET_ADDRLEN];
+        const void *p = a->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)
+                                                  a->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)
+                                                  a->ai_addr)->sin_addr;
+        size_t i;
+
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            inet_ntop(a->ai_family, p, addr, sizeof(addr)) == NULL)
+            continue;
+        for (i = 0; i < n && strcmp(addrs[i], addr) != 0; i++)
+            ;
+        if (i == n)
+            memcpy(addrs[n++], addr, sizeof(addr));
+    }
+    freeaddrinfo(ai);
+    return (int)n;
+}
+
 int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
                  char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV };
     struct addrinfo *ai, *a;
-    char service[8];
+    char service[8], name[300];
     int fd = -1, rc, on = 1, saved = ECONNREFUSED;
     double deadline = deadline_in(timeout_ms);
     enum dpc_errcode code;
 
     snprintf(service, sizeof(service), "%u", port);
+    dpc_net_hostport(name, sizeof(name), host, port);
     rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0) {
         errno = EINVAL;
-        return dpc_errc(err, errlen, DPC_E_INVALID, "%s:%u: %s", host, port,
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s: %s", name,
                         gai_strerror(rc));
     }
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
@@ -91,8 +141,7 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     if (fd < 0) {
         code = saved == ETIMEDOUT ? DPC_E_TIMEOUT
                : saved == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
-        rc = dpc_errc(err, errlen, code, "%s:%u: %s", host, port,
-                      strerror(saved));
+        rc = dpc_errc(err, errlen, code, "%s: %s", name, strerror(saved));
         errno = saved;
         return rc;
     }
