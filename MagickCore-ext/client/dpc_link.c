@@ -451,17 +451,10 @@ struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
     l->tls = tls;
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
-    if (addr != NULL && strcmp(addr, host) != 0 &&
-        strlen(addr) < sizeof(l->addr)) {
-        size_t n;
-
+    if (addr != NULL && strlen(addr) < sizeof(l->addr))
         strcpy(l->addr, addr);
-        dpc_net_hostport(l->name, sizeof(l->name), addr, port);
-        n = strlen(l->name);
-        snprintf(l->name + n, sizeof(l->name) - n, " (%s)", host);
-    } else {
-        dpc_net_hostport(l->name, sizeof(l->name), host, port);
-    }
+    dpc_net_peer_name(l->name, sizeof(l->name), host, l->addr[0] != '\0'
+                      ? l->addr : NULL, port);
     for (;;) {
         rc = attempt(l, host, port, deadline, err, errlen);
         tries++;

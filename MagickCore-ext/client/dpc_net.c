@@ -70,6 +70,21 @@ void dpc_net_hostport(char *buf, size_t len, const char *host,
              port);
 }
 
+void dpc_net_peer_name(char *buf, size_t len, const char *host,
+                       const char *addr, unsigned port)
+{
+    size_t n;
+
+    if (addr == NULL || strcmp(addr, host) == 0) {
+        dpc_net_hostport(buf, len, host, port);
+        return;
+    }
+    dpc_net_hostport(buf, len, addr, port);
+    n = strlen(buf);
+    if (n + 1 < len)
+        snprintf(buf + n, len - n, " (%s)", host);
+}
+
 int dpc_net_resolve(const char *host, unsigned port,
                     char (*addrs)[DPC_NET_ADDRLEN], size_t max, char *err,
                     size_t errlen)

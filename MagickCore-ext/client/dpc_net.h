@@ -18,6 +18,12 @@
 void dpc_net_hostport(char *buf, size_t len, const char *host,
                       unsigned port);
 
+/* A peer's name in errors: "host:port", or "ADDR:PORT (host)" when addr,
+ * one of the addresses host resolves to, is what is dialed (addr NULL or
+ * host itself: the first form); IPv6 addresses in brackets. */
+void dpc_net_peer_name(char *buf, size_t len, const char *host,
+                       const char *addr, unsigned port);
+
 /* The distinct addresses host resolves to (numeric, IPv4 and IPv6), in
  * the resolver's order, at most max of them into addrs.  How many, or a
  * negative dpc_errcode with the reason in err (DPC_E_INVALID: the name

@@ -409,10 +409,12 @@ static void lose_host(struct dpc_tiles *t, size_t h, int rc, const char *why)
 static int no_copy_left(struct dpc_tiles *t, uint64_t tile, char *err,
                         size_t errlen)
 {
-    size_t h0 = copy_host(t, tile, 0), len = 0;
+    size_t n = t->cfg.nlinks, h0 = copy_host(t, tile, 0), len = 0;
     char *m = t->fatal_why;
 
-    if (t->copies == 1)
+    if (t->copies == 1 && n == 1)
+        snprintf(m, sizeof(t->fatal_why), "%s", t->lost_why[h0]);
+    else if (t->copies == 1)
         snprintf(m, sizeof(t->fatal_why), "%s; the tiles it held have no "
                  "other copy (cache:dpc-replicas=2 keeps one on another "
                  "host)", t->lost_why[h0]);
