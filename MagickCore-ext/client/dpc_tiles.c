@@ -91,7 +91,8 @@ struct dpc_tiles {
     uint32_t nfetched;
     uint8_t *stage;             /* where their bytes arrive */
     size_t stage_cap;
-    int failed;                 /* a batch failed: locked path only */
+    int failed;                 /* a batch failed: no more lock-free hits
+                                 * (__atomic: read_hit reads it) */
     int unacked;                /* write-backs sent, replies not yet read */
     uint32_t copies;            /* replicas: copies of each tile */
     uint8_t *dead;              /* per host: lost, no longer used */
@@ -426,7 +427,7 @@ static int no_copy_left(struct dpc_tiles *t, uint64_t tile, char *err,
                                     "left: " : "; ",
                                     t->lost_why[copy_host(t, tile, k)]);
     t->fatal = t->lost_code[h0] != DPC_E_OK ? t->lost_code[h0] : DPC_E_CLOSED;
-    t->failed = 1;
+    __atomic_store_n(&t->failed, 1, __ATOMIC_RELAXED);
     return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
 }
 
@@ -822,7 +823,8 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
         unlock_links(t);
     }
     if (rc < 0) {
-        t->failed = 1;          /* half-fetched tiles: no more unlocked hits */
+        /* half-fetched tiles: no more unlocked hits */
+        __atomic_store_n(&t->failed, 1, __ATOMIC_RELAXED);
         /* Nor locked ones: what this round admitted may never have come. */
         for (uint32_t i = 0; i < t->nadmitted; i++) {
             int32_t e = t->admitted[i];
@@ -1102,7 +1104,8 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
     int32_t ent[HIT_MAX_TILES];
     int n = 0;
 
-    if (t->failed || plane < 0 || plane >= DPC_TILES_PLANES ||
+    if (__atomic_load_n(&t->failed, __ATOMIC_RELAXED) || plane < 0 ||
+        plane >= DPC_TILES_PLANES ||
         t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
         x + w > t->cfg.columns || y + h > t->cfg.rows)
         return 0;

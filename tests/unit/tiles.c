@@ -497,20 +497,19 @@ static int write_tile(struct fixture *f, uint64_t tile, uint32_t gen)
     return dpc_tiles_write(f->t, 0, x0, y0, TW, TH, buf, err, sizeof(err));
 }
 
-/* Lock-free readers beside a writer holding the lock (see above). */
-static void tiles_concurrent_readers_test(void **state)
+/* Lock-free readers beside a writer holding the lock (see above), on f's
+ * open tile cache; with drop, that host closes its connection halfway. */
+static void run_concurrent(struct fixture *f, struct nativehost *drop)
 {
-    struct fixture f;
-    struct shared s = { .f = &f };
+    struct shared s = { .f = f };
     static uint8_t big[COLS * ROWS * BPP];
     pthread_t th[READERS];
     char err[DPC_ERRLEN] = "", why[DPC_ERRLEN];
     uint8_t px[BPP];
 
-    setup(&f, 0);
     pthread_mutex_init(&s.lock, NULL);
     for (uint64_t tile = 0; tile < NTILES; tile++)
-        assert_int_equal(write_tile(&f, tile, 0), 0);
+        assert_int_equal(write_tile(f, tile, 0), 0);
     for (int i = 0; i < READERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, reader_main, &s), 0);
     for (uint32_t g = 1; g <= ROUNDS; g++) {
@@ -519,13 +518,15 @@ static void tiles_concurrent_readers_test(void **state)
         uint64_t tile = g % 10 ? g % 4 : (g / 10 * 7) % NTILES;
         int rc;
 
+        if (drop != NULL && g == ROUNDS / 2)
+            __atomic_store_n(&drop->drop_after, 1, __ATOMIC_RELEASE);
         pthread_mutex_lock(&s.lock);
-        rc = write_tile(&f, tile, g);
+        rc = write_tile(f, tile, g);
         if (rc == 0 && g % 500 == 0)    /* a band: fetches, evictions */
-            rc = dpc_tiles_read(f.t, 0, 0, (g / 500) % (ROWS / TH) * TH,
+            rc = dpc_tiles_read(f->t, 0, 0, (g / 500) % (ROWS / TH) * TH,
                                 COLS, TH, big, err, sizeof(err));
         if (rc == 0 && g % 3000 == 0)
-            rc = dpc_tiles_flush(f.t, err, sizeof(err));
+            rc = dpc_tiles_flush(f->t, err, sizeof(err));
         pthread_mutex_unlock(&s.lock);
         if (rc < 0)
             fail_msg("writer, round %u: %s", g, err);
@@ -539,14 +540,22 @@ static void tiles_concurrent_readers_test(void **state)
     assert_true(s.checks > 0);
     print_message("%lu reads, %lu served lock-free\n", s.checks, s.hits);
     /* quiet now: a resident tile is served lock-free, and right */
-    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, 4, 4, big, err,
+    assert_int_equal(dpc_tiles_read(f->t, 0, 0, 0, 4, 4, big, err,
                                     sizeof(err)), 0);
-    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 2, 3, 1, 1, px), 1);
+    assert_int_equal(dpc_tiles_read_hit(f->t, 0, 2, 3, 1, 1, px), 1);
     assert_int_equal(verify(px, 2, 3, 1, 1, why, sizeof(why)), 0);
-    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, COLS, ROWS, big, err,
+    assert_int_equal(dpc_tiles_read(f->t, 0, 0, 0, COLS, ROWS, big, err,
                                     sizeof(err)), 0);
     assert_int_equal(verify(big, 0, 0, COLS, ROWS, why, sizeof(why)), 0);
     pthread_mutex_destroy(&s.lock);
+}
+
+static void tiles_concurrent_readers_test(void **state)
+{
+    struct fixture f;
+
+    setup(&f, 0);
+    run_concurrent(&f, NULL);
     teardown(&f);
 }
 
@@ -859,6 +868,19 @@ static void tiles_single_copy_lost_test(void **state)
     rteardown(&r);
 }
 
+/* The concurrency test above on three hosts with two replicas, one host
+ * closing its connection halfway: the writer's failover happens beside
+ * the lock-free readers, and no read is wrong. */
+static void tiles_replica_concurrent_failover_test(void **state)
+{
+    struct rfixture r;
+
+    rsetup(&r, 2);
+    run_concurrent(&r.f, &r.host[1]);
+    assert_int_equal(stats(&r.f).hosts_lost, 1);
+    rteardown(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +896,7 @@ int main(void)
         cmocka_unit_test(tiles_replica_any_host_lost_test),
         cmocka_unit_test(tiles_replica_failover_then_fail_test),
         cmocka_unit_test(tiles_single_copy_lost_test),
+        cmocka_unit_test(tiles_replica_concurrent_failover_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
