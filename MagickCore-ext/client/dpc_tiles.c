@@ -95,10 +95,21 @@ struct dpc_tiles {
                                  * (__atomic: read_hit reads it) */
     int unacked;                /* write-backs sent, replies not yet read */
     uint32_t copies;            /* replicas: copies of each tile */
-    uint8_t *dead;              /* per host: lost, no longer used */
-    uint8_t *round_failed;      /* per host: failed in the current round */
+    /* Virtual hosts: one cache on one host.  The first n are the caches
+     * opened on the n hosts; spare caches opened to re-copy tiles after a
+     * loss follow.  Batches, handles and the flags below are per virtual
+     * host; a lost host loses all of its caches. */
+    size_t nv, nv_cap;
+    size_t *phys;               /* virtual host -> host (cfg.links index) */
+    uint8_t *dead;              /* lost, no longer used */
+    uint8_t *round_failed;      /* failed in the current round */
     enum dpc_errcode *lost_code;    /* per host: why it was lost */
     char (*lost_why)[DPC_ERRLEN];
+    /* Where each copy is once copies moved (NULL before: the ring) */
+    int32_t *loc_host;          /* ntiles x copies: its virtual host */
+    uint32_t *loc_slot;
+    int recopy_due;             /* hosts lost since the last re-copy */
+    uint8_t *restage;           /* tiles being re-copied, nent of them */
     int64_t *retry_tile;        /* GETs of a lost host, sent again */
     uint8_t **retry_ptr;
     enum dpc_errcode fatal;     /* a tile has no copy left: every call fails */
@@ -252,7 +263,8 @@ static int set_lock_order(struct dpc_tiles *t)
 
 static void free_all(struct dpc_tiles *t)
 {
-    for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
+    for (size_t h = 0; t->puts != NULL && t->gets != NULL && h < t->nv_cap;
+         h++) {
         free(t->puts[h].slots);
         free(t->puts[h].ptrs);
         free(t->puts[h].tiles);
@@ -261,6 +273,10 @@ static void free_all(struct dpc_tiles *t)
         free(t->gets[h].tiles);
     }
     free(t->dead);
+    free(t->phys);
+    free(t->loc_host);
+    free(t->loc_slot);
+    free(t->restage);
     free(t->round_failed);
     free(t->lost_code);
     free(t->lost_why);
@@ -285,35 +301,48 @@ static void free_all(struct dpc_tiles *t)
     free(t);
 }
 
+/* The batches of virtual host v.  A batch holds each of its tiles at most
+ * once per virtual host: the copies of a tile are on distinct hosts. */
+static int alloc_batch(struct dpc_tiles *t, size_t v)
+{
+    t->puts[v].slots = malloc(t->nent * sizeof(uint64_t));
+    t->puts[v].ptrs = malloc(t->nent * sizeof(uint8_t *));
+    t->puts[v].tiles = malloc(t->nent * sizeof(int64_t));
+    t->gets[v].slots = malloc(t->nent * sizeof(uint64_t));
+    t->gets[v].ptrs = malloc(t->nent * sizeof(uint8_t *));
+    t->gets[v].tiles = malloc(t->nent * sizeof(int64_t));
+    if (!t->puts[v].slots || !t->puts[v].ptrs || !t->puts[v].tiles ||
+        !t->gets[v].slots || !t->gets[v].ptrs || !t->gets[v].tiles)
+        return -1;
+    return 0;
+}
+
 static int alloc_batches(struct dpc_tiles *t)
 {
     size_t n = t->cfg.nlinks;
 
-    t->puts = calloc(n, sizeof(*t->puts));
-    t->gets = calloc(n, sizeof(*t->gets));
-    t->dead = calloc(n, 1);
-    t->round_failed = calloc(n, 1);
+    /* each re-copy after a loss opens at most one spare cache on each of
+     * the hosts left, and there are at most n - 1 losses */
+    t->nv_cap = t->copies > 1 ? n * n : n;
+    t->puts = calloc(t->nv_cap, sizeof(*t->puts));
+    t->gets = calloc(t->nv_cap, sizeof(*t->gets));
+    t->dead = calloc(t->nv_cap, 1);
+    t->round_failed = calloc(t->nv_cap, 1);
+    t->phys = calloc(t->nv_cap, sizeof(*t->phys));
     t->lost_code = calloc(n, sizeof(*t->lost_code));
     t->lost_why = calloc(n, sizeof(*t->lost_why));
     t->retry_tile = malloc(t->nent * sizeof(*t->retry_tile));
     t->retry_ptr = malloc(t->nent * sizeof(*t->retry_ptr));
     if (t->puts == NULL || t->gets == NULL || t->dead == NULL ||
-        t->round_failed == NULL || t->lost_code == NULL ||
+        t->round_failed == NULL || t->phys == NULL || t->lost_code == NULL ||
         t->lost_why == NULL || t->retry_tile == NULL || t->retry_ptr == NULL)
         return -1;
-    /* a batch holds each of its tiles at most once per host: the copies
-     * of a tile are on distinct hosts */
     for (size_t h = 0; h < n; h++) {
-        t->puts[h].slots = malloc(t->nent * sizeof(uint64_t));
-        t->puts[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
-        t->puts[h].tiles = malloc(t->nent * sizeof(int64_t));
-        t->gets[h].slots = malloc(t->nent * sizeof(uint64_t));
-        t->gets[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
-        t->gets[h].tiles = malloc(t->nent * sizeof(int64_t));
-        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->puts[h].tiles ||
-            !t->gets[h].slots || !t->gets[h].ptrs || !t->gets[h].tiles)
+        t->phys[h] = h;
+        if (alloc_batch(t, h) < 0)
             return -1;
     }
+    t->nv = n;
     return 0;
 }
 
@@ -332,7 +361,7 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
         c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
         return dpc_errc(err, errlen, DPC_E_INVALID, "bad tile cache geometry");
     t->copies = c->replicas > 0 ? c->replicas : 1;
-    if (t->copies > c->nlinks)
+    if (t->copies > c->nlinks || t->copies > DPC_TILES_MAX_COPIES)
         return dpc_errc(err, errlen, DPC_E_INVALID, "%u replicas of each "
                         "tile need as many hosts, not %zu", t->copies,
                         c->nlinks);
@@ -365,14 +394,26 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
 
 /* Copy k of tile: on host (tile + k) % n, in its slot (tile / n) * copies
  * + k.  Copy 0 is where a cache without replicas keeps the tile. */
-static size_t copy_host(const struct dpc_tiles *t, uint64_t tile, uint32_t k)
+static size_t ring_host(const struct dpc_tiles *t, uint64_t tile,
+                        uint32_t k)
 {
     return (size_t)((tile + k) % t->cfg.nlinks);
+}
+
+/* The virtual host and slot of copy k of tile: the ring's until a re-copy
+ * moved it (loc_host). */
+static size_t copy_host(const struct dpc_tiles *t, uint64_t tile, uint32_t k)
+{
+    if (t->loc_host != NULL)
+        return (size_t)t->loc_host[tile * t->copies + k];
+    return ring_host(t, tile, k);
 }
 
 static uint64_t copy_slot(const struct dpc_tiles *t, uint64_t tile,
                           uint32_t k)
 {
+    if (t->loc_host != NULL)
+        return t->loc_slot[tile * t->copies + k];
     return tile / t->cfg.nlinks * t->copies + k;
 }
 
@@ -394,15 +435,22 @@ static uint64_t host_slots(const struct dpc_tiles *t, size_t h)
 
 /* Host h failed a request (why: "HOST:PORT: cause"): this cache no longer
  * uses it.  Its requests of the current round are marked for a failover. */
-static void lose_host(struct dpc_tiles *t, size_t h, int rc, const char *why)
+static void lose_host(struct dpc_tiles *t, size_t v, int rc, const char *why)
 {
-    t->round_failed[h] = 1;
-    if (t->dead[h])
+    size_t p = t->phys[v];
+
+    t->round_failed[v] = 1;
+    if (t->dead[v])
         return;
-    t->dead[h] = 1;
-    t->lost_code[h] = dpc_errcode_of(rc);
-    snprintf(t->lost_why[h], sizeof(t->lost_why[h]), "%s", why);
+    for (size_t u = 0; u < t->nv; u++)     /* every cache on that host */
+        if (t->phys[u] == p) {
+            t->dead[u] = 1;
+            t->round_failed[u] = 1;
+        }
+    t->lost_code[p] = dpc_errcode_of(rc);
+    snprintf(t->lost_why[p], sizeof(t->lost_why[p]), "%s", why);
     t->st.hosts_lost++;
+    t->recopy_due = t->copies > 1;
 }
 
 /* Makes every later call fail with the reason: tile `tile` has no copy
@@ -410,7 +458,7 @@ static void lose_host(struct dpc_tiles *t, size_t h, int rc, const char *why)
 static int no_copy_left(struct dpc_tiles *t, uint64_t tile, char *err,
                         size_t errlen)
 {
-    size_t n = t->cfg.nlinks, h0 = copy_host(t, tile, 0), len = 0;
+    size_t n = t->cfg.nlinks, h0 = t->phys[copy_host(t, tile, 0)], len = 0;
     char *m = t->fatal_why;
 
     if (t->copies == 1 && n == 1)
@@ -425,7 +473,8 @@ static int no_copy_left(struct dpc_tiles *t, uint64_t tile, char *err,
             len += (size_t)snprintf(m + len, sizeof(t->fatal_why) - len,
                                     "%s%s", k == 0 ? "no copy of a tile is "
                                     "left: " : "; ",
-                                    t->lost_why[copy_host(t, tile, k)]);
+                                    t->lost_why[t->phys[copy_host(t, tile,
+                                                                  k)]]);
     t->fatal = t->lost_code[h0] != DPC_E_OK ? t->lost_code[h0] : DPC_E_CLOSED;
     __atomic_store_n(&t->failed, 1, __ATOMIC_RELAXED);
     return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
@@ -437,8 +486,9 @@ static int check_copies(struct dpc_tiles *t, char *err, size_t errlen)
 {
     size_t n = t->cfg.nlinks;
 
-    /* the copies of tiles t and t + n lie on the same hosts */
-    for (uint64_t tile = 0; tile < t->ntiles && tile < n; tile++) {
+    /* on the ring, the copies of tiles t and t + n lie on the same hosts */
+    for (uint64_t tile = 0;
+         tile < t->ntiles && (tile < n || t->loc_host != NULL); tile++) {
         uint32_t k = 0;
 
         while (k < t->copies && t->dead[copy_host(t, tile, k)])
@@ -501,8 +551,8 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
         free(t);
         goto err;
     }
-    t->links = malloc(cfg->nlinks * sizeof(*t->links));
-    t->handles = calloc(cfg->nlinks, sizeof(*t->handles));
+    t->links = malloc(cfg->nlinks * cfg->nlinks * sizeof(*t->links));
+    t->handles = calloc(cfg->nlinks * cfg->nlinks, sizeof(*t->handles));
     t->ent = malloc(t->nent * sizeof(*t->ent));
     t->mem = malloc((size_t)t->nent * t->slot_bytes);
     t->where = malloc(t->ntiles * sizeof(*t->where));
@@ -594,7 +644,7 @@ static void send_batches(struct dpc_tiles *t, struct batch *b, int put,
 {
     char why[DPC_ERRLEN];
 
-    for (size_t h = 0; h < t->cfg.nlinks; h++) {
+    for (size_t h = 0; h < t->nv; h++) {
         if (b[h].count > 0 && t->dead[h]) {
             t->round_failed[h] = 1;     /* lost since the batch was made */
             continue;
@@ -625,7 +675,7 @@ static void wait_all(struct dpc_tiles *t)
     char why[DPC_ERRLEN];
     int rc;
 
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         if ((rc = dpc_link_wait(t->links[h], why, sizeof(why))) < 0 &&
             !t->dead[h])
             lose_host(t, h, rc, why);
@@ -639,14 +689,14 @@ static uint32_t fail_over(struct dpc_tiles *t, struct batch *b)
 {
     uint32_t m = 0;
 
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         for (uint32_t i = 0; t->round_failed[h] && i < b[h].count; i++) {
             t->retry_tile[m] = b[h].tiles[i];
             t->retry_ptr[m++] = b[h].ptrs[i];
         }
     if (m == 0)
         return 0;
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         b[h].count = 0;
     for (uint32_t i = 0; i < m; i++)
         get_tile(t, b, t->retry_tile[i], t->retry_ptr[i]);
@@ -668,7 +718,7 @@ static int round_trip(struct dpc_tiles *t, struct batch *b, int put,
     int rc;
 
     for (;;) {
-        memset(t->round_failed, 0, t->cfg.nlinks);
+        memset(t->round_failed, 0, t->nv);
         send_batches(t, b, put, rows);
         if (!wait) {
             t->unacked = 1;
@@ -682,6 +732,198 @@ static int round_trip(struct dpc_tiles *t, struct batch *b, int put,
             break;
     }
     return t->st.hosts_lost != lost ? check_copies(t, err, errlen) : 0;
+}
+
+/* A copy of a tile to move onto host p, which holds none of it. */
+struct move {
+    int64_t tile;
+    uint32_t k;
+    uint32_t p;
+};
+
+/* Where a lost copy k of tile goes: the first host along the ring after
+ * its copies that is alive and holds no copy of it (nor is planned to:
+ * plan[0..k-1]); NONE when there is none. */
+static int64_t recopy_target(const struct dpc_tiles *t, uint64_t tile,
+                             uint32_t k, const int64_t *plan)
+{
+    size_t n = t->cfg.nlinks;
+
+    for (size_t j = 0; j < n; j++) {
+        size_t p = (size_t)((tile + t->copies + j) % n);
+        uint32_t i = 0;
+
+        if (t->dead[p])
+            continue;
+        for (; i < t->copies; i++) {
+            size_t v = copy_host(t, tile, i);
+
+            if ((i < k && plan[i] == (int64_t)p) ||
+                (!t->dead[v] && t->phys[v] == p))
+                break;
+        }
+        if (i == t->copies)
+            return (int64_t)p;
+    }
+    return NONE;
+}
+
+/* A spare cache of slots on host p, as a new virtual host *vp.  0, or -1
+ * (no room there, or p lost meanwhile: those copies stay lost). */
+static int open_spare(struct dpc_tiles *t, size_t p, uint64_t slots,
+                      size_t *vp)
+{
+    char why[DPC_ERRLEN];
+    size_t v = t->nv;
+    int rc;
+
+    if (v == t->nv_cap || (t->puts[v].slots == NULL && alloc_batch(t, v) < 0))
+        return -1;
+    rc = dpc_link_open(t->links[p], t->slot_bytes, slots, &t->handles[v],
+                       why, sizeof(why));
+    if (rc < 0) {
+        if (rc != -DPC_E_NO_ROOM)
+            lose_host(t, p, rc, why);
+        return -1;
+    }
+    t->links[v] = t->links[p];
+    t->phys[v] = p;
+    t->dead[v] = 0;
+    t->nv++;
+    *vp = v;
+    return 0;
+}
+
+/* The copies of moves[0..m): each written tile read from a live copy and
+ * written to its new cache, then recorded there.  Links held. */
+static int recopy_batch(struct dpc_tiles *t, const struct move *moves,
+                        uint32_t m, const size_t *spare, uint32_t *next,
+                        char *err, size_t errlen)
+{
+    uint32_t f = 0;
+    int rc;
+
+    for (size_t v = 0; v < t->nv; v++)
+        t->gets[v].count = t->puts[v].count = 0;
+    for (uint32_t i = 0; i < m; i++)
+        if (is_written(t, (uint64_t)moves[i].tile))
+            get_tile(t, t->gets, moves[i].tile,
+                     t->restage + (size_t)f++ * t->slot_bytes);
+    if (f > 0 && (rc = round_trip(t, t->gets, 0, 1, NULL, err, errlen)) < 0)
+        return rc;
+    f = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        const struct move *x = &moves[i];
+        size_t v = spare[x->p], at = (size_t)x->tile * t->copies + x->k;
+
+        if (t->dead[v])
+            continue;                   /* lost meanwhile: the next round */
+        if (is_written(t, (uint64_t)x->tile))
+            batch_add(&t->puts[v], next[x->p], x->tile,
+                      t->restage + (size_t)f++ * t->slot_bytes);
+        t->loc_host[at] = (int32_t)v;
+        t->loc_slot[at] = next[x->p]++;
+    }
+    if (f > 0 && (rc = round_trip(t, t->puts, 1, 1, NULL, err, errlen)) < 0)
+        return rc;
+    t->st.recopied += m;
+    return 0;
+}
+
+/* The ring's placement as an explicit table, before the first move. */
+static int make_loc(struct dpc_tiles *t)
+{
+    size_t cells = (size_t)t->ntiles * t->copies;
+
+    if (t->loc_host != NULL)
+        return 0;
+    t->loc_host = malloc(cells * sizeof(*t->loc_host));
+    t->loc_slot = malloc(cells * sizeof(*t->loc_slot));
+    t->restage = malloc((size_t)t->nent * t->slot_bytes);
+    if (t->loc_host == NULL || t->loc_slot == NULL || t->restage == NULL) {
+        free(t->loc_host);
+        free(t->loc_slot);
+        t->loc_host = NULL;
+        t->loc_slot = NULL;
+        return -1;
+    }
+    for (uint64_t tile = 0; tile < t->ntiles; tile++)
+        for (uint32_t k = 0; k < t->copies; k++) {
+            t->loc_host[tile * t->copies + k] = (int32_t)ring_host(t, tile, k);
+            t->loc_slot[tile * t->copies + k] =
+                (uint32_t)(tile / t->cfg.nlinks * t->copies + k);
+        }
+    return 0;
+}
+
+/* After hosts were lost: each copy they held is made again on another
+ * live host, in a spare cache opened there, so that a later loss is
+ * survived too (as long as there are enough hosts).  Runs between the
+ * caller's calls, links not held; a failure here is the cache's only when
+ * a tile has no copy left. */
+static int recopy(struct dpc_tiles *t, char *err, size_t errlen)
+{
+    size_t n = t->cfg.nlinks, *spare = NULL;
+    uint64_t *count = NULL;
+    uint32_t *next = NULL;
+    struct move *moves = NULL;
+    int64_t plan[DPC_TILES_MAX_COPIES];
+    int rc = 0;
+
+    if (make_loc(t) < 0)
+        return 0;                       /* no room to track moves: fewer copies */
+    spare = calloc(n, sizeof(*spare));
+    count = calloc(n, sizeof(*count));
+    next = calloc(n, sizeof(*next));
+    moves = malloc(t->nent * sizeof(*moves));
+    if (spare == NULL || count == NULL || next == NULL || moves == NULL)
+        goto out;
+    lock_links(t);
+    while (t->recopy_due && rc == 0 && t->fatal == DPC_E_OK) {
+        uint64_t lost = t->st.hosts_lost;
+        uint32_t m = 0;
+
+        t->recopy_due = 0;
+        memset(count, 0, n * sizeof(*count));
+        memset(next, 0, n * sizeof(*next));
+        /* plan: how many copies each host takes */
+        for (uint64_t tile = 0; tile < t->ntiles; tile++)
+            for (uint32_t k = 0; k < t->copies; k++) {
+                plan[k] = NONE;
+                if (t->dead[copy_host(t, tile, k)] &&
+                    (plan[k] = recopy_target(t, tile, k, plan)) != NONE)
+                    count[plan[k]]++;
+            }
+        for (size_t p = 0; p < n; p++)
+            if (count[p] > 0 && open_spare(t, p, count[p], &spare[p]) < 0)
+                count[p] = 0;
+        /* the same plan again, carried out nent copies at a time */
+        for (uint64_t tile = 0; tile < t->ntiles && rc == 0; tile++)
+            for (uint32_t k = 0; k < t->copies && rc == 0; k++) {
+                plan[k] = NONE;
+                if (!t->dead[copy_host(t, tile, k)] ||
+                    (plan[k] = recopy_target(t, tile, k, plan)) == NONE ||
+                    count[plan[k]] == 0 || next[plan[k]] >= count[plan[k]])
+                    continue;
+                moves[m++] = (struct move){ (int64_t)tile, k,
+                                            (uint32_t)plan[k] };
+                if (m == t->nent) {
+                    rc = recopy_batch(t, moves, m, spare, next, err, errlen);
+                    m = 0;
+                }
+            }
+        if (rc == 0 && m > 0)
+            rc = recopy_batch(t, moves, m, spare, next, err, errlen);
+        if (t->st.hosts_lost != lost)
+            t->recopy_due = t->copies > 1;
+    }
+    unlock_links(t);
+out:
+    free(spare);
+    free(count);
+    free(next);
+    free(moves);
+    return rc;
 }
 
 /* The least recently used entry not pinned by this batch. */
@@ -794,7 +1036,7 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
     t->nzero = 0;
     t->nadmitted = 0;
     t->nfetched = 0;
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         t->puts[h].count = t->gets[h].count = 0;
     /* Pin what is resident first, so no victim is a tile of this batch. */
     for (uint32_t i = 0; i < n; i++) {
@@ -962,7 +1204,7 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                      uint64_t w, uint8_t *buf, int write, char *err,
                      size_t errlen)
 {
-    size_t hosts = t->cfg.nlinks;
+    size_t hosts = t->nv;
     uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
     struct dpc_link_rows rows = { tw * bpp, w * bpp };
     struct batch *b = write ? t->puts : t->gets;
@@ -1171,7 +1413,7 @@ static int rect_io(void *arg, const struct dpc_region_rect *r)
 /* A region inside the image goes as it is; one whose rows run past the
  * right edge (ImageMagick's rule, dpc_region.h) as the rectangles it
  * covers, row by row. */
-static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+static int tiles_io_once(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     uint64_t w, uint64_t h, uint8_t *buf, int write,
                     char *err, size_t errlen)
 {
@@ -1193,6 +1435,18 @@ static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     return dpc_region_split(t->cfg.columns, x, y, w, h, rect_io, &a);
 }
 
+/* The transfer, then the re-copy of what a host lost on the way held. */
+static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, uint8_t *buf, int write,
+                    char *err, size_t errlen)
+{
+    int rc = tiles_io_once(t, plane, x, y, w, h, buf, write, err, errlen);
+
+    if (rc == 0 && t->recopy_due)
+        rc = recopy(t, err, errlen);
+    return rc;
+}
+
 int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                    uint64_t w, uint64_t h, uint8_t *dst, char *err,
                    size_t errlen)
@@ -1209,7 +1463,7 @@ int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
 {
-    size_t hosts = t->cfg.nlinks;
+    size_t hosts = t->nv;
     int any = 0, rc;
 
     for (size_t h = 0; h < hosts; h++)
@@ -1231,6 +1485,8 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     lock_links(t);
     rc = round_trip(t, t->puts, 1, 1, NULL, err, errlen);
     unlock_links(t);
+    if (rc == 0 && t->recopy_due)
+        rc = recopy(t, err, errlen);
     return rc;
 }
 
@@ -1243,7 +1499,7 @@ int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
     if (t->fatal != DPC_E_OK)
         rc = dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     lock_links(t);
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         if (!t->dead[h] &&
             (k = dpc_link_close_cache(t->links[h], t->handles[h],
                                       rc == 0 ? err : NULL, errlen)) < 0 &&

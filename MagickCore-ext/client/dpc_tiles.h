@@ -9,7 +9,10 @@
  * request fails (connection lost, no answer in time, a refusal) is lost:
  * this cache no longer uses it, the GETs it owed go again to a surviving
  * copy, and only when some tile has no copy left do the calls fail, from
- * then on.  Reads fetch the missing tiles of a region in one
+ * then on.  After a loss, at the end of the call that saw it, every copy
+ * the lost host held is made again on another live host that holds none
+ * of that tile (in a spare cache opened there), so that a later loss is
+ * survived too while enough hosts are left.  Reads fetch the missing tiles of a region in one
  * pipelined batch per host, plus read-ahead along the direction of access;
  * writes stay in the local cache (write-back) until evicted or flushed.
  * Large regions move their whole, non-resident tiles straight between the
@@ -32,6 +35,7 @@
 #include "dpc_util.h"
 
 #define DPC_TILES_PLANES 2
+#define DPC_TILES_MAX_COPIES 64
 
 struct dpc_tiles_cfg {
     uint64_t columns, rows;
@@ -51,6 +55,7 @@ struct dpc_tiles_stats {
     uint64_t slots_per_host_max;
     uint64_t hosts_lost;
     uint64_t failovers;                 /* GETs sent again to a replica */
+    uint64_t recopied;                  /* copies made again elsewhere */
 };
 
 struct dpc_tiles;

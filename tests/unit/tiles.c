@@ -18,8 +18,9 @@
  * two threads on the same links, shared through dpc_pool.  Replicas, on
  * three hosts: each host's share, copies on distinct hosts (any one host
  * lost, every tile still reads right), writes fanned out to every copy,
- * a failover in the middle of a fetch round, the failure once a tile has
- * no copy left, and a lost host without replicas.
+ * a failover in the middle of a fetch round, the lost copies made again
+ * so a second loss is survived, the failure once a tile has no copy left
+ * (the last host, or two at once), and a lost host without replicas.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -805,9 +806,10 @@ static void tiles_replica_any_host_lost_test(void **state)
 
 /* A host lost in the middle of a fetch round (it takes the first GET and
  * closes): the round's GETs it owed go to the replicas, the read returns
- * the right pixels.  A second host lost: some tile has no copy left, the
- * read fails naming both hosts, and so does every later call, the lock-free
- * path included. */
+ * the right pixels, and the copies it held are made again on the other two
+ * hosts.  So a second host lost later is survived too; the last one lost,
+ * some tile has no copy left: the read fails naming the hosts, and so does
+ * every later call, the lock-free path included. */
 static void tiles_replica_failover_then_fail_test(void **state)
 {
     struct rfixture r;
@@ -823,16 +825,19 @@ static void tiles_replica_failover_then_fail_test(void **state)
     check_region(&r.f, 0, 8, 4, 16, 4);           /* tiles 12..15 */
     wait_dropped(&r.host[1]);
     assert_int_equal(stats(&r.f).hosts_lost, 1);
+    /* every tile had a copy on host 1 or not: 2/3 of them were re-copied */
+    assert_int_equal(stats(&r.f).recopied, NTILES * 2 / RHOSTS);
     check_all(&r.f, 0);
+    write_region(&r.f, 0, 5, 3, 20, 9, 77);       /* writes go on */
     __atomic_store_n(&r.host[2].drop_after, 1, __ATOMIC_RELEASE);
-    rc = dpc_tiles_read(r.f.t, 0, 0, 8, COLS, 8, buf, err, sizeof(err));
-    if (rc == 0)    /* all from host 0 and the cache: the next one fails */
-        rc = dpc_tiles_read(r.f.t, 0, 0, 16, COLS, 8, buf, err, sizeof(err));
+    check_all(&r.f, 0);                           /* the second loss */
+    assert_int_equal(stats(&r.f).hosts_lost, 2);
+    check_all(&r.f, 0);
+    __atomic_store_n(&r.host[0].drop_after, 1, __ATOMIC_RELEASE);
+    rc = dpc_tiles_read(r.f.t, 0, 0, 0, COLS, ROWS, buf, err, sizeof(err));
     assert_int_equal(rc, -DPC_E_CLOSED);
     assert_contains(err, "no copy of a tile is left");
-    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[1].port);
-    assert_contains(err, want);
-    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[2].port);
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[0].port);
     assert_contains(err, want);
     assert_int_equal(dpc_tiles_read_hit(r.f.t, 0, 1, 1, 1, 1, px), 0);
     assert_int_equal(dpc_tiles_write(r.f.t, 0, 0, 0, 1, 1, px, err,
@@ -842,6 +847,31 @@ static void tiles_replica_failover_then_fail_test(void **state)
     assert_int_equal(dpc_tiles_close(r.f.t, err, sizeof(err)),
                      -DPC_E_CLOSED);
     assert_contains(err, "no copy");
+    r.f.t = NULL;
+    rteardown(&r);
+}
+
+/* Two hosts lost in the same round, before any re-copy: the tiles whose
+ * two copies were there have none left; the error names both hosts. */
+static void tiles_replica_two_lost_at_once_test(void **state)
+{
+    struct rfixture r;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "", want[64];
+
+    rsetup(&r, 2);
+    rwrite_all(&r);
+    __atomic_store_n(&r.host[0].drop_after, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r.host[2].drop_after, 1, __ATOMIC_RELEASE);
+    assert_int_equal(dpc_tiles_read(r.f.t, 0, 0, 0, COLS, ROWS, buf, err,
+                                    sizeof(err)), -DPC_E_CLOSED);
+    assert_contains(err, "no copy of a tile is left");
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[0].port);
+    assert_contains(err, want);
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[2].port);
+    assert_contains(err, want);
+    assert_int_equal(dpc_tiles_close(r.f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
     r.f.t = NULL;
     rteardown(&r);
 }
@@ -895,6 +925,7 @@ int main(void)
         cmocka_unit_test(tiles_replica_share_test),
         cmocka_unit_test(tiles_replica_any_host_lost_test),
         cmocka_unit_test(tiles_replica_failover_then_fail_test),
+        cmocka_unit_test(tiles_replica_two_lost_at_once_test),
         cmocka_unit_test(tiles_single_copy_lost_test),
         cmocka_unit_test(tiles_replica_concurrent_failover_test),
     };
