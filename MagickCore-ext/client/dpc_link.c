@@ -239,7 +239,7 @@ static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
                 break;
             if (f < 0)
                 return dpc_errc(err, errlen, DPC_E_CLOSED, "%s: %s", l->name,
-                                strerror(errno));
+                                io_error(l));
             pf.events = POLLOUT;
             if (left < 1 || poll(&pf, 1, (int)left) == 0)
                 return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer "
@@ -675,7 +675,7 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             if (l->ssl == NULL || (rc = dpc_tls_flush(l->ssl)) > 0)
                 return 0;
             if (rc < 0)
-                return lost(l, sys_code(errno), strerror(errno), err, errlen);
+                return lost(l, sys_code(errno), io_error(l), err, errlen);
             l->want = POLLOUT;
         }
         set_lowat(l);

@@ -169,11 +169,11 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
 static int sys_error(const char *name, char *err, size_t errlen)
 {
     int e = errno, rc;
+    int reset = e == ECONNRESET || e == EPIPE || e == ECONNABORTED;
 
-    rc = dpc_errc(err, errlen,
-                  e == ECONNRESET || e == EPIPE || e == ECONNABORTED
-                      ? DPC_E_CLOSED : DPC_E_IO,
-                  "%s: %s", name, strerror(e));
+    rc = dpc_errc(err, errlen, reset ? DPC_E_CLOSED : DPC_E_IO, "%s: %s",
+                  name, reset ? "the server closed the connection (reset: "
+                                "stopped or crashed?)" : strerror(e));
     errno = e;
     return rc;
 }
