@@ -4,8 +4,9 @@
 # loopback, cache:dpc-replicas=2, a small tile cache so pixels really
 # travel, a 2000x1500 image.  One server killed (SIGKILL) or stopped
 # (SIGSTOP, cache:dpc-timeout=2) in the middle of the job: the job ends 0
-# with the memory cache's pixels, and one warning names the lost host.
-# Without replicas the same loss fails the job with an error naming the
+# with the memory cache's pixels, and one warning names the lost host; the
+# copies it held are made again, so a second server killed later is
+# survived too.  Without replicas the same loss fails the job with an error naming the
 # host.  Each host holds its 2/3 of the tiles; a name resolving to two
 # addresses counts as two hosts.
 . "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -99,6 +100,31 @@ for i in "${!OPS[@]}"; do
     check "(c) ${OPS[$i]}, replicas 2, server $((i % 3 + 1)) killed mid-job: exit 0, same pixels" \
         survives KILL $((i % 3 + 1)) 0.3 ${OPS[$i]}
 done
+
+# Two servers killed one after the other (the second once the first
+# loss's copies were made again): still exit 0 and the same pixels, both
+# named.
+two_losses() {
+    local rc=0 s1 s2
+    three_servers
+    signal_mid_job "$LOG1" KILL "$PID1" 0.3 &
+    s1=$!
+    signal_mid_job "$LOG2" KILL "$PID2" 2 &
+    s2=$!
+    dropin -define cache:dpc-replicas=2 "$WORK/in.miff" -blur 0x2 \
+        -blur 0x2 "$WORK/two.miff" 2> "$WORK/err" || rc=$?
+    wait "$s1" "$s2" || true
+    cat "$WORK/err"
+    [ $rc -eq 0 ] || { echo "exit $rc"; return 1; }
+    ! kill -0 "$PID2" 2> /dev/null || { echo "server 2 outlived the job"; return 1; }
+    same_pixels "$WORK/mem-twice.miff" "$WORK/two.miff"
+    [ "$(grep -c 'a host was lost' "$WORK/err")" -eq 2 ]
+    grep -q "(127\.0\.0\.1:$P1: " "$WORK/err"
+    grep -q "(127\.0\.0\.1:$P2: " "$WORK/err"
+}
+mem_convert "$WORK/in.miff" -blur 0x2 -blur 0x2 "$WORK/mem-twice.miff"
+check "two servers killed one after the other, replicas 2: the lost copies made again, exit 0, same pixels" \
+    two_losses
 
 # (d) Without replicas: the job fails, the error names the host and says
 # what would have saved it; nothing claims the job went on.

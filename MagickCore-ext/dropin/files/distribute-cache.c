@@ -38,8 +38,9 @@
 %                          one host per address it resolves to (resolved
 %                          again for each new cache)
 %    cache:dpc-replicas    copies of each tile, on distinct hosts (default
-%                          1); with 2 or more a lost host is a warning
-%                          and the job goes on with the other copies
+%                          1); with 2 or more a lost host is a warning,
+%                          the job goes on with the other copies, and the
+%                          lost copies are made again on the hosts left
 %    cache:tiers           tier order, e.g. "memory,distributed,disk"
 %    cache:dpc-tile-cache  local tile cache size (default 1/8 of the cache)
 %    cache:dpc-tile        tile geometry (default 32x32)
@@ -1257,11 +1258,13 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
       (void) LogMagickEvent(CacheEvent,GetMagickModule(),
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
         "%.20g written back, %.20g zero-filled, %.20g direct, "
-        "%.20g round trips, %.20g host(s) lost, %.20g failovers",
+        "%.20g round trips, %.20g host(s) lost, %.20g failovers, "
+        "%.20g copies made again",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
         (double) stats.direct,(double) stats.round_trips,
-        (double) stats.hosts_lost,(double) stats.failovers);
+        (double) stats.hosts_lost,(double) stats.failovers,
+        (double) stats.recopied);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
   server_info->tiles=(struct dpc_tiles *) NULL;
