@@ -312,8 +312,16 @@ static int alloc_batch(struct dpc_tiles *t, size_t v)
     t->gets[v].ptrs = malloc(t->nent * sizeof(uint8_t *));
     t->gets[v].tiles = malloc(t->nent * sizeof(int64_t));
     if (!t->puts[v].slots || !t->puts[v].ptrs || !t->puts[v].tiles ||
-        !t->gets[v].slots || !t->gets[v].ptrs || !t->gets[v].tiles)
+        !t->gets[v].slots || !t->gets[v].ptrs || !t->gets[v].tiles) {
+        free(t->puts[v].slots);
+        free(t->puts[v].ptrs);
+        free(t->puts[v].tiles);
+        free(t->gets[v].slots);
+        free(t->gets[v].ptrs);
+        free(t->gets[v].tiles);
+        t->puts[v] = t->gets[v] = (struct batch){ 0 };
         return -1;
+    }
     return 0;
 }
 
