@@ -182,6 +182,30 @@ placement() {
 check "(e) replicas 2 over 3 hosts: each host holds 2/3 of the tiles' slots and a third of the copies" \
     placement
 
+# More replicas than hosts: as many copies as hosts, said in -debug cache;
+# 0 or junk: a clear error before anything is opened.
+replicas_setting() {
+    local rc=0
+    three_servers
+    mem_convert "$WORK/in.miff" -resize 10% "$WORK/small.miff"
+    dropin -debug cache -log '%e' -define cache:dpc-replicas=5 \
+        "$WORK/small.miff" -negate "$WORK/s.miff" 2> "$WORK/log"
+    mem_convert "$WORK/small.miff" -negate "$WORK/s-mem.miff"
+    same_pixels "$WORK/s-mem.miff" "$WORK/s.miff"
+    grep -q 'cache:dpc-replicas=5, but 3 host(s): 3 copies of each tile' \
+        "$WORK/log"
+    for bad in 0 two -1; do
+        rc=0
+        dropin -define cache:dpc-replicas=$bad "$WORK/small.miff" -negate \
+            "$WORK/s.miff" 2> "$WORK/err" || rc=$?
+        cat "$WORK/err"
+        [ $rc -ne 0 ]
+        grep -q "cache:dpc-replicas=$bad: " "$WORK/err"
+    done
+}
+check "cache:dpc-replicas above the hosts: clamped with a note; 0 or junk: an error" \
+    replicas_setting
+
 # (f) A name with two addresses (127.0.0.1 and ::1, in a private
 # /etc/hosts) and a server on each: two hosts, a copy on each.
 dns_two_hosts() {

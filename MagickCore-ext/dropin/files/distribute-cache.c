@@ -548,8 +548,8 @@ static MagickBooleanType GetReplicasSetting(Image *image,size_t *replicas)
   if ((n == 0) || (n > DPCMaxReplicas))
     {
       (void) ThrowMagickException(&image->exception,GetMagickModule(),
-        CacheError,"DistributedPixelCache","cache:dpc-replicas=%s: give 1 "
-        "(one copy of each tile) to %d",value,DPCMaxReplicas);
+        CacheError,"DistributedPixelCache","cache:dpc-replicas=%s: the "
+        "copies of each tile, from 1 to %d",value,DPCMaxReplicas);
       value=DestroyString(value);
       return(MagickFalse);
     }
