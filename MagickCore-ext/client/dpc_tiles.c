@@ -324,7 +324,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
         t->st.zero_filled++;
     } else if (!t->nofetch[i]) {
         dpc_tiles_hosts_get(t, t->gets, tile,
-                 t->stage + (size_t)t->nfetched * t->slot_bytes);
+                            t->stage + (size_t)t->nfetched * t->slot_bytes);
         t->fetched[t->nfetched++] = e;
         t->st.fetched++;
         *fetch = 1;
@@ -340,7 +340,8 @@ static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
 {
     int rc;
 
-    if (flush && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, err, errlen)) < 0)
+    if (flush && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, err,
+                                             errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
         shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
@@ -822,7 +823,8 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
 
         if (x->tile == NONE || !x->dirty)
             continue;
-        dpc_tiles_hosts_put(t, t->puts, x->tile, entry_mem(t, (int32_t)e));
+        dpc_tiles_hosts_put(t, t->puts, x->tile,
+                            entry_mem(t, (int32_t)e));
         x->dirty = 0;
         t->st.written_back++;
         any = 1;

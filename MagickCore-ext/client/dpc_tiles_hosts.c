@@ -302,7 +302,7 @@ static void batch_add(struct batch *b, uint64_t slot, int64_t tile,
 /* Queues a write of tile from p to each of its live copies (b: one batch
  * per host). */
 void dpc_tiles_hosts_put(struct dpc_tiles *t, struct batch *b, int64_t tile,
-                     uint8_t *p)
+                         uint8_t *p)
 {
     for (uint32_t k = 0; k < t->copies; k++) {
         size_t h = copy_host(t, (uint64_t)tile, k);
@@ -315,7 +315,7 @@ void dpc_tiles_hosts_put(struct dpc_tiles *t, struct batch *b, int64_t tile,
 /* Queues a read of tile into p from its first live copy.  There is one:
  * check_copies() fails the cache once a tile has none. */
 void dpc_tiles_hosts_get(struct dpc_tiles *t, struct batch *b, int64_t tile,
-                     uint8_t *p)
+                         uint8_t *p)
 {
     for (uint32_t k = 0; k < t->copies; k++) {
         size_t h = copy_host(t, (uint64_t)tile, k);
@@ -402,8 +402,8 @@ static uint32_t fail_over(struct dpc_tiles *t, struct batch *b)
  * in.  0, or a negative dpc_errcode when a tile has no copy left.  Links
  * held. */
 int dpc_tiles_hosts_round(struct dpc_tiles *t, struct batch *b, int put,
-                      int wait, const struct dpc_link_rows *rows, char *err,
-                      size_t errlen)
+                          int wait, const struct dpc_link_rows *rows,
+                          char *err, size_t errlen)
 {
     uint64_t lost = t->st.hosts_lost;
     int rc;
@@ -499,8 +499,9 @@ static int recopy_batch(struct dpc_tiles *t, const struct move *moves,
     for (uint32_t i = 0; i < m; i++)
         if (is_written(t, (uint64_t)moves[i].tile))
             dpc_tiles_hosts_get(t, t->gets, moves[i].tile,
-                     t->restage + (size_t)f++ * t->slot_bytes);
-    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, err, errlen)) < 0)
+                                t->restage + (size_t)f++ * t->slot_bytes);
+    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, err,
+                                             errlen)) < 0)
         return rc;
     f = 0;
     for (uint32_t i = 0; i < m; i++) {
@@ -515,7 +516,8 @@ static int recopy_batch(struct dpc_tiles *t, const struct move *moves,
         t->loc_host[at] = (int32_t)v;
         t->loc_slot[at] = next[x->p]++;
     }
-    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err, errlen)) < 0)
+    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err,
+                                             errlen)) < 0)
         return rc;
     t->st.recopied += m;
     return 0;
@@ -562,7 +564,7 @@ int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen)
     int rc = 0;
 
     if (make_loc(t) < 0)
-        return 0;                       /* no room to track moves: fewer copies */
+        return 0;               /* no memory to track moves: fewer copies */
     spare = calloc(n, sizeof(*spare));
     count = calloc(n, sizeof(*count));
     next = calloc(n, sizeof(*next));
