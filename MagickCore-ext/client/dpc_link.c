@@ -54,6 +54,7 @@ struct dpc_link {
     int tls_full;               /* the last TLS read filled its room */
     unsigned timeout_ms;
     char name[300];
+    char addr[DPC_NET_ADDRLEN]; /* dialed instead of the host, "" if none */
     uint8_t key[DPC_WIRE_KEY_LEN];
     uint32_t next_id;
 
@@ -72,6 +73,7 @@ struct dpc_link {
     int lowat;                  /* SO_RCVLOWAT set, 0 before the first */
     int broken;                 /* the connection is unusable */
     enum dpc_errcode lost_code; /* why it broke, when not by a refusal */
+    char lost_why[DPC_ERRLEN];  /* and how, for every later request */
     char fail[512];             /* the first failed reply, "" if none */
     uint16_t fail_status;       /* its status */
     char fail_tls[DPC_ERRLEN];  /* why TLS failed */
@@ -130,14 +132,20 @@ static int broken(const struct dpc_link *l, char *err, size_t errlen)
         return dpc_errc(err, errlen, fail_code(l), "%s", l->fail);
     return dpc_errc(err, errlen,
                     l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_CLOSED,
-                    "%s: connection lost", l->name);
+                    "%s: %s", l->name,
+                    l->lost_why[0] != '\0' ? l->lost_why : "connection lost");
 }
 
-/* The reason of a failed send or receive: TLS's, else errno's. */
+/* The reason of a failed send or receive: TLS's, else ours for a peer
+ * that closed, else errno's. */
 static const char *io_error(const struct dpc_link *l)
 {
-    return l->ssl != NULL && errno == ECONNRESET && l->fail_tls[0] != '\0'
-               ? l->fail_tls : strerror(errno);
+    if (l->ssl != NULL && errno == ECONNRESET && l->fail_tls[0] != '\0')
+        return l->fail_tls;
+    if (errno == ECONNRESET || errno == EPIPE || errno == ECONNABORTED)
+        return "the server closed the connection (reset: stopped or "
+               "crashed?)";
+    return strerror(errno);
 }
 
 /* The code of a failed send or receive. */
@@ -156,6 +164,7 @@ static int lost(struct dpc_link *l, enum dpc_errcode code, const char *why,
     if (was_broken)             /* e.g. by a refused PUT: that says more */
         return broken(l, err, errlen);
     l->lost_code = code;
+    snprintf(l->lost_why, sizeof(l->lost_why), "%s", why);
     return dpc_errc(err, errlen, code, "%s: %s", l->name, why);
 }
 
@@ -187,10 +196,13 @@ static int wait_for(struct dpc_link *l, short events, double deadline,
         rc = left <= 0 ? 0
              : poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left + 1);
     } while (rc < 0 && errno == EINTR);
-    if (rc == 0)
-        return lost(l, DPC_E_TIMEOUT,
-                    "no answer in time (server stopped or overloaded?)",
-                    err, errlen);
+    if (rc == 0) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "no answer in time (%g s: server stopped "
+                 "or overloaded?)", l->timeout_ms / 1000.0);
+        return lost(l, DPC_E_TIMEOUT, why, err, errlen);
+    }
     if (rc < 0)
         return lost(l, DPC_E_IO, strerror(errno), err, errlen);
     *revents = p.revents;
@@ -235,7 +247,7 @@ static int tls_xfer(struct dpc_link *l, void *buf, size_t n, int out,
                 break;
             if (f < 0)
                 return dpc_errc(err, errlen, DPC_E_CLOSED, "%s: %s", l->name,
-                                strerror(errno));
+                                io_error(l));
             pf.events = POLLOUT;
             if (left < 1 || poll(&pf, 1, (int)left) == 0)
                 return dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer "
@@ -377,7 +389,8 @@ static enum attempt attempt(struct dpc_link *l, const char *host,
         close(l->fd);
     l->broken = 0;
     l->lost_code = DPC_E_OK;
-    l->fd = dpc_net_dial(host, port, ms_left(deadline), err, errlen);
+    l->fd = dpc_net_dial(l->addr[0] != '\0' ? l->addr : host, port,
+                         ms_left(deadline), err, errlen);
     if (l->fd < 0) {
         l->lost_code = dpc_errcode_of(l->fd);
         return l->fd == -DPC_E_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_FAIL;
@@ -415,6 +428,18 @@ struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
                                       enum dpc_errcode *code, char *err,
                                       size_t errlen)
 {
+    return dpc_link_connect_at(host, NULL, port, key, tls, timeout_ms, code,
+                               err, errlen);
+}
+
+struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
+                                     unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen)
+{
     struct dpc_link *l = calloc(1, sizeof(*l));
     double start = dpc_now(), deadline = start + timeout_ms / 1000.0;
     double refused_until = start + DPC_LINK_REFUSED_RETRY_MS / 1000.0, left;
@@ -434,7 +459,10 @@ struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
     l->tls = tls;
     l->timeout_ms = timeout_ms;
     memcpy(l->key, key, DPC_WIRE_KEY_LEN);
-    snprintf(l->name, sizeof(l->name), "%s:%u", host, port);
+    if (addr != NULL && strlen(addr) < sizeof(l->addr))
+        strcpy(l->addr, addr);
+    dpc_net_peer_name(l->name, sizeof(l->name), host, l->addr[0] != '\0'
+                      ? l->addr : NULL, port);
     for (;;) {
         rc = attempt(l, host, port, deadline, err, errlen);
         tries++;
@@ -593,7 +621,8 @@ static int pump(struct dpc_link *l, char *err, size_t errlen)
                 k = recvmsg(l->fd, &msg, MSG_DONTWAIT);
             }
             if (k == 0)
-                return lost(l, DPC_E_CLOSED, "connection lost", err, errlen);
+                return lost(l, DPC_E_CLOSED, "the server closed the "
+                            "connection", err, errlen);
             if (k < 0)
                 return errno == EAGAIN || errno == EINTR
                            ? 0 : lost(l, sys_code(errno), io_error(l),
@@ -654,7 +683,7 @@ static int xmit(struct dpc_link *l, struct iovec *iov, int n, char *err,
             if (l->ssl == NULL || (rc = dpc_tls_flush(l->ssl)) > 0)
                 return 0;
             if (rc < 0)
-                return lost(l, sys_code(errno), strerror(errno), err, errlen);
+                return lost(l, sys_code(errno), io_error(l), err, errlen);
             l->want = POLLOUT;
         }
         set_lowat(l);

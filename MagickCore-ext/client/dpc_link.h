@@ -58,6 +58,16 @@ struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
                                       unsigned timeout_ms,
                                       enum dpc_errcode *code, char *err,
                                       size_t errlen);
+/* The same, dialing addr (a numeric address host resolves to; NULL: host
+ * itself) while TLS still checks the certificate against host.  The
+ * link's name is then "ADDR:PORT (HOST)" ("[ADDR]:PORT" for IPv6). */
+struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
+                                     unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen);
 void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
 /* The socket, for callers that report it; the link still owns it. */

@@ -3,6 +3,7 @@
  */
 #include "dpc_net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -60,22 +61,86 @@ static int connect_within(int fd, const struct addrinfo *a, double deadline)
     return soerr == 0 ? 0 : -1;
 }
 
+void dpc_net_hostport(char *buf, size_t len, const char *host,
+                      unsigned port)
+{
+    int v6 = strchr(host, ':') != NULL;
+
+    snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+             port);
+}
+
+void dpc_net_peer_name(char *buf, size_t len, const char *host,
+                       const char *addr, unsigned port)
+{
+    size_t n;
+
+    if (addr == NULL || strcmp(addr, host) == 0) {
+        dpc_net_hostport(buf, len, host, port);
+        return;
+    }
+    dpc_net_hostport(buf, len, addr, port);
+    n = strlen(buf);
+    if (n + 1 < len)
+        snprintf(buf + n, len - n, " (%s)", host);
+}
+
+int dpc_net_resolve(const char *host, unsigned port,
+                    char (*addrs)[DPC_NET_ADDRLEN], size_t max, char *err,
+                    size_t errlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *ai, *a;
+    char service[8], name[300];
+    size_t n = 0;
+    int rc;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0) {
+        dpc_net_hostport(name, sizeof(name), host, port);
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s: %s", name,
+                        gai_strerror(rc));
+    }
+    for (a = ai; a != NULL && n < max; a = a->ai_next) {
+        char addr[DPC_NET_ADDRLEN];
+        const void *p = a->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)
+                                                  a->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)
+                                                  a->ai_addr)->sin_addr;
+        size_t i;
+
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            inet_ntop(a->ai_family, p, addr, sizeof(addr)) == NULL)
+            continue;
+        for (i = 0; i < n && strcmp(addrs[i], addr) != 0; i++)
+            ;
+        if (i == n)
+            memcpy(addrs[n++], addr, sizeof(addr));
+    }
+    freeaddrinfo(ai);
+    return (int)n;
+}
+
 int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
                  char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV };
     struct addrinfo *ai, *a;
-    char service[8];
+    char service[8], name[300];
     int fd = -1, rc, on = 1, saved = ECONNREFUSED;
     double deadline = deadline_in(timeout_ms);
     enum dpc_errcode code;
 
     snprintf(service, sizeof(service), "%u", port);
+    dpc_net_hostport(name, sizeof(name), host, port);
     rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0) {
         errno = EINVAL;
-        return dpc_errc(err, errlen, DPC_E_INVALID, "%s:%u: %s", host, port,
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%s: %s", name,
                         gai_strerror(rc));
     }
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
@@ -91,8 +156,7 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     if (fd < 0) {
         code = saved == ETIMEDOUT ? DPC_E_TIMEOUT
                : saved == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
-        rc = dpc_errc(err, errlen, code, "%s:%u: %s", host, port,
-                      strerror(saved));
+        rc = dpc_errc(err, errlen, code, "%s: %s", name, strerror(saved));
         errno = saved;
         return rc;
     }
@@ -105,11 +169,11 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
 static int sys_error(const char *name, char *err, size_t errlen)
 {
     int e = errno, rc;
+    int reset = e == ECONNRESET || e == EPIPE || e == ECONNABORTED;
 
-    rc = dpc_errc(err, errlen,
-                  e == ECONNRESET || e == EPIPE || e == ECONNABORTED
-                      ? DPC_E_CLOSED : DPC_E_IO,
-                  "%s: %s", name, strerror(e));
+    rc = dpc_errc(err, errlen, reset ? DPC_E_CLOSED : DPC_E_IO, "%s: %s",
+                  name, reset ? "the server closed the connection (reset: "
+                                "stopped or crashed?)" : strerror(e));
     errno = e;
     return rc;
 }

@@ -12,6 +12,26 @@
 #define DPC_NET_BACKOFF_FIRST_MS 25
 #define DPC_NET_BACKOFF_MAX_MS 1000
 
+#define DPC_NET_ADDRLEN 46      /* INET6_ADDRSTRLEN */
+
+/* "host:port", or "[host]:port" when host is an IPv6 address, into buf. */
+void dpc_net_hostport(char *buf, size_t len, const char *host,
+                      unsigned port);
+
+/* A peer's name in errors: "host:port", or "ADDR:PORT (host)" when addr,
+ * one of the addresses host resolves to, is what is dialed (addr NULL or
+ * host itself: the first form); IPv6 addresses in brackets. */
+void dpc_net_peer_name(char *buf, size_t len, const char *host,
+                       const char *addr, unsigned port);
+
+/* The distinct addresses host resolves to (numeric, IPv4 and IPv6), in
+ * the resolver's order, at most max of them into addrs.  How many, or a
+ * negative dpc_errcode with the reason in err (DPC_E_INVALID: the name
+ * does not resolve). */
+int dpc_net_resolve(const char *host, unsigned port,
+                    char (*addrs)[DPC_NET_ADDRLEN], size_t max, char *err,
+                    size_t errlen);
+
 /* A non-blocking TCP_NODELAY socket connected to host:port, trying each
  * address in turn, all within timeout_ms.  A negative dpc_errcode with
  * the reason in err (DPC_E_REFUSED: nothing listens; DPC_E_TIMEOUT;

@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "dpc_net.h"
 #include "dpc_util.h"
 
 struct entry {
@@ -20,6 +21,7 @@ struct entry {
     char why[DPC_ERRLEN];
     enum dpc_errcode code;      /* and its code */
     char host[256];
+    char addr[DPC_NET_ADDRLEN];     /* dialed instead of host; "" if none */
     unsigned port;
     uint8_t key[DPC_WIRE_KEY_LEN];
     struct dpc_tlsclient *tls;  /* borrowed (kept for the process) */
@@ -29,16 +31,18 @@ struct entry {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *pool;
 
-static int same_host(const struct entry *e, const char *host, unsigned port,
-                     const uint8_t *key, const struct dpc_tlsclient *tls)
+static int same_host(const struct entry *e, const char *host,
+                     const char *addr, unsigned port, const uint8_t *key,
+                     const struct dpc_tlsclient *tls)
 {
-    return e->port == port && strcmp(e->host, host) == 0 && e->tls == tls &&
+    return e->port == port && strcmp(e->host, host) == 0 &&
+           strcmp(e->addr, addr) == 0 && e->tls == tls &&
            CRYPTO_memcmp(e->key, key, DPC_WIRE_KEY_LEN) == 0;
 }
 
 /* A usable link with room, or a recent failure of this host (link NULL). */
-static struct entry *find(const char *host, unsigned port, const uint8_t *key,
-                          const struct dpc_tlsclient *tls)
+static struct entry *find(const char *host, const char *addr, unsigned port,
+                          const uint8_t *key, const struct dpc_tlsclient *tls)
 {
     for (struct entry **p = &pool, *e; (e = *p) != NULL;) {
         if (e->link == NULL && dpc_now() >= e->retry_at) {
@@ -46,7 +50,7 @@ static struct entry *find(const char *host, unsigned port, const uint8_t *key,
             free(e);
             continue;
         }
-        if (same_host(e, host, port, key, tls) &&
+        if (same_host(e, host, addr, port, key, tls) &&
             (e->link == NULL || (e->users < DPC_POOL_CACHES_PER_LINK &&
                                  !dpc_link_broken(e->link))))
             return e;
@@ -57,15 +61,17 @@ static struct entry *find(const char *host, unsigned port, const uint8_t *key,
 
 /* Remembers that host:port failed, so the caches that follow fail over at
  * once instead of each waiting out the timeout again. */
-static void remember_failure(const char *host, unsigned port,
-                             const uint8_t *key, struct dpc_tlsclient *tls,
-                             enum dpc_errcode code, const char *why)
+static void remember_failure(const char *host, const char *addr,
+                             unsigned port, const uint8_t *key,
+                             struct dpc_tlsclient *tls, enum dpc_errcode code,
+                             const char *why)
 {
     struct entry *e = calloc(1, sizeof(*e));
 
     if (e == NULL)
         return;
     strcpy(e->host, host);
+    strcpy(e->addr, addr);
     e->port = port;
     memcpy(e->key, key, DPC_WIRE_KEY_LEN);
     e->tls = tls;
@@ -83,17 +89,31 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen)
 {
+    return dpc_pool_acquire_at(host, NULL, port, key, tls, timeout_ms, code,
+                               err, errlen);
+}
+
+struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
+                                     unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen)
+{
     enum dpc_errcode failed = DPC_E_OK;
     struct entry *e;
 
-    if (strlen(host) >= sizeof(e->host)) {
+    if (addr == NULL)
+        addr = "";
+    if (strlen(host) >= sizeof(e->host) || strlen(addr) >= sizeof(e->addr)) {
         if (code != NULL)
             *code = DPC_E_INVALID;
         dpc_errc(err, errlen, DPC_E_INVALID, "host name too long");
         return NULL;
     }
     pthread_mutex_lock(&pool_lock);
-    e = find(host, port, key, tls);
+    e = find(host, addr, port, key, tls);
     if (e != NULL && e->link == NULL) {
         failed = e->code;
         dpc_errc(err, errlen, failed, "%s (not retried for %d s)", e->why,
@@ -108,16 +128,18 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                              "out of memory"));
             goto out;
         }
-        e->link = dpc_link_connect_tls(host, port, key, tls, timeout_ms,
-                                       &failed, err, errlen);
+        e->link = dpc_link_connect_at(host, *addr != '\0' ? addr : NULL, port,
+                                      key, tls, timeout_ms, &failed, err,
+                                      errlen);
         if (e->link == NULL) {
             free(e);
             e = NULL;
-            remember_failure(host, port, key, tls, failed,
+            remember_failure(host, addr, port, key, tls, failed,
                              err != NULL ? err : "failed");
             goto out;
         }
         strcpy(e->host, host);
+        strcpy(e->addr, addr);
         e->port = port;
         memcpy(e->key, key, DPC_WIRE_KEY_LEN);
         e->tls = tls;
@@ -164,8 +186,8 @@ void dpc_pool_draining(struct dpc_link *l)
     if (e != NULL) {
         /* ahead of e in the list: find() meets it first */
         snprintf(why, sizeof(why), "%.160s: draining", dpc_link_name(l));
-        remember_failure(e->host, e->port, e->key, e->tls, DPC_E_DRAINING,
-                         why);
+        remember_failure(e->host, e->addr, e->port, e->key, e->tls,
+                         DPC_E_DRAINING, why);
     }
     pthread_mutex_unlock(&pool_lock);
 }

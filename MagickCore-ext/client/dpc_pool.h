@@ -33,6 +33,16 @@ struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   unsigned timeout_ms,
                                   enum dpc_errcode *code, char *err,
                                   size_t errlen);
+/* The same, dialing addr, one of the addresses host resolves to (NULL:
+ * host itself; see dpc_link_connect_at): each address is a host of its
+ * own. */
+struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
+                                     unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen);
 /* Gives a link back; the last user frees it. */
 void dpc_pool_release(struct dpc_link *l);
 /* l's host refused a cache because it is draining (about to stop): for

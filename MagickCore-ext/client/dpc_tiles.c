@@ -19,8 +19,14 @@
  * their slots with shared_store once they are in.  Those hits set `referenced`
  * instead of moving the entry in the LRU list; the victim search gives
  * referenced entries a second chance.
+ *
+ * Where tiles live on the hosts (replicas, lost hosts, rounds of
+ * requests, re-copies) is dpc_tiles_hosts.c's: this file only queues
+ * write-backs and fetches (dpc_tiles_hosts_put, _get) and runs rounds of
+ * them (dpc_tiles_hosts_round), on the locked path only.
  */
 #include "dpc_tiles.h"
+#include "dpc_tiles-internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -34,68 +40,6 @@
  * cache, moves its whole tiles that are not resident straight between the
  * caller's buffer and the hosts: bulk transfers would only evict the cache. */
 #define DIRECT_MIN_TILES 8
-#define NONE (-1)
-
-struct entry {
-    int64_t tile;               /* NONE when free */
-    int32_t prev, next;         /* LRU: head is most recent */
-    uint32_t stamp;
-    uint32_t seq;               /* odd while tile or bytes change (seqlock) */
-    uint8_t dirty;
-    uint8_t referenced;         /* hit without the lock: a second chance */
-    uint8_t pending;            /* admitted for a covering write, not yet written */
-};
-
-/* Per-host request being assembled. */
-struct batch {
-    uint64_t *slots;
-    uint8_t **ptrs;
-    uint32_t count;
-};
-
-struct dpc_tiles {
-    struct dpc_tiles_cfg cfg;
-    struct dpc_link **links;
-    struct dpc_link **order;    /* distinct links by address: lock order */
-    size_t norder;
-    uint64_t *handles;
-    uint64_t tx_n, ty_n, ntiles;
-    int tw_shift, th_shift;     /* log2 of a power-of-two tile size, or -1 */
-    uint32_t slot_bytes, plane_off[DPC_TILES_PLANES], per_request;
-    uint32_t nent;
-    struct entry *ent;
-    uint8_t *mem;
-    int32_t *where;             /* tile -> entry, NONE when not resident */
-    uint8_t *written;           /* bitmap: the tile exists on its host */
-    int32_t head, tail;
-    uint32_t stamp;
-    struct batch *puts, *gets;  /* one per host */
-    int64_t *list;              /* tiles of the batch in progress */
-    int64_t *direct;            /* its tiles moved without the tile cache */
-    uint32_t ndirect;
-    uint8_t *nofetch;
-    int32_t *zero;              /* entries to zero once write-backs are out */
-    uint32_t nzero;
-    int32_t *admitted;          /* entries (re)assigned by this batch */
-    uint32_t nadmitted;
-    int32_t *fetched;           /* entries this batch fetches, in stage order */
-    uint32_t nfetched;
-    uint8_t *stage;             /* where their bytes arrive */
-    size_t stage_cap;
-    int failed;                 /* a batch failed: locked path only */
-    int unacked;                /* write-backs sent, replies not yet read */
-    struct dpc_tiles_stats st;
-};
-
-static int is_written(const struct dpc_tiles *t, uint64_t tile)
-{
-    return (t->written[tile / 8] >> (tile % 8)) & 1;
-}
-
-static void set_written(struct dpc_tiles *t, uint64_t tile)
-{
-    t->written[tile / 8] |= (uint8_t)(1u << (tile % 8));
-}
 
 static uint8_t *entry_mem(const struct dpc_tiles *t, int32_t e)
 {
@@ -196,51 +140,9 @@ static void touch(struct dpc_tiles *t, int32_t e)
     lru_push_head(t, e);
 }
 
-static int by_address(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t)*(struct dpc_link *const *)a;
-    uintptr_t y = (uintptr_t)*(struct dpc_link *const *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Links may be shared with other caches (dpc_pool): hold every distinct one
- * of ours, always in address order so two caches cannot deadlock. */
-static void lock_links(struct dpc_tiles *t)
-{
-    for (size_t i = 0; i < t->norder; i++)
-        dpc_link_lock(t->order[i]);
-}
-
-static void unlock_links(struct dpc_tiles *t)
-{
-    for (size_t i = t->norder; i-- > 0;)
-        dpc_link_unlock(t->order[i]);
-}
-
-static int set_lock_order(struct dpc_tiles *t)
-{
-    t->order = malloc(t->cfg.nlinks * sizeof(*t->order));
-    if (t->order == NULL)
-        return -1;
-    memcpy(t->order, t->links, t->cfg.nlinks * sizeof(*t->order));
-    qsort(t->order, t->cfg.nlinks, sizeof(*t->order), by_address);
-    for (size_t i = 0; i < t->cfg.nlinks; i++)
-        if (t->norder == 0 || t->order[t->norder - 1] != t->order[i])
-            t->order[t->norder++] = t->order[i];
-    return 0;
-}
-
 static void free_all(struct dpc_tiles *t)
 {
-    for (size_t h = 0; t->puts != NULL && h < t->cfg.nlinks; h++) {
-        free(t->puts[h].slots);
-        free(t->puts[h].ptrs);
-        free(t->gets[h].slots);
-        free(t->gets[h].ptrs);
-    }
-    free(t->puts);
-    free(t->gets);
+    dpc_tiles_hosts_free(t);
     free(t->list);
     free(t->nofetch);
     free(t->zero);
@@ -258,26 +160,6 @@ static void free_all(struct dpc_tiles *t)
     free(t);
 }
 
-static int alloc_batches(struct dpc_tiles *t)
-{
-    size_t n = t->cfg.nlinks;
-
-    t->puts = calloc(n, sizeof(*t->puts));
-    t->gets = calloc(n, sizeof(*t->gets));
-    if (t->puts == NULL || t->gets == NULL)
-        return -1;
-    for (size_t h = 0; h < n; h++) {
-        t->puts[h].slots = malloc(t->nent * sizeof(uint64_t));
-        t->puts[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
-        t->gets[h].slots = malloc(t->nent * sizeof(uint64_t));
-        t->gets[h].ptrs = malloc(t->nent * sizeof(uint8_t *));
-        if (!t->puts[h].slots || !t->puts[h].ptrs || !t->gets[h].slots ||
-            !t->gets[h].ptrs)
-            return -1;
-    }
-    return 0;
-}
-
 /* n = 2^k: k; else -1. */
 static int log2_exact(uint32_t n)
 {
@@ -292,6 +174,11 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     if (c->columns == 0 || c->rows == 0 || c->tile_w == 0 ||
         c->tile_h == 0 || c->bpp[0] == 0 || c->nlinks == 0)
         return dpc_errc(err, errlen, DPC_E_INVALID, "bad tile cache geometry");
+    t->copies = c->replicas > 0 ? c->replicas : 1;
+    if (t->copies > c->nlinks || t->copies > DPC_TILES_MAX_COPIES)
+        return dpc_errc(err, errlen, DPC_E_INVALID, "%u replicas of each "
+                        "tile need as many hosts, not %zu", t->copies,
+                        c->nlinks);
     t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
     t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
     t->tw_shift = log2_exact(c->tile_w);
@@ -319,33 +206,6 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
     return 0;
 }
 
-/* Opens the cache's share on every host; on failure, closes the shares
- * opened and sets *failed to the index of the host that failed. */
-static int open_hosts(struct dpc_tiles *t, size_t *failed, char *err,
-                      size_t errlen)
-{
-    size_t n = t->cfg.nlinks;
-
-    for (size_t h = 0; h < n; h++) {
-        uint64_t slots = (t->ntiles + n - 1 - h) / n;
-
-        if (slots == 0)
-            slots = 1;
-        if (slots > t->st.slots_per_host_max)
-            t->st.slots_per_host_max = slots;
-        int rc = dpc_link_open(t->links[h], t->slot_bytes, slots,
-                               &t->handles[h], err, errlen);
-
-        if (rc < 0) {               /* no room: the caller may go elsewhere */
-            *failed = h;
-            while (h-- > 0)
-                dpc_link_close_cache(t->links[h], t->handles[h], NULL, 0);
-            return rc;
-        }
-    }
-    return 0;
-}
-
 struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
                                  enum dpc_errcode *code, size_t *host,
                                  char *err, size_t errlen)
@@ -365,8 +225,8 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
         free(t);
         goto err;
     }
-    t->links = malloc(cfg->nlinks * sizeof(*t->links));
-    t->handles = calloc(cfg->nlinks, sizeof(*t->handles));
+    t->links = malloc(cfg->nlinks * cfg->nlinks * sizeof(*t->links));
+    t->handles = calloc(cfg->nlinks * cfg->nlinks, sizeof(*t->handles));
     t->ent = malloc(t->nent * sizeof(*t->ent));
     t->mem = malloc((size_t)t->nent * t->slot_bytes);
     t->where = malloc(t->ntiles * sizeof(*t->where));
@@ -380,7 +240,7 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
         !t->written || !t->list || !t->direct || !t->nofetch || !t->zero ||
         !t->admitted || !t->fetched ||
-        alloc_batches(t) < 0) {
+        dpc_tiles_hosts_alloc(t) < 0) {
         rc = dpc_errc(err, errlen, DPC_E_NOMEM,
                       "out of memory for a %u-tile cache", t->nent);
         free_all(t);
@@ -388,7 +248,7 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     }
     memcpy(t->links, cfg->links, cfg->nlinks * sizeof(*t->links));
     t->cfg.links = t->links;
-    if (set_lock_order(t) < 0) {
+    if (dpc_tiles_hosts_lock_order(t) < 0) {
         rc = dpc_errc(err, errlen, DPC_E_NOMEM, "out of memory");
         free_all(t);
         goto err;
@@ -400,13 +260,13 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
         t->ent[e] = (struct entry){ .tile = NONE };
         lru_push_head(t, (int32_t)e);
     }
-    lock_links(t);
-    if ((rc = open_hosts(t, &failed, err, errlen)) < 0) {
-        unlock_links(t);
+    dpc_tiles_hosts_lock(t);
+    if ((rc = dpc_tiles_hosts_open(t, &failed, err, errlen)) < 0) {
+        dpc_tiles_hosts_unlock(t);
         free_all(t);
         goto err;
     }
-    unlock_links(t);
+    dpc_tiles_hosts_unlock(t);
     return t;
 err:
     if (code != NULL)
@@ -414,59 +274,6 @@ err:
     if (host != NULL)
         *host = failed;
     return NULL;
-}
-
-/* Sends the assembled batches: b[h] for every host, chunked per request. */
-static int send_batches(struct dpc_tiles *t, struct batch *b, int put,
-                        const struct dpc_link_rows *rows, char *err,
-                        size_t errlen)
-{
-    for (size_t h = 0; h < t->cfg.nlinks; h++) {
-        for (uint32_t i = 0; i < b[h].count; i += t->per_request) {
-            uint32_t k = b[h].count - i < t->per_request ? b[h].count - i
-                                                          : t->per_request;
-            int rc = put ? dpc_link_put(t->links[h], t->handles[h],
-                                        t->slot_bytes, k, b[h].slots + i,
-                                        (const uint8_t *const *)b[h].ptrs + i,
-                                        rows, err, errlen)
-                         : dpc_link_get(t->links[h], t->handles[h],
-                                        t->slot_bytes, k, b[h].slots + i,
-                                        b[h].ptrs + i, rows, err, errlen);
-            if (rc < 0)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-static int wait_all(struct dpc_tiles *t, char *err, size_t errlen);
-
-/* A batch failed half sent (with rc): the GETs already queued on other
- * hosts write into their buffers when their replies arrive, so collect
- * them now, while those buffers are still the caller's.  Returns rc. */
-static int abandon(struct dpc_tiles *t, int rc)
-{
-    (void)wait_all(t, NULL, 0);
-    return rc;
-}
-
-static int wait_all(struct dpc_tiles *t, char *err, size_t errlen)
-{
-    int rc = 0, k;
-
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if ((k = dpc_link_wait(t->links[h], rc == 0 ? err : NULL,
-                               rc == 0 ? errlen : 0)) < 0 && rc == 0)
-            rc = k;                 /* the first failure, as err says */
-    t->unacked = 0;
-    t->st.round_trips++;
-    return rc;
-}
-
-static void batch_add(struct batch *b, uint64_t slot, uint8_t *p)
-{
-    b->slots[b->count] = slot;
-    b->ptrs[b->count++] = p;
 }
 
 /* The least recently used entry not pinned by this batch. */
@@ -491,7 +298,6 @@ static int32_t victim(struct dpc_tiles *t)
  * zero-filled, or queued for fetching. */
 static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 {
-    size_t hosts = t->cfg.nlinks;
     int64_t tile = t->list[i];
     int32_t e = victim(t);
 
@@ -502,8 +308,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
         int64_t old = t->ent[e].tile;
 
         if (t->ent[e].dirty) {
-            batch_add(&t->puts[old % hosts], (uint64_t)old / hosts,
-                      entry_mem(t, e));
+            dpc_tiles_hosts_put(t, t->puts, old, entry_mem(t, e));
             t->st.written_back++;
             *flush = 1;
         }
@@ -521,8 +326,8 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
             t->zero[t->nzero++] = e;    /* its old tile may still be out */
         t->st.zero_filled++;
     } else if (!t->nofetch[i]) {
-        batch_add(&t->gets[tile % hosts], (uint64_t)tile / hosts,
-                  t->stage + (size_t)t->nfetched * t->slot_bytes);
+        dpc_tiles_hosts_get(t, t->gets, tile,
+                            t->stage + (size_t)t->nfetched * t->slot_bytes);
         t->fetched[t->nfetched++] = e;
         t->st.fetched++;
         *fetch = 1;
@@ -531,26 +336,21 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 
 /* One pipelined round: write-backs first (sent before their buffers are
  * reused), then zero-fills, then fetches, then every reply.  A round of
- * write-backs alone does not wait: their acknowledgements are collected by
- * the next wait, so the client copies the next band while the server takes
- * this one (a failed write-back breaks the link, see dpc_link).  Links
- * held. */
+ * write-backs alone does not wait (round_trip; a failed write-back breaks
+ * the link, see dpc_link).  Links held. */
 static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
                     size_t errlen)
 {
     int rc;
 
-    if (flush && (rc = send_batches(t, t->puts, 1, NULL, err, errlen)) < 0)
+    if (flush && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, err,
+                                             errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
         shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
-    if (!fetch) {
-        t->unacked = 1;
+    if (!fetch)
         return 0;
-    }
-    if ((rc = send_batches(t, t->gets, 0, NULL, err, errlen)) < 0)
-        return abandon(t, rc);
-    if ((rc = wait_all(t, err, errlen)) < 0)
+    if ((rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, err, errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nfetched; i++)
         shared_store(entry_mem(t, t->fetched[i]),
@@ -587,7 +387,7 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
     t->nzero = 0;
     t->nadmitted = 0;
     t->nfetched = 0;
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
+    for (size_t h = 0; h < t->nv; h++)
         t->puts[h].count = t->gets[h].count = 0;
     /* Pin what is resident first, so no victim is a tile of this batch. */
     for (uint32_t i = 0; i < n; i++) {
@@ -611,12 +411,13 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
             shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
         rc = 0;
     } else {
-        lock_links(t);
+        dpc_tiles_hosts_lock(t);
         rc = exchange(t, flush, fetch, err, errlen);
-        unlock_links(t);
+        dpc_tiles_hosts_unlock(t);
     }
     if (rc < 0) {
-        t->failed = 1;          /* half-fetched tiles: no more unlocked hits */
+        /* half-fetched tiles: no more unlocked hits */
+        __atomic_store_n(&t->failed, 1, __ATOMIC_RELAXED);
         /* Nor locked ones: what this round admitted may never have come. */
         for (uint32_t i = 0; i < t->nadmitted; i++) {
             int32_t e = t->admitted[i];
@@ -754,7 +555,7 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                      uint64_t w, uint8_t *buf, int write, char *err,
                      size_t errlen)
 {
-    size_t hosts = t->cfg.nlinks;
+    size_t hosts = t->nv;
     uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
     struct dpc_link_rows rows = { tw * bpp, w * bpp };
     struct batch *b = write ? t->puts : t->gets;
@@ -773,23 +574,20 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                 memset(p + (size_t)r * rows.stride, 0, rows.run);
             continue;
         }
-        if (write)
+        if (write) {
             set_written(t, (uint64_t)tile);
-        batch_add(&b[tile % hosts], (uint64_t)tile / hosts, p);
+            dpc_tiles_hosts_put(t, b, tile, p);
+        } else {
+            dpc_tiles_hosts_get(t, b, tile, p);
+        }
         t->st.direct++;
         any = 1;
     }
     if (!any)
         return 0;
-    lock_links(t);
-    rc = send_batches(t, b, write, &rows, err, errlen);
-    if (rc == 0 && write)
-        t->unacked = 1;
-    else if (rc == 0)
-        rc = wait_all(t, err, errlen);
-    else if (!write)
-        rc = abandon(t, rc);
-    unlock_links(t);
+    dpc_tiles_hosts_lock(t);
+    rc = dpc_tiles_hosts_round(t, b, write, !write, &rows, err, errlen);
+    dpc_tiles_hosts_unlock(t);
     return rc;
 }
 
@@ -899,7 +697,8 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
     int32_t ent[HIT_MAX_TILES];
     int n = 0;
 
-    if (t->failed || plane < 0 || plane >= DPC_TILES_PLANES ||
+    if (__atomic_load_n(&t->failed, __ATOMIC_RELAXED) || plane < 0 ||
+        plane >= DPC_TILES_PLANES ||
         t->cfg.bpp[plane] == 0 || w == 0 || h == 0 ||
         x + w > t->cfg.columns || y + h > t->cfg.rows)
         return 0;
@@ -965,12 +764,14 @@ static int rect_io(void *arg, const struct dpc_region_rect *r)
 /* A region inside the image goes as it is; one whose rows run past the
  * right edge (ImageMagick's rule, dpc_region.h) as the rectangles it
  * covers, row by row. */
-static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+static int tiles_io_once(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                     uint64_t w, uint64_t h, uint8_t *buf, int write,
                     char *err, size_t errlen)
 {
     struct split_io a = { t, plane, write, buf, err, errlen };
 
+    if (t->fatal != DPC_E_OK)
+        return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     if (plane < 0 || plane >= DPC_TILES_PLANES || t->cfg.bpp[plane] == 0)
         return dpc_errc(err, errlen, DPC_E_INVALID, "no plane %d in this "
                         "cache", plane);
@@ -983,6 +784,18 @@ static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                          (int64_t)y, w, h, err, errlen) < 0)
         return -DPC_E_INVALID;
     return dpc_region_split(t->cfg.columns, x, y, w, h, rect_io, &a);
+}
+
+/* The transfer, then the re-copy of what a host lost on the way held. */
+static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
+                    uint64_t w, uint64_t h, uint8_t *buf, int write,
+                    char *err, size_t errlen)
+{
+    int rc = tiles_io_once(t, plane, x, y, w, h, buf, write, err, errlen);
+
+    if (rc == 0 && t->recopy_due)
+        rc = dpc_tiles_hosts_recopy(t, err, errlen);
+    return rc;
 }
 
 int dpc_tiles_read(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
@@ -1001,45 +814,41 @@ int dpc_tiles_write(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
 {
-    size_t hosts = t->cfg.nlinks;
+    size_t hosts = t->nv;
     int any = 0, rc;
 
     for (size_t h = 0; h < hosts; h++)
         t->puts[h].count = 0;
+    if (t->fatal != DPC_E_OK)
+        return dpc_errc(err, errlen, t->fatal, "%s", t->fatal_why);
     for (uint32_t e = 0; e < t->nent; e++) {
         struct entry *x = &t->ent[e];
 
         if (x->tile == NONE || !x->dirty)
             continue;
-        batch_add(&t->puts[x->tile % hosts], (uint64_t)x->tile / hosts,
-                  entry_mem(t, (int32_t)e));
+        dpc_tiles_hosts_put(t, t->puts, x->tile,
+                            entry_mem(t, (int32_t)e));
         x->dirty = 0;
         t->st.written_back++;
         any = 1;
     }
     if (!any && !t->unacked)
         return 0;
-    lock_links(t);
-    rc = any ? send_batches(t, t->puts, 1, NULL, err, errlen) : 0;
-    if (rc == 0)
-        rc = wait_all(t, err, errlen);
-    unlock_links(t);
+    dpc_tiles_hosts_lock(t);
+    rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err, errlen);
+    dpc_tiles_hosts_unlock(t);
+    if (rc == 0 && t->recopy_due)
+        rc = dpc_tiles_hosts_recopy(t, err, errlen);
     return rc;
 }
 
 int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
 {
-    int rc = 0, k;
+    int rc;
 
     if (t == NULL)
         return 0;
-    lock_links(t);
-    for (size_t h = 0; h < t->cfg.nlinks; h++)
-        if ((k = dpc_link_close_cache(t->links[h], t->handles[h],
-                                      rc == 0 ? err : NULL, errlen)) < 0 &&
-            rc == 0)
-            rc = k;
-    unlock_links(t);
+    rc = dpc_tiles_hosts_close(t, err, errlen);
     free_all(t);
     return rc;
 }

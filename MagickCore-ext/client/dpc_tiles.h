@@ -1,8 +1,18 @@
 /*
  * dpc_tiles: one pixel cache kept as tiles on one or more magick-dpc hosts,
  * behind a bounded local tile cache.  The image is cut into tile_w x tile_h
- * tiles; tile t lives in slot t / n of host t % n, so each of n hosts holds
- * about 1/n of the cache.  Reads fetch the missing tiles of a region in one
+ * tiles; with r replicas, tile t lives on the r hosts (t + k) % n, k < r,
+ * in their slot (t / n) * r + k, so each of n hosts holds about r/n of the
+ * cache and no two copies of a tile share a host; k = 0 (the primary) is
+ * the stripe of a cache without replicas.  Writes go to every live copy in
+ * one pipelined batch per host, reads to the first live one.  A host whose
+ * request fails (connection lost, no answer in time, a refusal) is lost:
+ * this cache no longer uses it, the GETs it owed go again to a surviving
+ * copy, and only when some tile has no copy left do the calls fail, from
+ * then on.  After a loss, at the end of the call that saw it, every copy
+ * the lost host held is made again on another live host that holds none
+ * of that tile (in a spare cache opened there), so that a later loss is
+ * survived too while enough hosts are left.  Reads fetch the missing tiles of a region in one
  * pipelined batch per host, plus read-ahead along the direction of access;
  * writes stay in the local cache (write-back) until evicted or flushed.
  * Large regions move their whole, non-resident tiles straight between the
@@ -25,6 +35,7 @@
 #include "dpc_util.h"
 
 #define DPC_TILES_PLANES 2
+#define DPC_TILES_MAX_COPIES 64
 
 struct dpc_tiles_cfg {
     uint64_t columns, rows;
@@ -33,6 +44,8 @@ struct dpc_tiles_cfg {
     uint64_t cache_bytes;               /* local tile cache budget */
     struct dpc_link *const *links;      /* one per host, borrowed */
     size_t nlinks;
+    uint32_t replicas;                  /* copies of each tile (0: 1), at
+                                         * most nlinks */
 };
 
 struct dpc_tiles_stats {
@@ -40,6 +53,9 @@ struct dpc_tiles_stats {
     uint64_t direct;                    /* tiles moved past the tile cache */
     uint64_t round_trips;
     uint64_t slots_per_host_max;
+    uint64_t hosts_lost;
+    uint64_t failovers;                 /* GETs sent again to a replica */
+    uint64_t recopied;                  /* copies made again elsewhere */
 };
 
 struct dpc_tiles;
@@ -47,9 +63,11 @@ struct dpc_tiles;
 /* Opens the cache's share on every host.  NULL with the reason in err
  * and its code in *code (may be NULL): DPC_E_NO_ROOM when a host refused
  * for lack of room, DPC_E_DRAINING when a host is draining (the caller may
- * try again without it), DPC_E_INVALID for a bad geometry, a lost link's
- * code; and in *host (may be NULL) the index in cfg->links of the host
- * that failed, or cfg->nlinks when the failure was no host's.
+ * try again without it), DPC_E_INVALID for a bad geometry or more replicas
+ * than hosts, a lost link's code; and in *host (may be NULL) the index in
+ * cfg->links of the host that failed, or cfg->nlinks when the failure was
+ * no host's.  With replicas, a host lost while opening is only lost
+ * (dpc_tiles_host_lost) as long as every tile keeps a copy.
  *
  * The int calls below return 0, or a negative dpc_errcode with the reason
  * in err: DPC_E_INVALID for a bad region or plane (found here), else the
@@ -74,9 +92,14 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst);
 /* Writes every dirty tile back to its host. */
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen);
-/* Releases the cache on every host and frees t (dirty tiles are dropped:
- * the cache is being destroyed). */
+/* Releases the cache on every host not lost and frees t (dirty tiles are
+ * dropped: the cache is being destroyed); fails when the cache had failed
+ * (a tile without a copy) or a release failed. */
 int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen);
 void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s);
+/* 1 when host h (an index into cfg.links) is lost to this cache, with why
+ * ("HOST:PORT: cause") copied into why; else 0.  Under the caller's lock. */
+int dpc_tiles_host_lost(const struct dpc_tiles *t, size_t h, char *why,
+                        size_t len);
 
 #endif

@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -137,23 +139,65 @@ int dpc_tls_ctx_tune(SSL_CTX *ctx, char *err, size_t errlen)
     return 0;
 }
 
+/* A socket BIO whose writes never raise SIGPIPE: a peer gone mid-write
+ * is an EPIPE error for the caller, not the death of the process (the
+ * client runs inside ImageMagick programs that keep SIGPIPE's default). */
+static int nosig_write(BIO *b, const char *buf, int n)
+{
+    int fd = -1;
+    ssize_t k;
+
+    BIO_get_fd(b, &fd);
+    BIO_clear_retry_flags(b);
+    k = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+    if (k < 0 && BIO_sock_should_retry((int)k))
+        BIO_set_retry_write(b);
+    return (int)k;
+}
+
+static BIO_METHOD *nosig_method;
+
+static void nosig_init(void)
+{
+    const BIO_METHOD *base = BIO_s_socket();
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOCKET, "socket, no SIGPIPE");
+
+    if (m == NULL)
+        return;
+    if (BIO_meth_set_write(m, nosig_write) != 1 ||
+        BIO_meth_set_read(m, BIO_meth_get_read(base)) != 1 ||
+        BIO_meth_set_puts(m, BIO_meth_get_puts(base)) != 1 ||
+        BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(base)) != 1 ||
+        BIO_meth_set_create(m, BIO_meth_get_create(base)) != 1 ||
+        BIO_meth_set_destroy(m, BIO_meth_get_destroy(base)) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    nosig_method = m;
+}
+
 int dpc_tls_set_fd(SSL *ssl, int fd)
 {
-    BIO *sock, *buf = BIO_new(BIO_f_buffer());
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    BIO *sock, *buf;
 
-    if (buf == NULL || SSL_set_fd(ssl, fd) != 1 ||
-        BIO_set_write_buffer_size(buf, DPC_TLS_WRITE_BUF) != 1) {
+    pthread_once(&once, nosig_init);
+    if (nosig_method == NULL)
+        return -1;
+    sock = BIO_new(nosig_method);
+    buf = BIO_new(BIO_f_buffer());
+    if (sock == NULL || buf == NULL ||
+        BIO_set_write_buffer_size(buf, DPC_TLS_WRITE_BUF) != 1 ||
+        BIO_up_ref(sock) != 1) {
+        BIO_free(sock);
         BIO_free(buf);
         return -1;
     }
-    /* the socket BIO is the SSL's rbio and, below the buffer, its wbio */
-    sock = SSL_get_wbio(ssl);
-    if (BIO_up_ref(sock) != 1) {
-        BIO_free(buf);
-        return -1;
-    }
+    BIO_set_fd(sock, fd, BIO_NOCLOSE);
+    /* the socket BIO is the SSL's rbio and, below the buffer, its wbio:
+     * one reference each */
     BIO_push(buf, sock);
-    SSL_set0_wbio(ssl, buf);
+    SSL_set_bio(ssl, sock, buf);
     return 0;
 }
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DPC_ERRLEN 192
+#define DPC_ERRLEN 384
 
 /* What an error was, for code to act on; the text in err says it for
  * people.  Functions documented "0, or a negative dpc_errcode" return

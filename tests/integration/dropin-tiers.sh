@@ -119,8 +119,10 @@ stopped_mid_job() {
     grep -qiE 'unable to (read|write) pixel cache|connection' "$WORK/err"
 }
 check "server killed mid-job: error, exit != 0" stopped_mid_job
-# A server that stops answering mid-job: the pixel cache error reads as a
-# timeout (the cause's code, ETIMEDOUT), not as a reset connection.
+# A server that stops answering mid-job: the pixel cache error names that
+# host once and says, in magick-dpc's words, that it did not answer in
+# cache:dpc-timeout, and which setting to raise; not the system's
+# "Connection timed out", nor a reset connection.
 hung_mid_job() {
     local pid stopper rc=0
     "$MAGICK_DPC" serve -v --listen 127.0.0.1:0 2> "$WORK/stalled.log" &
@@ -144,9 +146,11 @@ hung_mid_job() {
     kill -TERM $pid
     grep -v '^ ' "$WORK/err" | tail -n 3
     [ $rc -ne 0 ]
-    grep -qE 'unable to (read|write) pixel cache .*: Connection timed out' \
+    grep -qE "unable to (read|write) pixel cache .127\.0\.0\.1:$port: no answer in time \(2 s" \
         "$WORK/err"
-    ! grep -q 'Connection reset by peer' "$WORK/err"
+    grep -q 'raise cache:dpc-timeout=2' "$WORK/err"
+    ! grep -q "127\.0\.0\.1:$port:$port" "$WORK/err"
+    ! grep -q 'Connection reset by peer\|Connection timed out' "$WORK/err"
 }
 check "server hung mid-job: the error says timed out" hung_mid_job
 # A hung host (stopped: the kernel still accepts, nothing answers) with the

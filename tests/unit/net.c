@@ -119,6 +119,32 @@ static void net_errcode_plumbing_test(void **state)
     assert_string_equal(dpc_errcode_name(DPC_E_TIMEOUT), "timeout");
 }
 
+/* Names: "host:port", IPv6 addresses in brackets; a numeric host
+ * resolves to itself once, a name that does not resolve is refused with
+ * the name in the reason. */
+static void net_hostport_resolve_test(void **state)
+{
+    char buf[64], err[DPC_ERRLEN] = "", addrs[4][DPC_NET_ADDRLEN];
+
+    dpc_net_hostport(buf, sizeof(buf), "127.0.0.1", 6668);
+    assert_string_equal(buf, "127.0.0.1:6668");
+    dpc_net_hostport(buf, sizeof(buf), "::1", 6668);
+    assert_string_equal(buf, "[::1]:6668");
+    dpc_net_hostport(buf, sizeof(buf), "example.org", 1);
+    assert_string_equal(buf, "example.org:1");
+    assert_int_equal(dpc_net_resolve("127.0.0.1", 6668, addrs, 4, err,
+                                     sizeof(err)), 1);
+    assert_string_equal(addrs[0], "127.0.0.1");
+    assert_int_equal(dpc_net_resolve("::1", 6668, addrs, 4, err,
+                                     sizeof(err)), 1);
+    assert_string_equal(addrs[0], "::1");
+    assert_true(dpc_net_resolve("localhost", 6668, addrs, 4, err,
+                                sizeof(err)) >= 1);
+    assert_int_equal(dpc_net_resolve("no-such-host.invalid", 6668, addrs, 4,
+                                     err, sizeof(err)), -DPC_E_INVALID);
+    assert_contains(err, "no-such-host.invalid:6668");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +153,7 @@ int main(void)
         cmocka_unit_test(net_backoff_spread_test),
         cmocka_unit_test(net_xfer_closed_test),
         cmocka_unit_test(net_xfer_silent_test),
+        cmocka_unit_test(net_hostport_resolve_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,12 @@
  * sharing the slot; a host closing mid-batch (an error, no crash, and no
  * tile of the failed round served afterwards); concurrent lock-free
  * readers beside a writer holding the caller's lock; two tile caches in
- * two threads on the same links, shared through dpc_pool.
+ * two threads on the same links, shared through dpc_pool.  Replicas, on
+ * three hosts: each host's share, copies on distinct hosts (any one host
+ * lost, every tile still reads right), writes fanned out to every copy,
+ * a failover in the middle of a fetch round, the lost copies made again
+ * so a second loss is survived, the failure once a tile has no copy left
+ * (the last host, or two at once), and a lost host without replicas.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -493,20 +498,19 @@ static int write_tile(struct fixture *f, uint64_t tile, uint32_t gen)
     return dpc_tiles_write(f->t, 0, x0, y0, TW, TH, buf, err, sizeof(err));
 }
 
-/* Lock-free readers beside a writer holding the lock (see above). */
-static void tiles_concurrent_readers_test(void **state)
+/* Lock-free readers beside a writer holding the lock (see above), on f's
+ * open tile cache; with drop, that host closes its connection halfway. */
+static void run_concurrent(struct fixture *f, struct nativehost *drop)
 {
-    struct fixture f;
-    struct shared s = { .f = &f };
+    struct shared s = { .f = f };
     static uint8_t big[COLS * ROWS * BPP];
     pthread_t th[READERS];
     char err[DPC_ERRLEN] = "", why[DPC_ERRLEN];
     uint8_t px[BPP];
 
-    setup(&f, 0);
     pthread_mutex_init(&s.lock, NULL);
     for (uint64_t tile = 0; tile < NTILES; tile++)
-        assert_int_equal(write_tile(&f, tile, 0), 0);
+        assert_int_equal(write_tile(f, tile, 0), 0);
     for (int i = 0; i < READERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, reader_main, &s), 0);
     for (uint32_t g = 1; g <= ROUNDS; g++) {
@@ -515,13 +519,15 @@ static void tiles_concurrent_readers_test(void **state)
         uint64_t tile = g % 10 ? g % 4 : (g / 10 * 7) % NTILES;
         int rc;
 
+        if (drop != NULL && g == ROUNDS / 2)
+            __atomic_store_n(&drop->drop_after, 1, __ATOMIC_RELEASE);
         pthread_mutex_lock(&s.lock);
-        rc = write_tile(&f, tile, g);
+        rc = write_tile(f, tile, g);
         if (rc == 0 && g % 500 == 0)    /* a band: fetches, evictions */
-            rc = dpc_tiles_read(f.t, 0, 0, (g / 500) % (ROWS / TH) * TH,
+            rc = dpc_tiles_read(f->t, 0, 0, (g / 500) % (ROWS / TH) * TH,
                                 COLS, TH, big, err, sizeof(err));
         if (rc == 0 && g % 3000 == 0)
-            rc = dpc_tiles_flush(f.t, err, sizeof(err));
+            rc = dpc_tiles_flush(f->t, err, sizeof(err));
         pthread_mutex_unlock(&s.lock);
         if (rc < 0)
             fail_msg("writer, round %u: %s", g, err);
@@ -535,14 +541,22 @@ static void tiles_concurrent_readers_test(void **state)
     assert_true(s.checks > 0);
     print_message("%lu reads, %lu served lock-free\n", s.checks, s.hits);
     /* quiet now: a resident tile is served lock-free, and right */
-    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, 4, 4, big, err,
+    assert_int_equal(dpc_tiles_read(f->t, 0, 0, 0, 4, 4, big, err,
                                     sizeof(err)), 0);
-    assert_int_equal(dpc_tiles_read_hit(f.t, 0, 2, 3, 1, 1, px), 1);
+    assert_int_equal(dpc_tiles_read_hit(f->t, 0, 2, 3, 1, 1, px), 1);
     assert_int_equal(verify(px, 2, 3, 1, 1, why, sizeof(why)), 0);
-    assert_int_equal(dpc_tiles_read(f.t, 0, 0, 0, COLS, ROWS, big, err,
+    assert_int_equal(dpc_tiles_read(f->t, 0, 0, 0, COLS, ROWS, big, err,
                                     sizeof(err)), 0);
     assert_int_equal(verify(big, 0, 0, COLS, ROWS, why, sizeof(why)), 0);
     pthread_mutex_destroy(&s.lock);
+}
+
+static void tiles_concurrent_readers_test(void **state)
+{
+    struct fixture f;
+
+    setup(&f, 0);
+    run_concurrent(&f, NULL);
     teardown(&f);
 }
 
@@ -674,6 +688,229 @@ static void tiles_shared_links_test(void **state)
     }
 }
 
+/* Replicas: three hosts, two copies of each tile (the same image, tiles
+ * and tile cache as above). */
+#define RHOSTS 3
+
+struct rfixture {
+    struct nativehost host[RHOSTS];
+    struct dpc_link *link[RHOSTS];
+    struct fixture f;           /* its t and model; its hosts unused */
+};
+
+static void rsetup(struct rfixture *r, uint32_t replicas)
+{
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .links = r->link, .nlinks = RHOSTS,
+                                 .replicas = replicas };
+    char err[DPC_ERRLEN] = "";
+
+    memset(r, 0, sizeof(*r));
+    for (int i = 0; i < RHOSTS; i++) {
+        memcpy(r->host[i].key, key, sizeof(key));
+        nh_start(&r->host[i]);
+        r->link[i] = nh_connect(&r->host[i]);
+    }
+    r->f.t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
+    if (r->f.t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+}
+
+static void rteardown(struct rfixture *r)
+{
+    char err[DPC_ERRLEN] = "";
+
+    if (r->f.t != NULL && dpc_tiles_close(r->f.t, err, sizeof(err)) < 0)
+        fail_msg("dpc_tiles_close: %s", err);
+    for (int i = 0; i < RHOSTS; i++) {
+        dpc_link_free(r->link[i]);
+        nh_stop(&r->host[i]);
+    }
+}
+
+/* The whole image written in pieces, flushed: every tile on its hosts. */
+static void rwrite_all(struct rfixture *r)
+{
+    char err[DPC_ERRLEN] = "";
+    unsigned seed = 11;
+
+    for (uint64_t y = 0; y < ROWS; y += 4)
+        for (uint64_t x = 0; x < COLS; x += 8)
+            write_region(&r->f, 0, x, y, 8, 4, seed++);
+    write_region(&r->f, 0, 3, 5, 17, 9, seed++);   /* ragged, evicting */
+    if (dpc_tiles_flush(r->f.t, err, sizeof(err)) < 0)
+        fail_msg("flush: %s", err);
+}
+
+/* Placement: with 2 replicas over 3 hosts each host opens 2/3 of the
+ * tiles' slots (60 tiles: 40), not 1/3; with more replicas than hosts the
+ * open fails and says so. */
+static void tiles_replica_share_test(void **state)
+{
+    struct rfixture r;
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .nlinks = RHOSTS, .replicas = 4 };
+    char err[DPC_ERRLEN] = "";
+    enum dpc_errcode code;
+
+    rsetup(&r, 2);
+    assert_int_equal(stats(&r.f).slots_per_host_max, NTILES * 2 / RHOSTS);
+    cfg.links = r.link;
+    assert_null(dpc_tiles_open(&cfg, &code, NULL, err, sizeof(err)));
+    assert_int_equal(code, DPC_E_INVALID);
+    assert_contains(err, "4 replicas");
+    rteardown(&r);
+}
+
+/* Distinct hosts and write fan-out: for each host in turn, an image
+ * written with 2 replicas over 3 hosts, flushed, then that host closes
+ * its connection: every tile still reads back right from its other copy
+ * (so no tile had both copies on one host, and every write reached both),
+ * the cache says which host it lost, and only it. */
+static void tiles_replica_any_host_lost_test(void **state)
+{
+    for (int lost = 0; lost < RHOSTS; lost++) {
+        struct rfixture r;
+        char why[DPC_ERRLEN] = "", want[64];
+        struct dpc_tiles_stats st;
+
+        rsetup(&r, 2);
+        rwrite_all(&r);
+        /* out of the tile cache: everything is fetched again */
+        check_region(&r.f, 0, 0, 0, COLS, 8);
+        __atomic_store_n(&r.host[lost].drop_after, 1, __ATOMIC_RELEASE);
+        check_all(&r.f, 0);
+        for (uint64_t y = 0; y < ROWS; y += 5)       /* small reads too */
+            for (uint64_t x = 0; x < COLS; x += 3)
+                check_region(&r.f, 0, x, y, 2, 2);
+        st = stats(&r.f);
+        assert_int_equal(st.hosts_lost, 1);
+        assert_true(st.failovers > 0);
+        for (int h = 0; h < RHOSTS; h++)
+            assert_int_equal(dpc_tiles_host_lost(r.f.t, (size_t)h, why,
+                                                 sizeof(why)), h == lost);
+        dpc_tiles_host_lost(r.f.t, (size_t)lost, why, sizeof(why));
+        snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[lost].port);
+        assert_contains(why, want);
+        /* writes go on to the survivors */
+        write_region(&r.f, 0, 0, 0, COLS, ROWS, 40 + (unsigned)lost);
+        write_region(&r.f, 0, 6, 6, 5, 5, 50);
+        check_all(&r.f, 0);
+        rteardown(&r);
+    }
+}
+
+/* A host lost in the middle of a fetch round (it takes the first GET and
+ * closes): the round's GETs it owed go to the replicas, the read returns
+ * the right pixels, and the copies it held are made again on the other two
+ * hosts.  So a second host lost later is survived too; the last one lost,
+ * some tile has no copy left: the read fails naming the hosts, and so does
+ * every later call, the lock-free path included. */
+static void tiles_replica_failover_then_fail_test(void **state)
+{
+    struct rfixture r;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "", want[64];
+    uint8_t px[BPP];
+    int rc;
+
+    rsetup(&r, 2);
+    rwrite_all(&r);
+    check_region(&r.f, 0, 0, 0, 4, 4);            /* tile 0 resident */
+    __atomic_store_n(&r.host[1].drop_after, 1, __ATOMIC_RELEASE);
+    check_region(&r.f, 0, 8, 4, 16, 4);           /* tiles 12..15 */
+    wait_dropped(&r.host[1]);
+    assert_int_equal(stats(&r.f).hosts_lost, 1);
+    /* every tile had a copy on host 1 or not: 2/3 of them were re-copied */
+    assert_int_equal(stats(&r.f).recopied, NTILES * 2 / RHOSTS);
+    check_all(&r.f, 0);
+    write_region(&r.f, 0, 5, 3, 20, 9, 77);       /* writes go on */
+    __atomic_store_n(&r.host[2].drop_after, 1, __ATOMIC_RELEASE);
+    check_all(&r.f, 0);                           /* the second loss */
+    assert_int_equal(stats(&r.f).hosts_lost, 2);
+    check_all(&r.f, 0);
+    __atomic_store_n(&r.host[0].drop_after, 1, __ATOMIC_RELEASE);
+    rc = dpc_tiles_read(r.f.t, 0, 0, 0, COLS, ROWS, buf, err, sizeof(err));
+    assert_int_equal(rc, -DPC_E_CLOSED);
+    assert_contains(err, "no copy of a tile is left");
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[0].port);
+    assert_contains(err, want);
+    assert_int_equal(dpc_tiles_read_hit(r.f.t, 0, 1, 1, 1, 1, px), 0);
+    assert_int_equal(dpc_tiles_write(r.f.t, 0, 0, 0, 1, 1, px, err,
+                                     sizeof(err)), -DPC_E_CLOSED);
+    assert_int_equal(dpc_tiles_flush(r.f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
+    assert_int_equal(dpc_tiles_close(r.f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
+    assert_contains(err, "no copy");
+    r.f.t = NULL;
+    rteardown(&r);
+}
+
+/* Two hosts lost in the same round, before any re-copy: the tiles whose
+ * two copies were there have none left; the error names both hosts. */
+static void tiles_replica_two_lost_at_once_test(void **state)
+{
+    struct rfixture r;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "", want[64];
+
+    rsetup(&r, 2);
+    rwrite_all(&r);
+    __atomic_store_n(&r.host[0].drop_after, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r.host[2].drop_after, 1, __ATOMIC_RELEASE);
+    assert_int_equal(dpc_tiles_read(r.f.t, 0, 0, 0, COLS, ROWS, buf, err,
+                                    sizeof(err)), -DPC_E_CLOSED);
+    assert_contains(err, "no copy of a tile is left");
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[0].port);
+    assert_contains(err, want);
+    snprintf(want, sizeof(want), "127.0.0.1:%u", r.host[2].port);
+    assert_contains(err, want);
+    assert_int_equal(dpc_tiles_close(r.f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
+    r.f.t = NULL;
+    rteardown(&r);
+}
+
+/* Without replicas a lost host fails the cache at once, and the error
+ * says how to survive it. */
+static void tiles_single_copy_lost_test(void **state)
+{
+    struct rfixture r;
+    static uint8_t buf[COLS * ROWS * BPP];
+    char err[DPC_ERRLEN] = "", want[64];
+
+    rsetup(&r, 1);
+    rwrite_all(&r);
+    __atomic_store_n(&r.host[0].drop_after, 1, __ATOMIC_RELEASE);
+    assert_int_equal(dpc_tiles_read(r.f.t, 0, 0, 0, COLS, ROWS, buf, err,
+                                    sizeof(err)), -DPC_E_CLOSED);
+    snprintf(want, sizeof(want), "127.0.0.1:%u:", r.host[0].port);
+    assert_contains(err, want);
+    assert_contains(err, "cache:dpc-replicas=2");
+    assert_int_equal(dpc_tiles_close(r.f.t, err, sizeof(err)),
+                     -DPC_E_CLOSED);
+    r.f.t = NULL;
+    rteardown(&r);
+}
+
+/* The concurrency test above on three hosts with two replicas, one host
+ * closing its connection halfway: the writer's failover happens beside
+ * the lock-free readers, and no read is wrong. */
+static void tiles_replica_concurrent_failover_test(void **state)
+{
+    struct rfixture r;
+
+    rsetup(&r, 2);
+    run_concurrent(&r.f, &r.host[1]);
+    assert_int_equal(stats(&r.f).hosts_lost, 1);
+    rteardown(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +922,12 @@ int main(void)
         cmocka_unit_test(tiles_failed_round_test),
         cmocka_unit_test(tiles_concurrent_readers_test),
         cmocka_unit_test(tiles_shared_links_test),
+        cmocka_unit_test(tiles_replica_share_test),
+        cmocka_unit_test(tiles_replica_any_host_lost_test),
+        cmocka_unit_test(tiles_replica_failover_then_fail_test),
+        cmocka_unit_test(tiles_replica_two_lost_at_once_test),
+        cmocka_unit_test(tiles_single_copy_lost_test),
+        cmocka_unit_test(tiles_replica_concurrent_failover_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

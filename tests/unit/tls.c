@@ -1,13 +1,17 @@
 /*
  * Unit tests for dpc_tls: the PSK derivation (against an independent
- * HKDF-SHA256), the TLS mode setting, ClientHello detection, and a
- * session that carries the key.
+ * HKDF-SHA256), the TLS mode setting, ClientHello detection, a
+ * session that carries the key, and writes to a peer that is gone.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/ssl.h>
@@ -128,6 +132,34 @@ static void tls_psk_session_test(void **state)
     SSL_SESSION_free(s);
 }
 
+/* A handshake written to a peer that closed: the write fails with EPIPE
+ * and SIGPIPE, left at its default here as in ImageMagick's programs, does
+ * not end the process. */
+static void tls_write_to_closed_peer_test(void **state)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl;
+    int sv[2], rc;
+
+    (void)state;
+    signal(SIGPIPE, SIG_DFL);
+    assert_non_null(ctx);
+    ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    assert_int_equal(dpc_tls_set_fd(ssl, sv[0]), 0);
+    SSL_set_connect_state(ssl);
+    errno = 0;
+    rc = SSL_do_handshake(ssl);
+    assert_true(rc <= 0);
+    assert_int_equal(SSL_get_error(ssl, rc), SSL_ERROR_SYSCALL);
+    assert_int_equal(errno, EPIPE);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(sv[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +169,7 @@ int main(void)
         cmocka_unit_test(tls_parse_mode_test),
         cmocka_unit_test(tls_client_hello_test),
         cmocka_unit_test(tls_psk_session_test),
+        cmocka_unit_test(tls_write_to_closed_peer_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

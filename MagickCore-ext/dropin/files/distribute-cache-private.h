@@ -45,7 +45,10 @@ typedef struct _DistributeCacheInfo
     port;
 
   size_t
-    number_hosts;
+    number_hosts,
+    replicas,
+    hosts_lost,
+    timeout;
 
   struct dpc_link
     **links;
@@ -91,13 +94,16 @@ extern MagickExport MagickBooleanType
 
 extern MagickPrivate MagickOffsetType
   ReadDistributePixelCacheIndexes(DistributeCacheInfo *,
-    const RectangleInfo *,const MagickSizeType,unsigned char *),
+    const RectangleInfo *,const MagickSizeType,unsigned char *,
+    ExceptionInfo *),
   ReadDistributePixelCachePixels(DistributeCacheInfo *,const RectangleInfo *,
-    const MagickSizeType,unsigned char *magick_restrict),
+    const MagickSizeType,unsigned char *magick_restrict,ExceptionInfo *),
   WriteDistributePixelCacheIndexes(DistributeCacheInfo *,
-    const RectangleInfo *,const MagickSizeType,const unsigned char *),
+    const RectangleInfo *,const MagickSizeType,const unsigned char *,
+    ExceptionInfo *),
   WriteDistributePixelCachePixels(DistributeCacheInfo *,const RectangleInfo *,
-    const MagickSizeType,const unsigned char *magick_restrict);
+    const MagickSizeType,const unsigned char *magick_restrict,
+    ExceptionInfo *);
 
 #if defined(__cplusplus) || defined(c_plusplus)
 }

@@ -34,7 +34,13 @@
 %
 %  Settings, each from -define (image artifact), the image registry, or
 %  policy.xml (domain "cache"), in that order:
-%    cache:hosts           host:port[,host:port...]
+%    cache:hosts           host:port[,host:port...]; a name counts as
+%                          one host per address it resolves to (resolved
+%                          again for each new cache)
+%    cache:dpc-replicas    copies of each tile, on distinct hosts (default
+%                          1); with 2 or more a lost host is a warning,
+%                          the job goes on with the other copies, and the
+%                          lost copies are made again on the hosts left
 %    cache:tiers           tier order, e.g. "memory,distributed,disk"
 %    cache:dpc-tile-cache  local tile cache size (default 1/8 of the cache)
 %    cache:dpc-tile        tile geometry (default 32x32)
@@ -86,6 +92,7 @@
 #include <unistd.h>
 
 #include "dpc_link.h"
+#include "dpc_net.h"
 #include "dpc_util.h"
 #include "dpc_parse.h"
 #include "dpc_pool.h"
@@ -103,6 +110,7 @@
 #define DPCDefaultTimeout  10
 #define DPCDefaultTiers  "memory,distributed,disk"
 #define DPCMinTileCache  (1024*1024)
+#define DPCMaxReplicas  DPCMaxHosts
 
 /*
   Forward declarations.
@@ -477,13 +485,178 @@ static ExceptionType DistributeCacheSeverity(const Image *image)
   return(CacheError);
 }
 
+/*
+  Hosts this process has reported lost: each is named once, however many
+  caches lose it.
+*/
+static pthread_mutex_t
+  lost_hosts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char
+  lost_hosts[DPCMaxHosts][320];
+
+static size_t
+  number_lost_hosts = 0;
+
+static void WarnDistributeCacheHostLost(const char *name,const char *why)
+{
+  size_t
+    i;
+
+  (void) pthread_mutex_lock(&lost_hosts_lock);
+  for (i=0; i < number_lost_hosts; i++)
+    if (strcmp(lost_hosts[i],name) == 0)
+      break;
+  if (i < number_lost_hosts)
+    {
+      (void) pthread_mutex_unlock(&lost_hosts_lock);
+      return;
+    }
+  if (number_lost_hosts < DPCMaxHosts)
+    (void) CopyMagickString(lost_hosts[number_lost_hosts++],name,
+      sizeof(lost_hosts[0]));
+  (void) pthread_mutex_unlock(&lost_hosts_lock);
+  (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: lost host "
+    "%s, going on with the other copies of its tiles",why);
+  MagickWarning(CacheWarning,"magick-dpc: a host was lost; the job goes on "
+    "with the other copies of its tiles (cache:dpc-replicas)",why);
+}
+
+/*
+  cache:dpc-replicas: 1 by default; 0, junk, or more than DPCMaxReplicas
+  is an error.
+*/
+static MagickBooleanType GetReplicasSetting(Image *image,size_t *replicas)
+{
+  char
+    error[DPC_ERRLEN],
+    *value;
+
+  uint64_t
+    n;
+
+  *replicas=1;
+  value=GetDistributeCacheSetting(image,"cache:dpc-replicas");
+  if (value == (char *) NULL)
+    return(MagickTrue);
+  if (dpc_parse_u64(value,&n,error,sizeof(error)) < 0)
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","cache:dpc-replicas=%s: %s",value,
+        error);
+      value=DestroyString(value);
+      return(MagickFalse);
+    }
+  if ((n == 0) || (n > DPCMaxReplicas))
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        CacheError,"DistributedPixelCache","cache:dpc-replicas=%s: the "
+        "copies of each tile, from 1 to %d",value,DPCMaxReplicas);
+      value=DestroyString(value);
+      return(MagickFalse);
+    }
+  value=DestroyString(value);
+  *replicas=(size_t) n;
+  return(MagickTrue);
+}
+
+/*
+  A host of cache:hosts could not be reached (why: "HOST:PORT: cause"):
+  with replicas the other hosts take the cache, so only a warning; else an
+  error (a warning when the disk tier follows).
+*/
+static MagickBooleanType DistributeCacheHostFailed(
+  DistributeCacheInfo *server_info,Image *image,const char *name,
+  const char *why)
+{
+  if (server_info->replicas > 1)
+    {
+      WarnDistributeCacheHostLost(name,why);
+      return(MagickTrue);
+    }
+  (void) ThrowMagickException(&image->exception,GetMagickModule(),
+    DistributeCacheSeverity(image),"DistributedPixelCache","%s",why);
+  return(MagickFalse);
+}
+
+/*
+  Adds one host (host:port, dialed at addr when it is one of several
+  addresses of a name) to the cache's links.  MagickFalse: give up.
+*/
+static MagickBooleanType AddDistributeCacheHost(
+  DistributeCacheInfo *server_info,Image *image,const char *host,
+  const char *addr,const unsigned int port,const uint8_t *key,
+  struct dpc_tlsclient *tls,const size_t seconds,size_t *draining)
+{
+  char
+    error[DPC_ERRLEN],
+    name[320];
+
+  enum dpc_errcode
+    code;
+
+  size_t
+    i;
+
+  struct dpc_link
+    *link;
+
+  dpc_net_peer_name(name,sizeof(name),host,addr,port);
+  link=dpc_pool_acquire_at(host,addr,port,key,tls,(unsigned int) (1000*
+    seconds),&code,error,sizeof(error));
+  if ((link == (struct dpc_link *) NULL) && (code == DPC_E_DRAINING))
+    {
+      /*
+        A host this process saw draining lately: the other hosts take the
+        cache.
+      */
+      if (server_info->debug != MagickFalse)
+        (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+          "magick-dpc: %s; left out of %s",error,image->filename);
+      (*draining)++;
+      return(MagickTrue);
+    }
+  if (link == (struct dpc_link *) NULL)
+    return(DistributeCacheHostFailed(server_info,image,name,error));
+  for (i=0; i < server_info->number_hosts; i++)
+    if (server_info->links[i] == link)
+      break;
+  if ((i < server_info->number_hosts) && (server_info->replicas > 1))
+    {
+      /*
+        The same host twice: two copies of a tile there would be one.
+      */
+      if (server_info->debug != MagickFalse)
+        (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+          "magick-dpc: %s is listed twice in cache:hosts: counted once",name);
+      dpc_pool_release(link);
+      return(MagickTrue);
+    }
+  server_info->links[server_info->number_hosts]=link;
+  /*
+    The cache's name in logs: HOST:PORT,... as connected.
+  */
+  (void) FormatLocaleString(server_info->hostname+strlen(
+    server_info->hostname),MaxTextExtent-strlen(server_info->hostname),
+    "%s%s",server_info->number_hosts == 0 ? "" : ",",dpc_link_name(link));
+  if (server_info->number_hosts == 0)
+    {
+      server_info->port=(int) port;
+      server_info->file=dpc_link_fd(link);
+    }
+  server_info->number_hosts++;
+  return(MagickTrue);
+}
+
 static MagickBooleanType ConnectDistributeCache(
   DistributeCacheInfo *server_info,Image *image,const char *hosts,
   const uint8_t *key,struct dpc_tlsclient *tls,size_t *draining)
 {
   char
+    (*addresses)[DPC_NET_ADDRLEN],
     error[DPC_ERRLEN],
     host[MaxTextExtent],
+    name[320],
     *list,
     *p,
     *q;
@@ -491,8 +664,12 @@ static MagickBooleanType ConnectDistributeCache(
   char
     *timeout;
 
-  enum dpc_errcode
-    code;
+  int
+    count,
+    i;
+
+  MagickBooleanType
+    status;
 
   size_t
     seconds;
@@ -509,14 +686,28 @@ static MagickBooleanType ConnectDistributeCache(
         seconds=DPCDefaultTimeout;
       timeout=DestroyString(timeout);
     }
+  server_info->timeout=seconds;
+  if (GetReplicasSetting(image,&server_info->replicas) == MagickFalse)
+    return(MagickFalse);
   server_info->links=(struct dpc_link **) AcquireQuantumMemory(DPCMaxHosts,
     sizeof(*server_info->links));
-  if (server_info->links == (struct dpc_link **) NULL)
-    return(MagickFalse);
+  addresses=(char (*)[DPC_NET_ADDRLEN]) AcquireQuantumMemory(DPCMaxHosts,
+    sizeof(*addresses));
+  if ((server_info->links == (struct dpc_link **) NULL) ||
+      (addresses == (char (*)[DPC_NET_ADDRLEN]) NULL))
+    {
+      if (addresses != (char (*)[DPC_NET_ADDRLEN]) NULL)
+        addresses=(char (*)[DPC_NET_ADDRLEN]) RelinquishMagickMemory(
+          addresses);
+      return(MagickFalse);
+    }
   list=AcquireString(hosts);
   *server_info->hostname='\0';
   *draining=0;
-  for (p=list; (p != (char *) NULL) && (*p != '\0'); p=q)
+  *error='\0';
+  status=MagickTrue;
+  for (p=list; (status != MagickFalse) && (p != (char *) NULL) &&
+       (*p != '\0'); p=q)
   {
     q=strchr(p,',');
     if (q != (char *) NULL)
@@ -525,54 +716,48 @@ static MagickBooleanType ConnectDistributeCache(
       p++;
     if (*p == '\0')
       continue;
-    if (server_info->number_hosts == DPCMaxHosts)
-      break;
     if (dpc_parse_hostport(p,host,sizeof(host),&port,error,sizeof(error)) < 0)
       {
         (void) ThrowMagickException(&image->exception,GetMagickModule(),
           CacheError,"DistributedPixelCache","cache:hosts: %s",error);
-        list=DestroyString(list);
-        return(MagickFalse);
-      }
-    server_info->links[server_info->number_hosts]=dpc_pool_acquire(host,port,
-      key,tls,(unsigned int) (1000*seconds),&code,error,sizeof(error));
-    if ((server_info->links[server_info->number_hosts] == NULL) &&
-        (code == DPC_E_DRAINING))
-      {
-        /*
-          A host this process saw draining lately: the other hosts take
-          the cache.
-        */
-        if (server_info->debug != MagickFalse)
-          (void) LogMagickEvent(CacheEvent,GetMagickModule(),
-            "magick-dpc: %s; left out of %s",error,image->filename);
-        (*draining)++;
-        continue;
-      }
-    if (server_info->links[server_info->number_hosts] == NULL)
-      {
-        (void) ThrowMagickException(&image->exception,GetMagickModule(),
-          DistributeCacheSeverity(image),"DistributedPixelCache","%s",error);
-        list=DestroyString(list);
-        return(MagickFalse);
+        status=MagickFalse;
+        break;
       }
     /*
-      The cache's name in logs and errors: HOST:PORT,... as connected.
+      A name counts as one host per address, resolved for each new cache.
     */
-    (void) FormatLocaleString(server_info->hostname+strlen(
-      server_info->hostname),MaxTextExtent-strlen(server_info->hostname),
-      "%s%s%s%s:%u",server_info->number_hosts == 0 ? "" : ",",
-      strchr(host,':') != (char *) NULL ? "[" : "",host,
-      strchr(host,':') != (char *) NULL ? "]" : "",port);
-    if (server_info->number_hosts == 0)
+    count=dpc_net_resolve(host,port,addresses,DPCMaxHosts,error,
+      sizeof(error));
+    dpc_net_peer_name(name,sizeof(name),host,(const char *) NULL,port);
+    if (count == 0)
+      (void) FormatLocaleString(error,sizeof(error),"%s: no address",name);
+    if (count <= 0)
       {
-        server_info->port=(int) port;
-        server_info->file=dpc_link_fd(server_info->links[0]);
+        status=DistributeCacheHostFailed(server_info,image,name,error);
+        continue;
       }
-    server_info->number_hosts++;
+    for (i=0; (i < count) && (status != MagickFalse); i++)
+    {
+      if (server_info->number_hosts == DPCMaxHosts)
+        break;
+      status=AddDistributeCacheHost(server_info,image,host,count > 1 ?
+        addresses[i] : (const char *) NULL,port,key,tls,seconds,draining);
+    }
   }
   list=DestroyString(list);
-  if ((server_info->number_hosts == 0) && (*draining == 0))
+  addresses=(char (*)[DPC_NET_ADDRLEN]) RelinquishMagickMemory(addresses);
+  if (status == MagickFalse)
+    return(MagickFalse);
+  if ((server_info->number_hosts == 0) && (*draining != 0))
+    return(MagickFalse);
+  if ((server_info->number_hosts == 0) && (server_info->replicas > 1))
+    {
+      (void) ThrowMagickException(&image->exception,GetMagickModule(),
+        DistributeCacheSeverity(image),"DistributedPixelCache","no host of "
+        "cache:hosts could be reached (each is named above)");
+      return(MagickFalse);
+    }
+  if (server_info->number_hosts == 0)
     {
       (void) ThrowMagickException(&image->exception,GetMagickModule(),
         CacheError,"DistributedPixelCache","cache:hosts lists no host");
@@ -847,6 +1032,17 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
   {
     cfg.links=server_info->links;
     cfg.nlinks=server_info->number_hosts;
+    if (server_info->replicas > server_info->number_hosts)
+      {
+        if (server_info->debug != MagickFalse)
+          (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+            "magick-dpc: cache:dpc-replicas=%.20g, but %.20g host(s): %.20g "
+            "cop%s of each tile",(double) server_info->replicas,(double)
+            server_info->number_hosts,(double) server_info->number_hosts,
+            server_info->number_hosts == 1 ? "y" : "ies");
+        server_info->replicas=server_info->number_hosts;
+      }
+    cfg.replicas=(uint32_t) server_info->replicas;
     server_info->tiles=dpc_tiles_open(&cfg,&code,&host,error,sizeof(error));
     if ((server_info->tiles != (struct dpc_tiles *) NULL) ||
         (code != DPC_E_DRAINING) || (host >= server_info->number_hosts))
@@ -886,10 +1082,12 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
     }
   if (server_info->debug != MagickFalse)
     (void) LogMagickEvent(CacheEvent,GetMagickModule(),
-      "magick-dpc: %.20gx%.20g striped over %.20g host(s) [%s], %ux%u tiles, "
-      "%.20g-byte tile cache",(double) image->columns,(double) image->rows,
-      (double) server_info->number_hosts,server_info->hostname,cfg.tile_w,
-      cfg.tile_h,(double) cfg.cache_bytes);
+      "magick-dpc: %.20gx%.20g striped over %.20g host(s) [%s], %.20g "
+      "cop%s of each tile, %ux%u tiles, %.20g-byte tile cache",(double)
+      image->columns,(double) image->rows,(double) server_info->number_hosts,
+      server_info->hostname,(double) server_info->replicas,
+      server_info->replicas == 1 ? "y" : "ies",cfg.tile_w,cfg.tile_h,(double)
+      cfg.cache_bytes);
   return(MagickTrue);
 }
 
@@ -909,14 +1107,17 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 %
 %  These copy a region of pixels or indexes out of or into the distributed
 %  cache, through the local tile cache.  They return the bytes moved, or -1
-%  (with errno set from the cause, for the caller's ThrowFileException, and
-%  the cause logged as a cache event).
+%  with an error in exception naming the host and the cause.  A host lost
+%  while the other copies of its tiles (cache:dpc-replicas) carry on is a
+%  warning, once per host and process, through ImageMagick's warning
+%  handler.
 %
 %  The format of these methods is:
 %
 %      MagickOffsetType ReadDistributePixelCachePixels(
 %        DistributeCacheInfo *server_info,const RectangleInfo *region,
-%        const MagickSizeType length,unsigned char *magick_restrict pixels)
+%        const MagickSizeType length,unsigned char *magick_restrict pixels,
+%        ExceptionInfo *exception)
 %
 %  A description of each parameter follows:
 %
@@ -928,38 +1129,53 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
 %
 %    o pixels: read (write) the pixels into (from) this buffer.
 %
+%    o exception: return any errors or warnings in this structure.
+%
 */
 
 /*
-  The errno that says what a failure's code means, for the caller's
-  ThrowFileException: a timeout reads as a timeout, no room as no room, a
-  region refused here as an invalid argument, not as a reset connection.
+  Names each host the tile cache lost since the last look, once per process
+  (the caller holds the lock).
 */
-static int DistributeCacheErrno(const enum dpc_errcode code)
+static void ReportLostHosts(DistributeCacheInfo *server_info)
 {
-  switch (code)
-  {
-    case DPC_E_TIMEOUT:
-      return(ETIMEDOUT);
-    case DPC_E_NO_ROOM:
-      return(ENOSPC);
-    case DPC_E_AUTH:
-      return(EACCES);
-    case DPC_E_PROTOCOL:
-      return(EPROTO);
-    case DPC_E_CLOSED:
-      return(ECONNRESET);
-    case DPC_E_NOMEM:
-      return(ENOMEM);
-    case DPC_E_REFUSED:
-      return(EREMOTEIO);
-    case DPC_E_INVALID:
-      return(EINVAL);
-    case DPC_E_DRAINING:
-      return(ESHUTDOWN);
-    default:
-      return(EIO);
-  }
+  char
+    why[DPC_ERRLEN];
+
+  size_t
+    i;
+
+  struct dpc_tiles_stats
+    stats;
+
+  dpc_tiles_get_stats(server_info->tiles,&stats);
+  if (stats.hosts_lost == server_info->hosts_lost)
+    return;
+  server_info->hosts_lost=stats.hosts_lost;
+  for (i=0; i < server_info->number_hosts; i++)
+    if (dpc_tiles_host_lost(server_info->tiles,i,why,sizeof(why)) != 0)
+      WarnDistributeCacheHostLost(dpc_link_name(server_info->links[i]),why);
+}
+
+/*
+  A failed transfer's error: the host and the cause, in magick-dpc's words,
+  and what to change where a setting is the cure.
+*/
+static void ThrowDistributeCacheError(const DistributeCacheInfo *server_info,
+  const int status,const char *error,const MagickBooleanType write,
+  ExceptionInfo *exception)
+{
+  char
+    hint[MaxTextExtent];
+
+  *hint='\0';
+  if (dpc_errcode_of(status) == DPC_E_TIMEOUT)
+    (void) FormatLocaleString(hint,MaxTextExtent,"; raise "
+      "cache:dpc-timeout=%.20g if the host is only slow",(double)
+      server_info->timeout);
+  (void) ThrowMagickException(exception,GetMagickModule(),CacheError,
+    write != MagickFalse ? "UnableToWritePixelCache" :
+    "UnableToReadPixelCache","`%s%s'",error,hint);
 }
 
 /*
@@ -969,12 +1185,13 @@ static int DistributeCacheErrno(const enum dpc_errcode code)
 static MagickOffsetType LockedTransferDistributeCache(
   DistributeCacheInfo *server_info,const int plane,
   const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
-  const MagickBooleanType write) magick_attribute((__noinline__));
+  const MagickBooleanType write,ExceptionInfo *exception)
+  magick_attribute((__noinline__));
 
 static MagickOffsetType LockedTransferDistributeCache(
   DistributeCacheInfo *server_info,const int plane,
   const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
-  const MagickBooleanType write)
+  const MagickBooleanType write,ExceptionInfo *exception)
 {
   char
     error[DPC_ERRLEN];
@@ -991,12 +1208,14 @@ static MagickOffsetType LockedTransferDistributeCache(
     status=dpc_tiles_read(server_info->tiles,plane,(uint64_t) region->x,
       (uint64_t) region->y,region->width,region->height,buffer,error,
       sizeof(error));
+  if (status == 0)
+    ReportLostHosts(server_info);
   (void) pthread_mutex_unlock((pthread_mutex_t *) server_info->lock);
   if (status < 0)
     {
       (void) LogMagickEvent(CacheEvent,GetMagickModule(),"magick-dpc: %s",
         error);
-      errno=DistributeCacheErrno(dpc_errcode_of(status));
+      ThrowDistributeCacheError(server_info,status,error,write,exception);
       return(-1);
     }
   return((MagickOffsetType) length);
@@ -1005,7 +1224,7 @@ static MagickOffsetType LockedTransferDistributeCache(
 static MagickOffsetType TransferDistributeCache(
   DistributeCacheInfo *server_info,const int plane,
   const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
-  const MagickBooleanType write)
+  const MagickBooleanType write,ExceptionInfo *exception)
 {
   MagickSizeType
     bytes,
@@ -1021,20 +1240,27 @@ static MagickOffsetType TransferDistributeCache(
   */
   if (length == 0)
     return(0);
+  packet=plane == 0 ? sizeof(PixelPacket) : sizeof(IndexPacket);
   if ((buffer == (unsigned char *) NULL) ||
       (server_info->tiles == (struct dpc_tiles *) NULL) ||
       (region->x < 0) || (region->y < 0) || (region->width == 0) ||
-      (region->height == 0))
-    return(-1);
-  packet=plane == 0 ? sizeof(PixelPacket) : sizeof(IndexPacket);
-  if ((MagickSizeType) region->height > (MagickSizeType) ~0ULL/
-      region->width/packet)
-    return(-1);
-  bytes=(MagickSizeType) region->width*region->height*packet;
+      (region->height == 0) ||
+      ((MagickSizeType) region->height > (MagickSizeType) ~0ULL/
+       region->width/packet))
+    bytes=0;
+  else
+    bytes=(MagickSizeType) region->width*region->height*packet;
   if (bytes != length)
-    return(-1);
+    {
+      (void) ThrowMagickException(exception,GetMagickModule(),CacheError,
+        write != MagickFalse ? "UnableToWritePixelCache" :
+        "UnableToReadPixelCache","magick-dpc: bad region %.20gx%.20g%+.20g"
+        "%+.20g of %.20g bytes",(double) region->width,(double)
+        region->height,(double) region->x,(double) region->y,(double) length);
+      return(-1);
+    }
   return(LockedTransferDistributeCache(server_info,plane,region,length,buffer,
-    write));
+    write,exception));
 }
 
 /*
@@ -1043,7 +1269,8 @@ static MagickOffsetType TransferDistributeCache(
 */
 static inline MagickOffsetType ReadDistributeCache(
   DistributeCacheInfo *server_info,const int plane,
-  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer)
+  const RectangleInfo *region,const MagickSizeType length,unsigned char *buffer,
+  ExceptionInfo *exception)
 {
   if ((server_info->tiles != (struct dpc_tiles *) NULL) &&
       (region->x >= 0) && (region->y >= 0) &&
@@ -1053,37 +1280,40 @@ static inline MagickOffsetType ReadDistributeCache(
         (uint64_t) region->y,region->width,region->height,buffer) != 0))
     return((MagickOffsetType) length);
   return(TransferDistributeCache(server_info,plane,region,length,buffer,
-    MagickFalse));
+    MagickFalse,exception));
 }
 
 MagickPrivate MagickOffsetType ReadDistributePixelCacheIndexes(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
-  const MagickSizeType length,unsigned char *indexes)
+  const MagickSizeType length,unsigned char *indexes,ExceptionInfo *exception)
 {
-  return(ReadDistributeCache(server_info,1,region,length,indexes));
+  return(ReadDistributeCache(server_info,1,region,length,indexes,exception));
 }
 
 MagickPrivate MagickOffsetType ReadDistributePixelCachePixels(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
-  const MagickSizeType length,unsigned char *magick_restrict pixels)
+  const MagickSizeType length,unsigned char *magick_restrict pixels,
+  ExceptionInfo *exception)
 {
-  return(ReadDistributeCache(server_info,0,region,length,pixels));
+  return(ReadDistributeCache(server_info,0,region,length,pixels,exception));
 }
 
 MagickPrivate MagickOffsetType WriteDistributePixelCacheIndexes(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
-  const MagickSizeType length,const unsigned char *indexes)
+  const MagickSizeType length,const unsigned char *indexes,
+  ExceptionInfo *exception)
 {
   return(TransferDistributeCache(server_info,1,region,length,
-    (unsigned char *) indexes,MagickTrue));
+    (unsigned char *) indexes,MagickTrue,exception));
 }
 
 MagickPrivate MagickOffsetType WriteDistributePixelCachePixels(
   DistributeCacheInfo *server_info,const RectangleInfo *region,
-  const MagickSizeType length,const unsigned char *magick_restrict pixels)
+  const MagickSizeType length,const unsigned char *magick_restrict pixels,
+  ExceptionInfo *exception)
 {
   return(TransferDistributeCache(server_info,0,region,length,
-    (unsigned char *) pixels,MagickTrue));
+    (unsigned char *) pixels,MagickTrue,exception));
 }
 
 /*
@@ -1131,10 +1361,13 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
       (void) LogMagickEvent(CacheEvent,GetMagickModule(),
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
         "%.20g written back, %.20g zero-filled, %.20g direct, "
-        "%.20g round trips",
+        "%.20g round trips, %.20g host(s) lost, %.20g failovers, "
+        "%.20g copies made again",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
-        (double) stats.direct,(double) stats.round_trips);
+        (double) stats.direct,(double) stats.round_trips,
+        (double) stats.hosts_lost,(double) stats.failovers,
+        (double) stats.recopied);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
   server_info->tiles=(struct dpc_tiles *) NULL;
