@@ -629,6 +629,11 @@ void dpc_local_sweep(struct dpc_local *l, double t)
                 n == 1 ? "" : "s");
 }
 
+const struct dpc_shm *dpc_local_shm(const struct dpc_local *l)
+{
+    return l->shm;
+}
+
 size_t dpc_local_status_json(const struct dpc_local *l, char *buf,
                              size_t len)
 {

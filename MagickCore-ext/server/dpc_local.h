@@ -69,6 +69,8 @@ void dpc_local_free(struct dpc_local *l);
 /* Once a second: drops names whose time to live ran out, closes idle
  * connections. */
 void dpc_local_sweep(struct dpc_local *l, double now);
+/* The registry, for reading its stats (owned by l). */
+const struct dpc_shm *dpc_local_shm(const struct dpc_local *l);
 /* The shared-memory part of the server's status (dpc_shm_status_json). */
 size_t dpc_local_status_json(const struct dpc_local *l, char *buf,
                              size_t len);
