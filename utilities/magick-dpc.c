@@ -305,6 +305,25 @@ static int set_busy_poll(struct options *o, const struct setting *s,
     return 0;
 }
 
+/* HOST:PORT with a numeric host, or none. */
+static int set_metrics(struct options *o, const struct setting *s,
+                       const char *v)
+{
+    struct dpc_listen_spec *m = &o->cfg.metrics;
+    char err[DPC_ERRLEN];
+
+    (void)s;
+    m->host[0] = '\0';
+    if (strcmp(v, "none") == 0)
+        return 0;
+    if (dpc_parse_hostport(v, m->host, sizeof(m->host), &m->port, err,
+                           sizeof(err)) < 0) {
+        m->host[0] = '\0';
+        return fail_usage("bad metrics address '%s'", v, err);
+    }
+    return 0;
+}
+
 static int set_socket_path(struct options *o, const struct setting *s,
                            const char *v)
 {
@@ -461,6 +480,11 @@ static const struct setting settings[] = {
       "after a reply, poll this many microseconds for the next request "
       "before sleeping; 0 off",
       set_busy_poll, "busy poll", FIELD(cfg.busy_poll_us) },
+    { "metrics", SETTING_VALUE, "HOST:PORT", "dpc-metrics", "none", 0,
+      "serve Prometheus metrics on http://HOST:PORT/metrics (numeric "
+      "address, e.g. 127.0.0.1:9650; no authentication: keep it on "
+      "loopback or a trusted network)",
+      set_metrics, "metrics address", 0 },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(*settings))

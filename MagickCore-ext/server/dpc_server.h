@@ -67,6 +67,8 @@ struct dpc_server_cfg {
      * refused with "place it elsewhere", open ones are served until they
      * close or this long has passed.  0: SIGTERM stops at once. */
     uint64_t drain_timeout_ms;
+    /* Prometheus metrics on http://metrics/metrics; host "": none. */
+    struct dpc_listen_spec metrics;
 };
 
 struct dpc_server_stats {
