@@ -26,7 +26,9 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dpc_log.h"
@@ -35,6 +37,7 @@
 #include "dpc_server.h"
 #include "dpc_shmclient.h"
 #include "dpc_stockclient.h"
+#include "dpc_systemd.h"
 #include "dpc_util.h"
 
 #define MAX_LISTEN 16
@@ -663,6 +666,77 @@ static int opt_socket(void)
     return OPT_SETTING + (int)(find_setting("dpc-socket") - settings);
 }
 
+/* A Unix socket systemd passed: the shared-memory tier's, in place of
+ * --socket. */
+static int take_unix(struct options *o, int fd, const struct sockaddr_un *sun,
+                     socklen_t len)
+{
+    struct dpc_local_cfg *l = &o->cfg.local;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+
+    if (l->activated)
+        return fail_usage("socket activation: %s", "more than one Unix "
+                          "socket passed", NULL);
+    if (n == 0 || sun->sun_path[0] != '/')
+        return fail_usage("socket activation: %s", "the Unix socket passed "
+                          "has no path (abstract or unnamed)", NULL);
+    snprintf(l->path, sizeof(l->path), "%.*s", (int)strnlen(sun->sun_path, n),
+             sun->sun_path);
+    l->path_is_default = 0;
+    l->activated = 1;
+    l->fd = fd;
+    return 0;
+}
+
+/* Sockets systemd passed (LISTEN_FDS): TCP ones replace the listeners of
+ * the command line and policy.xml (FileDescriptorName=im7: ImageMagick 7
+ * clients, else 6); a Unix one replaces --socket. */
+static int take_activated(struct options *o)
+{
+    struct dpc_systemd_fd fds[DPC_SYSTEMD_MAX_FDS];
+    char err[DPC_ERRLEN];
+    int n = dpc_systemd_listen_fds(fds, DPC_SYSTEMD_MAX_FDS, err, sizeof(err));
+    size_t ntcp = 0;
+
+    if (n < 0)
+        return fail_usage("socket activation: %s", err, NULL);
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss), tl = sizeof(int);
+        int type = 0;
+        struct dpc_listen_spec *l;
+
+        if (getsockname(fds[i].fd, (struct sockaddr *)&ss, &len) < 0 ||
+            getsockopt(fds[i].fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+            type != SOCK_STREAM)
+            return fail_usage("socket activation: descriptor %s is not a "
+                              "stream socket", fds[i].name[0] ? fds[i].name
+                                                              : "passed", NULL);
+        if (ss.ss_family == AF_UNIX) {
+            if (take_unix(o, fds[i].fd, (struct sockaddr_un *)&ss, len) < 0)
+                return -1;
+            continue;
+        }
+        if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+            return fail_usage("socket activation: %s", "a passed socket is "
+                              "neither TCP nor Unix", NULL);
+        if (ntcp++ == 0)
+            o->nlisten = 0;         /* systemd's listeners, not ours */
+        l = &o->listen[o->nlisten++];
+        memset(l, 0, sizeof(*l));
+        snprintf(l->host, sizeof(l->host), "socket %d from systemd",
+                 fds[i].fd);
+        l->flavor = strcmp(fds[i].name, "im7") == 0 ? DPC_STOCK_IM7
+                                                     : DPC_STOCK_IM6;
+        l->activated = 1;
+        l->fd = fds[i].fd;
+    }
+    if (ntcp != 0)
+        o->no_tcp = 0;
+    return 0;
+}
+
 /* Policy first, then the command line over it. */
 static int parse_serve(int argc, char **argv, struct options *o)
 {
@@ -690,6 +764,8 @@ static int parse_serve(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return fail_usage("unexpected argument '%s'", argv[optind], NULL);
+    if (take_activated(o) < 0)
+        return -1;
     if (o->nlisten == 0 && apply_listen_policy(o) < 0)
         return -1;
     if (o->no_tcp && o->nlisten != 0)

@@ -35,6 +35,10 @@ struct event_base;
 struct dpc_local_cfg {
     char path[108];                 /* sun_path; "" disables the listener */
     int path_is_default;            /* a busy default path is not fatal */
+    /* Socket activation: fd is the listening socket at path, passed in
+     * (ownership taken): neither bound, chmod-ed nor unlinked here. */
+    int activated;
+    int fd;
     unsigned mode;                  /* 0600 or 0660 */
     uid_t allow_uids[DPC_LOCAL_MAX_IDS];
     size_t nallow_uids;             /* 0: the server's own uid only */

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "dpc_log.h"
 #include "dpc_metrics.h"
 #include "dpc_server.h"
+#include "dpc_systemd.h"
 #include "dpc_tlsserver.h"
 #include "dpc_util.h"
 
@@ -67,9 +69,42 @@ struct dpc_server {
     double started;
     double drain_started, drain_deadline;   /* conns.draining set */
     int result;                     /* dpc_server_run's: 0, DPC_SERVER_CUT */
+    char sd_status[128];            /* the last STATUS= sent to systemd */
+    int sd_failed;                  /* a notification failed: said once */
 };
 
 #define DRAIN_TICK_MS 100           /* how often a drain checks its end */
+
+/* Tells systemd (when it runs us with NOTIFY_SOCKET); a failure is
+ * logged once, and the server serves on. */
+static void notify(struct dpc_server *s, const char *state)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_systemd_notify(state, err, sizeof(err)) < 0 && !s->sd_failed) {
+        s->sd_failed = 1;
+        dpc_log(DPC_LOG_WARN, "systemd notification failed: %s", err);
+    }
+}
+
+static uint64_t caches_open(const struct dpc_server *s);
+
+/* STATUS=, when it changed: what systemctl status shows. */
+static void notify_status(struct dpc_server *s)
+{
+    char line[sizeof(s->sd_status)];
+
+    snprintf(line, sizeof(line), "STATUS=%s %llu clients, %llu caches open",
+             s->conns.draining ? "draining:" : "serving",
+             (unsigned long long)(s->conns.waiting.count +
+                                  s->conns.unauth.count +
+                                  s->conns.auth.count),
+             (unsigned long long)caches_open(s));
+    if (strcmp(line, s->sd_status) == 0)
+        return;
+    memcpy(s->sd_status, line, sizeof(line));
+    notify(s, line);
+}
 
 /* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
 static int is_loopback(const struct sockaddr *sa)
@@ -278,6 +313,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);
+    notify_status(s);
 }
 
 /* Caches open on TCP connections: what a drain waits for. */
@@ -293,6 +329,7 @@ static uint64_t caches_open(const struct dpc_server *s)
 static void stop(struct dpc_server *s, int cut)
 {
     s->result = cut ? DPC_SERVER_CUT : 0;
+    notify(s, "STOPPING=1\nSTATUS=stopping");
     event_base_loopexit(s->base, NULL);
 }
 
@@ -338,6 +375,8 @@ void dpc_server_drain(struct dpc_server *s, const char *why)
             "served for up to %.0f s", why,
             (unsigned long long)caches_open(s),
             (double)s->cfg.drain_timeout_ms / 1000);
+    notify(s, "STOPPING=1");
+    notify_status(s);
     event_add(s->drain_tick, &tick);
     on_drain_tick(-1, 0, s);            /* nothing open: stop now */
 }
@@ -368,14 +407,32 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     stop(s, 0);
 }
 
-static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
-                    struct dpc_listener *l, char *err, size_t errlen)
+/* A listening socket systemd passed: non-blocking, and its address. */
+static int take_activated(const struct dpc_listen_spec *spec,
+                          struct sockaddr_storage *ss, char *err,
+                          size_t errlen)
+{
+    socklen_t sslen = sizeof(*ss);
+    int flags = fcntl(spec->fd, F_GETFL);
+
+    if (flags < 0 || fcntl(spec->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        getsockname(spec->fd, (struct sockaddr *)ss, &sslen) < 0) {
+        dpc_errf(err, errlen, "passed socket %d: %s", spec->fd,
+                 strerror(errno));
+        close(spec->fd);
+        return -1;
+    }
+    return spec->fd;
+}
+
+/* A new listening socket on spec's host:port; its address in ss. */
+static int bind_tcp(const struct dpc_listen_spec *spec,
+                    struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
     struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
+    socklen_t sslen = sizeof(*ss);
     char port[8];
     int fd = -1, on = 1, rc;
 
@@ -393,9 +450,28 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         listen(fd, LISTEN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+        getsockname(fd, (struct sockaddr *)ss, &sslen) < 0)
         goto syserr;
     freeaddrinfo(ai);
+    return fd;
+syserr:
+    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
+                    struct dpc_listener *l, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int fd = spec->activated ? take_activated(spec, &ss, err, errlen)
+                             : bind_tcp(spec, &ss, err, errlen);
+
+    if (fd < 0)
+        return -1;
     l->server = s;
     l->flavor = spec->flavor;
     format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
@@ -404,8 +480,9 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
         .log = &s->refuse_log }, err, errlen);
     if (l->ln == NULL)
         return -1;
-    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
-            spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
+    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients%s)",
+            l->addr, spec->flavor == DPC_STOCK_IM7 ? "7" : "6",
+            spec->activated ? ", passed by systemd" : "");
     if (!is_loopback((struct sockaddr *)&ss))
         dpc_log(DPC_LOG_WARN, "%s is reachable beyond this host: stock "
                 "ImageMagick clients on it speak plaintext, and the stock "
@@ -415,13 +492,6 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
                 "network you do not trust, use the drop-in libMagickCore "
                 "over TLS (cache:dpc-tls=on) instead", l->addr);
     return 0;
-syserr:
-    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
-             strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return -1;
 }
 
 static int add_events(struct dpc_server *s)
@@ -774,6 +844,10 @@ err:
 
 int dpc_server_run(struct dpc_server *s)
 {
+    /* Listening, the store preallocated (dpc_server_new did both): the
+     * kernel completes clients' connections from here on. */
+    notify(s, "READY=1");
+    notify_status(s);
     return event_base_dispatch(s->base) < 0 ? -1 : s->result;
 }
 
