@@ -1,7 +1,7 @@
 /*
  * dpc_metrics: see dpc_metrics.h.  The histograms are fixed arrays of
  * cumulative-on-output buckets; the HTTP side is evhttp on a listener of
- * our own, so that it can be paused when connections come too fast.
+ * our own, so that it can be paused when connections are too many.
  */
 #include "dpc_metrics.h"
 
@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -24,6 +27,7 @@
 
 #define PREFIX "magick_dpc_"
 #define MAX_HEADERS 8192
+#define READ_RATE (64 * 1024)       /* bytes a second per connection */
 
 /* Seconds: 100 us to 10 s, the span from a small native GET to a large
  * open on a busy spill disk. */
@@ -53,15 +57,28 @@ struct hist {
     double sum;
 };
 
+/* A scrape connection's bufferevent, with a reference of ours: evhttp
+ * frees its own at the end (clearing its callbacks and descriptor), and
+ * ours lets the sweep see that safely. */
+struct held {
+    struct bufferevent *bev;
+    double born;
+};
+
 struct dpc_metrics {
     struct event_base *base;
     struct evhttp *http;
     struct evconnlistener *listener;
-    struct event *resume;           /* re-enables a paused listener */
+    struct event *sweep;            /* once a second: held connections */
+    /* What a scrape connection may read: a request is a line and a few
+     * headers; this bounds what one that keeps sending can make us hold,
+     * also after evhttp let go of it and before a sweep frees it. */
+    struct ev_token_bucket_cfg *read_limit;
     dpc_metrics_collect_fn collect;
     void *arg;
-    double window;                  /* the second accepts are counted in */
-    unsigned accepts;
+    struct held held[DPC_METRICS_MAX_CONNS];
+    size_t nheld;
+    int paused;                     /* listener off: nheld at the cap */
     char addr[80];
     struct hist hist[DPC_METRICS_NOPS];
 };
@@ -210,38 +227,72 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(out.buf);
 }
 
-static void on_resume(evutil_socket_t fd, short what, void *arg)
+/* 1 once evhttp has freed the connection (callbacks and descriptor
+ * cleared; the bufferevent lives on by our reference). */
+static int let_go(struct bufferevent *bev)
 {
-    struct dpc_metrics *m = arg;
+    bufferevent_data_cb r, w;
+    bufferevent_event_cb e;
+    void *arg;
 
-    (void)fd;
-    (void)what;
-    evconnlistener_enable(m->listener);
+    bufferevent_getcb(bev, &r, &w, &e, &arg);
+    return bufferevent_getfd(bev) < 0 || (r == NULL && e == NULL);
 }
 
-/* Each new connection asks for its bufferevent here: where accepts are
- * counted, and the listener paused for the rest of the second past
- * DPC_METRICS_ACCEPTS (the one accepted already is served). */
+/* Drops the connections evhttp is done with; ends those past their
+ * lifetime (shutdown: evhttp sees the end and frees them); resumes
+ * accepting below the cap.  Also from dpc_metrics_free (now < 0: all). */
+static void sweep(struct dpc_metrics *m, double now)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < m->nheld; i++) {
+        struct held *h = &m->held[i];
+
+        if (now < 0 || let_go(h->bev)) {
+            bufferevent_decref(h->bev);
+            continue;
+        }
+        if (now - h->born > DPC_METRICS_LIFETIME_S)
+            shutdown(bufferevent_getfd(h->bev), SHUT_RDWR);
+        m->held[k++] = *h;
+    }
+    m->nheld = k;
+    if (m->paused && m->nheld < DPC_METRICS_MAX_CONNS && now >= 0) {
+        m->paused = 0;
+        evconnlistener_enable(m->listener);
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sweep(arg, dpc_now());
+}
+
+/* Each new connection asks for its bufferevent here: it is counted, and
+ * at the cap the listener pauses until a sweep finds room. */
 static struct bufferevent *on_connection(struct event_base *base, void *arg)
 {
     struct dpc_metrics *m = arg;
-    double now = dpc_now();
-    struct timeval rest;
+    struct bufferevent *bev;
 
-    (void)base;
-    if (now - m->window >= 1) {
-        m->window = now;
-        m->accepts = 0;
-    }
-    if (++m->accepts >= DPC_METRICS_ACCEPTS) {
-        double left = 1 - (now - m->window);
-
-        rest.tv_sec = 0;
-        rest.tv_usec = left > 0 ? (long)(left * 1e6) : 0;
+    if (m->nheld == DPC_METRICS_MAX_CONNS)
+        sweep(m, dpc_now());
+    if (m->nheld == DPC_METRICS_MAX_CONNS)
+        return NULL;                /* not reached: paused at the cap */
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL)
+        return NULL;                /* evhttp tries its own */
+    bufferevent_set_rate_limit(bev, m->read_limit);
+    bufferevent_incref(bev);
+    m->held[m->nheld++] = (struct held){ bev, dpc_now() };
+    if (m->nheld == DPC_METRICS_MAX_CONNS) {
+        m->paused = 1;
         evconnlistener_disable(m->listener);
-        event_add(m->resume, &rest);
     }
-    return NULL;                    /* evhttp makes its usual one */
+    return bev;
 }
 
 static int listen_on(struct dpc_metrics *m, const char *host, unsigned port,
@@ -304,8 +355,12 @@ struct dpc_metrics *dpc_metrics_new(struct event_base *base, const char *host,
     m->collect = collect;
     m->arg = arg;
     m->http = evhttp_new(base);
-    m->resume = event_new(base, -1, 0, on_resume, m);
-    if (m->http == NULL || m->resume == NULL) {
+    m->sweep = event_new(base, -1, EV_PERSIST, on_sweep, m);
+    m->read_limit = ev_token_bucket_cfg_new(READ_RATE, READ_RATE,
+                                            EV_RATE_LIMIT_MAX,
+                                            EV_RATE_LIMIT_MAX, NULL);
+    if (m->http == NULL || m->sweep == NULL || m->read_limit == NULL ||
+        event_add(m->sweep, &(struct timeval){ 1, 0 }) < 0) {
         dpc_errf(err, errlen, "out of memory");
         goto err;
     }
@@ -333,8 +388,11 @@ void dpc_metrics_free(struct dpc_metrics *m)
         evhttp_free(m->http);
     else if (m->listener != NULL)
         evconnlistener_free(m->listener);
-    if (m->resume != NULL)
-        event_free(m->resume);
+    sweep(m, -1);                   /* evhttp let go of all: our refs */
+    if (m->sweep != NULL)
+        event_free(m->sweep);
+    if (m->read_limit != NULL)
+        ev_token_bucket_cfg_free(m->read_limit);
     free(m);
 }
 

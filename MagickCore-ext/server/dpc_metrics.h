@@ -10,10 +10,12 @@
  * dpc_metrics_family / dpc_metrics_sample, then appends the histograms.
  *
  * Bounds on the HTTP side: GET and HEAD only, 8 KiB of headers, no body,
- * 5 s to send a request or take a reply, and at most DPC_METRICS_ACCEPTS
- * new connections a second (past it the listener pauses until the next
- * second): with the timeout that holds at most 5 x (that + 1) connections.
- * (libevent 2.1 has no evhttp_set_max_connections.)
+ * 5 s of silence on a connection, DPC_METRICS_LIFETIME_S for its whole
+ * life however it trickles, and DPC_METRICS_MAX_CONNS at once (then the
+ * listener pauses and the kernel's backlog holds the next ones).
+ * libevent 2.1 has no evhttp_set_max_connections: the connections are
+ * counted through the bufferevents evhttp asks us for, each held by a
+ * reference until evhttp has let go of it.
  *
  * Ownership: the metrics borrow the event base and the collect argument,
  * and own their HTTP server and listening socket.  Single-threaded, on the
@@ -27,8 +29,9 @@
 
 struct event_base;
 
-#define DPC_METRICS_ACCEPTS 16      /* new scrape connections a second */
-#define DPC_METRICS_TIMEOUT_S 5
+#define DPC_METRICS_MAX_CONNS 16    /* scrape connections at once */
+#define DPC_METRICS_TIMEOUT_S 5     /* silence */
+#define DPC_METRICS_LIFETIME_S 10   /* a connection's whole life */
 
 /* The operations timed, per protocol. */
 enum dpc_metrics_op {
