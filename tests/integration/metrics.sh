@@ -121,8 +121,55 @@ EOF
 }
 check "a POST with a body is refused" post_refused
 
-# Idle connections past the per-second budget: the endpoint pauses, then
-# serves again; the server's own clients are not affected.
+# A connection that trickles a header every second is cut at its
+# lifetime (10 s), not kept alive by each byte.
+trickle_cut() {
+    python3 - 127.0.0.1 "$MPORT" <<'EOF'
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+t = time.time()
+s.send(b'GET /metrics HTTP/1.1\r\n')
+while time.time() - t < 20:
+    try:
+        if s.recv(100) == b'':
+            break
+    except socket.timeout:
+        try:
+            s.send(b'X-Slow: 1\r\n')
+        except OSError:
+            break
+    except OSError:
+        break
+took = time.time() - t
+print('trickling connection ended after %.1f s' % took)
+sys.exit(0 if 9 <= took <= 13 else 1)
+EOF
+}
+check "a connection trickling its headers is cut after 10 s" trickle_cut
+
+# More idle connections than the cap (16): the rest wait in the backlog;
+# a scrape behind them is answered once the idle ones time out (5 s).
+past_the_cap() {
+    python3 - 127.0.0.1 "$MPORT" <<'EOF'
+import socket, sys, time, urllib.request
+host, port = sys.argv[1], int(sys.argv[2])
+socks = [socket.create_connection((host, port), timeout=2) for _ in range(20)]
+time.sleep(0.3)
+t = time.time()
+body = urllib.request.urlopen('http://%s:%d/metrics' % (host, port),
+                              timeout=15).read()
+took = time.time() - t
+print('scrape behind 20 idle connections: %.1f s' % took)
+for s in socks:
+    s.close()
+sys.exit(0 if b'magick_dpc_requests_served_total' in body and took > 3
+         else 1)
+EOF
+}
+check "past 16 connections the endpoint waits, then answers" past_the_cap
+
+# Idle connections opened and closed at once: the endpoint serves again;
+# the server's own clients are not affected.
 many_connections() {
     python3 - 127.0.0.1 "$MPORT" <<'EOF'
 import socket, sys, time
