@@ -4,7 +4,8 @@
  * handshake and idle timeouts, signals, and stats.  The connections
  * themselves are dpc_conn's, in the dpc_conn_set the server embeds and
  * hands its status JSON and admission to as callbacks: dpc_conn does not
- * call back into this file.
+ * call back into this file.  The state is in dpc_server-internal.h, which
+ * dpc_server_metrics.c reads for a scrape of the metrics endpoint.
  */
 
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 #include "dpc_listen.h"
 #include "dpc_log.h"
 #include "dpc_metrics.h"
+#include "dpc_server-internal.h"
 #include "dpc_server.h"
 #include "dpc_systemd.h"
 #include "dpc_tlsserver.h"
@@ -38,40 +40,6 @@
  * caps it at net.core.somaxconn (4096 by default since 5.4); past it,
  * new SYNs are dropped and clients retransmit them, which only slows them. */
 #define LISTEN_BACKLOG 1024
-
-struct dpc_listener {
-    struct dpc_server *server;
-    struct dpc_listen *ln;
-    enum dpc_stock_flavor flavor;
-    uint64_t accepted, open;        /* connections, for the metrics */
-    char addr[80];
-};
-
-struct dpc_server {
-    struct dpc_server_cfg cfg;
-    struct event_base *base;
-    struct dpc_listener *listeners;
-    size_t nlisteners;
-    struct event *sigint, *sigterm, *sweep;
-    struct event *drain_tick;       /* while draining: done yet? */
-    struct dpc_store *store;
-    struct dpc_local *local;        /* NULL: no Unix socket */
-    struct dpc_admit *admit;        /* who may run a handshake now */
-    struct dpc_conn_set conns;      /* waiting, in the handshake, served */
-    int accepting;                  /* the listeners are enabled */
-    int accept_failed;              /* paused a second after EMFILE & co */
-    int stopping;                   /* closing everything: admit nothing */
-    uint64_t accepted, refused, handshake_timeouts;
-    uint64_t accept_pauses, waited;
-    struct dpc_log_limit refuse_log;    /* failures to accept */
-    struct dpc_tlsserver *tls;      /* NULL: native clients in plaintext */
-    struct dpc_metrics *metrics;    /* NULL: no metrics endpoint */
-    double started;
-    double drain_started, drain_deadline;   /* conns.draining set */
-    int result;                     /* dpc_server_run's: 0, DPC_SERVER_CUT */
-    char sd_status[128];            /* the last STATUS= sent to systemd */
-    int sd_failed;                  /* a notification failed: said once */
-};
 
 #define DRAIN_TICK_MS 100           /* how often a drain checks its end */
 
@@ -593,182 +561,13 @@ static size_t status_json(void *arg, char *buf, size_t len)
     return dpc_server_stats_json(arg, buf, len);
 }
 
-/* ---------------------------------------------------------- metrics */
-
-/* One family of the status JSON's numbers, as Prometheus has it. */
-struct stat_family {
-    const char *name, *type, *help;
-    double value;
-};
-
-static void put_families(struct dpc_metrics_out *out,
-                         const struct stat_family *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        dpc_metrics_family(out, f[i].name, f[i].type, f[i].help);
-        dpc_metrics_sample(out, f[i].name, NULL, f[i].value);
-    }
-}
-
-#define C "counter"
-#define G "gauge"
-
-static void put_server_stats(const struct dpc_server *s,
-                             struct dpc_metrics_out *out)
-{
-    struct dpc_server_stats st;
-
-    dpc_server_get_stats(s, &st);
-    const struct stat_family f[] = {
-        { "caches_open", G, "Caches open on TCP connections.",
-          (double)st.store.caches },
-        { "ram_bytes", G, "Bytes of caches in memory.",
-          (double)st.store.bytes_ram },
-        { "spilled_bytes", G, "Bytes of caches spilled to disk.",
-          (double)st.store.bytes_spilled },
-        { "memory_budget_bytes", G, "The memory budget (--memory).",
-          (double)st.store.mem_budget },
-        { "disk_budget_bytes", G, "The spill budget (--disk).",
-          (double)st.store.disk_budget },
-        { "warm_bytes", G, "Bytes of freed memory kept for reuse.",
-          (double)st.store.bytes_warm },
-        { "warm_reuses_total", C, "Opens served from kept memory.",
-          (double)st.store.warm_reuses },
-        { "opens_refused_total", C, "Opens refused for want of room.",
-          (double)st.store.refused },
-        { "preallocated", G, "1 when --memory was faulted in at start.",
-          st.store.preallocated ? 1 : 0 },
-        { "clients_connected", G, "TCP connections open.",
-          (double)st.clients },
-        { "clients_unauthenticated", G, "TCP connections in the handshake.",
-          (double)st.unauthenticated },
-        { "clients_waiting", G, "TCP connections waiting for a handshake "
-          "slot.", (double)st.waiting },
-        { "requests_served_total", C, "Requests served, both protocols.",
-          (double)st.requests },
-        { "connections_accepted_total", C, "TCP connections accepted.",
-          (double)st.accepted },
-        { "connections_refused_total", C, "TCP connections refused.",
-          (double)st.refused },
-        { "handshake_timeouts_total", C, "Handshakes timed out.",
-          (double)st.handshake_timeouts },
-        { "accept_pauses_total", C, "Times accepting stopped, every "
-          "handshake slot taken.", (double)st.accept_pauses },
-        { "connections_waited_total", C, "Connections not greeted at once.",
-          (double)st.waited },
-        { "auth_failures_total", C, "Failed proofs of the secret.",
-          (double)st.auth_failures },
-        { "uptime_seconds", G, "Seconds since the server started.",
-          st.uptime },
-        { "draining", G, "1 while draining.", st.draining },
-        { "drain_seconds_left", G, "Seconds until the drain times out.",
-          st.drain_left },
-        { "drain_timeout_seconds", G, "The drain timeout (--drain-timeout).",
-          (double)s->cfg.drain_timeout_ms / 1000 },
-    };
-
-    put_families(out, f, sizeof(f) / sizeof(*f));
-}
-
-static void put_listeners(const struct dpc_server *s,
-                          struct dpc_metrics_out *out)
-{
-    char labels[160], addr[100];
-
-    dpc_metrics_family(out, "listener_connections", G,
-                       "TCP connections open, per listener.");
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        snprintf(labels, sizeof(labels), "listener=\"%s\",imagemagick=\"%s\"",
-                 dpc_metrics_escape(s->listeners[i].addr, addr, sizeof(addr)),
-                 s->listeners[i].flavor == DPC_STOCK_IM7 ? "7" : "6");
-        dpc_metrics_sample_u64(out, "listener_connections", labels,
-                               s->listeners[i].open);
-    }
-    dpc_metrics_family(out, "listener_connections_accepted_total", C,
-                       "TCP connections accepted, per listener.");
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        snprintf(labels, sizeof(labels), "listener=\"%s\",imagemagick=\"%s\"",
-                 dpc_metrics_escape(s->listeners[i].addr, addr, sizeof(addr)),
-                 s->listeners[i].flavor == DPC_STOCK_IM7 ? "7" : "6");
-        dpc_metrics_sample_u64(out, "listener_connections_accepted_total",
-                               labels, s->listeners[i].accepted);
-    }
-}
-
-struct uid_pass {
-    struct dpc_metrics_out *out;
-    int bytes;                      /* this pass: bytes, else segments */
-};
-
-static void put_uid(void *arg, uid_t uid, uint64_t segments, uint64_t bytes)
-{
-    struct uid_pass *p = arg;
-    char labels[32];
-
-    snprintf(labels, sizeof(labels), "uid=\"%u\"", (unsigned)uid);
-    dpc_metrics_sample_u64(p->out, p->bytes ? "shm_uid_bytes"
-                                            : "shm_uid_segments",
-                           labels, p->bytes ? bytes : segments);
-}
-
-static void put_shm(const struct dpc_server *s, struct dpc_metrics_out *out)
-{
-    const struct dpc_shm *m = dpc_local_shm(s->local);
-    struct uid_pass p = { .out = out, .bytes = 1 };
-    struct dpc_shm_stats st;
-
-    dpc_shm_get_stats(m, &st);
-    const struct stat_family f[] = {
-        { "shm_budget_bytes", G, "The shared-memory budget (--shm-budget).",
-          (double)st.budget },
-        { "shm_used_bytes", G, "Shared memory in segments.",
-          (double)st.used },
-        { "shm_peak_bytes", G, "The most shared memory in use at once.",
-          (double)st.peak },
-        { "shm_segments", G, "Shared-memory segments in use.",
-          (double)st.segments },
-        { "shm_names", G, "Images published with shm:.", (double)st.names },
-        { "shm_refused_total", C, "Shared-memory requests refused.",
-          (double)st.refused },
-        { "shm_pooled_bytes", G, "Bytes of freed segments kept for reuse.",
-          (double)st.pooled },
-        { "shm_pool_reuses_total", C, "Segments served from the pool.",
-          (double)st.pool_reuses },
-        { "shm_max_segments", G, "Segments allowed at once (descriptors).",
-          (double)st.max_segments },
-    };
-
-    put_families(out, f, sizeof(f) / sizeof(*f));
-    dpc_metrics_family(out, "shm_uid_bytes", G,
-                       "Shared memory held, per uid.");
-    dpc_shm_per_uid(m, put_uid, &p);
-    p.bytes = 0;
-    dpc_metrics_family(out, "shm_uid_segments", G,
-                       "Shared-memory segments held, per uid.");
-    dpc_shm_per_uid(m, put_uid, &p);
-}
-
-#undef C
-#undef G
-
-/* A scrape: the status JSON's numbers, per listener, per uid. */
-static void collect(void *arg, struct dpc_metrics_out *out)
-{
-    const struct dpc_server *s = arg;
-
-    put_server_stats(s, out);
-    put_listeners(s, out);
-    if (s->local != NULL)
-        put_shm(s, out);
-}
-
 static int open_metrics(struct dpc_server *s, char *err, size_t errlen)
 {
     if (s->cfg.metrics.host[0] == '\0')
         return 0;
     s->metrics = dpc_metrics_new(s->base, s->cfg.metrics.host,
-                                 s->cfg.metrics.port, collect, s, err,
-                                 errlen);
+                                 s->cfg.metrics.port,
+                                 dpc_server_metrics_collect, s, err, errlen);
     if (s->metrics == NULL)
         return -1;
     dpc_log(DPC_LOG_INFO, "metrics on http://%s/metrics",
