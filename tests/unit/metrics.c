@@ -76,7 +76,7 @@ static char *get(struct event_base *base, unsigned port, const char *path)
     return buf;
 }
 
-/* 50 us, 3 ms and 20 s: the first bucket, le 0.005, and only +Inf. */
+/* 50 us, 3 ms and 20 s: le 0.00005, le 0.005, and only +Inf. */
 static void metrics_buckets_test(void **state)
 {
     struct event_base *base = event_base_new();
@@ -98,6 +98,8 @@ static void metrics_buckets_test(void **state)
                               "magick_dpc_things{where=\"a\\\"b\\\\c\"} 0.5\n"));
 #define B "magick_dpc_request_duration_seconds_bucket{protocol=\"native\"," \
           "op=\"get\","
+    assert_non_null(strstr(r, B "le=\"0.00001\"} 0\n"));
+    assert_non_null(strstr(r, B "le=\"0.00005\"} 1\n"));
     assert_non_null(strstr(r, B "le=\"0.0001\"} 1\n"));
     assert_non_null(strstr(r, B "le=\"0.0025\"} 1\n"));
     assert_non_null(strstr(r, B "le=\"0.005\"} 2\n"));
