@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <grp.h>
@@ -308,21 +309,28 @@ static int set_busy_poll(struct options *o, const struct setting *s,
     return 0;
 }
 
-/* HOST:PORT with a numeric host, or none. */
+/* HOST:PORT with a numeric host and the port written out (the default
+ * port is the cache's), or none. */
 static int set_metrics(struct options *o, const struct setting *s,
                        const char *v)
 {
     struct dpc_listen_spec *m = &o->cfg.metrics;
-    char err[DPC_ERRLEN];
+    char err[DPC_ERRLEN] = "", addr[sizeof(struct in6_addr)];
+    const char *last = strrchr(v, ':');
 
     (void)s;
     m->host[0] = '\0';
     if (strcmp(v, "none") == 0)
         return 0;
-    if (dpc_parse_hostport(v, m->host, sizeof(m->host), &m->port, err,
-                           sizeof(err)) < 0) {
+    if (last == NULL || (v[0] == '[' && last[-1] != ']') ||
+        dpc_parse_hostport(v, m->host, sizeof(m->host), &m->port, err,
+                           sizeof(err)) < 0 ||
+        (inet_pton(AF_INET, m->host, addr) != 1 &&
+         inet_pton(AF_INET6, m->host, addr) != 1)) {
         m->host[0] = '\0';
-        return fail_usage("bad metrics address '%s'", v, err);
+        return fail_usage("bad metrics address '%s' (a numeric HOST:PORT, "
+                          "e.g. 127.0.0.1:9650 or [::1]:9650)", v,
+                          err[0] ? err : NULL);
     }
     return 0;
 }

@@ -198,5 +198,18 @@ still_serves() {
     same_pixels "$WORK/mem.miff" "$WORK/out2.miff"
 }
 check "the server still serves" still_serves
+
+bad_addresses() {
+    local a rc
+    for a in localhost:9650 127.0.0.1 '[::1]' 'not an address'; do
+        rc=0
+        timeout 10 "$MAGICK_DPC" serve --listen 127.0.0.1:0 --socket none \
+            --metrics "$a" 2> "$WORK/bad.log" || rc=$?
+        echo "$a: exit $rc"
+        [ "$rc" = 2 ]
+        grep -q 'bad metrics address' "$WORK/bad.log"
+    done
+}
+check "a host name or a missing port is a usage error (exit 2)" bad_addresses
 check_stops
 finish
