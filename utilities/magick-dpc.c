@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <grp.h>
@@ -26,7 +27,9 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dpc_log.h"
@@ -35,6 +38,7 @@
 #include "dpc_server.h"
 #include "dpc_shmclient.h"
 #include "dpc_stockclient.h"
+#include "dpc_systemd.h"
 #include "dpc_util.h"
 
 #define MAX_LISTEN 16
@@ -305,6 +309,32 @@ static int set_busy_poll(struct options *o, const struct setting *s,
     return 0;
 }
 
+/* HOST:PORT with a numeric host and the port written out (the default
+ * port is the cache's), or none. */
+static int set_metrics(struct options *o, const struct setting *s,
+                       const char *v)
+{
+    struct dpc_listen_spec *m = &o->cfg.metrics;
+    char err[DPC_ERRLEN] = "", addr[sizeof(struct in6_addr)];
+    const char *last = strrchr(v, ':');
+
+    (void)s;
+    m->host[0] = '\0';
+    if (strcmp(v, "none") == 0)
+        return 0;
+    if (last == NULL || (v[0] == '[' && last[-1] != ']') ||
+        dpc_parse_hostport(v, m->host, sizeof(m->host), &m->port, err,
+                           sizeof(err)) < 0 ||
+        (inet_pton(AF_INET, m->host, addr) != 1 &&
+         inet_pton(AF_INET6, m->host, addr) != 1)) {
+        m->host[0] = '\0';
+        return fail_usage("bad metrics address '%s' (a numeric HOST:PORT, "
+                          "e.g. 127.0.0.1:9650 or [::1]:9650)", v,
+                          err[0] ? err : NULL);
+    }
+    return 0;
+}
+
 static int set_socket_path(struct options *o, const struct setting *s,
                            const char *v)
 {
@@ -461,6 +491,11 @@ static const struct setting settings[] = {
       "after a reply, poll this many microseconds for the next request "
       "before sleeping; 0 off",
       set_busy_poll, "busy poll", FIELD(cfg.busy_poll_us) },
+    { "metrics", SETTING_VALUE, "HOST:PORT", "dpc-metrics", "none", 0,
+      "serve Prometheus metrics on http://HOST:PORT/metrics (numeric "
+      "address, e.g. 127.0.0.1:9650; no authentication: keep it on "
+      "loopback or a trusted network)",
+      set_metrics, "metrics address", 0 },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(*settings))
@@ -639,6 +674,77 @@ static int opt_socket(void)
     return OPT_SETTING + (int)(find_setting("dpc-socket") - settings);
 }
 
+/* A Unix socket systemd passed: the shared-memory tier's, in place of
+ * --socket. */
+static int take_unix(struct options *o, int fd, const struct sockaddr_un *sun,
+                     socklen_t len)
+{
+    struct dpc_local_cfg *l = &o->cfg.local;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+
+    if (l->activated)
+        return fail_usage("socket activation: %s", "more than one Unix "
+                          "socket passed", NULL);
+    if (n == 0 || sun->sun_path[0] != '/')
+        return fail_usage("socket activation: %s", "the Unix socket passed "
+                          "has no path (abstract or unnamed)", NULL);
+    snprintf(l->path, sizeof(l->path), "%.*s", (int)strnlen(sun->sun_path, n),
+             sun->sun_path);
+    l->path_is_default = 0;
+    l->activated = 1;
+    l->fd = fd;
+    return 0;
+}
+
+/* Sockets systemd passed (LISTEN_FDS): TCP ones replace the listeners of
+ * the command line and policy.xml (FileDescriptorName=im7: ImageMagick 7
+ * clients, else 6); a Unix one replaces --socket. */
+static int take_activated(struct options *o)
+{
+    struct dpc_systemd_fd fds[DPC_SYSTEMD_MAX_FDS];
+    char err[DPC_ERRLEN];
+    int n = dpc_systemd_listen_fds(fds, DPC_SYSTEMD_MAX_FDS, err, sizeof(err));
+    size_t ntcp = 0;
+
+    if (n < 0)
+        return fail_usage("socket activation: %s", err, NULL);
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss), tl = sizeof(int);
+        int type = 0;
+        struct dpc_listen_spec *l;
+
+        if (getsockname(fds[i].fd, (struct sockaddr *)&ss, &len) < 0 ||
+            getsockopt(fds[i].fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+            type != SOCK_STREAM)
+            return fail_usage("socket activation: descriptor %s is not a "
+                              "stream socket", fds[i].name[0] ? fds[i].name
+                                                              : "passed", NULL);
+        if (ss.ss_family == AF_UNIX) {
+            if (take_unix(o, fds[i].fd, (struct sockaddr_un *)&ss, len) < 0)
+                return -1;
+            continue;
+        }
+        if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+            return fail_usage("socket activation: %s", "a passed socket is "
+                              "neither TCP nor Unix", NULL);
+        if (ntcp++ == 0)
+            o->nlisten = 0;         /* systemd's listeners, not ours */
+        l = &o->listen[o->nlisten++];
+        memset(l, 0, sizeof(*l));
+        snprintf(l->host, sizeof(l->host), "socket %d from systemd",
+                 fds[i].fd);
+        l->flavor = strcmp(fds[i].name, "im7") == 0 ? DPC_STOCK_IM7
+                                                     : DPC_STOCK_IM6;
+        l->activated = 1;
+        l->fd = fds[i].fd;
+    }
+    if (ntcp != 0)
+        o->no_tcp = 0;
+    return 0;
+}
+
 /* Policy first, then the command line over it. */
 static int parse_serve(int argc, char **argv, struct options *o)
 {
@@ -666,6 +772,8 @@ static int parse_serve(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return fail_usage("unexpected argument '%s'", argv[optind], NULL);
+    if (take_activated(o) < 0)
+        return -1;
     if (o->nlisten == 0 && apply_listen_policy(o) < 0)
         return -1;
     if (o->no_tcp && o->nlisten != 0)

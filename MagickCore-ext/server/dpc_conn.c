@@ -116,7 +116,8 @@ static int go_native(struct dpc_conn *c, int refuse)
     struct dpc_native_cfg ncfg = {
         .key = c->set->wirekey, .store = c->set->store,
         .status = status_json, .refused = open_refused,
-        .draining = &c->set->draining, .arg = c,
+        .draining = &c->set->draining, .metrics = c->set->metrics,
+        .arg = c,
     };
     struct dpc_native *native;
 
@@ -145,7 +146,8 @@ struct dpc_conn *dpc_conn_new(struct dpc_conn_set *s, int fd,
         .flavor = flavor, .sipkey = s->sipkey, .store = s->store,
         .allow_native = 1,
         .status = status_json, .draining = &s->draining,
-        .drain = s->drain != NULL ? drain_request : NULL, .arg = NULL,
+        .drain = s->drain != NULL ? drain_request : NULL,
+        .metrics = s->metrics, .arg = NULL,
     };
     struct dpc_conn *c = calloc(1, sizeof(*c));
     int on = 1;
@@ -252,6 +254,8 @@ static void close_conn(struct dpc_conn *c, const char *why, int dropped)
                 (unsigned long long)n->bytes_in,
                 (unsigned long long)n->bytes_out);
     s->requests_closed += n->requests;
+    if (c->open_count != NULL)
+        --*c->open_count;
     dpc_conn_list_remove(list, c);
     if (c->src != NULL)
         dpc_admit_leave(s->admit, c->src, list == &s->waiting);

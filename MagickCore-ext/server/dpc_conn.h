@@ -24,6 +24,7 @@
 #include "dpc_admit.h"
 #include "dpc_list.h"
 #include "dpc_log.h"
+#include "dpc_metrics.h"
 #include "dpc_proto.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
@@ -45,6 +46,7 @@ struct dpc_conn_set {
     const uint8_t *sipkey;          /* stock key (DPC_SIPHASH_KEYLEN) */
     const uint8_t *wirekey;         /* native key (DPC_WIRE_KEY_LEN) */
     unsigned busy_poll_us;          /* see dpc_server_cfg */
+    struct dpc_metrics *metrics;    /* request latencies; NULL: none */
     /* Native clients: TLS only (on), either (both) or plaintext only
      * (off, tls NULL).  Stock clients are plaintext in every mode. */
     enum dpc_tls_mode tls_mode;
@@ -81,6 +83,9 @@ struct dpc_conn {
     struct dpc_list *list;          /* waiting, unauth or auth */
     struct dpc_admit_source *src;   /* until authenticated */
     uint64_t id;
+    /* Open connections of the listener that accepted c (the owner's,
+     * borrowed): decremented when c closes.  NULL: not counted. */
+    uint64_t *open_count;
     int fd;
     char peer[80];
     /* The protocol session (owned) and its table: dpc_session_ops at

@@ -2,6 +2,7 @@
  * dpc_local: see dpc_local.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,22 @@ static int make_parent(const char *path)
     return mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* The socket systemd passed (its unit sets the path, owner and mode). */
+static int take_activated(struct dpc_local *l, char *err, size_t errlen)
+{
+    int flags = fcntl(l->cfg.fd, F_GETFL);
+
+    if (flags < 0 || fcntl(l->cfg.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        close(l->cfg.fd);
+        return dpc_errf(err, errlen, "passed socket %d: %s", l->cfg.fd,
+                        strerror(errno));
+    }
+    l->ln = dpc_listen_new(l->base, l->cfg.fd, &(struct dpc_listen_cfg){
+        .name = l->cfg.path, .accept = on_accept, .arg = l,
+        .log = &l->refusal_log }, err, errlen);
+    return l->ln != NULL ? 0 : -1;
+}
+
 static int bind_socket(struct dpc_local *l, char *err, size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -555,6 +572,7 @@ struct dpc_local *dpc_local_new(struct event_base *base,
                                 size_t errlen)
 {
     struct dpc_local *l = calloc(1, sizeof(*l));
+    char how[32];
 
     if (l == NULL) {
         dpc_errf(err, errlen, "out of memory");
@@ -571,10 +589,15 @@ struct dpc_local *dpc_local_new(struct event_base *base,
     }
     dpc_shm_set_limits(l->shm, &cfg->shm_limits);
     dpc_shm_set_max_fds(l->shm, cfg->max_segments);
-    if (bind_socket(l, err, errlen) < 0)
+    if ((cfg->activated ? take_activated(l, err, errlen)
+                        : bind_socket(l, err, errlen)) < 0)
         goto fail;
-    dpc_log(DPC_LOG_INFO, "listening on %s (mode %04o; shared memory budget "
-            "%llu bytes, at most %zu segments at once)", cfg->path, cfg->mode,
+    if (cfg->activated)
+        snprintf(how, sizeof(how), "passed by systemd");
+    else
+        snprintf(how, sizeof(how), "mode %04o", cfg->mode);
+    dpc_log(DPC_LOG_INFO, "listening on %s (%s; shared memory budget %llu "
+            "bytes, at most %zu segments at once)", cfg->path, how,
             (unsigned long long)cfg->shm_budget, cfg->max_segments);
     return l;
 fail:
@@ -627,6 +650,11 @@ void dpc_local_sweep(struct dpc_local *l, double t)
     if (n != 0)
         dpc_log(DPC_LOG_INFO, "local: %zu name%s expired", n,
                 n == 1 ? "" : "s");
+}
+
+const struct dpc_shm *dpc_local_shm(const struct dpc_local *l)
+{
+    return l->shm;
 }
 
 size_t dpc_local_status_json(const struct dpc_local *l, char *buf,

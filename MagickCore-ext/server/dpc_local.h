@@ -35,6 +35,10 @@ struct event_base;
 struct dpc_local_cfg {
     char path[108];                 /* sun_path; "" disables the listener */
     int path_is_default;            /* a busy default path is not fatal */
+    /* Socket activation: fd is the listening socket at path, passed in
+     * (ownership taken): neither bound, chmod-ed nor unlinked here. */
+    int activated;
+    int fd;
     unsigned mode;                  /* 0600 or 0660 */
     uid_t allow_uids[DPC_LOCAL_MAX_IDS];
     size_t nallow_uids;             /* 0: the server's own uid only */
@@ -69,6 +73,8 @@ void dpc_local_free(struct dpc_local *l);
 /* Once a second: drops names whose time to live ran out, closes idle
  * connections. */
 void dpc_local_sweep(struct dpc_local *l, double now);
+/* The registry, for reading its stats (owned by l). */
+const struct dpc_shm *dpc_local_shm(const struct dpc_local *l);
 /* The shared-memory part of the server's status (dpc_shm_status_json). */
 size_t dpc_local_status_json(const struct dpc_local *l, char *buf,
                              size_t len);

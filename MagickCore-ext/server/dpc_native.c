@@ -38,6 +38,7 @@ struct dpc_native {
     struct dpc_outq out;                    /* headers, small bodies, JSON */
 
     struct dpc_session_counters counters;
+    struct dpc_metrics_timer timer;         /* the request in progress */
     char err[DPC_ERRLEN];
     enum dpc_errcode code;      /* err's, when not a protocol error */
 };
@@ -67,6 +68,23 @@ static void set_state(struct dpc_native *s, enum dpc_native_state to)
 {
     assert(transition_ok(s->state, to));
     s->state = to;
+    /* A request ends with its reply queued (GET's tiles on entering
+     * REPLY) or with nothing more to take. */
+    if (to == DPC_NAT_HEADER || to == DPC_NAT_REPLY || to == DPC_NAT_CLOSING)
+        dpc_metrics_end(s->cfg.metrics, &s->timer);
+}
+
+/* The histogram a native operation is timed in; -1 for none. */
+static int metrics_op(uint8_t op)
+{
+    switch (op) {
+    case DPC_OP_OPEN: return DPC_METRICS_NATIVE_OPEN;
+    case DPC_OP_PUT: return DPC_METRICS_NATIVE_PUT;
+    case DPC_OP_GET: return DPC_METRICS_NATIVE_GET;
+    case DPC_OP_CLOSE: return DPC_METRICS_NATIVE_CLOSE;
+    case DPC_OP_STATUS: return DPC_METRICS_NATIVE_STATUS;
+    default: return -1;
+    }
 }
 
 #define trace(s, ...) dpc_proto_trace((s)->cfg.trace, (s)->cfg.arg, __VA_ARGS__)
@@ -113,6 +131,7 @@ struct dpc_native *dpc_native_new(const struct dpc_native_cfg *cfg,
         return NULL;
     }
     s->cfg = *cfg;
+    s->timer.op = -1;
     memcpy(s->ns, ns, DPC_WIRE_NONCE_LEN);
     dpc_outq_push(&s->out, ns, DPC_WIRE_NONCE_LEN);
     return s;
@@ -193,6 +212,8 @@ static size_t take_header(struct dpc_native *s, const uint8_t *p)
         return reject(s, DPC_WIRE_HDR_LEN);
     }
     s->counters.requests++;
+    if (metrics_op(s->hdr.op) >= 0)
+        dpc_metrics_begin(s->cfg.metrics, &s->timer, metrics_op(s->hdr.op));
     if (s->hdr.op == DPC_OP_STATUS) {
         if (s->hdr.length != 0) {
             dpc_errf(s->err, sizeof(s->err), "status with a body");

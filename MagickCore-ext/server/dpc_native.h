@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "dpc_metrics.h"
 #include "dpc_proto.h"
 #include "dpc_store.h"
 #include "dpc_wire.h"
@@ -51,6 +52,8 @@ struct dpc_native_cfg {
      * answered DPC_WS_DRAINING and the connection goes on serving the
      * caches it has. */
     const int *draining;
+    /* Request latencies go here (borrowed); NULL: not timed. */
+    struct dpc_metrics *metrics;
     void *arg;
 };
 

@@ -4,11 +4,13 @@
  * handshake and idle timeouts, signals, and stats.  The connections
  * themselves are dpc_conn's, in the dpc_conn_set the server embeds and
  * hands its status JSON and admission to as callbacks: dpc_conn does not
- * call back into this file.
+ * call back into this file.  The state is in dpc_server-internal.h, which
+ * dpc_server_metrics.c reads for a scrape of the metrics endpoint.
  */
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -26,7 +28,10 @@
 #include "dpc_conn.h"
 #include "dpc_listen.h"
 #include "dpc_log.h"
+#include "dpc_metrics.h"
+#include "dpc_server-internal.h"
 #include "dpc_server.h"
+#include "dpc_systemd.h"
 #include "dpc_tlsserver.h"
 #include "dpc_util.h"
 
@@ -36,37 +41,38 @@
  * new SYNs are dropped and clients retransmit them, which only slows them. */
 #define LISTEN_BACKLOG 1024
 
-struct dpc_listener {
-    struct dpc_server *server;
-    struct dpc_listen *ln;
-    enum dpc_stock_flavor flavor;
-    char addr[80];
-};
-
-struct dpc_server {
-    struct dpc_server_cfg cfg;
-    struct event_base *base;
-    struct dpc_listener *listeners;
-    size_t nlisteners;
-    struct event *sigint, *sigterm, *sweep;
-    struct event *drain_tick;       /* while draining: done yet? */
-    struct dpc_store *store;
-    struct dpc_local *local;        /* NULL: no Unix socket */
-    struct dpc_admit *admit;        /* who may run a handshake now */
-    struct dpc_conn_set conns;      /* waiting, in the handshake, served */
-    int accepting;                  /* the listeners are enabled */
-    int accept_failed;              /* paused a second after EMFILE & co */
-    int stopping;                   /* closing everything: admit nothing */
-    uint64_t accepted, refused, handshake_timeouts;
-    uint64_t accept_pauses, waited;
-    struct dpc_log_limit refuse_log;    /* failures to accept */
-    struct dpc_tlsserver *tls;      /* NULL: native clients in plaintext */
-    double started;
-    double drain_started, drain_deadline;   /* conns.draining set */
-    int result;                     /* dpc_server_run's: 0, DPC_SERVER_CUT */
-};
-
 #define DRAIN_TICK_MS 100           /* how often a drain checks its end */
+
+/* Tells systemd (when it runs us with NOTIFY_SOCKET); a failure is
+ * logged once, and the server serves on. */
+static void notify(struct dpc_server *s, const char *state)
+{
+    char err[DPC_ERRLEN];
+
+    if (dpc_systemd_notify(state, err, sizeof(err)) < 0 && !s->sd_failed) {
+        s->sd_failed = 1;
+        dpc_log(DPC_LOG_WARN, "systemd notification failed: %s", err);
+    }
+}
+
+static uint64_t caches_open(const struct dpc_server *s);
+
+/* STATUS=, when it changed: what systemctl status shows. */
+static void notify_status(struct dpc_server *s)
+{
+    char line[sizeof(s->sd_status)];
+
+    snprintf(line, sizeof(line), "STATUS=%s %llu clients, %llu caches open",
+             s->conns.draining ? "draining:" : "serving",
+             (unsigned long long)(s->conns.waiting.count +
+                                  s->conns.unauth.count +
+                                  s->conns.auth.count),
+             (unsigned long long)caches_open(s));
+    if (strcmp(line, s->sd_status) == 0)
+        return;
+    memcpy(s->sd_status, line, sizeof(line));
+    notify(s, line);
+}
 
 /* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
 static int is_loopback(const struct sockaddr *sa)
@@ -169,6 +175,7 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
     struct dpc_server *s = l->server;
     struct dpc_admit_source *src;
     struct dpc_admit_key key;
+    struct dpc_conn *c;
     enum dpc_admit_verdict v;
     char peer[80], why[160], from[DPC_ADMIT_KEY_STRLEN];
 
@@ -195,14 +202,19 @@ static void on_accept(void *arg, int fd, struct sockaddr *sa, int salen)
         return;
     }
     s->accepted++;
+    l->accepted++;
     s->waited += v == DPC_ADMIT_WAIT;
-    if (dpc_conn_new(&s->conns, fd, peer, l->flavor, src,
-                     v == DPC_ADMIT_GREET) != NULL)
+    c = dpc_conn_new(&s->conns, fd, peer, l->flavor, src,
+                     v == DPC_ADMIT_GREET);
+    if (c != NULL) {
+        c->open_count = &l->open;
+        l->open++;
         dpc_log(DPC_LOG_TRACE, "conn %llu from %s on %s%s",
                 (unsigned long long)s->conns.next_id, peer, l->addr,
                 v == DPC_ADMIT_WAIT ? ": waits for a handshake slot" : "");
-    else
+    } else {
         admit_next(s);
+    }
     update_accepting(s);
 }
 
@@ -269,6 +281,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     if (s->local != NULL)
         dpc_local_sweep(s->local, now);
     dpc_store_trim(s->store, now);
+    notify_status(s);
 }
 
 /* Caches open on TCP connections: what a drain waits for. */
@@ -284,6 +297,7 @@ static uint64_t caches_open(const struct dpc_server *s)
 static void stop(struct dpc_server *s, int cut)
 {
     s->result = cut ? DPC_SERVER_CUT : 0;
+    notify(s, "STOPPING=1\nSTATUS=stopping");
     event_base_loopexit(s->base, NULL);
 }
 
@@ -329,6 +343,8 @@ void dpc_server_drain(struct dpc_server *s, const char *why)
             "served for up to %.0f s", why,
             (unsigned long long)caches_open(s),
             (double)s->cfg.drain_timeout_ms / 1000);
+    notify(s, "STOPPING=1");
+    notify_status(s);
     event_add(s->drain_tick, &tick);
     on_drain_tick(-1, 0, s);            /* nothing open: stop now */
 }
@@ -359,14 +375,32 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     stop(s, 0);
 }
 
-static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
-                    struct dpc_listener *l, char *err, size_t errlen)
+/* A listening socket systemd passed: non-blocking, and its address. */
+static int take_activated(const struct dpc_listen_spec *spec,
+                          struct sockaddr_storage *ss, char *err,
+                          size_t errlen)
+{
+    socklen_t sslen = sizeof(*ss);
+    int flags = fcntl(spec->fd, F_GETFL);
+
+    if (flags < 0 || fcntl(spec->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        getsockname(spec->fd, (struct sockaddr *)ss, &sslen) < 0) {
+        dpc_errf(err, errlen, "passed socket %d: %s", spec->fd,
+                 strerror(errno));
+        close(spec->fd);
+        return -1;
+    }
+    return spec->fd;
+}
+
+/* A new listening socket on spec's host:port; its address in ss. */
+static int bind_tcp(const struct dpc_listen_spec *spec,
+                    struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
     struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
+    socklen_t sslen = sizeof(*ss);
     char port[8];
     int fd = -1, on = 1, rc;
 
@@ -384,9 +418,28 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         listen(fd, LISTEN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+        getsockname(fd, (struct sockaddr *)ss, &sslen) < 0)
         goto syserr;
     freeaddrinfo(ai);
+    return fd;
+syserr:
+    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
+                    struct dpc_listener *l, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int fd = spec->activated ? take_activated(spec, &ss, err, errlen)
+                             : bind_tcp(spec, &ss, err, errlen);
+
+    if (fd < 0)
+        return -1;
     l->server = s;
     l->flavor = spec->flavor;
     format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
@@ -395,8 +448,9 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
         .log = &s->refuse_log }, err, errlen);
     if (l->ln == NULL)
         return -1;
-    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients)", l->addr,
-            spec->flavor == DPC_STOCK_IM7 ? "7" : "6");
+    dpc_log(DPC_LOG_INFO, "listening on %s (ImageMagick %s clients%s)",
+            l->addr, spec->flavor == DPC_STOCK_IM7 ? "7" : "6",
+            spec->activated ? ", passed by systemd" : "");
     if (!is_loopback((struct sockaddr *)&ss))
         dpc_log(DPC_LOG_WARN, "%s is reachable beyond this host: stock "
                 "ImageMagick clients on it speak plaintext, and the stock "
@@ -406,13 +460,6 @@ static int bind_one(struct dpc_server *s, const struct dpc_listen_spec *spec,
                 "network you do not trust, use the drop-in libMagickCore "
                 "over TLS (cache:dpc-tls=on) instead", l->addr);
     return 0;
-syserr:
-    dpc_errf(err, errlen, "cannot listen on %s:%u: %s", spec->host, spec->port,
-             strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return -1;
 }
 
 static int add_events(struct dpc_server *s)
@@ -514,6 +561,20 @@ static size_t status_json(void *arg, char *buf, size_t len)
     return dpc_server_stats_json(arg, buf, len);
 }
 
+static int open_metrics(struct dpc_server *s, char *err, size_t errlen)
+{
+    if (s->cfg.metrics.host[0] == '\0')
+        return 0;
+    s->metrics = dpc_metrics_new(s->base, s->cfg.metrics.host,
+                                 s->cfg.metrics.port,
+                                 dpc_server_metrics_collect, s, err, errlen);
+    if (s->metrics == NULL)
+        return -1;
+    dpc_log(DPC_LOG_INFO, "metrics on http://%s/metrics",
+            dpc_metrics_addr(s->metrics));
+    return 0;
+}
+
 /* The connection set borrows what the server owns. */
 static void init_conns(struct dpc_server *s)
 {
@@ -525,6 +586,7 @@ static void init_conns(struct dpc_server *s)
     cs->sipkey = s->cfg.sipkey;
     cs->wirekey = s->cfg.wirekey;
     cs->busy_poll_us = s->cfg.busy_poll_us;
+    cs->metrics = s->metrics;
     cs->tls_mode = s->cfg.tls;
     cs->tls = s->tls;
     cs->status = status_json;
@@ -564,6 +626,8 @@ struct dpc_server *dpc_server_new(const struct dpc_server_cfg *cfg, char *err,
     /* The store first: a server that listens is ready, preallocated. */
     if (open_store(s, err, errlen) < 0 || open_tls(s, cfg, err, errlen) < 0)
         goto err;
+    if (open_metrics(s, err, errlen) < 0)
+        goto err;
     init_conns(s);
     for (; s->nlisteners < cfg->nlisten; s->nlisteners++)
         if (bind_one(s, &cfg->listen[s->nlisteners],
@@ -579,6 +643,10 @@ err:
 
 int dpc_server_run(struct dpc_server *s)
 {
+    /* Listening, the store preallocated (dpc_server_new did both): the
+     * kernel completes clients' connections from here on. */
+    notify(s, "READY=1");
+    notify_status(s);
     return event_base_dispatch(s->base) < 0 ? -1 : s->result;
 }
 
@@ -609,6 +677,7 @@ void dpc_server_free(struct dpc_server *s)
         event_free(s->sweep);
     if (s->drain_tick != NULL)
         event_free(s->drain_tick);
+    dpc_metrics_free(s->metrics);
     dpc_store_free(s->store);
     dpc_tlsserver_free(s->tls);
     if (s->base != NULL)

@@ -16,6 +16,10 @@
  * refuse new caches and serve the open ones; the loop ends when the last
  * cache closes or the drain times out.
  *
+ * systemd: READY=1 once listening (and preallocated), STATUS= with the
+ * clients served, updated once a second, STOPPING=1 when a drain starts
+ * and when the loop ends (dpc_systemd; nothing outside systemd).
+ *
  * Ownership: the server owns its event base, listeners, store and every
  * connection; dpc_server_free() releases them all.  Single-threaded.
  */
@@ -36,6 +40,10 @@ struct dpc_listen_spec {
     char host[256];
     unsigned port;                  /* 0: any free port (see the log) */
     enum dpc_stock_flavor flavor;
+    /* Socket activation: fd is a listening socket passed in (ownership
+     * taken), used instead of binding host:port. */
+    int activated;
+    int fd;
 };
 
 struct dpc_server_cfg {
@@ -67,6 +75,8 @@ struct dpc_server_cfg {
      * refused with "place it elsewhere", open ones are served until they
      * close or this long has passed.  0: SIGTERM stops at once. */
     uint64_t drain_timeout_ms;
+    /* Prometheus metrics on http://metrics/metrics; host "": none. */
+    struct dpc_listen_spec metrics;
 };
 
 struct dpc_server_stats {

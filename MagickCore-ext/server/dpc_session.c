@@ -39,6 +39,7 @@ struct dpc_session {
     struct dpc_outq out;                    /* nonce, status words, JSON */
 
     struct dpc_session_counters counters;
+    struct dpc_metrics_timer timer;         /* the request in progress */
     char err[DPC_ERRLEN];
     enum dpc_errcode code;      /* err's, when not a protocol error */
 };
@@ -79,6 +80,24 @@ static void set_state(struct dpc_session *s, enum dpc_session_state to)
 {
     assert(transition_ok(s->state, to));
     s->state = to;
+    /* A request ends with its reply queued (a read's bytes are queued on
+     * entering REPLY) or with nothing more to take. */
+    if (to == DPC_SESS_HEADER || to == DPC_SESS_REPLY ||
+        to == DPC_SESS_CLOSING)
+        dpc_metrics_end(s->cfg.metrics, &s->timer);
+}
+
+/* The histogram a stock command is timed in; -1 for none. */
+static int metrics_op(uint8_t cmd)
+{
+    switch (cmd) {
+    case 'o': return DPC_METRICS_STOCK_OPEN;
+    case 'r': case 'R': return DPC_METRICS_STOCK_READ;
+    case 'w': case 'W': return DPC_METRICS_STOCK_WRITE;
+    case 'd': return DPC_METRICS_STOCK_DESTROY;
+    case 's': case 'D': return DPC_METRICS_STOCK_STATUS;
+    default: return -1;
+    }
 }
 
 static void queue_status(struct dpc_session *s, uint32_t status)
@@ -109,6 +128,7 @@ struct dpc_session *dpc_session_new(const struct dpc_session_cfg *cfg,
         return NULL;
     s->cfg = *cfg;
     s->state = DPC_SESS_AUTH;
+    s->timer.op = -1;
     dpc_siphash_session_key(cfg->sipkey, nonce, n, s->key);
     memcpy(s->nonce, nonce, n);
     dpc_outq_push(&s->out, nonce, n);
@@ -223,6 +243,8 @@ static size_t take_header(struct dpc_session *s, const uint8_t *p)
     }
     s->counters.requests++;
     s->cmd = cmd;
+    if (metrics_op(cmd) >= 0)
+        dpc_metrics_begin(s->cfg.metrics, &s->timer, metrics_op(cmd));
     switch (cmd) {
     case 'o':
         if (s->cache != NULL) {

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "dpc_metrics.h"
 #include "dpc_proto.h"
 #include "dpc_stock.h"
 #include "dpc_store.h"
@@ -56,6 +57,8 @@ struct dpc_session_cfg {
     /* 'D' (drain): starts the server's drain, then answers as 's' does.
      * NULL: 'D' is refused like an unknown command. */
     void (*drain)(void *arg);
+    /* Request latencies go here (borrowed); NULL: not timed. */
+    struct dpc_metrics *metrics;
     void *arg;
 };
 

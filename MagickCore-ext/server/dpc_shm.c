@@ -583,6 +583,8 @@ void dpc_shm_get_stats(const struct dpc_shm *m, struct dpc_shm_stats *st)
     st->pooled = m->pooled;
     st->names = m->nnames;
     st->refused = m->refused;
+    st->pool_reuses = m->reused;
+    st->max_segments = m->max_fds;
 }
 
 /* Appends to buf at *off like snprintf; *off stops at len - 1. */
@@ -671,6 +673,30 @@ size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len)
     free(h);
     put(buf, len, &off, "]}");
     return off;
+}
+
+int dpc_shm_per_uid(const struct dpc_shm *m,
+                    void (*visit)(void *arg, uid_t uid, uint64_t segments,
+                                  uint64_t bytes),
+                    void *arg)
+{
+    struct holder *h;
+    size_t n = holders(m, &h), i = 0;
+
+    if (h == NULL)
+        return -1;
+    while (i < n) {                 /* sorted by uid: sum its pids */
+        uid_t uid = h[i].uid;
+        uint64_t segs = 0, bytes = 0;
+
+        for (; i < n && h[i].uid == uid; i++) {
+            segs += h[i].segments;
+            bytes += h[i].bytes;
+        }
+        visit(arg, uid, segs, bytes);
+    }
+    free(h);
+    return 0;
 }
 
 size_t dpc_shm_list_json(const struct dpc_shm *m, double now, char *buf,

@@ -54,6 +54,7 @@ struct dpc_shm_peer {
 struct dpc_shm_stats {
     uint64_t budget, used, peak, segments, names, refused;
     uint64_t pooled;                /* bytes of freed segments kept */
+    uint64_t pool_reuses, max_segments;
 };
 
 /* What one uid and the server's descriptors allow; 0 in a field keeps
@@ -113,6 +114,13 @@ void dpc_shm_get_stats(const struct dpc_shm *m, struct dpc_shm_stats *st);
  * that holds them (named ones under pid 0); returns the length written
  * (truncated to len - 1). */
 size_t dpc_shm_status_json(const struct dpc_shm *m, char *buf, size_t len);
+/* Calls visit once per uid holding segments (pooled ones aside; named
+ * ones count for their owner), with its segments and bytes, uids in
+ * increasing order.  -1 when out of memory. */
+int dpc_shm_per_uid(const struct dpc_shm *m,
+                    void (*visit)(void *arg, uid_t uid, uint64_t segments,
+                                  uint64_t bytes),
+                    void *arg);
 /* JSON array of the names: owner, name, bytes, seconds left (-1: none). */
 size_t dpc_shm_list_json(const struct dpc_shm *m, double now, char *buf,
                          size_t len);
