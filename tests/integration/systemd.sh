@@ -72,16 +72,18 @@ draining_stops() {
     server_wait "$NPID" 100 has drain READY=1
     local port
     port=$(server_log_port "$WORK/drain.log" '' "$NPID")
-    python3 - "$port" "$WORK/drain.notify" <<'EOF' &
+    python3 - "$port" "$WORK/drain.connected" <<'EOF' &
 import socket, sys, time
 # Opens no cache: a connection alone does not hold a drain.  The check is
 # that STOPPING=1 comes when the drain starts, before the exit.
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
-time.sleep(1.5)
+open(sys.argv[2], 'w').write('connected\n')
+time.sleep(3)
 s.close()
 EOF
     track $!
-    sleep 0.3
+    server_wait "" 100 test -s "$WORK/drain.connected"
+    sleep 0.3       # the server's accept of it
     kill -TERM "$NPID"
     wait "$NPID"
     server_wait "" 60 has drain STOPPING=1
