@@ -13,6 +13,15 @@
  * stay within the budget: warm RAM is released when a fresh mapping needs
  * its room.
  *
+ * A spill file is mapped too, but its pages must not stay in memory: they
+ * would count toward the server's RSS and its memory cgroup, and a server
+ * spilling 1 GiB with a 256 MiB budget would hold 1 GiB.  Callers report
+ * the bytes they read or write (dpc_cache_touched); after
+ * DPC_STORE_SPILL_BATCH bytes of spill caches, every spill cache touched
+ * is written back and dropped from the mapping and the page cache.  So
+ * spilled caches hold at most about that batch in memory, at the price of
+ * a synchronous write-back on the event loop once per batch.
+ *
  * Single-threaded: the server's event loop owns the store and every cache.
  */
 #ifndef DPC_STORE_H
@@ -31,6 +40,8 @@ struct dpc_store_cfg {
 };
 
 #define DPC_STORE_KEEP_WARM 5.0     /* seconds freed RAM stays mapped */
+/* Bytes of spill caches read or written between write-backs. */
+#define DPC_STORE_SPILL_BATCH (4u << 20)
 
 struct dpc_store_stats {
     uint64_t caches;
@@ -67,6 +78,11 @@ int dpc_cache_shrink(struct dpc_cache *c, uint64_t size, char *err,
                      size_t errlen);
 /* Unmaps the cache and returns its bytes to the budget. */
 void dpc_cache_close(struct dpc_cache *c);
+
+/* The caller has read or written n bytes of the cache's memory (no pointer
+ * into it may be kept across this call for a spill cache: its pages may be
+ * dropped, and are read back from the file on the next access). */
+void dpc_cache_touched(struct dpc_cache *c, uint64_t n);
 
 uint8_t *dpc_cache_base(const struct dpc_cache *c);
 uint64_t dpc_cache_size(const struct dpc_cache *c);

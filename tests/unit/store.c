@@ -298,6 +298,45 @@ static void store_spill_when_ram_full_test(void **state)
     assert_int_equal(st.bytes_spilled, 0);
 }
 
+/* Bytes of one (1 MiB) page-aligned buffer resident in memory. */
+static uint64_t resident(const uint8_t *p, uint64_t len)
+{
+    unsigned char vec[256];
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), n = 0;
+
+    assert_true(len / page <= sizeof(vec));
+    assert_int_equal(mincore((void *)p, len, vec), 0);
+    for (uint64_t i = 0; i < len / page; i++)
+        n += vec[i] & 1;
+    return n * page;
+}
+
+/* After a batch of spill bytes touched, two spill caches' pages are
+ * written back and dropped from memory, and read back intact. */
+static void store_spill_touched_releases_test(void **state)
+{
+    struct fixture *f = *state;
+    struct dpc_cache *a, *b;
+
+    f->store = new_store(0, 4 * MIB, f->dir);
+    a = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    b = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    fill(dpc_cache_base(a), 1 * MIB, 13);
+    fill(dpc_cache_base(b), 1 * MIB, 17);
+    dpc_cache_touched(a, 1 * MIB);
+    dpc_cache_touched(b, 1 * MIB);
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 1 * MIB);
+    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH - 2 * MIB);
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 0);
+    assert_int_equal(resident(dpc_cache_base(b), 1 * MIB), 0);
+    assert_true(filled(dpc_cache_base(a), 1 * MIB, 13));
+    assert_true(filled(dpc_cache_base(b), 1 * MIB, 17));
+    dpc_cache_close(a);
+    dpc_cache_close(b);
+}
+
 /* With RAM and the disk budget both used up, the open is refused. */
 static void store_spill_refused_when_disk_full_test(void **state)
 {
@@ -623,6 +662,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_spill_when_ram_full_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_refused_when_disk_full_test,
+                                        make_spill_dir, remove_spill_dir),
+        cmocka_unit_test_setup_teardown(store_spill_touched_releases_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_shrink_test,
                                         make_spill_dir, remove_spill_dir),
