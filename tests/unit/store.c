@@ -1,7 +1,8 @@
 /*
  * Unit tests for dpc_store: RAM caches within the memory budget, refusals
  * past it, shrink and close giving bytes back, spilling to a private
- * directory under /tmp when RAM is full, zero-filled mappings, and warm RAM:
+ * directory under /tmp when RAM is full, spill pages written back and
+ * dropped after a batch, zero-filled mappings, and warm RAM:
  * reused zeroed, carved and merged, within the budget, trimmed, and
  * preallocated.
  */
