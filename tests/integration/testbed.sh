@@ -46,7 +46,8 @@ make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 netns_add client 1
 HOSTS=
-port= pid=                     # set by netns_server, netns_spawn
+port=                          # set by netns_server
+pid=                           # set by netns_spawn
 for i in 1 2 3; do
     netns_add "s$i" $((10 + i))
     netns_server port "s$i" "$WORK/s$i.log" -v

@@ -17,7 +17,9 @@
  * queue has drained; an error closes both directions.  The connection's
  * first thread owns both sockets and closes them after joining the other.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                     /* ppoll, accept4 */
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
