@@ -47,7 +47,7 @@ struct dpc_cache {
     uint64_t mapped;                /* bytes mapped (page rounded) */
     int fd;                         /* spill file, -1 in RAM */
     struct dpc_list_node node;      /* on store->spills when spilled */
-    int touched;                    /* used since the last write-back */
+    int rounds;                     /* write-back rounds still owed */
 };
 
 static uint64_t page_round(uint64_t n)
@@ -450,18 +450,20 @@ struct dpc_cache *dpc_store_open(struct dpc_store *s, uint64_t size, char *err,
     return c;
 }
 
-/* Writes a spill cache's dirty pages back and drops them from the mapping
- * (MADV_DONTNEED on a shared file mapping keeps the data: dirty bits pass
- * to the page cache) and from the page cache.  Advice only: on an error
+/* Drops a spill cache's pages from the mapping (MADV_DONTNEED on a shared
+ * file mapping keeps the data: dirty bits pass to the page cache), starts
+ * writing them back after waiting for the write-back the last round
+ * started, and drops from the page cache what that one made clean.  So
+ * the disk writes one batch while the clients send the next, and a batch
+ * leaves memory one round after it was touched.  Advice only: on an error
  * the pages just stay resident a while longer. */
 static void spill_release(struct dpc_cache *c)
 {
     (void)madvise(c->base, c->mapped, MADV_DONTNEED);
     (void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
-                                           SYNC_FILE_RANGE_WRITE |
-                                           SYNC_FILE_RANGE_WAIT_AFTER);
+                                           SYNC_FILE_RANGE_WRITE);
     (void)posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED);
-    c->touched = 0;
+    c->rounds--;
 }
 
 void dpc_cache_touched(struct dpc_cache *c, uint64_t n)
@@ -470,14 +472,14 @@ void dpc_cache_touched(struct dpc_cache *c, uint64_t n)
 
     if (c->tier != DPC_TIER_SPILL || n == 0)
         return;
-    c->touched = 1;
+    c->rounds = 2;                  /* one to start writing, one to drop */
     s->spill_touched += n;
     if (s->spill_touched < DPC_STORE_SPILL_BATCH)
         return;
     for (struct dpc_list_node *i = s->spills.head; i != NULL; i = i->next) {
         struct dpc_cache *sc = DPC_LIST_ENTRY(i, struct dpc_cache, node);
 
-        if (sc->touched)
+        if (sc->rounds > 0)
             spill_release(sc);
     }
     s->spill_touched = 0;

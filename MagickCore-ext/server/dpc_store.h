@@ -16,11 +16,12 @@
  * A spill file is mapped too, but its pages must not stay in memory: they
  * would count toward the server's RSS and its memory cgroup, and a server
  * spilling 1 GiB with a 256 MiB budget would hold 1 GiB.  Callers report
- * the bytes they read or write (dpc_cache_touched); after
- * DPC_STORE_SPILL_BATCH bytes of spill caches, every spill cache touched
- * is written back and dropped from the mapping and the page cache.  So
- * spilled caches hold at most about that batch in memory, at the price of
- * a synchronous write-back on the event loop once per batch.
+ * the bytes they read or write (dpc_cache_touched); after each
+ * DPC_STORE_SPILL_BATCH bytes of spill caches, the spill caches touched
+ * are dropped from the mapping and written back, and the pages the
+ * previous round wrote are dropped from the page cache.  So spilled
+ * caches hold about two batches in memory, at the price of waiting, once
+ * per batch on the event loop, for the disk to finish the previous one.
  *
  * Single-threaded: the server's event loop owns the store and every cache.
  */

@@ -312,8 +312,8 @@ static uint64_t resident(const uint8_t *p, uint64_t len)
     return n * page;
 }
 
-/* After a batch of spill bytes touched, two spill caches' pages are
- * written back and dropped from memory, and read back intact. */
+/* Two batches of spill bytes touched later, two spill caches' pages are
+ * written back and out of the page cache, and read back intact. */
 static void store_spill_touched_releases_test(void **state)
 {
     struct fixture *f = *state;
@@ -329,8 +329,10 @@ static void store_spill_touched_releases_test(void **state)
     dpc_cache_touched(a, 1 * MIB);
     dpc_cache_touched(b, 1 * MIB);
     assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 1 * MIB);
-    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH - 2 * MIB);
+    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH - 2 * MIB);  /* written */
+    dpc_cache_touched(b, DPC_STORE_SPILL_BATCH);            /* a dropped */
     assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 0);
+    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH);            /* b dropped */
     assert_int_equal(resident(dpc_cache_base(b), 1 * MIB), 0);
     assert_true(filled(dpc_cache_base(a), 1 * MIB, 13));
     assert_true(filled(dpc_cache_base(b), 1 * MIB, 17));
