@@ -13,7 +13,8 @@
  * its sink no earlier than its read time plus the delay; it sleeps with
  * ppoll on a timespec (timer slack set to 1 ns), as millisecond poll
  * timeouts cannot honour a delay of 100 us.  A thread stops reading while
- * its queue holds -q bytes.  EOF is passed on as a half-close once the
+ * its queue holds -q bytes (chunk headers counted, so a flood of one-byte
+ * reads is bounded too), and a write blocks while its sink is full.  EOF is passed on as a half-close once the
  * queue has drained; an error closes both directions.  The connection's
  * first thread owns both sockets and closes them after joining the other.
  */
@@ -58,7 +59,7 @@ struct chunk {
 struct flow {
     int from, to;
     struct chunk *head, *tail;
-    uint64_t queued;
+    uint64_t queued;                /* bytes of chunks, headers too */
     uint64_t free_at;               /* the link is busy until then, ns */
     int eof;
 };
@@ -145,12 +146,17 @@ static int flow_read(struct flow *f)
         return -1;
     }
     *c = (struct chunk){ .at = now_ns(), .len = (size_t)n };
+    if ((size_t)n < RELAY_CHUNK / 2) {      /* small reads, small chunks */
+        struct chunk *small = realloc(c, sizeof(*c) + (size_t)n);
+
+        c = small != NULL ? small : c;
+    }
     if (f->tail != NULL)
         f->tail->next = c;
     else
         f->head = c;
     f->tail = c;
-    f->queued += (uint64_t)n;
+    f->queued += sizeof(*c) + (uint64_t)n;
     return 0;
 }
 
@@ -171,11 +177,11 @@ static int flow_write(struct flow *f, uint64_t now)
     if (k < 0)
         return errno == EINTR ? 0 : -1;
     c->off += (size_t)k;
-    f->queued -= (uint64_t)k;
     if (cfg.bandwidth != 0)
         f->free_at = (f->free_at > now ? f->free_at : now) +
                      (uint64_t)k * 1000000000u / cfg.bandwidth;
     if (c->off == c->len) {
+        f->queued -= sizeof(*c) + c->len;
         f->head = c->next;
         if (f->head == NULL)
             f->tail = NULL;
