@@ -66,7 +66,8 @@ struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg, char *err,
 void dpc_store_free(struct dpc_store *s);
 void dpc_store_get_stats(const struct dpc_store *s, struct dpc_store_stats *st);
 /* Releases warm RAM freed more than DPC_STORE_KEEP_WARM seconds before now
- * (never when preallocated).  Called about once a second. */
+ * (never when preallocated), and runs a spill write-back round, so a quiet
+ * server's spill pages leave memory too.  Called about once a second. */
 void dpc_store_trim(struct dpc_store *s, double now);
 
 /* Reserves and maps a zero-filled cache of size bytes, RAM first, then

@@ -340,6 +340,25 @@ static void store_spill_touched_releases_test(void **state)
     dpc_cache_close(b);
 }
 
+/* A spill cache touched less than a batch leaves memory after two trims
+ * (the server's once-a-second timer). */
+static void store_spill_trim_releases_test(void **state)
+{
+    struct fixture *f = *state;
+    struct dpc_cache *a;
+
+    f->store = new_store(0, 4 * MIB, f->dir);
+    a = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    assert_non_null(a);
+    fill(dpc_cache_base(a), 1 * MIB, 19);
+    dpc_cache_touched(a, 1 * MIB);
+    dpc_store_trim(f->store, dpc_now());
+    dpc_store_trim(f->store, dpc_now());
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 0);
+    assert_true(filled(dpc_cache_base(a), 1 * MIB, 19));
+    dpc_cache_close(a);
+}
+
 /* With RAM and the disk budget both used up, the open is refused. */
 static void store_spill_refused_when_disk_full_test(void **state)
 {
@@ -667,6 +686,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_spill_refused_when_disk_full_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_touched_releases_test,
+                                        make_spill_dir, remove_spill_dir),
+        cmocka_unit_test_setup_teardown(store_spill_trim_releases_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_shrink_test,
                                         make_spill_dir, remove_spill_dir),
