@@ -397,6 +397,7 @@ static size_t take_put_data(struct dpc_native *s, const uint8_t *p, size_t n)
         s->done += k;
     }
     s->counters.bytes_in += taken;
+    dpc_cache_touched(s->cur->cache, taken);
     if (s->done == total) {
         trace(s, "PUT %u x %u", s->count, s->cur->slot_bytes);
         set_state(s, DPC_NAT_HEADER);
@@ -424,6 +425,7 @@ void dpc_native_input_done(struct dpc_native *s, size_t n)
     assert(s->state == DPC_NAT_PUT_DATA && n <= total - s->done);
     s->done += n;
     s->counters.bytes_in += n;
+    dpc_cache_touched(s->cur->cache, n);
     if (s->done == total) {
         trace(s, "PUT %u x %u", s->count, s->cur->slot_bytes);
         set_state(s, DPC_NAT_HEADER);
@@ -480,6 +482,7 @@ void dpc_native_sent(struct dpc_native *s, size_t n)
         assert(n <= total - s->done);
         s->done += n;
         s->counters.bytes_out += n;
+        dpc_cache_touched(s->cur->cache, n);
         if (s->done == total)
             set_state(s, DPC_NAT_HEADER);
     }

@@ -424,6 +424,7 @@ static size_t take_payload(struct dpc_session *s, const uint8_t *p, size_t n)
         s->done += k;
     }
     s->counters.bytes_in += taken;
+    dpc_cache_touched(s->cache, taken);
     if (s->done == s->region.length)
         set_state(s, DPC_SESS_HEADER);
     return taken;
@@ -446,6 +447,7 @@ void dpc_session_input_done(struct dpc_session *s, size_t n)
     assert(s->state == DPC_SESS_PAYLOAD && n <= s->region.length - s->done);
     s->done += n;
     s->counters.bytes_in += n;
+    dpc_cache_touched(s->cache, n);
     if (s->done == s->region.length)
         set_state(s, DPC_SESS_HEADER);
 }
@@ -496,6 +498,7 @@ void dpc_session_sent(struct dpc_session *s, size_t n)
         assert(n <= s->region.length - s->done);
         s->done += n;
         s->counters.bytes_out += n;
+        dpc_cache_touched(s->cache, n);
         if (s->done == s->region.length)
             set_state(s, DPC_SESS_HEADER);
     }

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dpc_list.h"
 #include "dpc_util.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -34,6 +35,8 @@ struct dpc_store {
     size_t nwarm, warm_cap;
     uint64_t warm_bytes;
     uint64_t warm_reuses;
+    struct dpc_list spills;         /* open spill caches */
+    uint64_t spill_touched;         /* bytes since the last write-back */
 };
 
 struct dpc_cache {
@@ -43,6 +46,8 @@ struct dpc_cache {
     uint64_t size;                  /* bytes counted against the budget */
     uint64_t mapped;                /* bytes mapped (page rounded) */
     int fd;                         /* spill file, -1 in RAM */
+    struct dpc_list_node node;      /* on store->spills when spilled */
+    int rounds;                     /* write-back rounds still owed */
 };
 
 static uint64_t page_round(uint64_t n)
@@ -297,8 +302,38 @@ void dpc_store_get_stats(const struct dpc_store *s, struct dpc_store_stats *st)
     st->preallocated = s->cfg.preallocate;
 }
 
+/* Drops a spill cache's pages from the mapping (MADV_DONTNEED on a shared
+ * file mapping keeps the data: dirty bits pass to the page cache), starts
+ * writing them back after waiting for the write-back the last round
+ * started, and drops from the page cache what that one made clean.  So
+ * the disk writes one batch while the clients send the next, and a batch
+ * leaves memory one round after it was touched.  Advice only: on an error
+ * the pages just stay resident a while longer. */
+static void spill_release(struct dpc_cache *c)
+{
+    (void)madvise(c->base, c->mapped, MADV_DONTNEED);
+    (void)sync_file_range(c->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
+                                           SYNC_FILE_RANGE_WRITE);
+    (void)posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED);
+    c->rounds--;
+}
+
+/* One write-back round over the spill caches that owe one. */
+static void spill_round(struct dpc_store *s)
+{
+    for (struct dpc_list_node *i = s->spills.head; i != NULL; i = i->next) {
+        struct dpc_cache *c = DPC_LIST_ENTRY(i, struct dpc_cache, node);
+
+        if (c->rounds > 0)
+            spill_release(c);
+    }
+    s->spill_touched = 0;
+}
+
 void dpc_store_trim(struct dpc_store *s, double now)
 {
+    /* The last batch of a quiet server leaves memory too. */
+    spill_round(s);
     if (s->cfg.preallocate)
         return;
     for (size_t i = s->nwarm; i-- > 0;)
@@ -440,7 +475,21 @@ struct dpc_cache *dpc_store_open(struct dpc_store *s, uint64_t size, char *err,
     }
     s->used[c->tier] += size;
     s->caches++;
+    if (c->tier == DPC_TIER_SPILL)
+        dpc_list_push(&s->spills, &c->node);
     return c;
+}
+
+void dpc_cache_touched(struct dpc_cache *c, uint64_t n)
+{
+    struct dpc_store *s = c->store;
+
+    if (c->tier != DPC_TIER_SPILL || n == 0)
+        return;
+    c->rounds = 2;                  /* one to start writing, one to drop */
+    s->spill_touched += n;
+    if (s->spill_touched >= DPC_STORE_SPILL_BATCH)
+        spill_round(s);
 }
 
 /* Part of a cache's mapping the cache no longer needs: RAM stays warm,
@@ -476,6 +525,8 @@ void dpc_cache_close(struct dpc_cache *c)
     if (c == NULL)
         return;
     give_back(c, c->base, c->mapped);
+    if (c->tier == DPC_TIER_SPILL)
+        dpc_list_remove(&c->store->spills, &c->node);
     if (c->fd >= 0)
         close(c->fd);
     c->store->used[c->tier] -= c->size;

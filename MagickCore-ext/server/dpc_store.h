@@ -13,6 +13,16 @@
  * stay within the budget: warm RAM is released when a fresh mapping needs
  * its room.
  *
+ * A spill file is mapped too, but its pages must not stay in memory: they
+ * would count toward the server's RSS and its memory cgroup, and a server
+ * spilling 1 GiB with a 256 MiB budget would hold 1 GiB.  Callers report
+ * the bytes they read or write (dpc_cache_touched); after each
+ * DPC_STORE_SPILL_BATCH bytes of spill caches, the spill caches touched
+ * are dropped from the mapping and written back, and the pages the
+ * previous round wrote are dropped from the page cache.  So spilled
+ * caches hold about two batches in memory, at the price of waiting, once
+ * per batch on the event loop, for the disk to finish the previous one.
+ *
  * Single-threaded: the server's event loop owns the store and every cache.
  */
 #ifndef DPC_STORE_H
@@ -31,6 +41,8 @@ struct dpc_store_cfg {
 };
 
 #define DPC_STORE_KEEP_WARM 5.0     /* seconds freed RAM stays mapped */
+/* Bytes of spill caches read or written between write-backs. */
+#define DPC_STORE_SPILL_BATCH (4u << 20)
 
 struct dpc_store_stats {
     uint64_t caches;
@@ -54,7 +66,8 @@ struct dpc_store *dpc_store_new(const struct dpc_store_cfg *cfg, char *err,
 void dpc_store_free(struct dpc_store *s);
 void dpc_store_get_stats(const struct dpc_store *s, struct dpc_store_stats *st);
 /* Releases warm RAM freed more than DPC_STORE_KEEP_WARM seconds before now
- * (never when preallocated).  Called about once a second. */
+ * (never when preallocated), and runs a spill write-back round, so a quiet
+ * server's spill pages leave memory too.  Called about once a second. */
 void dpc_store_trim(struct dpc_store *s, double now);
 
 /* Reserves and maps a zero-filled cache of size bytes, RAM first, then
@@ -67,6 +80,11 @@ int dpc_cache_shrink(struct dpc_cache *c, uint64_t size, char *err,
                      size_t errlen);
 /* Unmaps the cache and returns its bytes to the budget. */
 void dpc_cache_close(struct dpc_cache *c);
+
+/* The caller has read or written n bytes of the cache's memory (no pointer
+ * into it may be kept across this call for a spill cache: its pages may be
+ * dropped, and are read back from the file on the next access). */
+void dpc_cache_touched(struct dpc_cache *c, uint64_t n);
 
 uint8_t *dpc_cache_base(const struct dpc_cache *c);
 uint64_t dpc_cache_size(const struct dpc_cache *c);

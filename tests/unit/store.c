@@ -1,7 +1,8 @@
 /*
  * Unit tests for dpc_store: RAM caches within the memory budget, refusals
  * past it, shrink and close giving bytes back, spilling to a private
- * directory under /tmp when RAM is full, zero-filled mappings, and warm RAM:
+ * directory under /tmp when RAM is full, spill pages written back and
+ * dropped after a batch, zero-filled mappings, and warm RAM:
  * reused zeroed, carved and merged, within the budget, trimmed, and
  * preallocated.
  */
@@ -296,6 +297,66 @@ static void store_spill_when_ram_full_test(void **state)
     assert_int_equal(st.caches, 0);
     assert_int_equal(st.bytes_ram, 0);
     assert_int_equal(st.bytes_spilled, 0);
+}
+
+/* Bytes of one (1 MiB) page-aligned buffer resident in memory. */
+static uint64_t resident(const uint8_t *p, uint64_t len)
+{
+    unsigned char vec[256];
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), n = 0;
+
+    assert_true(len / page <= sizeof(vec));
+    assert_int_equal(mincore((void *)p, len, vec), 0);
+    for (uint64_t i = 0; i < len / page; i++)
+        n += vec[i] & 1;
+    return n * page;
+}
+
+/* Two batches of spill bytes touched later, two spill caches' pages are
+ * written back and out of the page cache, and read back intact. */
+static void store_spill_touched_releases_test(void **state)
+{
+    struct fixture *f = *state;
+    struct dpc_cache *a, *b;
+
+    f->store = new_store(0, 4 * MIB, f->dir);
+    a = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    b = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    fill(dpc_cache_base(a), 1 * MIB, 13);
+    fill(dpc_cache_base(b), 1 * MIB, 17);
+    dpc_cache_touched(a, 1 * MIB);
+    dpc_cache_touched(b, 1 * MIB);
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 1 * MIB);
+    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH - 2 * MIB);  /* written */
+    dpc_cache_touched(b, DPC_STORE_SPILL_BATCH);            /* a dropped */
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 0);
+    dpc_cache_touched(a, DPC_STORE_SPILL_BATCH);            /* b dropped */
+    assert_int_equal(resident(dpc_cache_base(b), 1 * MIB), 0);
+    assert_true(filled(dpc_cache_base(a), 1 * MIB, 13));
+    assert_true(filled(dpc_cache_base(b), 1 * MIB, 17));
+    dpc_cache_close(a);
+    dpc_cache_close(b);
+}
+
+/* A spill cache touched less than a batch leaves memory after two trims
+ * (the server's once-a-second timer). */
+static void store_spill_trim_releases_test(void **state)
+{
+    struct fixture *f = *state;
+    struct dpc_cache *a;
+
+    f->store = new_store(0, 4 * MIB, f->dir);
+    a = dpc_store_open(f->store, 1 * MIB, NULL, 0);
+    assert_non_null(a);
+    fill(dpc_cache_base(a), 1 * MIB, 19);
+    dpc_cache_touched(a, 1 * MIB);
+    dpc_store_trim(f->store, dpc_now());
+    dpc_store_trim(f->store, dpc_now());
+    assert_int_equal(resident(dpc_cache_base(a), 1 * MIB), 0);
+    assert_true(filled(dpc_cache_base(a), 1 * MIB, 19));
+    dpc_cache_close(a);
 }
 
 /* With RAM and the disk budget both used up, the open is refused. */
@@ -623,6 +684,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_spill_when_ram_full_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_refused_when_disk_full_test,
+                                        make_spill_dir, remove_spill_dir),
+        cmocka_unit_test_setup_teardown(store_spill_touched_releases_test,
+                                        make_spill_dir, remove_spill_dir),
+        cmocka_unit_test_setup_teardown(store_spill_trim_releases_test,
                                         make_spill_dir, remove_spill_dir),
         cmocka_unit_test_setup_teardown(store_spill_shrink_test,
                                         make_spill_dir, remove_spill_dir),
