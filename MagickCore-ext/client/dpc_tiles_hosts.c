@@ -187,14 +187,32 @@ static void lose_host(struct dpc_tiles *t, size_t v, int rc, const char *why)
     }
 }
 
-/* Host p, reached again but without a cache of ours, could not open one:
- * not lost again (it held nothing of ours), only tried again later. */
+/* Lost host p's next rejoin try, one more failed try on: a second on,
+ * doubling up to DPC_TILES_REJOIN_MAX_SECONDS; none after
+ * DPC_TILES_REJOIN_TRIES failed tries in a row. */
+static void rejoin_backoff(struct dpc_tiles *t, size_t p)
+{
+    double wait = DPC_TILES_REJOIN_SECONDS;
+
+    for (uint32_t i = 0; i < t->rejoin_tries[p] &&
+         wait < DPC_TILES_REJOIN_MAX_SECONDS; i++)
+        wait *= 2;
+    if (wait > DPC_TILES_REJOIN_MAX_SECONDS)
+        wait = DPC_TILES_REJOIN_MAX_SECONDS;
+    t->rejoin_tries[p]++;
+    t->rejoin_at[p] = dpc_now() + wait;
+    if (t->rejoin_tries[p] < DPC_TILES_REJOIN_TRIES &&
+        (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next))
+        t->rejoin_next = t->rejoin_at[p];
+}
+
+/* Host p, reached again but without a cache of ours, could not open one
+ * (draining?): not lost again (it held nothing of ours), only tried again
+ * later, a failed try. */
 static void rejoin_later(struct dpc_tiles *t, size_t p)
 {
     t->host_dead[p] = 1;
-    t->rejoin_at[p] = dpc_now() + DPC_TILES_REJOIN_SECONDS;
-    if (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next)
-        t->rejoin_next = t->rejoin_at[p];
+    rejoin_backoff(t, p);
 }
 
 /* Makes every later call fail with the reason: tile `tile` has no copy
@@ -548,6 +566,7 @@ static int open_spare(struct dpc_tiles *t, size_t p, uint64_t slots,
         return -1;
     }
     t->links[v] = t->host_link[p];
+    t->rejoin_tries[p] = 0;             /* a cache there: back for good */
     t->phys[v] = p;
     t->dead[v] = 0;
     t->nv++;
@@ -656,7 +675,7 @@ int dpc_tiles_hosts_recopy_due(const struct dpc_tiles *t)
 static void rejoin_hosts(struct dpc_tiles *t)
 {
     char why[DPC_ERRLEN];
-    double now = dpc_now(), wait;
+    double now = dpc_now();
     struct dpc_link *l;
 
     t->rejoin_next = 0;
@@ -672,21 +691,12 @@ static void rejoin_hosts(struct dpc_tiles *t)
             if (l != NULL) {
                 t->host_link[p] = l;
                 t->host_dead[p] = 0;
-                t->rejoin_tries[p] = 0;
                 t->st.rejoined++;
                 t->recopy_due = 1;
-                continue;
+            } else {
+                rejoin_backoff(t, p);
             }
-            t->rejoin_tries[p]++;
-            wait = DPC_TILES_REJOIN_SECONDS;
-            for (uint32_t i = 0; i < t->rejoin_tries[p] &&
-                 wait < DPC_TILES_REJOIN_MAX_SECONDS; i++)
-                wait *= 2;      /* backing off while it stays away */
-            if (wait > DPC_TILES_REJOIN_MAX_SECONDS)
-                wait = DPC_TILES_REJOIN_MAX_SECONDS;
-            t->rejoin_at[p] = dpc_now() + wait;
-            if (t->rejoin_tries[p] >= DPC_TILES_REJOIN_TRIES)
-                continue;
+            continue;
         }
         if (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next)
             t->rejoin_next = t->rejoin_at[p];
