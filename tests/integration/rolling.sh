@@ -51,7 +51,7 @@ running() {
 }
 
 rolling_restart() {
-    local i t port pid log new job rc=0 start end opened
+    local i t port pid log new job rc=0 start end opened rejoined
     for i in 1 2 3; do
         serve "P$i" "s$i" 0
         printf -v "PID$i" '%s' "$SPAWNED_PID"
@@ -103,11 +103,18 @@ rolling_restart() {
     [ $rc -eq 0 ] || { echo "exit $rc"; return 1; }
     same_pixels "$WORK/mem.miff" "$WORK/out.miff"
     ! grep -q 'unable to\|rror' "$WORK/job.log"
-    # each host rejoined some cache of the job, and copies were made again
+    # the hosts rejoined the caches that lost them (a cache that closes
+    # within a second of the loss has no turn: at least two of the three;
+    # tests/unit/tiles has one cache rejoin all three), and copies were made
+    # again
+    rejoined=0
     for i in 1 2 3; do
         port=P$i
-        grep -q "host 127\.0\.0\.1:${!port} rejoined" "$WORK/job.log"
+        ! grep -q "host 127\.0\.0\.1:${!port} rejoined" "$WORK/job.log" ||
+            rejoined=$((rejoined + 1))
     done
+    echo "hosts rejoined: $rejoined of 3"
+    [ $rejoined -ge 2 ]
     grep 'copies made again' "$WORK/job.log" |
         awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "copies") s += $i }
              END { print "copies made again: " s; exit s > 0 ? 0 : 1 }'
