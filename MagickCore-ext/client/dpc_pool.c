@@ -154,6 +154,41 @@ out:
     return e != NULL ? e->link : NULL;
 }
 
+struct dpc_link *dpc_pool_reacquire(const struct dpc_link *l,
+                                    unsigned timeout_ms,
+                                    enum dpc_errcode *code, char *err,
+                                    size_t errlen)
+{
+    struct entry **p, *e, at = { 0 };
+    struct dpc_link *link;
+
+    pthread_mutex_lock(&pool_lock);
+    for (e = pool; e != NULL && e->link != l; e = e->next)
+        ;
+    if (e != NULL)
+        at = *e;
+    for (p = &pool; e != NULL && (e = *p) != NULL;) {
+        if (e->link == NULL && same_host(e, at.host, at.addr, at.port,
+                                         at.key, at.tls)) {
+            *p = e->next;           /* the failure forgotten */
+            free(e);
+            continue;
+        }
+        p = &e->next;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (at.link == NULL) {
+        if (code != NULL)
+            *code = DPC_E_INVALID;
+        dpc_errc(err, errlen, DPC_E_INVALID, "not a link of the pool");
+        return NULL;
+    }
+    link = dpc_pool_acquire_at(at.host, at.addr, at.port, at.key, at.tls,
+                               timeout_ms, code, err, errlen);
+    OPENSSL_cleanse(at.key, sizeof(at.key));
+    return link;
+}
+
 void dpc_pool_release(struct dpc_link *l)
 {
     struct entry **p, *e;

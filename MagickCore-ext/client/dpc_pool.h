@@ -43,6 +43,14 @@ struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
                                      unsigned timeout_ms,
                                      enum dpc_errcode *code, char *err,
                                      size_t errlen);
+/* A new user of a link to l's host (another user of l, which may be
+ * broken), the host's remembered failure forgotten first: for a cache that
+ * lost that host and tries it again because it may be back (restarted).
+ * NULL, as dpc_pool_acquire, when it is not. */
+struct dpc_link *dpc_pool_reacquire(const struct dpc_link *l,
+                                    unsigned timeout_ms,
+                                    enum dpc_errcode *code, char *err,
+                                    size_t errlen);
 /* Gives a link back; the last user frees it. */
 void dpc_pool_release(struct dpc_link *l);
 /* l's host refused a cache because it is draining (about to stop): for

@@ -82,7 +82,17 @@ struct dpc_tiles {
     /* Where each copy is once copies moved (NULL before: the ring) */
     int32_t *loc_host;          /* ntiles x copies: its virtual host */
     uint32_t *loc_slot;
-    int recopy_due;             /* hosts lost since the last re-copy */
+    int recopy_due;             /* hosts lost (or back) since the last
+                                 * re-copy */
+    /* Per host: the link a spare cache opens on (a rejoin's once it came
+     * back), lost and not back, the next rejoin try and how many failed */
+    struct dpc_link **host_link;
+    uint8_t *host_dead;
+    double *rejoin_at;
+    uint32_t *rejoin_tries;
+    double rejoin_next;         /* the earliest rejoin_at due, 0: none */
+    struct dpc_link **own;      /* links cfg.rejoin gave, nown of them */
+    size_t nown;
     uint8_t *restage;           /* tiles being re-copied, nent of them */
     int64_t *retry_tile;        /* GETs of a lost host, sent again */
     uint8_t **retry_ptr;
@@ -131,8 +141,12 @@ void dpc_tiles_hosts_get(struct dpc_tiles *t, struct batch *b, int64_t tile,
 int dpc_tiles_hosts_round(struct dpc_tiles *t, struct batch *b, int put,
                           int wait, const struct dpc_link_rows *rows,
                           char *err, size_t errlen);
-/* After hosts were lost, between the caller's calls: the copies they held
- * made again elsewhere (takes the links' locks). */
+/* 1 when a re-copy is due: hosts were lost, or a lost host's rejoin try
+ * is (dpc_tiles_hosts_recopy tries it). */
+int dpc_tiles_hosts_recopy_due(const struct dpc_tiles *t);
+/* After hosts were lost, between the caller's calls: the lost hosts whose
+ * turn it is tried again (cfg.rejoin), then the copies they held made
+ * again elsewhere (takes the links' locks). */
 int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen);
 
 #endif

@@ -793,7 +793,7 @@ static int tiles_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
 {
     int rc = tiles_io_once(t, plane, x, y, w, h, buf, write, err, errlen);
 
-    if (rc == 0 && t->recopy_due)
+    if (rc == 0 && dpc_tiles_hosts_recopy_due(t))
         rc = dpc_tiles_hosts_recopy(t, err, errlen);
     return rc;
 }
@@ -837,7 +837,7 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     dpc_tiles_hosts_lock(t);
     rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err, errlen);
     dpc_tiles_hosts_unlock(t);
-    if (rc == 0 && t->recopy_due)
+    if (rc == 0 && dpc_tiles_hosts_recopy_due(t))
         rc = dpc_tiles_hosts_recopy(t, err, errlen);
     return rc;
 }

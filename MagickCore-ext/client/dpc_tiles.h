@@ -12,8 +12,12 @@
  * then on.  After a loss, at the end of the call that saw it, every copy
  * the lost host held is made again on another live host that holds none
  * of that tile (in a spare cache opened there), so that a later loss is
- * survived too while enough hosts are left.  Reads fetch the missing tiles of a region in one
- * pipelined batch per host, plus read-ahead along the direction of access;
+ * survived too while enough hosts are left.  A lost host may rejoin
+ * (cfg.rejoin): a new connection to its address, on which the next
+ * re-copy opens a fresh cache, so that the copies get back to r when the
+ * hosts come back one after the other (a rolling restart).  Reads fetch
+ * the missing tiles of a region in one pipelined batch per host, plus
+ * read-ahead along the direction of access;
  * writes stay in the local cache (write-back) until evicted or flushed.
  * Large regions move their whole, non-resident tiles straight between the
  * caller's buffer and the hosts.
@@ -46,7 +50,23 @@ struct dpc_tiles_cfg {
     size_t nlinks;
     uint32_t replicas;                  /* copies of each tile (0: 1), at
                                          * most nlinks */
+    /* With replicas, a lost host may rejoin (NULL: it never does).
+     * rejoin(rejoin_arg, h, ...) gives a new link to host h (the address
+     * of links[h], its failures forgotten), or NULL with the reason in
+     * err; the tile cache holds it until dpc_tiles_close hands it back to
+     * unref(rejoin_arg, link).  Called under the caller's lock, links not
+     * held, at most every DPC_TILES_REJOIN_SECONDS per lost host (backing
+     * off to DPC_TILES_REJOIN_MAX_SECONDS), DPC_TILES_REJOIN_TRIES times
+     * in a row. */
+    struct dpc_link *(*rejoin)(void *arg, size_t h, char *err,
+                               size_t errlen);
+    void (*unref)(void *arg, struct dpc_link *l);
+    void *rejoin_arg;
 };
+
+#define DPC_TILES_REJOIN_SECONDS 1.0
+#define DPC_TILES_REJOIN_MAX_SECONDS 8.0
+#define DPC_TILES_REJOIN_TRIES 32
 
 struct dpc_tiles_stats {
     uint64_t hits, misses, fetched, written_back, zero_filled;
@@ -56,6 +76,7 @@ struct dpc_tiles_stats {
     uint64_t hosts_lost;
     uint64_t failovers;                 /* GETs sent again to a replica */
     uint64_t recopied;                  /* copies made again elsewhere */
+    uint64_t rejoined;                  /* lost hosts reached again */
 };
 
 struct dpc_tiles;

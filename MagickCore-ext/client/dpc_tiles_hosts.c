@@ -4,12 +4,16 @@
  * re-copy moves it; batches of requests per host; rounds of them that
  * survive a host's failure; the re-copy of what a lost host held.
  *
- * A host is lost at its first failed request and never used again by this
- * cache, so no copy it held can be read stale; every write goes to all the
- * live copies at once, so any of them holds the tile.  The caches on the
- * hosts are "virtual hosts": the n opened with the tile cache, then spare
- * caches opened on live hosts to take re-copies; a lost host loses all of
- * its caches.
+ * A host is lost at its first failed request and none of its caches is
+ * used again by this cache, so no copy it held can be read stale; every
+ * write goes to all the live copies at once, so any of them holds the
+ * tile.  The caches on the hosts are "virtual hosts": the n opened with
+ * the tile cache, then spare caches opened on live hosts to take
+ * re-copies; a lost host loses all of its caches.  With cfg.rejoin, a lost
+ * host is tried again (a new link to its address) at the next re-copy at
+ * least DPC_TILES_REJOIN_SECONDS after the loss, backing off while it
+ * stays away; once back it takes re-copies in fresh spare caches like any
+ * live host.
  *
  * Threading: the caller's lock (dpc_tiles-internal.h); the lock-free hit
  * path of dpc_tiles never reaches here.
@@ -95,12 +99,19 @@ int dpc_tiles_hosts_alloc(struct dpc_tiles *t)
     t->lost_why = calloc(n, sizeof(*t->lost_why));
     t->retry_tile = malloc(t->nent * sizeof(*t->retry_tile));
     t->retry_ptr = malloc(t->nent * sizeof(*t->retry_ptr));
+    t->host_link = malloc(n * sizeof(*t->host_link));
+    t->host_dead = calloc(n, 1);
+    t->rejoin_at = calloc(n, sizeof(*t->rejoin_at));
+    t->rejoin_tries = calloc(n, sizeof(*t->rejoin_tries));
     if (t->puts == NULL || t->gets == NULL || t->dead == NULL ||
         t->round_failed == NULL || t->phys == NULL || t->lost_code == NULL ||
-        t->lost_why == NULL || t->retry_tile == NULL || t->retry_ptr == NULL)
+        t->lost_why == NULL || t->retry_tile == NULL || t->retry_ptr == NULL ||
+        t->host_link == NULL || t->host_dead == NULL ||
+        t->rejoin_at == NULL || t->rejoin_tries == NULL)
         return -1;
     for (size_t h = 0; h < n; h++) {
         t->phys[h] = h;
+        t->host_link[h] = t->cfg.links[h];
         if (alloc_batch(t, h) < 0)
             return -1;
     }
@@ -167,6 +178,41 @@ static void lose_host(struct dpc_tiles *t, size_t v, int rc, const char *why)
     snprintf(t->lost_why[p], sizeof(t->lost_why[p]), "%s", why);
     t->st.hosts_lost++;
     t->recopy_due = t->copies > 1;
+    t->host_dead[p] = 1;
+    t->rejoin_tries[p] = 0;
+    if (t->copies > 1 && t->cfg.rejoin != NULL) {
+        t->rejoin_at[p] = dpc_now() + DPC_TILES_REJOIN_SECONDS;
+        if (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next)
+            t->rejoin_next = t->rejoin_at[p];
+    }
+}
+
+/* Lost host p's next rejoin try, one more failed try on: a second on,
+ * doubling up to DPC_TILES_REJOIN_MAX_SECONDS; none after
+ * DPC_TILES_REJOIN_TRIES failed tries in a row. */
+static void rejoin_backoff(struct dpc_tiles *t, size_t p)
+{
+    double wait = DPC_TILES_REJOIN_SECONDS;
+
+    for (uint32_t i = 0; i < t->rejoin_tries[p] &&
+         wait < DPC_TILES_REJOIN_MAX_SECONDS; i++)
+        wait *= 2;
+    if (wait > DPC_TILES_REJOIN_MAX_SECONDS)
+        wait = DPC_TILES_REJOIN_MAX_SECONDS;
+    t->rejoin_tries[p]++;
+    t->rejoin_at[p] = dpc_now() + wait;
+    if (t->rejoin_tries[p] < DPC_TILES_REJOIN_TRIES &&
+        (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next))
+        t->rejoin_next = t->rejoin_at[p];
+}
+
+/* Host p, reached again but without a cache of ours, could not open one
+ * (draining?): not lost again (it held nothing of ours), only tried again
+ * later, a failed try. */
+static void rejoin_later(struct dpc_tiles *t, size_t p)
+{
+    t->host_dead[p] = 1;
+    rejoin_backoff(t, p);
 }
 
 /* Makes every later call fail with the reason: tile `tile` has no copy
@@ -290,6 +336,13 @@ void dpc_tiles_hosts_free(struct dpc_tiles *t)
     free(t->lost_why);
     free(t->retry_tile);
     free(t->retry_ptr);
+    for (size_t i = 0; i < t->nown; i++)
+        t->cfg.unref(t->cfg.rejoin_arg, t->own[i]);
+    free(t->own);
+    free(t->host_link);
+    free(t->host_dead);
+    free(t->rejoin_at);
+    free(t->rejoin_tries);
     free(t->puts);
     free(t->gets);
 }
@@ -447,7 +500,7 @@ static int64_t recopy_target(const struct dpc_tiles *t, uint64_t tile,
         size_t p = (size_t)((tile + t->copies + j) % n);
         uint32_t i = 0;
 
-        if (t->dead[p])
+        if (t->host_dead[p])
             continue;
         for (; i < t->copies; i++) {
             size_t v = copy_host(t, tile, i);
@@ -462,25 +515,58 @@ static int64_t recopy_target(const struct dpc_tiles *t, uint64_t tile,
     return NONE;
 }
 
+/* Room for twice as many virtual hosts (their batches are allocated as
+ * they are used).  -1 when out of memory. */
+static int grow_virtual(struct dpc_tiles *t)
+{
+    size_t cap = t->nv_cap * 2, old = t->nv_cap;
+    void *p;
+
+#define GROW(field)                                                       \
+    do {                                                                  \
+        if ((p = realloc(t->field, cap * sizeof(*t->field))) == NULL)     \
+            return -1;                                                    \
+        t->field = p;                                                     \
+        memset(t->field + old, 0, (cap - old) * sizeof(*t->field));       \
+    } while (0)
+    GROW(links);
+    GROW(handles);
+    GROW(puts);
+    GROW(gets);
+    GROW(dead);
+    GROW(round_failed);
+    GROW(phys);
+#undef GROW
+    t->cfg.links = t->links;
+    t->nv_cap = cap;
+    return 0;
+}
+
 /* A spare cache of slots on host p, as a new virtual host *vp.  0, or -1
  * (no room there, or p lost meanwhile: those copies stay lost). */
 static int open_spare(struct dpc_tiles *t, size_t p, uint64_t slots,
                       size_t *vp)
 {
     char why[DPC_ERRLEN];
-    size_t v = t->nv;
+    size_t v = t->nv, u;
     int rc;
 
-    if (v == t->nv_cap || (t->puts[v].slots == NULL && alloc_batch(t, v) < 0))
+    if ((v == t->nv_cap && grow_virtual(t) < 0) ||
+        (t->puts[v].slots == NULL && alloc_batch(t, v) < 0))
         return -1;
-    rc = dpc_link_open(t->links[p], t->slot_bytes, slots, &t->handles[v],
-                       why, sizeof(why));
+    rc = dpc_link_open(t->host_link[p], t->slot_bytes, slots,
+                       &t->handles[v], why, sizeof(why));
     if (rc < 0) {
-        if (rc != -DPC_E_NO_ROOM)
+        for (u = 0; u < t->nv && (t->dead[u] || t->phys[u] != p); u++)
+            ;
+        if (u == t->nv)         /* back, no cache of ours yet (draining?) */
+            rejoin_later(t, p);
+        else if (rc != -DPC_E_NO_ROOM)
             lose_host(t, p, rc, why);
         return -1;
     }
-    t->links[v] = t->links[p];
+    t->links[v] = t->host_link[p];
+    t->rejoin_tries[p] = 0;             /* a cache there: back for good */
     t->phys[v] = p;
     t->dead[v] = 0;
     t->nv++;
@@ -552,6 +638,71 @@ static int make_loc(struct dpc_tiles *t)
     return 0;
 }
 
+/* Adds l (a rejoined host's link) to the lock order.  -1 when out of
+ * memory.  Links not held. */
+static int add_to_order(struct dpc_tiles *t, struct dpc_link *l)
+{
+    struct dpc_link **order, **own;
+    size_t i;
+
+    for (i = 0; i < t->norder && t->order[i] != l; i++)
+        ;
+    own = realloc(t->own, (t->nown + 1) * sizeof(*own));
+    if (own == NULL)
+        return -1;
+    t->own = own;
+    if (i == t->norder) {
+        order = realloc(t->order, (t->norder + 1) * sizeof(*order));
+        if (order == NULL)
+            return -1;
+        order[t->norder++] = l;
+        qsort(order, t->norder, sizeof(*order), by_address);
+        t->order = order;
+    }
+    t->own[t->nown++] = l;
+    return 0;
+}
+
+int dpc_tiles_hosts_recopy_due(const struct dpc_tiles *t)
+{
+    return t->recopy_due || (t->rejoin_next != 0 && t->fatal == DPC_E_OK &&
+                             dpc_now() >= t->rejoin_next);
+}
+
+/* Tries again each lost host whose turn it is (cfg.rejoin): one that
+ * answers is live again, with no cache of ours yet, and a re-copy is due
+ * (the copies its loss left unplaced go there).  Links not held. */
+static void rejoin_hosts(struct dpc_tiles *t)
+{
+    char why[DPC_ERRLEN];
+    double now = dpc_now();
+    struct dpc_link *l;
+
+    t->rejoin_next = 0;
+    for (size_t p = 0; p < t->cfg.nlinks; p++) {
+        if (!t->host_dead[p] || t->rejoin_tries[p] >= DPC_TILES_REJOIN_TRIES)
+            continue;
+        if (now >= t->rejoin_at[p]) {
+            l = t->cfg.rejoin(t->cfg.rejoin_arg, p, why, sizeof(why));
+            if (l != NULL && add_to_order(t, l) < 0) {
+                t->cfg.unref(t->cfg.rejoin_arg, l);
+                l = NULL;
+            }
+            if (l != NULL) {
+                t->host_link[p] = l;
+                t->host_dead[p] = 0;
+                t->st.rejoined++;
+                t->recopy_due = 1;
+            } else {
+                rejoin_backoff(t, p);
+            }
+            continue;
+        }
+        if (t->rejoin_next == 0 || t->rejoin_at[p] < t->rejoin_next)
+            t->rejoin_next = t->rejoin_at[p];
+    }
+}
+
 /* After hosts were lost: each copy they held is made again on another
  * live host, in a spare cache opened there, so that a later loss is
  * survived too (as long as there are enough hosts).  Runs between the
@@ -566,6 +717,10 @@ int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen)
     int64_t plan[DPC_TILES_MAX_COPIES];
     int rc = 0;
 
+    if (t->rejoin_next != 0 && dpc_now() >= t->rejoin_next)
+        rejoin_hosts(t);
+    if (!t->recopy_due)
+        return 0;
     if (make_loc(t) < 0)
         return 0;               /* no memory to track moves: fewer copies */
     spare = calloc(n, sizeof(*spare));
@@ -625,7 +780,7 @@ out:
 int dpc_tiles_host_lost(const struct dpc_tiles *t, size_t h, char *why,
                         size_t len)
 {
-    if (h >= t->cfg.nlinks || !t->dead[h])
+    if (h >= t->cfg.nlinks || !t->host_dead[h])
         return 0;
     if (why != NULL && len > 0)
         snprintf(why, len, "%s", t->lost_why[h]);

@@ -898,6 +898,70 @@ static void tiles_single_copy_lost_test(void **state)
     rteardown(&r);
 }
 
+/* cfg.rejoin for the rolling restart below: a new connection to the host
+ * (a new connection to a nativehost is a restarted host: the caches of the
+ * old one are gone). */
+static struct dpc_link *rejoin_host(void *arg, size_t h, char *err,
+                                    size_t errlen)
+{
+    struct rfixture *r = arg;
+
+    return dpc_link_connect("127.0.0.1", r->host[h].port, key, 10000, NULL,
+                            err, errlen);
+}
+
+static void unref_link(void *arg, struct dpc_link *l)
+{
+    (void)arg;
+    dpc_link_free(l);
+}
+
+/* A rolling restart: with 2 replicas over 3 hosts, each host in turn drops
+ * the cache's connection (its caches gone) and comes back on its port; a
+ * second later the next call reaches it again and the copies it lost are
+ * made again, so the cache survives all three (without a rejoin the third
+ * loss leaves tiles with no copy: tiles_replica_failover_then_fail_test),
+ * every pixel reads back right, and no host is reported lost at the end. */
+static void tiles_replica_rolling_restart_test(void **state)
+{
+    struct rfixture r;
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = 1,
+                                 .nlinks = RHOSTS, .replicas = 2,
+                                 .rejoin = rejoin_host, .unref = unref_link };
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles_stats st;
+
+    rsetup(&r, 2);
+    dpc_tiles_close(r.f.t, NULL, 0);
+    cfg.links = r.link;
+    cfg.rejoin_arg = &r;
+    r.f.t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
+    if (r.f.t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+    rwrite_all(&r);
+    for (int i = 0; i < RHOSTS; i++) {
+        __atomic_store_n(&r.host[i].drop_after, 1, __ATOMIC_RELEASE);
+        check_all(&r.f, 0);                 /* lost, copies made again */
+        assert_int_equal(stats(&r.f).hosts_lost, (uint64_t)i + 1);
+        assert_int_equal(dpc_tiles_host_lost(r.f.t, (size_t)i, NULL, 0), 1);
+        __atomic_store_n(&r.host[i].drop_after, 0, __ATOMIC_RELEASE);
+        usleep((useconds_t)(DPC_TILES_REJOIN_SECONDS * 1e6) + 100000);
+        check_region(&r.f, 0, 0, 0, 4, 4);  /* the rejoin's turn */
+        assert_int_equal(stats(&r.f).rejoined, (uint64_t)i + 1);
+        assert_int_equal(dpc_tiles_host_lost(r.f.t, (size_t)i, NULL, 0), 0);
+        write_region(&r.f, 0, 5, 3, 9, 7, 60 + (unsigned)i);
+        check_all(&r.f, 0);
+    }
+    st = stats(&r.f);
+    assert_int_equal(st.hosts_lost, RHOSTS);
+    assert_true(st.recopied >= NTILES);
+    for (int h = 0; h < RHOSTS; h++)
+        assert_int_equal(dpc_tiles_host_lost(r.f.t, (size_t)h, NULL, 0), 0);
+    rteardown(&r);
+}
+
 /* The concurrency test above on three hosts with two replicas, one host
  * closing its connection halfway: the writer's failover happens beside
  * the lock-free readers, and no read is wrong. */
@@ -928,6 +992,7 @@ int main(void)
         cmocka_unit_test(tiles_replica_two_lost_at_once_test),
         cmocka_unit_test(tiles_single_copy_lost_test),
         cmocka_unit_test(tiles_replica_concurrent_failover_test),
+        cmocka_unit_test(tiles_replica_rolling_restart_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

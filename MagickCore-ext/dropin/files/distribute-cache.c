@@ -909,6 +909,37 @@ static void GetTileSettings(const Image *image,MagickSizeType length,
     }
 }
 
+/*
+  The tile cache tries a host it lost again (a rolling restart brings it
+  back on the same address): a new connection from the pool, the host's
+  failure forgotten.  It runs under server_info's lock.
+*/
+static struct dpc_link *RejoinDistributeCacheHost(void *context,size_t host,
+  char *error,size_t length)
+{
+  DistributeCacheInfo
+    *server_info;
+
+  struct dpc_link
+    *link;
+
+  server_info=(DistributeCacheInfo *) context;
+  link=dpc_pool_reacquire(server_info->links[host],(unsigned int) (1000*
+    server_info->timeout),(enum dpc_errcode *) NULL,error,length);
+  if ((link != (struct dpc_link *) NULL) &&
+      (server_info->debug != MagickFalse))
+    (void) LogMagickEvent(CacheEvent,GetMagickModule(),
+      "magick-dpc: host %s rejoined the cache on %s; lost copies go there",
+      dpc_link_name(link),server_info->hostname);
+  return(link);
+}
+
+static void UnrefDistributeCacheHost(void *context,struct dpc_link *link)
+{
+  magick_unreferenced(context);
+  dpc_pool_release(link);
+}
+
 static void ForgetDistributeCacheHost(DistributeCacheInfo *server_info,
   const size_t host)
 {
@@ -1043,6 +1074,9 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
         server_info->replicas=server_info->number_hosts;
       }
     cfg.replicas=(uint32_t) server_info->replicas;
+    cfg.rejoin=RejoinDistributeCacheHost;
+    cfg.unref=UnrefDistributeCacheHost;
+    cfg.rejoin_arg=server_info;
     server_info->tiles=dpc_tiles_open(&cfg,&code,&host,error,sizeof(error));
     if ((server_info->tiles != (struct dpc_tiles *) NULL) ||
         (code != DPC_E_DRAINING) || (host >= server_info->number_hosts))
@@ -1362,12 +1396,12 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
         "%.20g written back, %.20g zero-filled, %.20g direct, "
         "%.20g round trips, %.20g host(s) lost, %.20g failovers, "
-        "%.20g copies made again",
+        "%.20g copies made again, %.20g host(s) rejoined",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
         (double) stats.direct,(double) stats.round_trips,
         (double) stats.hosts_lost,(double) stats.failovers,
-        (double) stats.recopied);
+        (double) stats.recopied,(double) stats.rejoined);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
   server_info->tiles=(struct dpc_tiles *) NULL;
