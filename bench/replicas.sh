@@ -51,6 +51,8 @@ Options:
   -s, --size WxH        input size [2000x1500]
   -o, --ops LIST        blur, resize, rotate, distort [all four]
       --delay-us USEC   the relays' one-way delay [100: 200 us round trip]
+      --tile-cache SIZE the drop-in's cache:dpc-tile-cache ('' for its
+                        default, 1/8 of the pixel cache) [1MiB]
       --no-stock        skip the stock-client variants
       --stock-ops LIST  ops the stock variants run on [resize]; "all": -o's
       --stock-repeat N  stock runs per case, median [1]
@@ -70,6 +72,7 @@ REPEAT=3
 SIZE=2000x1500
 OPS=blur,resize,rotate,distort
 DELAY_US=100
+TILE_CACHE=1MiB
 WITH_STOCK=1
 STOCK_OPS=resize
 STOCK_REPEAT=1
@@ -83,6 +86,7 @@ while [ $# -gt 0 ]; do
         -s|--size)       [ $# -ge 2 ] || usage_error "$1 needs a value"; SIZE=$2; shift ;;
         -o|--ops)        [ $# -ge 2 ] || usage_error "$1 needs a value"; OPS=$2; shift ;;
         --delay-us)      [ $# -ge 2 ] || usage_error "$1 needs a value"; DELAY_US=$2; shift ;;
+        --tile-cache)    [ $# -ge 2 ] || usage_error "$1 needs a value"; TILE_CACHE=$2; shift ;;
         --no-stock)      WITH_STOCK=0 ;;
         --stock-ops)     [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_OPS=$2; shift ;;
         --stock-repeat)  [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_REPEAT=$2; shift ;;
@@ -187,7 +191,8 @@ convert_cmd() {
             local n=${1#r}
             CMD=(env LD_LIBRARY_PATH="$DROPIN_LIB" "$CONVERT"
                  -define cache:hosts="$hosts"
-                 -define cache:tiers=distributed -define cache:dpc-tile-cache=1MiB
+                 -define cache:tiers=distributed
+                 ${TILE_CACHE:+-define cache:dpc-tile-cache=$TILE_CACHE}
                  -define cache:dpc-replicas="${n%-d}") ;;
         st-dpc|st-im)
             STEP_LIMIT=$STOCK_TIMEOUT
@@ -293,8 +298,8 @@ med() {
 }
 
 echo
-printf '%s, 3 magick-dpc servers, 1 MiB tile cache, median of %s; seconds\n' \
-    "$SIZE" "$REPEAT"
+printf '%s, 3 magick-dpc servers, tile cache %s, median of %s; seconds\n' \
+    "$SIZE" "${TILE_CACHE:-default (1/8 of the pixel cache)}" "$REPEAT"
 printf '(-d: through delay relays, %s us round trip; target: r2/r1 within 1.2x,\n' \
     "$((2 * DELAY_US))"
 printf ' relay/loopback within 1.5x)\n'
