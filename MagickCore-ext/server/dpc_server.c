@@ -663,10 +663,10 @@ void dpc_server_free(struct dpc_server *s)
     s->stopping = 1;
     for (size_t i = 0; i < s->nlisteners; i++)
         dpc_listen_free(s->listeners[i].ln);
-    free(s->listeners);
     close_all(&s->conns.waiting);
     close_all(&s->conns.unauth);
     close_all(&s->conns.auth);
+    free(s->listeners);         /* after the connections: they count in it */
     dpc_admit_free(s->admit);
     dpc_local_free(s->local);
     if (s->sigint != NULL)
