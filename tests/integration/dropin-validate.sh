@@ -5,10 +5,7 @@
 # the same library, and the server must really have held the caches.
 . "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 need_dropin
-if [ "${DPC_SLOW_TESTS:-yes}" = no ]; then
-    echo "SKIP: slow test (DPC_SLOW_TESTS=no)"
-    exit 77
-fi
+skip_when_quick
 VALIDATE=${VALIDATE:-$TOP_SRCDIR/_build-dropin/obj/tests/.libs/validate}
 TREE=$(ls -d "$TOP_SRCDIR"/_build-dropin/source/dl/imagemagick-*/tests 2>/dev/null | head -n 1)
 if [ ! -x "$VALIDATE" ] || [ -z "$TREE" ]; then

@@ -12,10 +12,7 @@
 . "${TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 # The client's failover is what this tests; the sanitized suite's server
 # has nothing here that drain.sh and dropin-tiers.sh do not run.
-if [ "${DPC_SLOW_TESTS:-yes}" = no ]; then
-    echo "SKIP: slow test (DPC_SLOW_TESTS=no)"
-    exit 77
-fi
+skip_when_quick
 need_dropin
 make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc

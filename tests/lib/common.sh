@@ -146,6 +146,15 @@ dpc_convert() {
 }
 
 # need_dropin: skip (exit 77) unless the drop-in library is built.
+# skip_when_quick: a slow test skips itself (exit 77) when the suite runs
+# with DPC_SLOW_TESTS=no, as the sanitized suite does.
+skip_when_quick() {
+    if [ "${DPC_SLOW_TESTS:-yes}" = no ]; then
+        echo "SKIP: slow test (DPC_SLOW_TESTS=no)"
+        exit 77
+    fi
+}
+
 need_dropin() {
     if [ -z "${DROPIN_LIB:-}" ] || [ ! -e "$DROPIN_LIB/libMagickCore-6.Q16.so.6" ]; then
         echo "SKIP: no drop-in libMagickCore (DROPIN_LIB=${DROPIN_LIB:-unset})"
