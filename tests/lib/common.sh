@@ -226,14 +226,15 @@ server_alive() {
     kill -0 "$SERVER_PID" 2>/dev/null && status_json > /dev/null
 }
 
-# record NAME RC: counts and reports an outcome.
+# record NAME RC [SECONDS]: counts and reports an outcome (and its time).
 record() {
+    local took=${3:+ ($3 s)}
     if [ "$2" -eq 0 ]; then
         PASSED=$((PASSED + 1))
-        echo "ok - $1"
+        echo "ok - $1$took"
     else
         FAILED=$((FAILED + 1))
-        echo "not ok - $1"
+        echo "not ok - $1$took"
         sed 's/^/  | /' "$WORK/check.log" | tail -n 20
         echo "  | server log:"
         tail -n 5 "$WORK/server.log" | sed 's/^/  | /'
@@ -242,14 +243,17 @@ record() {
 
 # check NAME CMD...: runs CMD in a subshell where any failing step fails it
 # (not in an `if`, which would switch -e off inside).
+# The time each check took is printed after its name, to find slow ones.
 check() {
-    local name=$1 rc
+    local name=$1 rc t0 ds
     shift
+    t0=$(date +%s%N)
     set +e
     ( set -e; "$@" ) > "$WORK/check.log" 2>&1
     rc=$?
     set -e
-    record "$name" $rc
+    ds=$(( ($(date +%s%N) - t0) / 100000000 ))     # tenths of a second
+    record "$name" $rc "$((ds / 10)).$((ds % 10))"
 }
 
 # check_stops: the server exits 0 on SIGTERM (in this shell: it is our child).
