@@ -351,7 +351,7 @@ the command line.  So they take effect for every image made after the call,
 in the whole process.  The tiers (C<shm>, the native distributed tier, the
 tile cache) need the drop-in libMagickCore: start the program with
 C<LD_LIBRARY_PATH> naming the directory that holds it
-(C<PREFIX/lib>); L</library> says which library was loaded.  On the stock
+(C<PREFIX/lib>); C<library> says which library was loaded.  On the stock
 library only C<hosts> has an effect, the stock way (with C<memory>, C<map>
 and C<disk> limits of 0).
 
@@ -381,8 +381,8 @@ of the same meaning (see "The drop-in libMagickCore" in magick-dpc's README):
   server_user  cache:dpc-server-user  the user the local server may run as
   tls, tls_ca, tls_cert, tls_key      cache:dpc-tls, -tls-ca, -tls-cert, -tls-key
 
-C<socket> also applies to L</publish>, L</attach>, L</names>, L</remove> and
-L</status> without C<host>.  The module's own settings:
+C<socket> also applies to C<publish>, C<attach>, C<names>, C<remove> and
+C<status> without C<host>.  The module's own settings:
 
   program      the magick-dpc program (default: MAGICK_DPC, else the one
                installed with this module)
@@ -393,7 +393,7 @@ An unknown key croaks.
 
 =head2 settings()
 
-A hash reference of what L</configure> has set (by its keys), with the
+A hash reference of what C<configure> has set (by its keys), with the
 C<program> and C<coders> in use.
 
 =head2 library()
@@ -425,9 +425,7 @@ C<owner> (uid), C<name>, C<bytes> and C<ttl_seconds>.
 Removes a published name (C<magick-dpc shm rm>).  Readers that attached it
 keep their copy.
 
-=head2 status(host => 'HOST:PORT', timeout => DURATION)
-
-=head2 status(socket => PATH)
+=head2 status(host => 'HOST:PORT', timeout => DURATION), status(socket => PATH)
 
 A server's status as a hash reference (the JSON of C<magick-dpc status>).
 With C<host>, over TCP, authenticated with the shared secret of the
