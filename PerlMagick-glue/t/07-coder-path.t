@@ -31,6 +31,7 @@ SKIP: {
 # Found already (as when shm.so is in the system's coder directory): the
 # path is left as it is.
 my $path = $ENV{MAGICK_CODER_MODULE_PATH} = "$coders:$system";
+ok(publish(test_image(), 'p', socket => $server->{socket}), 'publish again');
 configure(coders => work_dir() . '/no-coders');
 ok(attach('p', socket => $server->{socket}), 'attach with the coder found');
 is($ENV{MAGICK_CODER_MODULE_PATH}, $path, 'the path is not touched');
