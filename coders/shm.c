@@ -26,7 +26,8 @@
 %  read-only segments.  -define shm:ttl=DURATION (e.g. 10m) gives the name a
 %  time to live; -define cache:dpc-socket=PATH names the server's socket,
 %  -define cache:dpc-server-user=USER the user it may run as besides root
-%  and ourselves.
+%  and ourselves (each also read from the image registry, then policy.xml,
+%  as the drop-in library reads its cache: settings).
 %
 %  The segment comes from another process: every offset and length in it is
 %  checked (dpc_shmimg_parse) before use, and every attribute against its
@@ -114,37 +115,62 @@ ModuleExport void
 %
 */
 
+/*
+  A setting of the server's socket or user, in the drop-in library's order:
+  the image option (-define), then the image registry (a program's
+  SetImageRegistry, e.g. Image::Magick::DPC's configure), then policy.xml.
+  The caller destroys the string; NULL when none is set.
+*/
+static char *GetSHMSetting(const ImageInfo *image_info,const char *name)
+{
+  char
+    *value;
+
+  const char
+    *option;
+
+  ExceptionInfo
+    *exception;
+
+  option=GetImageOption(image_info,name);
+  if (option != (const char *) NULL)
+    return(AcquireString(option));
+  exception=AcquireExceptionInfo();
+  value=(char *) GetImageRegistry(StringRegistryType,name,exception);
+  exception=DestroyExceptionInfo(exception);
+  if (value != (char *) NULL)
+    {
+      if (*value != '\0')
+        return(value);
+      value=DestroyString(value);
+    }
+  return(GetPolicyValue(name));
+}
+
 static struct dpc_shmc *ConnectSHM(const ImageInfo *image_info,
   ExceptionInfo *exception)
 {
   char
     error[DPC_ERRLEN],
     path[MaxTextExtent],
-    *policy;
-
-  const char
-    *option;
+    *setting;
 
   struct dpc_shmc
     *client;
 
-  option=GetImageOption(image_info,"cache:dpc-socket");
-  policy=(char *) NULL;
-  if (option == (const char *) NULL)
-    option=policy=GetPolicyValue("cache:dpc-socket");
-  if (option != (const char *) NULL)
-    (void) CopyMagickString(path,option,MaxTextExtent);
+  setting=GetSHMSetting(image_info,"cache:dpc-socket");
+  if (setting != (char *) NULL)
+    {
+      (void) CopyMagickString(path,setting,MaxTextExtent);
+      setting=DestroyString(setting);
+    }
   else
     if (dpc_shmc_default_path(path,sizeof(path)) < 0)
       *path='\0';
-  if (policy != (char *) NULL)
-    policy=DestroyString(policy);
-  option=GetImageOption(image_info,"cache:dpc-server-user");
-  if (option == (const char *) NULL)
-    option=policy=GetPolicyValue("cache:dpc-server-user");
-  client=dpc_shmc_connect(path,option,SHMTimeout,error,sizeof(error));
-  if (policy != (char *) NULL)
-    policy=DestroyString(policy);
+  setting=GetSHMSetting(image_info,"cache:dpc-server-user");
+  client=dpc_shmc_connect(path,setting,SHMTimeout,error,sizeof(error));
+  if (setting != (char *) NULL)
+    setting=DestroyString(setting);
   if (client == (struct dpc_shmc *) NULL)
     (void) ThrowMagickException(exception,GetMagickModule(),CacheError,
       "SharedMemoryUnavailable","`%s'",error);
