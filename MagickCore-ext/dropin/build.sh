@@ -33,6 +33,8 @@
 #     an error before anything is built, unless --allow-older-source.
 #     Elsewhere (a prefix of your own, used with LD_LIBRARY_PATH) it is a
 #     warning.
+#     The version built is written to BUILD/source.version ("unknown"
+#     without a debian/changelog), e.g. for a package's description.
 #  3. drop-in: each file of --files is copied into magick/ only when its
 #     content differs (a file NAME.patch gives the original NAME with the
 #     patch applied) (so make sees a change only when there is one); the
@@ -68,6 +70,10 @@
 #     as magick_libMagickCore_6_Q16_la_CPPFLAGS='$(AM_CPPFLAGS)
 #     $(LIBRARY_EXTRA_CPPFLAGS) ARGS'; when they change, the library's
 #     objects are deleted, so all are recompiled (make does not track flags).
+#     Their -I directories are mirrored into BUILD/include/N/ (headers
+#     copied when they differ) and the flags name those, so a copy of this
+#     tree (a package build) sharing BUILD recompiles nothing whose headers
+#     are the same.
 #  7. checks, on a copy in BUILD/stage/ whose RPATH is removed with
 #     `chrpath -d` as debian/rules does (configure's X11 flags add
 #     -R/usr/lib/X11), each an error: SONAME libMagickCore-6.Q16.so.6;
@@ -528,7 +534,7 @@ configure_tree() {
 
 # ------------------------------------------------------------------- build
 build_library() {
-    local la var f extra_deps='' abs_extra='' abs_cpp='' w old
+    local la var f extra_deps='' abs_extra='' abs_cpp='' w old n
     la=$(sed -n 's/^\(magick\/libMagickCore-[^ ]*\.la\):.*/\1/p;T;q' "$OBJ/Makefile")
     [ -n "$la" ] || die "no libMagickCore .la target in $OBJ/Makefile"
     var=$(basename "$la" .la | tr -c 'a-zA-Z0-9\n' _)
@@ -549,8 +555,25 @@ build_library() {
     done
     printf '%s\n' "$abs_extra" | write_if_changed "$BUILD/extra-libs.stamp"
     # --cppflags: make does not track flags, so when they change the
-    # library's objects are removed (all recompiled).
-    for w in $(join_flags $EXTRA_CPPFLAGS); do abs_cpp="$abs_cpp $(absolute_flag "$w")"; done
+    # library's objects are removed (all recompiled).  Their -I directories
+    # are mirrored into BUILD/include/N/ first (headers copied only when
+    # they differ): the flags then name the same directories whichever
+    # tree runs the build (a copy of it, e.g. a package build sharing this
+    # build directory), and dependency tracking sees the headers change.
+    n=0
+    for w in $(join_flags $EXTRA_CPPFLAGS); do
+        w=$(absolute_flag "$w")
+        case $w in
+        -I/*)
+            if [ -d "${w#-I}" ]; then
+                n=$((n + 1))
+                mirror_headers "${w#-I}" "$BUILD/include/$n"
+                w=-I$BUILD/include/$n
+            fi
+            ;;
+        esac
+        abs_cpp="$abs_cpp $w"
+    done
     old=$(cat "$BUILD/cppflags.stamp" 2>/dev/null || echo '<none>')
     if [ "$old" != "$abs_cpp" ]; then
         find "$OBJ/magick" \( -name "${var#magick_}-*.lo" -o -name "${var#magick_}-*.o" \) -delete
@@ -561,6 +584,21 @@ build_library() {
         "${var}_LIBADD=\$(MAGICK_DEP_LIBS)$abs_extra" \
         "EXTRA_${var}_DEPENDENCIES=$BUILD/extra-libs.stamp$extra_deps" \
         "${var}_CPPFLAGS=\$(AM_CPPFLAGS) \$(LIBRARY_EXTRA_CPPFLAGS)$abs_cpp"
+}
+
+# mirror_headers DIR COPY: DIR's *.h files (and subdirectories') into
+# COPY, each written only when its content differs; those no longer in DIR
+# removed.
+mirror_headers() {
+    local src=$1 dst=$2 h
+    mkdir -p "$dst"
+    (cd "$src" && find . -name '*.h' -type f) | while IFS= read -r h; do
+        mkdir -p "$dst/$(dirname "$h")"
+        cmp -s "$src/$h" "$dst/$h" || cp "$src/$h" "$dst/$h"
+    done
+    (cd "$dst" && find . -name '*.h' -type f) | while IFS= read -r h; do
+        [ -f "$src/$h" ] || rm -f "$dst/$h"
+    done
 }
 
 # join_flags WORD...: the words, with a lone -I/-L joined to the next.
@@ -758,6 +796,7 @@ else
     fetch_source
 fi
 check_source_version
+printf '%s\n' "${SOURCE_VERSION:-unknown}" | write_if_changed "$BUILD/source.version"
 drop_in
 configure_tree
 build_library
