@@ -308,12 +308,16 @@ static enum dpc_lp_status refuse(struct dpc_shm *m, char *err, size_t errlen,
     return DPC_LP_ENOSPC;
 }
 
+/* Room for a segment of SIZE, named NAME (NULL: a cache segment).  A name
+ * the uid already publishes is replaced at COMMIT, so it takes no more of
+ * the uid's names. */
 static enum dpc_lp_status check_room(struct dpc_shm *m,
                                      const struct dpc_shm_peer *p,
-                                     uint64_t size, int named, char *err,
-                                     size_t errlen)
+                                     uint64_t size, const char *name,
+                                     char *err, size_t errlen)
 {
     uint64_t charge = charge_of(size);
+    size_t replaced;
     struct own o;
 
     if (charge <= m->budget && m->used <= m->budget - charge)
@@ -347,8 +351,9 @@ static enum dpc_lp_status check_room(struct dpc_shm *m,
                       "connection, %zu of uid %u (dpc-shm-uid-segments), "
                       "%zu in all)", o.conn_segments, o.uid_segments,
                       (unsigned)p->uid, m->nsegs);
-    if (named && (m->nnames >= DPC_SHM_MAX_NAMES ||
-                  o.names >= m->lim.uid_names))
+    replaced = name != NULL && find_name(m, p->uid, name) != NULL;
+    if (name != NULL && (m->nnames - replaced >= DPC_SHM_MAX_NAMES ||
+                         o.names - replaced >= m->lim.uid_names))
         return refuse(m, err, errlen, "too many names (%zu of uid %u "
                       "(dpc-shm-uid-names), %zu in all)", o.names,
                       (unsigned)p->uid, m->nnames);
@@ -373,7 +378,7 @@ enum dpc_lp_status dpc_shm_create(struct dpc_shm *m,
         *id = s->id;
         return DPC_LP_OK;
     }
-    st = check_room(m, p, size, name != NULL, err, errlen);
+    st = check_room(m, p, size, name, err, errlen);
     if (st != DPC_LP_OK)
         return st;
     s = calloc(1, sizeof(*s));

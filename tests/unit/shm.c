@@ -1005,6 +1005,31 @@ static void shm_uid_limits_test(void **state)
     dpc_shm_free(m);
 }
 
+/* Publishing a name the uid already publishes replaces it: at the uid's
+ * last name (dpc-shm-uid-names 1) the same name is taken again, a new one
+ * is still refused. */
+static void shm_uid_names_replace_test(void **state)
+{
+    struct dpc_shm *m = new_shm(1024 * KIB);
+    struct dpc_shm_peer a = peer(1, uid_a(), 100);
+    char err[256] = "";
+    uint64_t id;
+    int fd = -1;
+
+    (void)state;
+    dpc_shm_set_limits(m, &(struct dpc_shm_limits){ .uid_names = 1 });
+    close(create(m, &a, 1, "only", 0, &id));
+    commit_ok(m, &a, id, 0.0);
+    close(create(m, &a, 2, "only", 0, &id));
+    commit_ok(m, &a, id, 0.0);
+    assert_int_equal(stats(m).names, 1);
+    assert_int_equal(dpc_shm_create(m, &a, 1, "other", 0, 0.0, &fd, &id, err,
+                                    sizeof(err)), DPC_LP_ENOSPC);
+    assert_contains(err, "dpc-shm-uid-names");
+    assert_int_equal(fd, -1);
+    dpc_shm_free(m);
+}
+
 /* Segments hold a server descriptor each: past the room RLIMIT_NOFILE
  * leaves them, pooled ones go first, then requests are refused. */
 static void shm_max_fds_test(void **state)
@@ -1202,6 +1227,7 @@ int main(void)
         cmocka_unit_test(shm_default_path_test),
         cmocka_unit_test(shm_free_empties_test),
         cmocka_unit_test(shm_uid_limits_test),
+        cmocka_unit_test(shm_uid_names_replace_test),
         cmocka_unit_test(shm_max_fds_test),
         cmocka_unit_test(shm_name_lifetime_test),
         cmocka_unit_test(local_fd_room_test),
