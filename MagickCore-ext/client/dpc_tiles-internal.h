@@ -36,6 +36,9 @@ struct batch {
     uint32_t count;
 };
 
+#define DPC_TILES_SCANS 8        /* scans the read-ahead tells apart */
+#define DPC_TILES_AHEAD_MAX 64   /* bands one read-ahead fetches at most */
+
 struct dpc_tiles {
     struct dpc_tiles_cfg cfg;
     struct dpc_link **links;
@@ -98,6 +101,15 @@ struct dpc_tiles {
     uint8_t **retry_ptr;
     enum dpc_errcode fatal;     /* a tile has no copy left: every call fails */
     char fatal_why[DPC_ERRLEN];
+    /* Scans the read-ahead follows (threads walking their own columns or
+     * rows): a band's span across, the band after the last one fetched,
+     * and how many bands that fetch read ahead. */
+    struct dpc_tiles_scan {
+        uint64_t lo, hi, next;
+        uint32_t depth;
+        int rowwise;
+    } scan[DPC_TILES_SCANS];
+    uint32_t scan_victim;
     struct dpc_tiles_stats st;
 };
 

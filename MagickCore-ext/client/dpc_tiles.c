@@ -501,25 +501,68 @@ static uint32_t add_tiles(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     return n;
 }
 
-/* Read-ahead: the next band in the direction of access, when a fetch is
- * due anyway and the band fits beside this batch. */
+/* The scan this fetch continues (it asks for the band where the scan's
+ * last read-ahead ended, with the same span), or a new one in place of
+ * the oldest. */
+static struct dpc_tiles_scan *scan_of(struct dpc_tiles *t, int rowwise,
+                                      uint64_t lo, uint64_t hi,
+                                      uint64_t band, int *continued)
+{
+    struct dpc_tiles_scan *s;
+
+    for (uint32_t i = 0; i < DPC_TILES_SCANS; i++) {
+        s = &t->scan[i];
+        if (s->depth != 0 && s->rowwise == rowwise && s->lo == lo &&
+            s->hi == hi && s->next == band) {
+            *continued = 1;
+            return s;
+        }
+    }
+    *continued = 0;
+    s = &t->scan[t->scan_victim++ % DPC_TILES_SCANS];
+    *s = (struct dpc_tiles_scan){ .lo = lo, .hi = hi, .rowwise = rowwise };
+    return s;
+}
+
+/* Read-ahead, when a fetch is due anyway: the next band in the direction
+ * of access, and twice as many bands each time a scan comes back for the
+ * band its last read-ahead ended before (a thread walking down a column
+ * of tiles pixel by pixel, as MagickCore reads a column reaching past the
+ * image's edge), up to DPC_TILES_AHEAD_MAX bands and half the cache.  So
+ * a scan costs a few round trips, not one for every other tile. */
 static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
                            uint64_t tx1, uint64_t ty0, uint64_t ty1,
                            int rowwise)
 {
+    uint64_t lo = rowwise ? tx0 : ty0, hi = rowwise ? tx1 : ty1;
+    uint64_t first = rowwise ? ty0 : tx0, last = rowwise ? ty1 : tx1;
+    uint64_t end = rowwise ? t->ty_n : t->tx_n, span = hi - lo + 1;
+    uint64_t room = t->nent / 2 > n ? (t->nent / 2 - n) / span : 0;
+    uint64_t bands, avail = end - last - 1;
+    struct dpc_tiles_scan *s;
     uint32_t need = 0;
+    int continued;
 
     for (uint32_t i = 0; i < n; i++)
         need |= t->where[t->list[i]] == NONE &&
                 is_written(t, (uint64_t)t->list[i]);
-    if (!need)
+    if (!need || last + 1 >= end)
         return n;
-    if (rowwise && ty1 + 1 < t->ty_n &&
-        n + (tx1 - tx0 + 1) <= t->nent / 2)
-        return add_tiles(t, n, tx0, tx1, ty1 + 1, ty1 + 1);
-    if (!rowwise && tx1 + 1 < t->tx_n && n + (ty1 - ty0 + 1) <= t->nent / 2)
-        return add_tiles(t, n, tx1 + 1, tx1 + 1, ty0, ty1);
-    return n;
+    s = scan_of(t, rowwise, lo, hi, first, &continued);
+    bands = continued ? (uint64_t)s->depth * 2 : 1;
+    if (bands > DPC_TILES_AHEAD_MAX)
+        bands = DPC_TILES_AHEAD_MAX;
+    if (bands > avail)
+        bands = avail;
+    if (bands > room)
+        bands = room;
+    if (bands == 0)
+        return n;
+    s->depth = (uint32_t)bands;
+    s->next = last + 1 + bands;
+    if (rowwise)
+        return add_tiles(t, n, tx0, tx1, ty1 + 1, ty1 + bands);
+    return add_tiles(t, n, tx1 + 1, tx1 + bands, ty0, ty1);
 }
 
 /* Moves the batch's non-resident tiles that lie wholly inside the region
