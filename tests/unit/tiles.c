@@ -240,6 +240,50 @@ static void tiles_eviction_writeback_test(void **state)
     teardown(&f);
 }
 
+/* A column read pixel by pixel, as MagickCore reads one reaching past the
+ * image's edge, through a 32-tile cache: the read-ahead grows along the
+ * scan, so 96 tiles come in a few round trips (one for every other tile
+ * before), and every pixel is right. */
+#define SCAN_COLS 8
+#define SCAN_ROWS 512
+static void tiles_column_scan_test(void **state)
+{
+    struct fixture f;
+    struct dpc_tiles_cfg cfg = { .columns = SCAN_COLS, .rows = SCAN_ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH,
+                                 .cache_bytes = 32 * TW * TH * BPP,
+                                 .links = f.link, .nlinks = HOSTS };
+    static uint8_t image[SCAN_COLS * SCAN_ROWS * BPP];
+    char err[DPC_ERRLEN] = "";
+    uint64_t before;
+
+    (void)state;
+    setup(&f, 0);
+    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)), 0);
+    f.t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
+    if (f.t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+    scribble(image, sizeof(image), 9);
+    for (uint64_t y = 0; y < SCAN_ROWS; y++)
+        assert_int_equal(dpc_tiles_write(f.t, 0, 0, y, SCAN_COLS, 1,
+                                         image + y * SCAN_COLS * BPP, err,
+                                         sizeof(err)), 0);
+    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    before = stats(&f).round_trips;
+    for (uint64_t y = 0; y < 96 * TH; y++) {
+        uint8_t px[BPP];
+
+        assert_int_equal(dpc_tiles_read(f.t, 0, 1, y, 1, 1, px, err,
+                                        sizeof(err)), 0);
+        assert_memory_equal(px, image + (y * SCAN_COLS + 1) * BPP, BPP);
+    }
+    print_message("96 tiles down a column: %llu round trips\n",
+                  (unsigned long long)(stats(&f).round_trips - before));
+    assert_true(stats(&f).round_trips - before <= 16);
+    teardown(&f);
+}
+
 /* Writes whose rows run past the right edge (ImageMagick draws glyph rows
  * that way): each row continues on the next image row, later rows win;
  * the image reads back as the model says. */
@@ -980,6 +1024,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tiles_unwritten_read_zero_test),
         cmocka_unit_test(tiles_eviction_writeback_test),
+        cmocka_unit_test(tiles_column_scan_test),
         cmocka_unit_test(tiles_region_wraps_test),
         cmocka_unit_test(tiles_direct_path_test),
         cmocka_unit_test(tiles_index_plane_test),
