@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,13 @@ static int write_all(int fd, const unsigned char *p, size_t n)
         n -= (size_t)k;
     }
     return 0;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* Forwards one chunk from -> to; down: server to client. */
@@ -90,6 +98,11 @@ static void relay(int client, unsigned port)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (server < 0 || connect(server, (struct sockaddr *)&a, sizeof(a)) < 0)
         die("connect");
+    /* What is forwarded goes out now, as the endpoints' own writes would:
+     * Nagle's wait for the ACK of a small segment, against the peer's
+     * delayed ACK, would add 40 ms to each small reply. */
+    set_nodelay(client);
+    set_nodelay(server);
     for (;;) {
         struct pollfd p[2] = { { .fd = client, .events = POLLIN },
                                { .fd = server, .events = POLLIN } };
