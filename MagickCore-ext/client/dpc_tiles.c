@@ -538,7 +538,7 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     uint64_t first = rowwise ? ty0 : tx0, last = rowwise ? ty1 : tx1;
     uint64_t end = rowwise ? t->ty_n : t->tx_n, span = hi - lo + 1;
     uint64_t room = t->nent / 2 > n ? (t->nent / 2 - n) / span : 0;
-    uint64_t bands, avail = end - last - 1;
+    uint64_t bands;
     struct dpc_tiles_scan *s;
     uint32_t need = 0;
     int continued;
@@ -552,8 +552,8 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     bands = continued ? (uint64_t)s->depth * 2 : 1;
     if (bands > DPC_TILES_AHEAD_MAX)
         bands = DPC_TILES_AHEAD_MAX;
-    if (bands > avail)
-        bands = avail;
+    if (bands > end - last - 1)         /* last + 1 < end: checked above */
+        bands = end - last - 1;
     if (bands > room)
         bands = room;
     if (bands == 0)
