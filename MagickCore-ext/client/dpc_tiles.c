@@ -565,6 +565,48 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     return add_tiles(t, n, tx1 + 1, tx1 + bands, ty0, ty1);
 }
 
+/* 1 when the region's part of tile in buf is all zero bytes. */
+static int zero_part(const struct dpc_tiles *t, int plane, int64_t tile,
+                     uint64_t x, uint64_t y, uint64_t w, uint64_t h,
+                     const uint8_t *buf)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
+    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
+    uint64_t x0 = tx * tw > x ? tx * tw : x;
+    uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
+    uint64_t y0 = ty * th > y ? ty * th : y;
+    uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+    size_t run = (size_t)(x1 - x0) * bpp;
+
+    for (uint64_t r = y0; r < y1; r++) {
+        const uint8_t *p = buf + ((r - y) * w + (x0 - x)) * bpp;
+
+        if (p[0] != 0 || memcmp(p, p + 1, run - 1) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Drops from a write's n tiles those never written that it writes zeros
+ * to: they stay zero without being cached, sent or fetched later (every
+ * image ImageMagick reads is first cleared row by row, ResetImagePixels).
+ * Returns how many stay. */
+static uint32_t drop_zero_writes(struct dpc_tiles *t, int plane, uint32_t n,
+                                 uint64_t x, uint64_t y, uint64_t w,
+                                 uint64_t h, const uint8_t *buf)
+{
+    uint32_t k = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t tile = t->list[i];
+
+        if (t->where[tile] != NONE || is_written(t, (uint64_t)tile) ||
+            !zero_part(t, plane, tile, x, y, w, h, buf))
+            t->list[k++] = tile;
+    }
+    return k;
+}
+
 /* Moves the batch's non-resident tiles that lie wholly inside the region
  * (and whose slot holds this plane alone) from t->list to t->direct;
  * returns how many tiles stay in t->list. */
@@ -665,6 +707,8 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
             uint64_t by0 = whole ? ty0 : ty, by1 = whole ? ty1 : ty;
             uint32_t n = add_tiles(t, 0, tx, bx1, by0, by1), m;
 
+            if (write)
+                n = drop_zero_writes(t, plane, n, x, y, w, h, buf);
             n = split_direct(t, plane, n, !whole, x, y, w, h);
             m = n;
             if (write)

@@ -11,7 +11,8 @@
  * striped over two hosts) behind a tile cache of 8 tiles, so most batches
  * evict.  Covers: tiles never written read as zero without a fetch;
  * eviction write-back, then reads served by fetches; regions running past
- * the right edge; the direct path for large regions; an index plane
+ * the right edge; zeros written over tiles never written costing
+ * nothing; the direct path for large regions; an index plane
  * sharing the slot; a host closing mid-batch (an error, no crash, and no
  * tile of the failed round served afterwards); concurrent lock-free
  * readers beside a writer holding the caller's lock; two tile caches in
@@ -236,6 +237,51 @@ static void tiles_eviction_writeback_test(void **state)
             check_region(&f, 0, x, y, 1, 1);
     write_region(&f, 0, 2, 2, 9, 9, seed++);
     assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    check_all(&f, 0);
+    teardown(&f);
+}
+
+/* ImageMagick clears every image it reads row by row (ResetImagePixels)
+ * before the coder writes it: zeros written to tiles never written cost
+ * nothing (no tile cached, written back or fetched later).  Zeros written
+ * over tiles that hold data, and data written over cleared ones, still
+ * read back as the model says. */
+static void tiles_zero_clear_test(void **state)
+{
+    struct fixture f;
+    static uint8_t zero[COLS * BPP];
+    struct dpc_tiles_stats st;
+    char err[DPC_ERRLEN] = "";
+
+    (void)state;
+    setup(&f, 0);
+    for (uint64_t y = 0; y < ROWS; y++)
+        assert_int_equal(dpc_tiles_write(f.t, 0, 0, y, COLS, 1, zero, err,
+                                         sizeof(err)), 0);
+    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    st = stats(&f);
+    assert_int_equal(st.misses, 0);
+    assert_int_equal(st.written_back, 0);
+    assert_int_equal(st.direct, 0);
+    assert_int_equal(st.round_trips, 0);
+    check_all(&f, 0);
+    assert_int_equal(stats(&f).fetched, 0);
+    /* data, evicted to the hosts, then zeros over part of it */
+    for (uint64_t y = 0; y < ROWS; y += 2)
+        write_region(&f, 0, 0, y, COLS, 2, (unsigned)y + 1);
+    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    for (uint64_t y = 5; y < 14; y++) {
+        assert_int_equal(dpc_tiles_write(f.t, 0, 3, y, 30, 1, zero, err,
+                                         sizeof(err)), 0);
+        model_io(f.model, BPP, 3, y, 30, 1, zero, 1);
+    }
+    check_all(&f, 0);
+    teardown(&f);
+    /* a tile partly zeroed while never written, the rest written later */
+    setup(&f, 0);
+    assert_int_equal(dpc_tiles_write(f.t, 0, 8, 8, 2, 2, zero, err,
+                                     sizeof(err)), 0);
+    write_region(&f, 0, 10, 10, 2, 2, 3);
     check_all(&f, 0);
     teardown(&f);
 }
@@ -1024,6 +1070,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tiles_unwritten_read_zero_test),
         cmocka_unit_test(tiles_eviction_writeback_test),
+        cmocka_unit_test(tiles_zero_clear_test),
         cmocka_unit_test(tiles_column_scan_test),
         cmocka_unit_test(tiles_region_wraps_test),
         cmocka_unit_test(tiles_direct_path_test),
