@@ -752,14 +752,25 @@ static void header(uint8_t *buf, const struct pending *p, uint32_t len)
     dpc_wire_encode_hdr(buf, &h);
 }
 
+uint32_t dpc_link_queued(const struct dpc_link *l)
+{
+    return l->next_id;
+}
+
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen)
+{
+    return dpc_link_wait_keep(l, 0, err, errlen);
+}
+
+int dpc_link_wait_keep(struct dpc_link *l, size_t keep, char *err,
+                       size_t errlen)
 {
     double deadline = deadline_from_now(l);
     size_t owed = l->q_len;
     short rev;
     int rc;
 
-    while (l->q_len > 0) {
+    while (l->q_len > keep) {
         if (l->broken)
             return broken(l, err, errlen);
         if (l->q_len < owed) {      /* each reply gets its own deadline */

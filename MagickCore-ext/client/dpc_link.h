@@ -115,5 +115,13 @@ int dpc_link_put(struct dpc_link *l, uint64_t handle, uint32_t slot_bytes,
  * DPC_E_DRAINING when it is draining, DPC_E_REFUSED for other refusals,
  * DPC_E_TIMEOUT, DPC_E_CLOSED, ... for a lost connection. */
 int dpc_link_wait(struct dpc_link *l, char *err, size_t errlen);
+/* The same, but leaves the replies of the newest `keep` requests owed
+ * (replies come in order: PUTs queued after the GETs a caller waits for
+ * are acknowledged later, by a later wait). */
+int dpc_link_wait_keep(struct dpc_link *l, size_t keep, char *err,
+                       size_t errlen);
+/* Requests queued on the link so far (wraps): the difference of two
+ * calls counts the requests queued in between. */
+uint32_t dpc_link_queued(const struct dpc_link *l);
 
 #endif

@@ -34,6 +34,8 @@ struct batch {
     uint8_t **ptrs;
     int64_t *tiles;             /* the tile of each slot, for a failover */
     uint32_t count;
+    uint32_t owed;              /* requests sent on its link behind the
+                                 * round's GETs, not waited for */
 };
 
 #define DPC_TILES_SCANS 8        /* scans the read-ahead tells apart */
@@ -149,10 +151,12 @@ void dpc_tiles_hosts_put(struct dpc_tiles *t, struct batch *b, int64_t tile,
 void dpc_tiles_hosts_get(struct dpc_tiles *t, struct batch *b, int64_t tile,
                          uint8_t *p);
 /* One round of b's PUTs (put) or GETs, surviving lost hosts (links held):
- * 0, or a negative dpc_errcode once a tile has no copy left. */
+ * 0, or a negative dpc_errcode once a tile has no copy left.  then_put,
+ * when not NULL, is a batch of PUTs sent right after b's GETs; the round
+ * waits for the GETs only, the PUTs' replies are left to a later wait. */
 int dpc_tiles_hosts_round(struct dpc_tiles *t, struct batch *b, int put,
                           int wait, const struct dpc_link_rows *rows,
-                          char *err, size_t errlen);
+                          struct batch *then_put, char *err, size_t errlen);
 /* 1 when a re-copy is due: hosts were lost, or a lost host's rejoin try
  * is (dpc_tiles_hosts_recopy tries it). */
 int dpc_tiles_hosts_recopy_due(const struct dpc_tiles *t);

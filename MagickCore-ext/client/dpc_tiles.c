@@ -334,24 +334,30 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     }
 }
 
-/* One pipelined round: write-backs first (sent before their buffers are
- * reused), then zero-fills, then fetches, then every reply.  A round of
- * write-backs alone does not wait (round_trip; a failed write-back breaks
- * the link, see dpc_link).  Links held. */
+/* One pipelined round: the fetches first (each host answers them before
+ * it takes the write-backs queued behind, so a second copy's writes do
+ * not delay them), then the write-backs, then every reply; then the
+ * zero-fills (the victims' bytes have been sent by then).  A round of
+ * write-backs alone does not wait (a failed write-back breaks the link,
+ * see dpc_link).  Links held. */
 static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
                     size_t errlen)
 {
     int rc;
 
-    if (flush && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, err,
-                                             errlen)) < 0)
+    if (!fetch) {
+        rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, NULL, err,
+                                   errlen);
+        for (uint32_t i = 0; rc == 0 && i < t->nzero; i++)
+            shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
+        return rc;
+    }
+    if ((rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL,
+                                    flush ? t->puts : NULL, err,
+                                    errlen)) < 0)
         return rc;
     for (uint32_t i = 0; i < t->nzero; i++)
         shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
-    if (!fetch)
-        return 0;
-    if ((rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, err, errlen)) < 0)
-        return rc;
     for (uint32_t i = 0; i < t->nfetched; i++)
         shared_store(entry_mem(t, t->fetched[i]),
                      t->stage + (size_t)i * t->slot_bytes, t->slot_bytes);
@@ -671,7 +677,8 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     if (!any)
         return 0;
     dpc_tiles_hosts_lock(t);
-    rc = dpc_tiles_hosts_round(t, b, write, !write, &rows, err, errlen);
+    rc = dpc_tiles_hosts_round(t, b, write, !write, &rows, NULL, err,
+                               errlen);
     dpc_tiles_hosts_unlock(t);
     return rc;
 }
@@ -922,7 +929,7 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
     if (!any && !t->unacked)
         return 0;
     dpc_tiles_hosts_lock(t);
-    rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err, errlen);
+    rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, NULL, err, errlen);
     dpc_tiles_hosts_unlock(t);
     if (rc == 0 && dpc_tiles_hosts_recopy_due(t))
         rc = dpc_tiles_hosts_recopy(t, err, errlen);

@@ -416,18 +416,33 @@ static void send_batches(struct dpc_tiles *t, struct batch *b, int put,
 
 /* Collects every queued reply, of lost hosts' links too: a GET queued
  * there must not land in our buffers later (their links may be shared).
- * A host whose replies fail is lost. */
-static void wait_all(struct dpc_tiles *t)
+ * With keep, the replies of keep[h].owed requests sent last on host h's
+ * link (write-backs behind the GETs) are left for a later wait.  A host
+ * whose replies fail is lost. */
+static void wait_all(struct dpc_tiles *t, const struct batch *keep)
 {
     char why[DPC_ERRLEN];
     int rc;
 
     for (size_t h = 0; h < t->nv; h++)
-        if ((rc = dpc_link_wait(t->links[h], why, sizeof(why))) < 0 &&
+        if ((rc = dpc_link_wait_keep(t->links[h],
+                                     keep != NULL ? keep[h].owed : 0, why,
+                                     sizeof(why))) < 0 &&
             !t->dead[h])
             lose_host(t, h, rc, why);
-    t->unacked = 0;
+    t->unacked = keep != NULL;
     t->st.round_trips++;
+}
+
+/* Sends the write-backs b behind a round's GETs, each host's count of
+ * requests in b[h].owed (hosts sharing a link: all of that link's). */
+static void send_behind(struct dpc_tiles *t, struct batch *b)
+{
+    for (size_t h = 0; h < t->nv; h++)
+        b[h].owed = dpc_link_queued(t->links[h]);
+    send_batches(t, b, 1, NULL);
+    for (size_t h = 0; h < t->nv; h++)
+        b[h].owed = dpc_link_queued(t->links[h]) - b[h].owed;
 }
 
 /* Moves the GETs of the hosts that failed this round to surviving copies;
@@ -459,7 +474,7 @@ static uint32_t fail_over(struct dpc_tiles *t, struct batch *b)
  * held. */
 int dpc_tiles_hosts_round(struct dpc_tiles *t, struct batch *b, int put,
                           int wait, const struct dpc_link_rows *rows,
-                          char *err, size_t errlen)
+                          struct batch *then_put, char *err, size_t errlen)
 {
     uint64_t lost = t->st.hosts_lost;
     int rc;
@@ -467,11 +482,14 @@ int dpc_tiles_hosts_round(struct dpc_tiles *t, struct batch *b, int put,
     for (;;) {
         memset(t->round_failed, 0, t->nv);
         send_batches(t, b, put, rows);
+        if (then_put != NULL)
+            send_behind(t, then_put);
         if (!wait) {
             t->unacked = 1;
             break;
         }
-        wait_all(t);
+        wait_all(t, then_put);
+        then_put = NULL;        /* a failover's GETs queue behind them */
         if (t->st.hosts_lost != lost &&
             (rc = check_copies(t, err, errlen)) < 0)
             return rc;
@@ -589,8 +607,8 @@ static int recopy_batch(struct dpc_tiles *t, const struct move *moves,
         if (is_written(t, (uint64_t)moves[i].tile))
             dpc_tiles_hosts_get(t, t->gets, moves[i].tile,
                                 t->restage + (size_t)f++ * t->slot_bytes);
-    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, err,
-                                             errlen)) < 0)
+    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL, NULL,
+                                             err, errlen)) < 0)
         return rc;
     f = 0;
     for (uint32_t i = 0; i < m; i++) {
@@ -605,8 +623,8 @@ static int recopy_batch(struct dpc_tiles *t, const struct move *moves,
         t->loc_host[at] = (int32_t)v;
         t->loc_slot[at] = next[x->p]++;
     }
-    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, err,
-                                             errlen)) < 0)
+    if (f > 0 && (rc = dpc_tiles_hosts_round(t, t->puts, 1, 1, NULL, NULL,
+                                             err, errlen)) < 0)
         return rc;
     t->st.recopied += m;
     return 0;
