@@ -8,20 +8,25 @@
  *   delay-relay [-l ADDR] [-d USEC] [-b BYTES_PER_S] [-q BYTES] [-s SECONDS]
  *               TARGET
  *
- * Threading: one thread per direction of each connection.  A thread reads
- * its source into a queue of time-stamped chunks and writes each chunk to
- * its sink no earlier than its read time plus the delay; it sleeps with
- * ppoll on a timespec (timer slack set to 1 ns), as millisecond poll
- * timeouts cannot honour a delay of 100 us.  A thread stops reading while
- * its queue holds -q bytes (chunk headers counted, so a flood of one-byte
- * reads is bounded too), and a write blocks while its sink is full.  EOF is passed on as a half-close once the
- * queue has drained; an error closes both directions.  The connection's
- * first thread owns both sockets and closes them after joining the other.
+ * Threading: one thread per direction of each connection.  A thread moves
+ * what its source has into a pipe (splice: the bytes stay in the kernel,
+ * so the relay costs little CPU beside the processes it sits between, as
+ * a network would), noting each piece's length and read time in a queue
+ * of chunks, and moves each piece on to its sink no earlier than its read
+ * time plus the delay; it sleeps with ppoll on a timespec (timer slack set
+ * to 1 ns), as millisecond poll timeouts cannot honour a delay of 100 us.
+ * A thread stops reading while its queue holds -q bytes (chunk headers
+ * counted, so a flood of one-byte reads is bounded too) or its pipe is
+ * full, and a write blocks while its sink is full.  EOF is passed on as a
+ * half-close once the queue has drained; an error closes both directions.
+ * The connection's first thread owns both sockets and closes them after
+ * joining the other.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE                     /* ppoll, accept4 */
+#define _GNU_SOURCE                     /* ppoll, accept4, splice */
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RELAY_CHUNK 65536
+#define RELAY_CHUNK (256 * 1024)  /* bytes one read moves at most */
 
 struct relay_cfg {
     const char *listen;
@@ -49,19 +54,22 @@ struct relay_cfg {
     unsigned seconds;
 };
 
+/* A piece of the pipe's bytes, in order. */
 struct chunk {
     struct chunk *next;
     uint64_t at;                    /* when it was read, ns */
     size_t len, off;
-    unsigned char data[];
 };
 
 struct flow {
     int from, to;
+    int pipe[2];                    /* the bytes in flight */
     struct chunk *head, *tail;
     uint64_t queued;                /* bytes of chunks, headers too */
     uint64_t free_at;               /* the link is busy until then, ns */
     int eof;
+    int full;                       /* the pipe took no more: wait for a
+                                     * write to drain it */
 };
 
 static struct relay_cfg cfg = { .listen = "127.0.0.1:0",
@@ -130,27 +138,29 @@ static uint64_t due_ns(const struct flow *f)
     return cfg.bandwidth != 0 && f->free_at > due ? f->free_at : due;
 }
 
-/* Reads one chunk into the queue; 0, or -1 at EOF or on an error. */
+/* Moves what the source has into the pipe as one chunk; 0 (the pipe may
+ * have been full), or -1 at EOF or on an error. */
 static int flow_read(struct flow *f)
 {
-    struct chunk *c = malloc(sizeof(*c) + RELAY_CHUNK);
+    struct chunk *c = malloc(sizeof(*c));
     ssize_t n;
 
     if (c == NULL)
         return -1;
     do
-        n = read(f->from, c->data, RELAY_CHUNK);
+        n = splice(f->from, NULL, f->pipe[1], NULL, RELAY_CHUNK,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) {         /* the pipe is full */
+        free(c);
+        f->full = 1;
+        return 0;
+    }
     if (n <= 0) {
         free(c);
         return -1;
     }
     *c = (struct chunk){ .at = now_ns(), .len = (size_t)n };
-    if ((size_t)n < RELAY_CHUNK / 2) {      /* small reads, small chunks */
-        struct chunk *small = realloc(c, sizeof(*c) + (size_t)n);
-
-        c = small != NULL ? small : c;
-    }
     if (f->tail != NULL)
         f->tail->next = c;
     else
@@ -160,8 +170,9 @@ static int flow_read(struct flow *f)
     return 0;
 }
 
-/* Writes what is due of the head chunk: all of it without a bandwidth cap,
- * else a millisecond's worth at most.  0, or -1 on a write error. */
+/* Writes what is due: every chunk whose time has come, in one splice,
+ * without a bandwidth cap; else a millisecond's worth of the head chunk
+ * at most.  0, or -1 on a write error. */
 static int flow_write(struct flow *f, uint64_t now)
 {
     struct chunk *c = f->head;
@@ -172,15 +183,27 @@ static int flow_write(struct flow *f, uint64_t now)
         size_t piece = cfg.bandwidth / 1000 > 1448 ? cfg.bandwidth / 1000 : 1448;
 
         n = n < piece ? n : piece;
+    } else {
+        for (c = c->next; c != NULL && c->at + cfg.delay_ns <= now;
+             c = c->next)
+            n += c->len;
     }
-    k = send(f->to, c->data + c->off, n, MSG_NOSIGNAL);
-    if (k < 0)
-        return errno == EINTR ? 0 : -1;
-    c->off += (size_t)k;
+    k = splice(f->pipe[0], NULL, f->to, NULL, n, SPLICE_F_MOVE);
+    if (k <= 0)
+        return k < 0 && errno == EINTR ? 0 : -1;
+    f->full = 0;
     if (cfg.bandwidth != 0)
         f->free_at = (f->free_at > now ? f->free_at : now) +
                      (uint64_t)k * 1000000000u / cfg.bandwidth;
-    if (c->off == c->len) {
+    while (k > 0) {                         /* the chunks written */
+        size_t take;
+
+        c = f->head;
+        take = c->len - c->off < (size_t)k ? c->len - c->off : (size_t)k;
+        c->off += take;
+        k -= (ssize_t)take;
+        if (c->off < c->len)
+            break;
         f->queued -= sizeof(*c) + c->len;
         f->head = c->next;
         if (f->head == NULL)
@@ -210,7 +233,7 @@ static void *flow_run(void *arg)
             shutdown(f->to, SHUT_WR);
             return NULL;
         }
-        if (f->eof || f->queued >= cfg.queue_max)
+        if (f->eof || f->full || f->queued >= cfg.queue_max)
             p.fd = -1;                      /* only wait for the deadline */
         if (f->head != NULL) {
             uint64_t wait = due_ns(f) - now;
@@ -239,6 +262,21 @@ static void flow_drop(struct flow *f)
         f->head = c->next;
         free(c);
     }
+    close(f->pipe[0]);
+    close(f->pipe[1]);
+}
+
+/* The flow's pipe, as large as the queue may grow (or as the system
+ * allows): 0, or -1. */
+static int flow_pipe(struct flow *f)
+{
+    int size = cfg.queue_max < (1u << 30) ? (int)cfg.queue_max : 1 << 30;
+
+    if (pipe2(f->pipe, O_CLOEXEC) < 0)
+        return -1;
+    while (size > 65536 && fcntl(f->pipe[1], F_SETPIPE_SZ, size) < 0)
+        size /= 2;
+    return 0;
 }
 
 static int connect_target(void)
@@ -270,9 +308,22 @@ static void *conn_run(void *arg)
         close(client);
         return NULL;
     }
+    if (flow_pipe(&up) < 0) {
+        close(server);
+        close(client);
+        return NULL;
+    }
+    if (flow_pipe(&down) < 0) {
+        flow_drop(&up);
+        close(server);
+        close(client);
+        return NULL;
+    }
     set_nodelay(client);
     set_nodelay(server);
     if (pthread_create(&t, NULL, flow_run, &down) != 0) {
+        flow_drop(&up);
+        flow_drop(&down);
         close(server);
         close(client);
         return NULL;
@@ -326,7 +377,8 @@ static void usage(FILE *f)
             "  -b, --bandwidth BPS    bytes/s per direction per connection "
             "(0: none)\n"
             "  -q, --queue BYTES      bytes queued per direction before "
-            "reading stops (4194304)\n"
+            "reading stops (4194304;\n"
+            "                         fewer if the system's pipes hold less)\n"
             "  -s, --seconds N        exit after N seconds (300)\n"
             "  -h, --help             this text\n");
 }
