@@ -164,7 +164,7 @@ server_cmd() {
 # relay_cmd TARGET_PORT: a delay relay on SERVER_PORT to TARGET_PORT.
 relay_cmd() {
     SERVER_CMD=("$DELAY_RELAY" -l "127.0.0.1:$SERVER_PORT" -d "$DELAY_US"
-                -s "$RELAY_LIFE" "127.0.0.1:$1")
+                -r -s "$RELAY_LIFE" "127.0.0.1:$1")
 }
 
 # hosts_of PORT...: "127.0.0.1:P1,127.0.0.1:P2,..."
@@ -224,8 +224,15 @@ echo "date:       $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "host:       $(uname -srm), nproc $(nproc), load average $load_start (at start)"
 echo "convert:    $("$CONVERT" -version | head -n 1)"
 echo "magick-dpc: $("$MAGICK_DPC" --version 2>&1 | head -n 1)"
+# The relays stand in for a network: under SCHED_FIFO (-r) their timing
+# does not wait for the cores the processes they sit between keep busy.
+if chrt -p "${PID_OF[d1]}" 2> /dev/null | grep -q SCHED_FIFO; then
+    RELAY_PRIO="SCHED_FIFO"
+else
+    RELAY_PRIO="normal priority (no CAP_SYS_NICE): round trips run late when the cores are busy"
+fi
 echo "network:    private namespace, interfaces: $NETNS_IFACES;" \
-     "relays: delay-relay -d $DELAY_US ($((2 * DELAY_US)) us round trip), one per server"
+     "relays: delay-relay -d $DELAY_US -r ($((2 * DELAY_US)) us round trip, $RELAY_PRIO), one per server"
 echo "runs:       median of $REPEAT (memory, drop-in), of $STOCK_REPEAT (stock);" \
      "timeout ${STEP_TIMEOUT}s, ${STOCK_TIMEOUT}s stock"
 echo "progress (stderr):" >&2
