@@ -70,6 +70,8 @@ struct dpc_link {
     size_t body_len;            /* of the last completed sync reply */
 
     int greeted;                /* the last handshake got the nonce */
+    int copy_ok;                /* the host takes COPY: 1, -1 not, 0 not
+                                 * asked yet */
     int lowat;                  /* SO_RCVLOWAT set, 0 before the first */
     int broken;                 /* the connection is unusable */
     enum dpc_errcode lost_code; /* why it broke, when not by a refusal */
@@ -838,6 +840,28 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 
     dpc_put_be64(req, handle);
     return sync_request(l, DPC_OP_CLOSE, req, sizeof(req), NULL, 0, err,
+                        errlen);
+}
+
+int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
+                  size_t errlen)
+{
+    uint8_t req[16];
+    char *json;
+    int rc;
+
+    if (l->copy_ok == 0) {
+        if ((rc = dpc_link_status(l, &json, err, errlen)) < 0)
+            return rc;
+        l->copy_ok = strstr(json, "\"native_copy\":true") != NULL ? 1 : -1;
+        free(json);
+    }
+    if (l->copy_ok < 0)
+        return dpc_errc(err, errlen, DPC_E_REFUSED, "%s: the server is "
+                        "older than COPY", l->name);
+    dpc_put_be64(req, src);
+    dpc_put_be64(req + 8, dst);
+    return sync_request(l, DPC_OP_COPY, req, sizeof(req), NULL, 0, err,
                         errlen);
 }
 

@@ -77,6 +77,7 @@ struct dpc_tiles_stats {
     uint64_t failovers;                 /* GETs sent again to a replica */
     uint64_t recopied;                  /* copies made again elsewhere */
     uint64_t rejoined;                  /* lost hosts reached again */
+    uint64_t cloned;                    /* made a copy on the hosts */
 };
 
 struct dpc_tiles;
@@ -113,6 +114,16 @@ int dpc_tiles_read_hit(struct dpc_tiles *t, int plane, uint64_t x,
                        uint64_t y, uint64_t w, uint64_t h, uint8_t *dst);
 /* Writes every dirty tile back to its host. */
 int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen);
+/* Makes dst, a cache nothing was written to yet, a copy of src on the
+ * hosts themselves (COPY, dpc_link_copy): src's dirty tiles are written
+ * back, then every host copies its share; no pixel crosses the network.
+ * Both must have one layout on the same links with no host lost or copy
+ * moved, and every host must take COPY.  0, or a negative dpc_errcode
+ * (DPC_E_REFUSED: not possible here, nothing changed; others: a host
+ * failed, as in any transfer); after a failure the caller copies the
+ * pixels itself, over everything dst holds.  Under both callers' locks. */
+int dpc_tiles_clone(struct dpc_tiles *dst, struct dpc_tiles *src, char *err,
+                    size_t errlen);
 /* Releases the cache on every host not lost and frees t (dirty tiles are
  * dropped: the cache is being destroyed); fails when the cache had failed
  * (a tile without a copy) or a release failed. */

@@ -795,6 +795,54 @@ out:
     return rc;
 }
 
+/* 1 when src and dst place every tile alike: one geometry on the same
+ * links, all alive, no spare cache opened and no copy moved. */
+static int same_places(const struct dpc_tiles *dst,
+                       const struct dpc_tiles *src)
+{
+    const struct dpc_tiles_cfg *a = &dst->cfg, *b = &src->cfg;
+
+    if (a->columns != b->columns || a->rows != b->rows ||
+        a->bpp[0] != b->bpp[0] || a->bpp[1] != b->bpp[1] ||
+        a->tile_w != b->tile_w || a->tile_h != b->tile_h ||
+        a->nlinks != b->nlinks || dst->copies != src->copies ||
+        dst->slot_bytes != src->slot_bytes || dst->nv != a->nlinks ||
+        src->nv != b->nlinks || dst->loc_host != NULL ||
+        src->loc_host != NULL || dst->fatal != DPC_E_OK ||
+        src->fatal != DPC_E_OK)
+        return 0;
+    for (size_t h = 0; h < a->nlinks; h++)
+        if (dst->links[h] != src->links[h] || dst->dead[h] || src->dead[h])
+            return 0;
+    return 1;
+}
+
+int dpc_tiles_clone(struct dpc_tiles *dst, struct dpc_tiles *src, char *err,
+                    size_t errlen)
+{
+    size_t bitmap = (size_t)((dst->ntiles + 7) / 8);
+    int rc = 0;
+
+    if (!same_places(dst, src) || dst->st.misses != 0 ||
+        dst->st.direct != 0)
+        return dpc_errc(err, errlen, DPC_E_REFUSED, "the caches differ in "
+                        "layout or hosts, or the copy was written to");
+    if ((rc = dpc_tiles_flush(src, err, errlen)) < 0)
+        return rc;
+    if (!same_places(dst, src))     /* the flush lost a host */
+        return dpc_errc(err, errlen, DPC_E_REFUSED, "a host was lost");
+    dpc_tiles_hosts_lock(src);
+    for (size_t h = 0; h < src->cfg.nlinks && rc == 0; h++)
+        rc = dpc_link_copy(src->links[h], src->handles[h], dst->handles[h],
+                           err, errlen);
+    dpc_tiles_hosts_unlock(src);
+    if (rc < 0)
+        return rc;
+    memcpy(dst->written, src->written, bitmap);
+    dst->st.cloned++;
+    return 0;
+}
+
 int dpc_tiles_host_lost(const struct dpc_tiles *t, size_t h, char *why,
                         size_t len)
 {

@@ -35,7 +35,7 @@ int dpc_wire_decode_hdr(const uint8_t *p, struct dpc_wire_hdr *h, char *err,
     if (h->version != DPC_WIRE_VERSION)
         return dpc_errf(err, errlen, "protocol version %u, expected %u",
                         h->version, DPC_WIRE_VERSION);
-    if (h->op < DPC_OP_OPEN || h->op > DPC_OP_STATUS)
+    if (h->op < DPC_OP_OPEN || h->op > DPC_OP_COPY)
         return dpc_errf(err, errlen, "unknown operation %u", h->op);
     if (h->length > DPC_WIRE_MAX_BODY)
         return dpc_errf(err, errlen, "body of %u bytes exceeds %u", h->length,

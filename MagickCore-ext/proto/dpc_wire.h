@@ -26,6 +26,13 @@
  *           reply body: count x slot_bytes (never-written slots read as 0)
  *   CLOSE   body: u64 handle;  reply: no body
  *   STATUS  no body;  reply body: the status JSON
+ *   COPY    body: u64 source handle, u64 destination handle;  reply: no
+ *           body.  Every slot of the source cache into the destination's
+ *           (the same shape, both of this connection), on the host: a
+ *           pixel cache cloned without its bytes crossing the network.
+ *           Added later: servers that take it say "native_copy":true in
+ *           their status JSON, and clients ask that first (a server older
+ *           than it closes the connection on an unknown operation).
  * A cache is an array of equal slots; the client decides which tile lives
  * in which slot of which host.  A failed request gets a reply with a
  * nonzero status and a body holding a short UTF-8 reason.  A client must
@@ -57,6 +64,7 @@ enum dpc_wire_op {
     DPC_OP_GET = 3,
     DPC_OP_CLOSE = 4,
     DPC_OP_STATUS = 5,
+    DPC_OP_COPY = 6,
 };
 
 enum dpc_wire_status {
@@ -68,6 +76,10 @@ enum dpc_wire_status {
     DPC_WS_DRAINING = 5,        /* OPEN refused: the server is draining (it
                                    serves the caches it has, takes no new
                                    one); place the cache elsewhere.  The
+                                   connection goes on. */
+    DPC_WS_REFUSED = 6,         /* COPY refused (caches of other shapes,
+                                   spilled, or too large to copy at once):
+                                   the client moves the bytes itself.  The
                                    connection goes on. */
 };
 

@@ -14,6 +14,11 @@
 
 #define FIXED_OPEN 16
 #define FIXED_CLOSE 8
+#define FIXED_COPY 16
+/* The most one COPY moves: it runs in the event loop, which serves no one
+ * else meanwhile (256 MiB: tens of milliseconds).  Larger caches are
+ * refused, and the client copies them itself. */
+#define COPY_MAX (256ull << 20)
 
 struct native_cache {
     struct dpc_cache *cache;                /* NULL: free entry */
@@ -160,7 +165,8 @@ size_t dpc_native_want(const struct dpc_native *s)
     case DPC_NAT_FIXED:
         return s->hdr.op == DPC_OP_OPEN ? FIXED_OPEN
                : s->hdr.op == DPC_OP_CLOSE ? FIXED_CLOSE
-                                           : DPC_WIRE_SLOTS_FIXED;
+               : s->hdr.op == DPC_OP_COPY ? FIXED_COPY
+                                          : DPC_WIRE_SLOTS_FIXED;
     case DPC_NAT_SLOTS:
         return (size_t)s->count * 8;
     case DPC_NAT_PUT_DATA:
@@ -228,7 +234,8 @@ static size_t take_header(struct dpc_native *s, const uint8_t *p)
                  "operation %u", s->hdr.length, s->hdr.op);
         return reject(s, DPC_WIRE_HDR_LEN);
     }
-    if ((s->hdr.op == DPC_OP_OPEN || s->hdr.op == DPC_OP_CLOSE) &&
+    if ((s->hdr.op == DPC_OP_OPEN || s->hdr.op == DPC_OP_CLOSE ||
+         s->hdr.op == DPC_OP_COPY) &&
         s->hdr.length != dpc_native_want(s)) {
         dpc_errf(s->err, sizeof(s->err), "body of %u bytes for operation %u",
                  s->hdr.length, s->hdr.op);
@@ -314,6 +321,40 @@ static size_t take_close(struct dpc_native *s, const uint8_t *p)
     return FIXED_CLOSE;
 }
 
+/* COPY: refused (answered, the connection goes on) unless both caches
+ * have one shape, live in memory and are at most COPY_MAX. */
+static size_t take_copy(struct dpc_native *s, const uint8_t *p)
+{
+    struct native_cache *src = lookup(s, dpc_get_be64(p)), *dst;
+    uint64_t size;
+
+    if (src == NULL || (dst = lookup(s, dpc_get_be64(p + 8))) == NULL)
+        return reject(s, FIXED_COPY);
+    set_state(s, DPC_NAT_HEADER);
+    size = src->slots * src->slot_bytes;        /* checked at OPEN */
+    if (dst == src || dst->slots != src->slots ||
+        dst->slot_bytes != src->slot_bytes)
+        dpc_errf(s->err, sizeof(s->err), "copy between caches of other "
+                 "shapes");
+    else if (dpc_cache_tier(src->cache) != DPC_TIER_RAM ||
+             dpc_cache_tier(dst->cache) != DPC_TIER_RAM)
+        dpc_errf(s->err, sizeof(s->err), "copy of a spilled cache");
+    else if (size > COPY_MAX)
+        dpc_errf(s->err, sizeof(s->err), "copy of %llu bytes, more than "
+                 "%llu at once", (unsigned long long)size, COPY_MAX);
+    if (s->err[0] != '\0') {
+        trace(s, "COPY refused: %s", s->err);
+        reply_error(s, DPC_WS_REFUSED);
+        s->err[0] = '\0';          /* answered; the connection goes on */
+        return FIXED_COPY;
+    }
+    memcpy(dpc_cache_base(dst->cache), dpc_cache_base(src->cache), size);
+    dpc_cache_touched(dst->cache, size);
+    trace(s, "COPY %llu bytes", (unsigned long long)size);
+    reply(s, DPC_WS_OK, 0);
+    return FIXED_COPY;
+}
+
 static size_t take_slots_fixed(struct dpc_native *s, const uint8_t *p)
 {
     uint64_t expect;
@@ -341,6 +382,8 @@ static size_t take_fixed(struct dpc_native *s, const uint8_t *p)
         return take_open(s, p);
     case DPC_OP_CLOSE:
         return take_close(s, p);
+    case DPC_OP_COPY:
+        return take_copy(s, p);
     default:
         return take_slots_fixed(s, p);
     }

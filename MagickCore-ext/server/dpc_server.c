@@ -724,7 +724,8 @@ size_t dpc_server_stats_json(const struct dpc_server *s, char *buf,
 
     dpc_server_get_stats(s, &st);
     n = snprintf(buf, len,
-                 "{\"caches_open\":%llu,\"bytes_ram\":%llu,"
+                 "{\"native_copy\":true,"
+                 "\"caches_open\":%llu,\"bytes_ram\":%llu,"
                  "\"bytes_spilled\":%llu,\"memory_budget\":%llu,"
                  "\"disk_budget\":%llu,\"clients_connected\":%llu,"
                  "\"unauthenticated_clients\":%llu,"

@@ -476,7 +476,8 @@ static void link_partial_replies_test(void **state)
         assert_int_equal(region[r * 100 + 64], 0xee);
     if (dpc_link_status(l, &json, err, sizeof(err)) < 0)
         fail_msg("status: %s", err);
-    assert_string_equal(json, "{\"fake\":true,\"calls\":1}");
+    assert_string_equal(json, "{\"native_copy\":true,\"fake\":true,"
+                              "\"calls\":1}");
     free(json);
     dpc_link_free(l);
     nh_stop(&h);

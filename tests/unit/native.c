@@ -438,6 +438,78 @@ static void native_put_get_test(void **state)
     finish(&h);
 }
 
+static void send_copy(struct harness *h, uint32_t id, uint64_t src,
+                      uint64_t dst, uint32_t len)
+{
+    uint8_t m[DPC_WIRE_HDR_LEN + 16];
+
+    req_hdr(m, DPC_OP_COPY, id, len);
+    dpc_put_be64(m + 16, src);
+    dpc_put_be64(m + 24, dst);
+    client_send(h, m, DPC_WIRE_HDR_LEN + (len < 16 ? len : 16));
+}
+
+/* COPY: every slot of one cache into another of its shape, read back by
+ * GET; caches of another shape, or the same one, refused with a reason
+ * and the connection going on; an unknown handle or a body of another
+ * length rejected. */
+static void native_copy_test(void **state)
+{
+    struct harness h;
+    uint64_t put_slots[3] = { 4, 0, 9 }, get_slots[3] = { 0, 4, 9 };
+    uint8_t data[3 * SLOT], *m;
+    uint64_t a, b, c;
+    uint32_t n;
+    size_t len;
+
+    (void)state;
+    start_authenticated(&h, BUDGET);
+    a = open_ok(&h, 1, 10);
+    b = open_ok(&h, 2, 10);
+    c = open_ok(&h, 3, 11);
+    fill(data, sizeof(data), 5);
+    m = slots_msg(DPC_OP_PUT, 4, a, 3, put_slots, data, &len);
+    client_send(&h, m, len);
+    free(m);
+    assert_int_equal(expect_reply(&h, DPC_OP_PUT, 4, DPC_WS_OK), 0);
+    send_copy(&h, 5, a, b, 16);
+    assert_int_equal(expect_reply(&h, DPC_OP_COPY, 5, DPC_WS_OK), 0);
+    m = slots_msg(DPC_OP_GET, 6, b, 3, get_slots, NULL, &len);
+    client_send(&h, m, len);
+    free(m);
+    assert_int_equal(expect_reply(&h, DPC_OP_GET, 6, DPC_WS_OK), 3 * SLOT);
+    assert_memory_equal(h.out.p, data + SLOT, SLOT);            /* 0 */
+    assert_memory_equal(h.out.p + SLOT, data, SLOT);            /* 4 */
+    assert_memory_equal(h.out.p + 2 * SLOT, data + 2 * SLOT, SLOT);
+    buf_take(&h.out, 3 * SLOT);
+    assert_contains(h.trace, "COPY 640 bytes");
+    for (int i = 0; i < 2; i++) {
+        send_copy(&h, 7, a, i == 0 ? c : a, 16);
+        n = expect_reply(&h, DPC_OP_COPY, 7, DPC_WS_REFUSED);
+        assert_true(n > 0 && h.out.len == n);
+        assert_memory_equal(h.out.p, "copy between caches of other shapes",
+                            n);
+        buf_take(&h.out, n);
+        assert_int_equal(dpc_native_state(h.s), DPC_NAT_HEADER);
+    }
+    send_close(&h, 8, c);
+    assert_int_equal(expect_reply(&h, DPC_OP_CLOSE, 8, DPC_WS_OK), 0);
+    send_copy(&h, 9, a, c, 16);
+    expect_rejected(&h, DPC_OP_COPY, 9, "unknown cache handle 3");
+    finish(&h);
+    start_authenticated(&h, BUDGET);
+    a = open_ok(&h, 1, 10);
+    send_copy(&h, 2, a, a, 8);
+    expect_rejected(&h, DPC_OP_COPY, 2, "too short for operation 6");
+    finish(&h);
+    start_authenticated(&h, BUDGET);
+    a = open_ok(&h, 1, 10);
+    b = open_ok(&h, 2, 10);
+    send_copy(&h, 3, a, b, 24);
+    expect_rejected(&h, DPC_OP_COPY, 3, "body of 24 bytes for operation 6");
+    finish(&h);
+}
+
 /* Feeding each step exactly what it wants shows every state in turn:
  * HEADER, FIXED, SLOTS, PUT_DATA (until the last tile byte), HEADER;
  * then for a GET, REPLY until its last byte is sent. */
@@ -981,6 +1053,7 @@ int main(void)
         cmocka_unit_test(native_proof_wrong_test),
         cmocka_unit_test(native_open_test),
         cmocka_unit_test(native_put_get_test),
+        cmocka_unit_test(native_copy_test),
         cmocka_unit_test(native_every_state_test),
         cmocka_unit_test(native_bytewise_test),
         cmocka_unit_test(native_input_span_test),

@@ -65,6 +65,7 @@ struct nativehost {
     int held_ok;                /* hold_bytes arrived before any reply */
     int closed_early;           /* close_after or drop_after fired: __atomic */
     int status_calls;
+    int no_copy;                /* status says nothing of COPY (set first) */
 };
 
 static size_t nh_status(void *arg, char *buf, size_t len)
@@ -72,7 +73,8 @@ static size_t nh_status(void *arg, char *buf, size_t len)
     struct nativehost *h = arg;
 
     h->status_calls++;
-    return (size_t)snprintf(buf, len, "{\"fake\":true,\"calls\":%d}",
+    return (size_t)snprintf(buf, len, "{%s\"fake\":true,\"calls\":%d}",
+                            h->no_copy ? "" : "\"native_copy\":true,",
                             h->status_calls);
 }
 

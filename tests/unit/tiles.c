@@ -12,7 +12,8 @@
  * evict.  Covers: tiles never written read as zero without a fetch;
  * eviction write-back, then reads served by fetches; regions running past
  * the right edge; zeros written over tiles never written costing
- * nothing; the direct path for large regions; an index plane
+ * nothing; clones made on the hosts (COPY) and when they are refused;
+ * the direct path for large regions; an index plane
  * sharing the slot; a host closing mid-batch (an error, no crash, and no
  * tile of the failed round served afterwards); concurrent lock-free
  * readers beside a writer holding the caller's lock; two tile caches in
@@ -284,6 +285,89 @@ static void tiles_zero_clear_test(void **state)
     write_region(&f, 0, 10, 10, 2, 2, 3);
     check_all(&f, 0);
     teardown(&f);
+}
+
+/* A second tile cache like f->t's (cfg: tile size tw x th). */
+static struct dpc_tiles *open_like(struct fixture *f, uint32_t tw,
+                                   uint32_t th)
+{
+    struct dpc_tiles_cfg cfg = { .columns = COLS, .rows = ROWS,
+                                 .bpp = { BPP, 0 }, .tile_w = tw,
+                                 .tile_h = th, .cache_bytes = 1,
+                                 .links = f->link, .nlinks = HOSTS };
+    char err[DPC_ERRLEN] = "";
+    struct dpc_tiles *t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
+
+    if (t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+    return t;
+}
+
+/* A clone made on the hosts (COPY): the copy reads as the original did,
+ * dirty tiles of the original included, with nothing fetched for the
+ * copy; writes to either leave the other as it was.  Refused, with
+ * nothing changed, for another tile size, a copy already written to, and
+ * a host whose status says nothing of COPY; the links go on serving. */
+static void tiles_clone_test(void **state)
+{
+    struct fixture f;
+    static uint8_t orig[COLS * ROWS * BPP];
+    struct dpc_tiles *src, *dst;
+    char err[DPC_ERRLEN] = "";
+    unsigned seed = 1;
+
+    (void)state;
+    setup(&f, 0);
+    for (uint64_t y = 0; y < ROWS; y += 3)          /* some stay dirty */
+        for (uint64_t x = 0; x < COLS; x += 7)
+            write_region(&f, 0, x, y, 5, 2, seed++);
+    src = f.t;
+    dst = open_like(&f, TW, TH);
+    assert_int_equal(dpc_tiles_clone(dst, src, err, sizeof(err)), 0);
+    f.t = dst;
+    assert_int_equal(stats(&f).cloned, 1);
+    check_all(&f, 0);
+    memcpy(orig, f.model, sizeof(orig));
+    write_region(&f, 0, 2, 2, 20, 10, seed++);      /* the copy changes */
+    check_all(&f, 0);
+    assert_int_equal(dpc_tiles_close(dst, err, sizeof(err)), 0);
+    f.t = src;
+    memcpy(f.model, orig, sizeof(orig));            /* not the original */
+    check_all(&f, 0);
+    /* refused: another tile size; a copy written to */
+    dst = open_like(&f, 8, 4);
+    assert_int_equal(dpc_tiles_clone(dst, src, err, sizeof(err)),
+                     -DPC_E_REFUSED);
+    assert_contains(err, "layout");
+    assert_int_equal(dpc_tiles_close(dst, err, sizeof(err)), 0);
+    dst = open_like(&f, TW, TH);
+    assert_int_equal(dpc_tiles_write(dst, 0, 0, 0, 1, 1, orig, err,
+                                     sizeof(err)), 0);
+    assert_int_equal(dpc_tiles_clone(dst, src, err, sizeof(err)),
+                     -DPC_E_REFUSED);
+    assert_int_equal(dpc_tiles_close(dst, err, sizeof(err)), 0);
+    check_all(&f, 0);
+    teardown(&f);
+    /* hosts whose status says nothing of COPY: asked once, then refused */
+    memset(&f, 0, sizeof(f));
+    for (int i = 0; i < HOSTS; i++) {
+        memcpy(f.host[i].key, key, sizeof(key));
+        f.host[i].no_copy = 1;
+        nh_start(&f.host[i]);
+        f.link[i] = nh_connect(&f.host[i]);
+    }
+    f.t = open_like(&f, TW, TH);
+    write_region(&f, 0, 0, 0, COLS, ROWS, seed++);
+    dst = open_like(&f, TW, TH);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(dpc_tiles_clone(dst, f.t, err, sizeof(err)),
+                         -DPC_E_REFUSED);
+        assert_contains(err, "older than COPY");
+    }
+    assert_int_equal(dpc_tiles_close(dst, err, sizeof(err)), 0);
+    check_all(&f, 0);
+    teardown(&f);
+    assert_int_equal(f.host[0].status_calls, 1);
 }
 
 /* A column read pixel by pixel, as MagickCore reads one reaching past the
@@ -1071,6 +1155,7 @@ int main(void)
         cmocka_unit_test(tiles_unwritten_read_zero_test),
         cmocka_unit_test(tiles_eviction_writeback_test),
         cmocka_unit_test(tiles_zero_clear_test),
+        cmocka_unit_test(tiles_clone_test),
         cmocka_unit_test(tiles_column_scan_test),
         cmocka_unit_test(tiles_region_wraps_test),
         cmocka_unit_test(tiles_direct_path_test),

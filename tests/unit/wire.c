@@ -89,11 +89,11 @@ static void wire_decode_unknown_op_test(void **state)
     memcpy(p, hdr_bytes, sizeof(p));
     p[1] = 0;
     expect_reject(p, "unknown operation 0");
-    p[1] = DPC_OP_STATUS + 1;
-    expect_reject(p, "unknown operation 6");
+    p[1] = DPC_OP_COPY + 1;
+    expect_reject(p, "unknown operation 7");
     p[1] = 255;
     expect_reject(p, "unknown operation 255");
-    for (uint8_t op = DPC_OP_OPEN; op <= DPC_OP_STATUS; op++) {
+    for (uint8_t op = DPC_OP_OPEN; op <= DPC_OP_COPY; op++) {
         p[1] = op;
         assert_int_equal(dpc_wire_decode_hdr(p, &h, NULL, 0), 0);
         assert_int_equal(h.op, op);

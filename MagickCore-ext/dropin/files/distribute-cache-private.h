@@ -82,6 +82,7 @@ struct _CacheInfo;
 extern MagickPrivate MagickBooleanType
   AcquireMemoryPixelCache(const Image *,struct _CacheInfo *,
     const MagickBooleanType),
+  CloneDistributePixelCache(DistributeCacheInfo *,DistributeCacheInfo *),
   IsPixelCacheTier(const Image *,const char *),
   OpenDistributePixelCache(DistributeCacheInfo *,Image *),
   RelinquishDistributePixelCache(DistributeCacheInfo *),

@@ -1355,6 +1355,64 @@ MagickPrivate MagickOffsetType WriteDistributePixelCachePixels(
 %                                                                             %
 %                                                                             %
 %                                                                             %
++   C l o n e D i s t r i b u t e P i x e l C a c h e                         %
+%                                                                             %
+%                                                                             %
+%                                                                             %
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%
+%  CloneDistributePixelCache() makes clone_info's cache, opened and not yet
+%  written, a copy of server_info's on the hosts themselves: no pixel
+%  crosses the network (ImageMagick clones a pixel cache before most
+%  operations write a new image).  It returns MagickFalse when that cannot
+%  be done (other hosts or tiles, a host lost or older than the copy); the
+%  caller then copies the pixels row by row as for any other cache.
+%
+%  The format of the CloneDistributePixelCache method is:
+%
+%      MagickBooleanType CloneDistributePixelCache(
+%        DistributeCacheInfo *clone_info,DistributeCacheInfo *server_info)
+%
+%  A description of each parameter follows:
+%
+%    o clone_info: the copy's distributed cache info.
+%
+%    o server_info: the original's.
+%
+*/
+MagickPrivate MagickBooleanType CloneDistributePixelCache(
+  DistributeCacheInfo *clone_info,DistributeCacheInfo *server_info)
+{
+  char
+    error[DPC_ERRLEN];
+
+  int
+    status;
+
+  if ((clone_info == (DistributeCacheInfo *) NULL) ||
+      (server_info == (DistributeCacheInfo *) NULL) ||
+      (clone_info == server_info) ||
+      (clone_info->tiles == (struct dpc_tiles *) NULL) ||
+      (server_info->tiles == (struct dpc_tiles *) NULL))
+    return(MagickFalse);
+  (void) pthread_mutex_lock((pthread_mutex_t *) server_info->lock);
+  (void) pthread_mutex_lock((pthread_mutex_t *) clone_info->lock);
+  status=dpc_tiles_clone(clone_info->tiles,server_info->tiles,error,
+    sizeof(error));
+  (void) pthread_mutex_unlock((pthread_mutex_t *) clone_info->lock);
+  (void) pthread_mutex_unlock((pthread_mutex_t *) server_info->lock);
+  if (server_info->debug != MagickFalse)
+    (void) LogMagickEvent(CacheEvent,GetMagickModule(),status == 0 ?
+      "magick-dpc: cloned on the hosts" : "magick-dpc: clone row by row: %s",
+      error);
+  return(status == 0 ? MagickTrue : MagickFalse);
+}
+
+/*
+%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%
+%                                                                             %
+%                                                                             %
+%                                                                             %
 +   R e l i n q u i s h D i s t r i b u t e P i x e l C a c h e               %
 %                                                                             %
 %                                                                             %
@@ -1396,12 +1454,14 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
         "%.20g written back, %.20g zero-filled, %.20g direct, "
         "%.20g round trips, %.20g host(s) lost, %.20g failovers, "
-        "%.20g copies made again, %.20g host(s) rejoined",
+        "%.20g copies made again, %.20g host(s) rejoined, %.20g cloned on "
+        "the hosts",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
         (double) stats.direct,(double) stats.round_trips,
         (double) stats.hosts_lost,(double) stats.failovers,
-        (double) stats.recopied,(double) stats.rejoined);
+        (double) stats.recopied,(double) stats.rejoined,
+        (double) stats.cloned);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
   server_info->tiles=(struct dpc_tiles *) NULL;
