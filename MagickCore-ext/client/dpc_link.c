@@ -846,7 +846,9 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
                   size_t errlen)
 {
-    uint8_t req[16];
+    uint8_t req[DPC_WIRE_HDR_LEN + 16];
+    struct pending *p = NULL;
+    struct iovec iov;
     char *json;
     int rc;
 
@@ -859,10 +861,13 @@ int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
     if (l->copy_ok < 0)
         return dpc_errc(err, errlen, DPC_E_REFUSED, "%s: the server is "
                         "older than COPY", l->name);
-    dpc_put_be64(req, src);
-    dpc_put_be64(req + 8, dst);
-    return sync_request(l, DPC_OP_COPY, req, sizeof(req), NULL, 0, err,
-                        errlen);
+    if ((rc = enqueue(l, DPC_OP_COPY, &p, err, errlen)) < 0)
+        return rc;
+    header(req, p, 16);
+    dpc_put_be64(req + DPC_WIRE_HDR_LEN, src);
+    dpc_put_be64(req + DPC_WIRE_HDR_LEN + 8, dst);
+    iov = (struct iovec){ req, sizeof(req) };
+    return xmit(l, &iov, 1, err, errlen);
 }
 
 int dpc_link_status(struct dpc_link *l, char **json, char *err, size_t errlen)

@@ -87,10 +87,11 @@ int dpc_link_open(struct dpc_link *l, uint32_t slot_bytes, uint64_t slots,
                   uint64_t *handle, char *err, size_t errlen);
 int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
                          size_t errlen);
-/* Synchronous: every slot of cache src into cache dst, on the host (both
- * opened on this link, of one shape).  -DPC_E_REFUSED when the host
- * declined (its reason in err; the link goes on), or when it is older
- * than COPY: asked once per link, by its status, before a first COPY. */
+/* Queues a COPY of every slot of cache src into cache dst, on the host
+ * (both opened on this link, of one shape); dpc_link_wait() then fails
+ * with DPC_E_REFUSED when the host declined (its reason in err; the link
+ * goes on).  -DPC_E_REFUSED at once when the host is older than COPY:
+ * asked once per link, by a synchronous status, before a first COPY. */
 int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
                   size_t errlen);
 /* Synchronous: the server's status JSON; the caller frees *json. */

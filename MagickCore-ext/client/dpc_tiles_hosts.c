@@ -835,6 +835,12 @@ int dpc_tiles_clone(struct dpc_tiles *dst, struct dpc_tiles *src, char *err,
     for (size_t h = 0; h < src->cfg.nlinks && rc == 0; h++)
         rc = dpc_link_copy(src->links[h], src->handles[h], dst->handles[h],
                            err, errlen);
+    /* every host copies at once; then the replies */
+    for (size_t h = 0; h < src->cfg.nlinks; h++) {
+        int w = dpc_link_wait(src->links[h], err, errlen);
+
+        rc = rc < 0 ? rc : w;
+    }
     dpc_tiles_hosts_unlock(src);
     if (rc < 0)
         return rc;
