@@ -40,6 +40,7 @@ struct batch {
 
 #define DPC_TILES_SCANS 8        /* scans the read-ahead tells apart */
 #define DPC_TILES_AHEAD_MAX 64   /* bands one read-ahead fetches at most */
+#define DPC_TILES_NEAR 1         /* tiles around a fetch that starts no scan */
 
 struct dpc_tiles {
     struct dpc_tiles_cfg cfg;
@@ -55,6 +56,8 @@ struct dpc_tiles {
     uint8_t *mem;
     int32_t *where;             /* tile -> entry, NONE when not resident */
     uint8_t *written;           /* bitmap: the tile exists on its host */
+    uint8_t *unread;            /* bitmap: sent to its hosts and not
+                                 * fetched since (the read-ahead's hint) */
     int32_t head, tail;
     uint32_t stamp;
     struct batch *puts, *gets;  /* one per virtual host (below) */
@@ -66,6 +69,7 @@ struct dpc_tiles {
     uint32_t nzero;
     int32_t *admitted;          /* entries (re)assigned by this batch */
     uint32_t nadmitted;
+    uint32_t demanded;          /* the batch's tiles before its read-ahead */
     int32_t *fetched;           /* entries this batch fetches, in stage order */
     uint32_t nfetched;
     uint8_t *stage;             /* where their bytes arrive */
@@ -123,6 +127,19 @@ static inline int is_written(const struct dpc_tiles *t, uint64_t tile)
 static inline void set_written(struct dpc_tiles *t, uint64_t tile)
 {
     t->written[tile / 8] |= (uint8_t)(1u << (tile % 8));
+}
+
+static inline int is_unread(const struct dpc_tiles *t, uint64_t tile)
+{
+    return (t->unread[tile / 8] >> (tile % 8)) & 1;
+}
+
+static inline void set_unread(struct dpc_tiles *t, uint64_t tile, int on)
+{
+    if (on)
+        t->unread[tile / 8] |= (uint8_t)(1u << (tile % 8));
+    else
+        t->unread[tile / 8] &= (uint8_t)~(1u << (tile % 8));
 }
 
 /* Locks (unlocks) every distinct link, in address order (links may be

@@ -156,6 +156,7 @@ static void free_all(struct dpc_tiles *t)
     free(t->mem);
     free(t->where);
     free(t->written);
+    free(t->unread);
     free(t->direct);
     free(t);
 }
@@ -231,6 +232,7 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     t->mem = malloc((size_t)t->nent * t->slot_bytes);
     t->where = malloc(t->ntiles * sizeof(*t->where));
     t->written = calloc((t->ntiles + 7) / 8, 1);
+    t->unread = calloc((t->ntiles + 7) / 8, 1);
     t->list = malloc(t->nent * sizeof(*t->list));
     t->direct = malloc(t->nent * sizeof(*t->direct));
     t->nofetch = malloc(t->nent);
@@ -238,7 +240,7 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     t->admitted = malloc(t->nent * sizeof(*t->admitted));
     t->fetched = malloc(t->nent * sizeof(*t->fetched));
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
-        !t->written || !t->list || !t->direct || !t->nofetch || !t->zero ||
+        !t->written || !t->unread || !t->list || !t->direct || !t->nofetch || !t->zero ||
         !t->admitted || !t->fetched ||
         dpc_tiles_hosts_alloc(t) < 0) {
         rc = dpc_errc(err, errlen, DPC_E_NOMEM,
@@ -309,6 +311,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
 
         if (t->ent[e].dirty) {
             dpc_tiles_hosts_put(t, t->puts, old, entry_mem(t, e));
+            set_unread(t, (uint64_t)old, 1);
             t->st.written_back++;
             *flush = 1;
         }
@@ -317,7 +320,10 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     set_tile(t, e, tile);
     t->ent[e].dirty = 0;
     t->ent[e].stamp = t->stamp;
-    __atomic_store_n(&t->ent[e].referenced, 0, __ATOMIC_RELAXED);
+    /* read ahead: kept through one victim search, as if hit, so it is
+     * there when the walk reaches it */
+    __atomic_store_n(&t->ent[e].referenced, i >= t->demanded,
+                     __ATOMIC_RELAXED);
     set_where(t, tile, e);
     touch(t, e);
     t->ent[e].pending = t->nofetch[i];
@@ -328,6 +334,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     } else if (!t->nofetch[i]) {
         dpc_tiles_hosts_get(t, t->gets, tile,
                             t->stage + (size_t)t->nfetched * t->slot_bytes);
+        set_unread(t, (uint64_t)tile, 0);
         t->fetched[t->nfetched++] = e;
         t->st.fetched++;
         *fetch = 1;
@@ -530,6 +537,41 @@ static struct dpc_tiles_scan *scan_of(struct dpc_tiles *t, int rowwise,
     return s;
 }
 
+/* The tiles around band [tx0,tx1] x [ty0,ty1], DPC_TILES_NEAR deep, that
+ * were sent to the hosts and not read since, added to a fetch that starts
+ * no scan (the small reads of a resampling walking the image along a
+ * slant, where the next band down is seldom the only tile needed next):
+ * the tiles ahead of such a walk come in the same round, those behind it,
+ * read already, do not.  Leaves out the band read_ahead() adds (the next
+ * one along the scan's direction), and stops at half the cache. */
+static uint32_t add_near(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
+                         uint64_t tx1, uint64_t ty0, uint64_t ty1,
+                         int rowwise)
+{
+    uint64_t x0 = tx0 >= DPC_TILES_NEAR ? tx0 - DPC_TILES_NEAR : 0;
+    uint64_t y0 = ty0 >= DPC_TILES_NEAR ? ty0 - DPC_TILES_NEAR : 0;
+    uint64_t x1 = tx1 + DPC_TILES_NEAR < t->tx_n ? tx1 + DPC_TILES_NEAR
+                                                 : t->tx_n - 1;
+    uint64_t y1 = ty1 + DPC_TILES_NEAR < t->ty_n ? ty1 + DPC_TILES_NEAR
+                                                 : t->ty_n - 1;
+    uint32_t cap = t->nent / 2;
+
+    for (uint64_t ty = y0; ty <= y1; ty++)
+        for (uint64_t tx = x0; tx <= x1 && n < cap; tx++) {
+            uint64_t tile = ty * t->tx_n + tx;
+            int in_band = tx >= tx0 && tx <= tx1 && ty >= ty0 && ty <= ty1;
+            int next_band = rowwise ? ty == ty1 + 1 && tx >= tx0 && tx <= tx1
+                                    : tx == tx1 + 1 && ty >= ty0 && ty <= ty1;
+
+            if (!in_band && !next_band && t->where[tile] == NONE &&
+                is_written(t, tile) && is_unread(t, tile)) {
+                t->nofetch[n] = 0;
+                t->list[n++] = (int64_t)tile;
+            }
+        }
+    return n;
+}
+
 /* Read-ahead, when a fetch is due anyway: the next band in the direction
  * of access, and twice as many bands each time a scan comes back for the
  * band its last read-ahead ended before (a thread walking down a column
@@ -538,13 +580,12 @@ static struct dpc_tiles_scan *scan_of(struct dpc_tiles *t, int rowwise,
  * a scan costs a few round trips, not one for every other tile. */
 static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
                            uint64_t tx1, uint64_t ty0, uint64_t ty1,
-                           int rowwise)
+                           int rowwise, int near)
 {
     uint64_t lo = rowwise ? tx0 : ty0, hi = rowwise ? tx1 : ty1;
     uint64_t first = rowwise ? ty0 : tx0, last = rowwise ? ty1 : tx1;
     uint64_t end = rowwise ? t->ty_n : t->tx_n, span = hi - lo + 1;
-    uint64_t room = t->nent / 2 > n ? (t->nent / 2 - n) / span : 0;
-    uint64_t bands;
+    uint64_t room, bands;
     struct dpc_tiles_scan *s;
     uint32_t need = 0;
     int continued;
@@ -552,9 +593,14 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     for (uint32_t i = 0; i < n; i++)
         need |= t->where[t->list[i]] == NONE &&
                 is_written(t, (uint64_t)t->list[i]);
-    if (!need || last + 1 >= end)
+    if (!need)
         return n;
+    if (last + 1 >= end)
+        return near ? add_near(t, n, tx0, tx1, ty0, ty1, rowwise) : n;
     s = scan_of(t, rowwise, lo, hi, first, &continued);
+    if (!continued && near)
+        n = add_near(t, n, tx0, tx1, ty0, ty1, rowwise);
+    room = t->nent / 2 > n ? (t->nent / 2 - n) / span : 0;
     bands = continued ? (uint64_t)s->depth * 2 : 1;
     if (bands > DPC_TILES_AHEAD_MAX)
         bands = DPC_TILES_AHEAD_MAX;
@@ -671,6 +717,7 @@ static int direct_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
         } else {
             dpc_tiles_hosts_get(t, b, tile, p);
         }
+        set_unread(t, (uint64_t)tile, write);
         t->st.direct++;
         any = 1;
     }
@@ -693,6 +740,10 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     uint64_t ty0 = y / t->cfg.tile_h, ty1 = (y + h - 1) / t->cfg.tile_h;
     uint64_t max = t->nent / 2 > 0 ? t->nent / 2 : 1;
     int whole = (tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= max, rc;
+    /* Room for three lines of tiles across the image (the lines two
+     * threads walk, and the tiles ahead of them): only then does a read
+     * fetch the tiles around it and keep what it reads ahead. */
+    int roomy = t->nent >= 3 * (t->tx_n + t->ty_n);
 
     /* Fast path: a region inside one resident tile (the common case of
      * the small reads behind interpolation and convolution). */
@@ -722,7 +773,10 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                 for (uint32_t i = 0; i < n; i++)
                     t->nofetch[i] = covers(t, plane, t->list[i], x, y, w, h);
             else if (t->ndirect == 0)
-                m = read_ahead(t, n, tx, bx1, by0, by1, w >= h);
+                m = read_ahead(t, n, tx, bx1, by0, by1, w >= h,
+                               roomy && w > 1 && w >= h && bx1 - tx < 2 &&
+                                   by1 - by0 < 2);
+            t->demanded = roomy ? n : m;
             if (m > 0 && (rc = ensure(t, m, err, errlen)) < 0)
                 return rc;
             for (uint32_t i = 0; i < n; i++)
@@ -922,6 +976,7 @@ int dpc_tiles_flush(struct dpc_tiles *t, char *err, size_t errlen)
             continue;
         dpc_tiles_hosts_put(t, t->puts, x->tile,
                             entry_mem(t, (int32_t)e));
+        set_unread(t, (uint64_t)x->tile, 1);
         x->dirty = 0;
         t->st.written_back++;
         any = 1;
