@@ -100,8 +100,12 @@ same_run() {
             same_pixels "$WORK/mem/$f" "$WORK/dpc/$f"
         done
     fi
-    [ "$opens" -gt 0 ] && [ "$bytes" -gt 0 ]
+    [ "$opens" -gt 0 ] && { [ "$bytes" -gt 0 ] || [ -n "$NO_PIXELS_SENT" ]; }
 }
+# stream hands each row to the caller; the pixel cache it opens receives
+# only the zeros ImageMagick clears an image with, which the drop-in does
+# not send (a tile never written reads as zeros)
+NO_PIXELS_SENT=
 
 check "identify -format: signature and statistics" same_run identify - \
     -format '%# %[mean] %[standard-deviation] %[max] %k\n' ../a.miff ../b.miff
@@ -129,7 +133,9 @@ check "compare -metric RMSE -subimage-search" same_run compare \
     'search.miff[0],search.miff[1]' -metric RMSE -subimage-search \
     ../small.miff '../small.miff[60x45+50+40]' search.miff
 stream_same() {
+    NO_PIXELS_SENT=1
     same_run stream - -map rgb -storage-type char ../a.miff a.rgb
+    NO_PIXELS_SENT=
     cmp "$WORK/mem/a.rgb" "$WORK/dpc/a.rgb"
 }
 check "stream -map rgb -storage-type char" stream_same
@@ -138,8 +144,10 @@ check "stream -map rgb -storage-type char" stream_same
 # cache; heap contents through any distributed one: under MALLOC_PERTURB_
 # the stock client differs from memory there too).
 stream_extract() {
+    NO_PIXELS_SENT=1
     same_run stream - -map rgb -storage-type short -extract 100x60+150+100 \
         ../a.miff part.rgb
+    NO_PIXELS_SENT=
     cmp "$WORK/mem/part.rgb" "$WORK/dpc/part.rgb"
 }
 check "stream -extract 100x60+150+100" stream_extract
