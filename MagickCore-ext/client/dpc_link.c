@@ -795,25 +795,36 @@ int dpc_link_wait_keep(struct dpc_link *l, size_t keep, char *err,
     return 0;
 }
 
-/* Sends a request whose reply body (if any) lands in body. */
-static int sync_request(struct dpc_link *l, uint8_t op, const uint8_t *req,
-                        uint32_t len, uint8_t *body, size_t cap, char *err,
-                        size_t errlen)
+/* Queues and sends a request whose reply body (if any) will land in
+ * body. */
+static int queue_request(struct dpc_link *l, uint8_t op, const uint8_t *req,
+                         uint32_t len, uint8_t *body, size_t cap, char *err,
+                         size_t errlen)
 {
     uint8_t hdr[DPC_WIRE_HDR_LEN];
     struct iovec iov[2];
     struct pending *p = NULL;
     int rc;
 
-    if ((rc = dpc_link_wait(l, err, errlen)) < 0 ||
-        (rc = enqueue(l, op, &p, err, errlen)) < 0)
+    if ((rc = enqueue(l, op, &p, err, errlen)) < 0)
         return rc;
     p->body = body;
     p->body_cap = cap;
     header(hdr, p, len);
     iov[0] = (struct iovec){ hdr, sizeof(hdr) };
     iov[1] = (struct iovec){ (void *)req, len };
-    if ((rc = xmit(l, iov, len ? 2 : 1, err, errlen)) < 0)
+    return xmit(l, iov, len ? 2 : 1, err, errlen);
+}
+
+/* The same, alone on the link: every earlier reply first, then its own. */
+static int sync_request(struct dpc_link *l, uint8_t op, const uint8_t *req,
+                        uint32_t len, uint8_t *body, size_t cap, char *err,
+                        size_t errlen)
+{
+    int rc;
+
+    if ((rc = dpc_link_wait(l, err, errlen)) < 0 ||
+        (rc = queue_request(l, op, req, len, body, cap, err, errlen)) < 0)
         return rc;
     return dpc_link_wait(l, err, errlen);
 }
@@ -846,9 +857,7 @@ int dpc_link_close_cache(struct dpc_link *l, uint64_t handle, char *err,
 int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
                   size_t errlen)
 {
-    uint8_t req[DPC_WIRE_HDR_LEN + 16];
-    struct pending *p = NULL;
-    struct iovec iov;
+    uint8_t req[16];
     char *json;
     int rc;
 
@@ -861,13 +870,10 @@ int dpc_link_copy(struct dpc_link *l, uint64_t src, uint64_t dst, char *err,
     if (l->copy_ok < 0)
         return dpc_errc(err, errlen, DPC_E_REFUSED, "%s: the server is "
                         "older than COPY", l->name);
-    if ((rc = enqueue(l, DPC_OP_COPY, &p, err, errlen)) < 0)
-        return rc;
-    header(req, p, 16);
-    dpc_put_be64(req + DPC_WIRE_HDR_LEN, src);
-    dpc_put_be64(req + DPC_WIRE_HDR_LEN + 8, dst);
-    iov = (struct iovec){ req, sizeof(req) };
-    return xmit(l, &iov, 1, err, errlen);
+    dpc_put_be64(req, src);
+    dpc_put_be64(req + 8, dst);
+    return queue_request(l, DPC_OP_COPY, req, sizeof(req), NULL, 0, err,
+                         errlen);
 }
 
 int dpc_link_status(struct dpc_link *l, char **json, char *err, size_t errlen)

@@ -69,7 +69,6 @@ struct dpc_tiles {
     uint32_t nzero;
     int32_t *admitted;          /* entries (re)assigned by this batch */
     uint32_t nadmitted;
-    uint32_t demanded;          /* the batch's tiles before its read-ahead */
     int32_t *fetched;           /* entries this batch fetches, in stage order */
     uint32_t nfetched;
     uint8_t *stage;             /* where their bytes arrive */

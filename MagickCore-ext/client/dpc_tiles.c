@@ -240,8 +240,8 @@ struct dpc_tiles *dpc_tiles_open(const struct dpc_tiles_cfg *cfg,
     t->admitted = malloc(t->nent * sizeof(*t->admitted));
     t->fetched = malloc(t->nent * sizeof(*t->fetched));
     if (!t->links || !t->handles || !t->ent || !t->mem || !t->where ||
-        !t->written || !t->unread || !t->list || !t->direct || !t->nofetch || !t->zero ||
-        !t->admitted || !t->fetched ||
+        !t->written || !t->unread || !t->list || !t->direct ||
+        !t->nofetch || !t->zero || !t->admitted || !t->fetched ||
         dpc_tiles_hosts_alloc(t) < 0) {
         rc = dpc_errc(err, errlen, DPC_E_NOMEM,
                       "out of memory for a %u-tile cache", t->nent);
@@ -297,8 +297,11 @@ static int32_t victim(struct dpc_tiles *t)
 }
 
 /* Gives tile list[i] an entry: a victim's, written back first if dirty;
- * zero-filled, or queued for fetching. */
-static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
+ * zero-filled, or queued for fetching.  keep: it is read ahead, kept
+ * through one victim search as if hit, so it is there when the walk
+ * reaches it. */
+static void admit(struct dpc_tiles *t, uint32_t i, int keep, int *flush,
+                  int *fetch)
 {
     int64_t tile = t->list[i];
     int32_t e = victim(t);
@@ -320,10 +323,7 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     set_tile(t, e, tile);
     t->ent[e].dirty = 0;
     t->ent[e].stamp = t->stamp;
-    /* read ahead: kept through one victim search, as if hit, so it is
-     * there when the walk reaches it */
-    __atomic_store_n(&t->ent[e].referenced, i >= t->demanded,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&t->ent[e].referenced, (uint8_t)keep, __ATOMIC_RELAXED);
     set_where(t, tile, e);
     touch(t, e);
     t->ent[e].pending = t->nofetch[i];
@@ -341,6 +341,13 @@ static void admit(struct dpc_tiles *t, uint32_t i, int *flush, int *fetch)
     }
 }
 
+/* Zeroes the entries this batch admitted for tiles never written. */
+static void zero_fill(struct dpc_tiles *t)
+{
+    for (uint32_t i = 0; i < t->nzero; i++)
+        shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
+}
+
 /* One pipelined round: the fetches first (each host answers them before
  * it takes the write-backs queued behind, so a second copy's writes do
  * not delay them), then the write-backs, then every reply; then the
@@ -352,19 +359,15 @@ static int exchange(struct dpc_tiles *t, int flush, int fetch, char *err,
 {
     int rc;
 
-    if (!fetch) {
+    if (fetch)
+        rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL,
+                                   flush ? t->puts : NULL, err, errlen);
+    else
         rc = dpc_tiles_hosts_round(t, t->puts, 1, 0, NULL, NULL, err,
                                    errlen);
-        for (uint32_t i = 0; rc == 0 && i < t->nzero; i++)
-            shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
+    if (rc < 0)
         return rc;
-    }
-    if ((rc = dpc_tiles_hosts_round(t, t->gets, 0, 1, NULL,
-                                    flush ? t->puts : NULL, err,
-                                    errlen)) < 0)
-        return rc;
-    for (uint32_t i = 0; i < t->nzero; i++)
-        shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
+    zero_fill(t);
     for (uint32_t i = 0; i < t->nfetched; i++)
         shared_store(entry_mem(t, t->fetched[i]),
                      t->stage + (size_t)i * t->slot_bytes, t->slot_bytes);
@@ -390,8 +393,10 @@ static int stage_reserve(struct dpc_tiles *t, uint32_t n, char *err,
 }
 
 /* Makes the n tiles of t->list resident, pinned for this batch: one
- * pipelined round of write-backs and fetches.  n <= nent. */
-static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
+ * pipelined round of write-backs and fetches.  n <= nent; the tiles from
+ * keep_from on are read ahead, kept (admit).  */
+static int ensure(struct dpc_tiles *t, uint32_t n, uint32_t keep_from,
+                  char *err, size_t errlen)
 {
     int fetch = 0, flush = 0, rc;
     uint32_t missing = 0;
@@ -418,10 +423,9 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
         return rc;
     for (uint32_t i = 0; i < n; i++)
         if (t->where[t->list[i]] == NONE)
-            admit(t, i, &flush, &fetch);
+            admit(t, i, i >= keep_from, &flush, &fetch);
     if (!flush && !fetch) {
-        for (uint32_t i = 0; i < t->nzero; i++)
-            shared_zero(entry_mem(t, t->zero[i]), t->slot_bytes);
+        zero_fill(t);
         rc = 0;
     } else {
         dpc_tiles_hosts_lock(t);
@@ -453,26 +457,42 @@ static int ensure(struct dpc_tiles *t, uint32_t n, char *err, size_t errlen)
     return rc;
 }
 
+/* Tile `tile`'s part of region (x, y, w, h): columns [x0, x1) and rows
+ * [y0, y1) of the image; ox, oy: the tile's origin. */
+struct part {
+    uint64_t x0, x1, y0, y1, ox, oy;
+};
+
+static struct part part_of(const struct dpc_tiles *t, int64_t tile,
+                           uint64_t x, uint64_t y, uint64_t w, uint64_t h)
+{
+    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h;
+    uint64_t ox = (uint64_t)tile % t->tx_n * tw;
+    uint64_t oy = (uint64_t)tile / t->tx_n * th;
+
+    return (struct part){ .x0 = ox > x ? ox : x,
+                          .x1 = ox + tw < x + w ? ox + tw : x + w,
+                          .y0 = oy > y ? oy : y,
+                          .y1 = oy + th < y + h ? oy + th : y + h,
+                          .ox = ox, .oy = oy };
+}
+
 /* Copies between buf (the region) and tile `tile`'s part of it. */
 static void copy_tile(struct dpc_tiles *t, int plane, int64_t tile,
                       uint64_t x, uint64_t y, uint64_t w, uint64_t h,
                       uint8_t *buf, int write)
 {
-    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
-    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
-    uint64_t x0 = tx * tw > x ? tx * tw : x;
-    uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
-    uint64_t y0 = ty * th > y ? ty * th : y;
-    uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
+    uint32_t tw = t->cfg.tile_w, bpp = t->cfg.bpp[plane];
+    struct part a = part_of(t, tile, x, y, w, h);
     int32_t e = t->where[tile];
     uint8_t *base = entry_mem(t, e) + t->plane_off[plane];
-    size_t run = (size_t)(x1 - x0) * bpp;
+    size_t run = (size_t)(a.x1 - a.x0) * bpp;
 
     if (write && !t->ent[e].pending)
         seq_begin(t, e);
-    for (uint64_t r = y0; r < y1; r++) {
-        uint8_t *tp = base + ((r - ty * th) * tw + (x0 - tx * tw)) * bpp;
-        uint8_t *bp = buf + ((r - y) * w + (x0 - x)) * bpp;
+    for (uint64_t r = a.y0; r < a.y1; r++) {
+        uint8_t *tp = base + ((r - a.oy) * tw + (a.x0 - a.ox)) * bpp;
+        uint8_t *bp = buf + ((r - y) * w + (a.x0 - x)) * bpp;
 
         if (write)
             shared_store(tp, bp, run);
@@ -622,16 +642,12 @@ static int zero_part(const struct dpc_tiles *t, int plane, int64_t tile,
                      uint64_t x, uint64_t y, uint64_t w, uint64_t h,
                      const uint8_t *buf)
 {
-    uint32_t tw = t->cfg.tile_w, th = t->cfg.tile_h, bpp = t->cfg.bpp[plane];
-    uint64_t tx = (uint64_t)tile % t->tx_n, ty = (uint64_t)tile / t->tx_n;
-    uint64_t x0 = tx * tw > x ? tx * tw : x;
-    uint64_t x1 = (tx + 1) * tw < x + w ? (tx + 1) * tw : x + w;
-    uint64_t y0 = ty * th > y ? ty * th : y;
-    uint64_t y1 = (ty + 1) * th < y + h ? (ty + 1) * th : y + h;
-    size_t run = (size_t)(x1 - x0) * bpp;
+    uint32_t bpp = t->cfg.bpp[plane];
+    struct part a = part_of(t, tile, x, y, w, h);
+    size_t run = (size_t)(a.x1 - a.x0) * bpp;
 
-    for (uint64_t r = y0; r < y1; r++) {
-        const uint8_t *p = buf + ((r - y) * w + (x0 - x)) * bpp;
+    for (uint64_t r = a.y0; r < a.y1; r++) {
+        const uint8_t *p = buf + ((r - y) * w + (a.x0 - x)) * bpp;
 
         if (p[0] != 0 || memcmp(p, p + 1, run - 1) != 0)
             return 0;
@@ -776,8 +792,8 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
                 m = read_ahead(t, n, tx, bx1, by0, by1, w >= h,
                                roomy && w > 1 && w >= h && bx1 - tx < 2 &&
                                    by1 - by0 < 2);
-            t->demanded = roomy ? n : m;
-            if (m > 0 && (rc = ensure(t, m, err, errlen)) < 0)
+            if (m > 0 && (rc = ensure(t, m, roomy ? n : m, err,
+                                      errlen)) < 0)
                 return rc;
             for (uint32_t i = 0; i < n; i++)
                 copy_tile(t, plane, t->list[i], x, y, w, h, buf, write);

@@ -327,6 +327,7 @@ static size_t take_copy(struct dpc_native *s, const uint8_t *p)
 {
     struct native_cache *src = lookup(s, dpc_get_be64(p)), *dst;
     uint64_t size;
+    int refused = 1;
 
     if (src == NULL || (dst = lookup(s, dpc_get_be64(p + 8))) == NULL)
         return reject(s, FIXED_COPY);
@@ -342,7 +343,9 @@ static size_t take_copy(struct dpc_native *s, const uint8_t *p)
     else if (size > COPY_MAX)
         dpc_errf(s->err, sizeof(s->err), "copy of %llu bytes, more than "
                  "%llu at once", (unsigned long long)size, COPY_MAX);
-    if (s->err[0] != '\0') {
+    else
+        refused = 0;
+    if (refused) {
         trace(s, "COPY refused: %s", s->err);
         reply_error(s, DPC_WS_REFUSED);
         s->err[0] = '\0';          /* answered; the connection goes on */

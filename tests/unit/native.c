@@ -274,6 +274,18 @@ static uint8_t *slots_msg(uint8_t op, uint32_t id, uint64_t handle,
     return m;
 }
 
+/* Sends a whole PUT or GET (slots_msg) at once. */
+static void send_slots(struct harness *h, uint8_t op, uint32_t id,
+                       uint64_t handle, uint32_t count, const uint64_t *slots,
+                       const uint8_t *data)
+{
+    size_t len;
+    uint8_t *m = slots_msg(op, id, handle, count, slots, data, &len);
+
+    client_send(h, m, len);
+    free(m);
+}
+
 /* Takes one reply from the output and checks its header; returns its
  * body length (the body stays at the front of h->out).  Read field by
  * field: the reply to a header that failed to decode carries op 0, which
@@ -412,20 +424,15 @@ static void native_put_get_test(void **state)
 {
     struct harness h;
     uint64_t put_slots[3] = { 4, 0, 9 }, get_slots[4] = { 9, 1, 4, 0 };
-    uint8_t data[3 * SLOT], *m;
-    size_t len;
+    uint8_t data[3 * SLOT];
     uint64_t handle;
 
     start_authenticated(&h, BUDGET);
     handle = open_ok(&h, 1, 10);
     fill(data, sizeof(data), 3);
-    m = slots_msg(DPC_OP_PUT, 2, handle, 3, put_slots, data, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_PUT, 2, handle, 3, put_slots, data);
     assert_int_equal(expect_reply(&h, DPC_OP_PUT, 2, DPC_WS_OK), 0);
-    m = slots_msg(DPC_OP_GET, 3, handle, 4, get_slots, NULL, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_GET, 3, handle, 4, get_slots, NULL);
     assert_int_equal(expect_reply(&h, DPC_OP_GET, 3, DPC_WS_OK), 4 * SLOT);
     assert_memory_equal(h.out.p, data + 2 * SLOT, SLOT);        /* 9 */
     for (int i = 0; i < SLOT; i++)
@@ -457,10 +464,9 @@ static void native_copy_test(void **state)
 {
     struct harness h;
     uint64_t put_slots[3] = { 4, 0, 9 }, get_slots[3] = { 0, 4, 9 };
-    uint8_t data[3 * SLOT], *m;
+    uint8_t data[3 * SLOT];
     uint64_t a, b, c;
     uint32_t n;
-    size_t len;
 
     (void)state;
     start_authenticated(&h, BUDGET);
@@ -468,15 +474,11 @@ static void native_copy_test(void **state)
     b = open_ok(&h, 2, 10);
     c = open_ok(&h, 3, 11);
     fill(data, sizeof(data), 5);
-    m = slots_msg(DPC_OP_PUT, 4, a, 3, put_slots, data, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_PUT, 4, a, 3, put_slots, data);
     assert_int_equal(expect_reply(&h, DPC_OP_PUT, 4, DPC_WS_OK), 0);
     send_copy(&h, 5, a, b, 16);
     assert_int_equal(expect_reply(&h, DPC_OP_COPY, 5, DPC_WS_OK), 0);
-    m = slots_msg(DPC_OP_GET, 6, b, 3, get_slots, NULL, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_GET, 6, b, 3, get_slots, NULL);
     assert_int_equal(expect_reply(&h, DPC_OP_GET, 6, DPC_WS_OK), 3 * SLOT);
     assert_memory_equal(h.out.p, data + SLOT, SLOT);            /* 0 */
     assert_memory_equal(h.out.p + SLOT, data, SLOT);            /* 4 */
@@ -622,9 +624,7 @@ static void native_input_span_test(void **state)
     assert_null(dpc_native_input_span(h.s, &span));
     pump(&h);
     assert_int_equal(expect_reply(&h, DPC_OP_PUT, 2, DPC_WS_OK), 0);
-    m = slots_msg(DPC_OP_GET, 3, handle, 2, slots, NULL, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_GET, 3, handle, 2, slots, NULL);
     assert_int_equal(expect_reply(&h, DPC_OP_GET, 3, DPC_WS_OK), 2 * SLOT);
     assert_memory_equal(h.out.p, data, 2 * SLOT);
     finish(&h);
@@ -732,8 +732,7 @@ static void native_open_draining_test(void **state)
 {
     struct harness h;
     uint64_t slot = 2, handle;
-    uint8_t data[SLOT], *m;
-    size_t len;
+    uint8_t data[SLOT];
     uint32_t n;
 
     start_authenticated(&h, BUDGET);
@@ -749,13 +748,9 @@ static void native_open_draining_test(void **state)
     assert_string_equal(dpc_native_error(h.s), "");
     assert_contains(h.trace, "refused: draining");
     fill(data, sizeof(data), 5);
-    m = slots_msg(DPC_OP_PUT, 3, handle, 1, &slot, data, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_PUT, 3, handle, 1, &slot, data);
     assert_int_equal(expect_reply(&h, DPC_OP_PUT, 3, DPC_WS_OK), 0);
-    m = slots_msg(DPC_OP_GET, 4, handle, 1, &slot, NULL, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_GET, 4, handle, 1, &slot, NULL);
     assert_int_equal(expect_reply(&h, DPC_OP_GET, 4, DPC_WS_OK), SLOT);
     assert_memory_equal(h.out.p, data, SLOT);
     buf_take(&h.out, SLOT);
@@ -928,15 +923,12 @@ static void native_reject_unknown_handle_test(void **state)
         for (uint8_t op = DPC_OP_PUT; op <= DPC_OP_GET; op++) {
             struct harness h;
             uint64_t slot = 0;
-            uint8_t data[SLOT] = { 0 }, *m;
-            size_t len;
+            uint8_t data[SLOT] = { 0 };
             char why[64];
 
             start_authenticated(&h, BUDGET);
             (void)open_ok(&h, 1, 4);
-            m = slots_msg(op, 9, handles[i], 1, &slot, data, &len);
-            client_send(&h, m, len);
-            free(m);
+            send_slots(&h, op, 9, handles[i], 1, &slot, data);
             snprintf(why, sizeof(why), "unknown cache handle %llu",
                      (unsigned long long)handles[i]);
             expect_rejected(&h, op, 9, why);
@@ -987,15 +979,12 @@ static void native_reject_put_range_test(void **state)
 {
     struct harness h;
     uint64_t slots[2] = { 1, 9 }, handle;
-    uint8_t data[2 * SLOT] = { 0 }, *m;
-    size_t len;
+    uint8_t data[2 * SLOT] = { 0 };
     const struct dpc_session_counters *k;
 
     start_authenticated(&h, BUDGET);
     handle = open_ok(&h, 1, 4);
-    m = slots_msg(DPC_OP_PUT, 11, handle, 2, slots, data, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_PUT, 11, handle, 2, slots, data);
     expect_rejected(&h, DPC_OP_PUT, 11, "slot 9 of a 4-slot cache");
     k = dpc_native_counters(h.s);
     assert_int_equal(k->bytes_in, 0);
@@ -1010,19 +999,14 @@ static void native_counters_test(void **state)
 {
     struct harness h;
     uint64_t slots[2] = { 0, 1 }, handle;
-    uint8_t data[2 * SLOT], *m;
-    size_t len;
+    uint8_t data[2 * SLOT];
     const struct dpc_session_counters *k;
 
     start_authenticated(&h, BUDGET);
     handle = open_ok(&h, 1, 4);
     fill(data, sizeof(data), 1);
-    m = slots_msg(DPC_OP_PUT, 2, handle, 2, slots, data, &len);
-    client_send(&h, m, len);
-    free(m);
-    m = slots_msg(DPC_OP_GET, 3, handle, 1, slots, NULL, &len);
-    client_send(&h, m, len);
-    free(m);
+    send_slots(&h, DPC_OP_PUT, 2, handle, 2, slots, data);
+    send_slots(&h, DPC_OP_GET, 3, handle, 1, slots, NULL);
     k = dpc_native_counters(h.s);
     assert_int_equal(k->requests, 3);
     assert_int_equal(k->bytes_in, 2 * SLOT);

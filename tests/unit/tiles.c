@@ -370,6 +370,26 @@ static void tiles_clone_test(void **state)
     assert_int_equal(f.host[0].status_calls, 1);
 }
 
+/* Replaces setup()'s tile cache by one of cfg, then writes image (fresh
+ * bytes, cfg's size) row by row and flushes it to the hosts. */
+static void reopen_written(struct fixture *f, const struct dpc_tiles_cfg *cfg,
+                           uint8_t *image, unsigned seed)
+{
+    size_t row = (size_t)cfg->columns * BPP;
+    char err[DPC_ERRLEN] = "";
+
+    assert_int_equal(dpc_tiles_close(f->t, err, sizeof(err)), 0);
+    f->t = dpc_tiles_open(cfg, NULL, NULL, err, sizeof(err));
+    if (f->t == NULL)
+        fail_msg("dpc_tiles_open: %s", err);
+    scribble(image, row * cfg->rows, seed);
+    for (uint64_t y = 0; y < cfg->rows; y++)
+        assert_int_equal(dpc_tiles_write(f->t, 0, 0, y, cfg->columns, 1,
+                                         image + y * row, err, sizeof(err)),
+                         0);
+    assert_int_equal(dpc_tiles_flush(f->t, err, sizeof(err)), 0);
+}
+
 /* A column read pixel by pixel, as MagickCore reads one reaching past the
  * image's edge, through a 32-tile cache: the read-ahead grows along the
  * scan, so 96 tiles come in a few round trips (one for every other tile
@@ -390,16 +410,7 @@ static void tiles_column_scan_test(void **state)
 
     (void)state;
     setup(&f, 0);
-    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)), 0);
-    f.t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
-    if (f.t == NULL)
-        fail_msg("dpc_tiles_open: %s", err);
-    scribble(image, sizeof(image), 9);
-    for (uint64_t y = 0; y < SCAN_ROWS; y++)
-        assert_int_equal(dpc_tiles_write(f.t, 0, 0, y, SCAN_COLS, 1,
-                                         image + y * SCAN_COLS * BPP, err,
-                                         sizeof(err)), 0);
-    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    reopen_written(&f, &cfg, image, 9);
     before = stats(&f).round_trips;
     for (uint64_t y = 0; y < 96 * TH; y++) {
         uint8_t px[BPP];
@@ -438,16 +449,7 @@ static void tiles_slanted_walk_test(void **state)
 
     (void)state;
     setup(&f, 0);
-    assert_int_equal(dpc_tiles_close(f.t, err, sizeof(err)), 0);
-    f.t = dpc_tiles_open(&cfg, NULL, NULL, err, sizeof(err));
-    if (f.t == NULL)
-        fail_msg("dpc_tiles_open: %s", err);
-    scribble(image, sizeof(image), 11);
-    for (uint64_t y = 0; y < WALK; y++)
-        assert_int_equal(dpc_tiles_write(f.t, 0, 0, y, WALK, 1,
-                                         image + y * WALK * BPP, err,
-                                         sizeof(err)), 0);
-    assert_int_equal(dpc_tiles_flush(f.t, err, sizeof(err)), 0);
+    reopen_written(&f, &cfg, image, 11);
     st = stats(&f);
     before = st.round_trips;
     fetched = st.fetched;
