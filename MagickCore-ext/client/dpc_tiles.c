@@ -596,8 +596,9 @@ static uint32_t add_near(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
  * of access, and twice as many bands each time a scan comes back for the
  * band its last read-ahead ended before (a thread walking down a column
  * of tiles pixel by pixel, as MagickCore reads a column reaching past the
- * image's edge), up to DPC_TILES_AHEAD_MAX bands and half the cache.  So
- * a scan costs a few round trips, not one for every other tile. */
+ * image's edge), up to DPC_TILES_AHEAD_MAX bands and a third of the cache
+ * (two threads' scans and the tiles they pass fit).  So a scan costs a few
+ * round trips, not one for every other tile. */
 static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
                            uint64_t tx1, uint64_t ty0, uint64_t ty1,
                            int rowwise, int near)
@@ -620,7 +621,7 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     s = scan_of(t, rowwise, lo, hi, first, &continued);
     if (!continued && near)
         n = add_near(t, n, tx0, tx1, ty0, ty1, rowwise);
-    room = t->nent / 2 > n ? (t->nent / 2 - n) / span : 0;
+    room = t->nent / 3 > n ? (t->nent / 3 - n) / span : 0;
     bands = continued ? (uint64_t)s->depth * 2 : 1;
     if (bands > DPC_TILES_AHEAD_MAX)
         bands = DPC_TILES_AHEAD_MAX;
@@ -759,7 +760,7 @@ static int region_io(struct dpc_tiles *t, int plane, uint64_t x, uint64_t y,
     /* Room for three lines of tiles across the image (the lines two
      * threads walk, and the tiles ahead of them): only then does a read
      * fetch the tiles around it and keep what it reads ahead. */
-    int roomy = t->nent >= 3 * (t->tx_n + t->ty_n);
+    int roomy = t->nent >= DPC_TILES_WALK_LINES * (t->tx_n + t->ty_n);
 
     /* Fast path: a region inside one resident tile (the common case of
      * the small reads behind interpolation and convolution). */
@@ -1016,6 +1017,23 @@ int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen)
     rc = dpc_tiles_hosts_close(t, err, errlen);
     free_all(t);
     return rc;
+}
+
+uint64_t dpc_tiles_walk_bytes(const struct dpc_tiles_cfg *cfg)
+{
+    uint64_t tx_n, ty_n, slot;
+
+    if (cfg->tile_w == 0 || cfg->tile_h == 0)
+        return 0;
+    tx_n = (cfg->columns + cfg->tile_w - 1) / cfg->tile_w;
+    ty_n = (cfg->rows + cfg->tile_h - 1) / cfg->tile_h;
+    slot = (uint64_t)cfg->tile_w * cfg->tile_h * (cfg->bpp[0] + cfg->bpp[1]);
+    return DPC_TILES_WALK_LINES * (tx_n + ty_n) * slot;
+}
+
+uint64_t dpc_tiles_cache_bytes(const struct dpc_tiles *t)
+{
+    return (uint64_t)t->nent * t->slot_bytes;
 }
 
 void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s)

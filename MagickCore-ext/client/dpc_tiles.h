@@ -129,6 +129,17 @@ int dpc_tiles_clone(struct dpc_tiles *dst, struct dpc_tiles *src, char *err,
  * (a tile without a copy) or a release failed. */
 int dpc_tiles_close(struct dpc_tiles *t, char *err, size_t errlen);
 void dpc_tiles_get_stats(const struct dpc_tiles *t, struct dpc_tiles_stats *s);
+/* The tile cache's size in bytes: cfg.cache_bytes in whole tiles, at least
+ * a few, at most the image. */
+uint64_t dpc_tiles_cache_bytes(const struct dpc_tiles *t);
+/* Lines of tiles, one across and one down the image each, that walks along
+ * columns or slanted lines hold (-rotate's shears, -distort: a line per
+ * thread and the tiles ahead); a tile cache of fewer fetches each line
+ * again and again, and reads no tiles ahead. */
+#define DPC_TILES_WALK_LINES 3
+/* The bytes of DPC_TILES_WALK_LINES lines for cfg's image and tiles: the
+ * smallest tile cache a caller should ask for. */
+uint64_t dpc_tiles_walk_bytes(const struct dpc_tiles_cfg *cfg);
 /* 1 when host h (an index into cfg.links) is lost to this cache, with why
  * ("HOST:PORT: cause") copied into why; else 0.  Under the caller's lock. */
 int dpc_tiles_host_lost(const struct dpc_tiles *t, size_t h, char *why,

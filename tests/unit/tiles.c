@@ -434,6 +434,7 @@ static void tiles_column_scan_test(void **state)
  * band alone (506 here), nothing fetched twice, and every pixel right. */
 #define WALK 128
 #define WALK_CACHE 200          /* tiles: three lines' worth and more */
+#define MIN_ENTRIES_TEST 8      /* dpc_tiles.c's fewest entries */
 static void tiles_slanted_walk_test(void **state)
 {
     struct fixture f;
@@ -474,6 +475,55 @@ static void tiles_slanted_walk_test(void **state)
                   (unsigned long long)(st.fetched - fetched));
     assert_true(st.round_trips - before <= 350);
     assert_true(st.fetched - fetched <= (WALK / TW) * (WALK / TH) + 16);
+    teardown(&f);
+}
+
+/* Two threads' column walks, as -rotate's shears read (a 1-pixel-wide
+ * column each, the two columns half the image apart), through a cache of
+ * dpc_tiles_walk_bytes: no tile is fetched twice.  Through a cache of
+ * one line of tiles down the image, as the drop-in gave to a small
+ * cache:dpc-tile-cache before, the two lines evict each other. */
+static uint64_t column_walks(struct fixture *f, uint64_t cache_bytes)
+{
+    struct dpc_tiles_cfg cfg = { .columns = WALK, .rows = WALK,
+                                 .bpp = { BPP, 0 }, .tile_w = TW,
+                                 .tile_h = TH, .cache_bytes = cache_bytes,
+                                 .links = f->link, .nlinks = HOSTS };
+    static uint8_t image[WALK * WALK * BPP];
+    uint8_t column[WALK * BPP];
+    char err[DPC_ERRLEN] = "";
+    uint64_t fetched;
+
+    if (cache_bytes == 0)
+        cfg.cache_bytes = dpc_tiles_walk_bytes(&cfg);
+    reopen_written(f, &cfg, image, 13);
+    fetched = stats(f).fetched;
+    for (uint64_t x = 0; x < WALK / 2; x++)
+        for (uint64_t c = x; c < WALK; c += WALK / 2) {
+            assert_int_equal(dpc_tiles_read(f->t, 0, c, 0, 1, WALK, column,
+                                            err, sizeof(err)), 0);
+            for (uint64_t y = 0; y < WALK; y++)
+                assert_memory_equal(column + y * BPP,
+                                    image + (y * WALK + c) * BPP, BPP);
+        }
+    return stats(f).fetched - fetched;
+}
+
+static void tiles_column_walks_test(void **state)
+{
+    struct fixture f;
+    uint64_t tiles = (WALK / TW) * (WALK / TH), once, line;
+
+    (void)state;
+    setup(&f, 0);
+    once = column_walks(&f, 0);
+    line = column_walks(&f, (WALK / TH + MIN_ENTRIES_TEST) * TW * TH * BPP);
+    print_message("%llu tiles, two columns at a time: %llu fetched in "
+                  "dpc_tiles_walk_bytes, %llu in one line of tiles\n",
+                  (unsigned long long)tiles, (unsigned long long)once,
+                  (unsigned long long)line);
+    assert_true(once <= tiles);       /* some are still in from the writes */
+    assert_true(line > 2 * tiles);
     teardown(&f);
 }
 
@@ -1221,6 +1271,7 @@ int main(void)
         cmocka_unit_test(tiles_clone_test),
         cmocka_unit_test(tiles_column_scan_test),
         cmocka_unit_test(tiles_slanted_walk_test),
+        cmocka_unit_test(tiles_column_walks_test),
         cmocka_unit_test(tiles_region_wraps_test),
         cmocka_unit_test(tiles_direct_path_test),
         cmocka_unit_test(tiles_index_plane_test),
