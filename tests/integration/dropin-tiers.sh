@@ -221,6 +221,23 @@ cache_name() {
     ! grep -q ":$PORT_B:$PORT_B" "$WORK/log"
 }
 check "the cache is named HOST:PORT,HOST:PORT in -debug cache" cache_name
+# A cache:dpc-tile-cache smaller than three lines of tiles across and down
+# the image is raised to them (-debug cache says so), so -rotate's column
+# walks do not fetch every line again for each column; same pixels.
+small_tile_cache() {
+    [ -f "$WORK/big.miff" ] ||
+        mem_convert -seed 9 -size 1500x1000 plasma:fractal "$WORK/big.miff"
+    mem_convert "$WORK/big.miff" -rotate 33 "$WORK/rot-mem.miff"
+    dropin -define cache:hosts=127.0.0.1:$PORT -define cache:tiers=distributed \
+        -define cache:dpc-tile-cache=64KiB "$WORK/big.miff" -rotate 33 \
+        "$WORK/rot.miff" 2> "$WORK/log"
+    same_pixels "$WORK/rot-mem.miff" "$WORK/rot.miff"
+    # 3 x (47 + 32) tiles of 32x32 Q16 pixels (8 bytes)
+    grep -q "1500x1000 striped .* $((3 * (47 + 32) * 32 * 32 * 8))-byte tile cache" \
+        "$WORK/log"
+}
+check "a tile cache below three lines of tiles is raised to them" \
+    small_tile_cache
 check "first server still serving" server_alive
 check_stops
 finish
