@@ -596,9 +596,10 @@ static uint32_t add_near(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
  * of access, and twice as many bands each time a scan comes back for the
  * band its last read-ahead ended before (a thread walking down a column
  * of tiles pixel by pixel, as MagickCore reads a column reaching past the
- * image's edge), up to DPC_TILES_AHEAD_MAX bands and a third of the cache
- * (two threads' scans and the tiles they pass fit).  So a scan costs a few
- * round trips, not one for every other tile. */
+ * image's edge), up to DPC_TILES_AHEAD_MAX bands and half the cache less
+ * a band: two threads' scans leave a band free for the tiles they pass,
+ * and do not evict each other's read-ahead.  So a scan costs a few round
+ * trips, not one for every other tile. */
 static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
                            uint64_t tx1, uint64_t ty0, uint64_t ty1,
                            int rowwise, int near)
@@ -606,7 +607,7 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     uint64_t lo = rowwise ? tx0 : ty0, hi = rowwise ? tx1 : ty1;
     uint64_t first = rowwise ? ty0 : tx0, last = rowwise ? ty1 : tx1;
     uint64_t end = rowwise ? t->ty_n : t->tx_n, span = hi - lo + 1;
-    uint64_t room, bands;
+    uint64_t room, bands, half;
     struct dpc_tiles_scan *s;
     uint32_t need = 0;
     int continued;
@@ -621,7 +622,8 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     s = scan_of(t, rowwise, lo, hi, first, &continued);
     if (!continued && near)
         n = add_near(t, n, tx0, tx1, ty0, ty1, rowwise);
-    room = t->nent / 3 > n ? (t->nent / 3 - n) / span : 0;
+    half = (t->nent - (span < t->nent ? span : t->nent)) / 2;
+    room = half > n ? (half - n) / span : 0;
     bands = continued ? (uint64_t)s->depth * 2 : 1;
     if (bands > DPC_TILES_AHEAD_MAX)
         bands = DPC_TILES_AHEAD_MAX;
