@@ -167,6 +167,16 @@ static int log2_exact(uint32_t n)
     return n != 0 && (n & (n - 1)) == 0 ? __builtin_ctz(n) : -1;
 }
 
+/* cfg's tiles across and down the image, and the bytes of one tile's
+ * slot (both planes).  Tile sizes are nonzero. */
+static void grid(const struct dpc_tiles_cfg *c, uint64_t *tx_n,
+                 uint64_t *ty_n, uint64_t *slot)
+{
+    *tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
+    *ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
+    *slot = (uint64_t)c->tile_w * c->tile_h * (c->bpp[0] + c->bpp[1]);
+}
+
 static int layout(struct dpc_tiles *t, char *err, size_t errlen)
 {
     const struct dpc_tiles_cfg *c = &t->cfg;
@@ -180,12 +190,10 @@ static int layout(struct dpc_tiles *t, char *err, size_t errlen)
         return dpc_errc(err, errlen, DPC_E_INVALID, "%u replicas of each "
                         "tile need as many hosts, not %zu", t->copies,
                         c->nlinks);
-    t->tx_n = (c->columns + c->tile_w - 1) / c->tile_w;
-    t->ty_n = (c->rows + c->tile_h - 1) / c->tile_h;
+    grid(c, &t->tx_n, &t->ty_n, &slot);
     t->tw_shift = log2_exact(c->tile_w);
     t->th_shift = log2_exact(c->tile_h);
     t->ntiles = t->tx_n * t->ty_n;
-    slot = px * (c->bpp[0] + c->bpp[1]);
     if (slot > DPC_WIRE_MAX_SLOT_BYTES || t->ntiles > INT32_MAX)
         return dpc_errc(err, errlen, DPC_E_INVALID,
                         "tiles of %llu bytes are too large",
@@ -622,7 +630,7 @@ static uint32_t read_ahead(struct dpc_tiles *t, uint32_t n, uint64_t tx0,
     s = scan_of(t, rowwise, lo, hi, first, &continued);
     if (!continued && near)
         n = add_near(t, n, tx0, tx1, ty0, ty1, rowwise);
-    half = (t->nent - (span < t->nent ? span : t->nent)) / 2;
+    half = t->nent > span ? (t->nent - span) / 2 : 0;
     room = half > n ? (half - n) / span : 0;
     bands = continued ? (uint64_t)s->depth * 2 : 1;
     if (bands > DPC_TILES_AHEAD_MAX)
@@ -1027,9 +1035,7 @@ uint64_t dpc_tiles_walk_bytes(const struct dpc_tiles_cfg *cfg)
 
     if (cfg->tile_w == 0 || cfg->tile_h == 0)
         return 0;
-    tx_n = (cfg->columns + cfg->tile_w - 1) / cfg->tile_w;
-    ty_n = (cfg->rows + cfg->tile_h - 1) / cfg->tile_h;
-    slot = (uint64_t)cfg->tile_w * cfg->tile_h * (cfg->bpp[0] + cfg->bpp[1]);
+    grid(cfg, &tx_n, &ty_n, &slot);
     return DPC_TILES_WALK_LINES * (tx_n + ty_n) * slot;
 }
 

@@ -434,7 +434,6 @@ static void tiles_column_scan_test(void **state)
  * band alone (506 here), nothing fetched twice, and every pixel right. */
 #define WALK 128
 #define WALK_CACHE 200          /* tiles: three lines' worth and more */
-#define MIN_ENTRIES_TEST 8      /* dpc_tiles.c's fewest entries */
 static void tiles_slanted_walk_test(void **state)
 {
     struct fixture f;
@@ -517,7 +516,8 @@ static void tiles_column_walks_test(void **state)
     (void)state;
     setup(&f, 0);
     once = column_walks(&f, 0);
-    line = column_walks(&f, (WALK / TH + MIN_ENTRIES_TEST) * TW * TH * BPP);
+    /* one line of tiles down the image, and a few more */
+    line = column_walks(&f, (WALK / TH + 8) * TW * TH * BPP);
     print_message("%llu tiles, two columns at a time: %llu fetched in "
                   "dpc_tiles_walk_bytes, %llu in one line of tiles\n",
                   (unsigned long long)tiles, (unsigned long long)once,
