@@ -130,25 +130,36 @@ check "two servers killed one after the other, replicas 2: the lost copies made 
     two_losses
 
 # (d) Without replicas: the job fails, the error names the host and says
-# what would have saved it; nothing claims the job went on.
+# what would have saved it; nothing claims the job went on.  The job
+# changes its one cache in place, so the kill lands on its reads and
+# writes, never on the opening of a new cache; a job started after the
+# loss meets it at that opening instead, and is told the same.
 single_copy_fails() {
     local rc=0 signaller
     three_servers
     signal_mid_job "$LOG3" KILL "$PID3" 0.5 &
     signaller=$!
-    dropin "$WORK/in.miff" -blur 0x2 "$WORK/d.miff" 2> "$WORK/err" || rc=$?
+    # shellcheck disable=SC2046  # -negate, 100 words
+    dropin "$WORK/in.miff" $(printf -- '-negate %.0s' {1..100}) \
+        "$WORK/d.miff" 2> "$WORK/err" || rc=$?
     wait "$signaller" || true
     cat "$WORK/err"
     [ $rc -ne 0 ] || { echo "exit 0"; return 1; }
     grep -qE "unable to (read|write) pixel cache .127\.0\.0\.1:$P3: the server closed the connection" \
         "$WORK/err"
     grep -q 'cache:dpc-replicas=2' "$WORK/err"
-    ! grep -q 'a host was lost\|goes on' "$WORK/err"
+    ! grep -q 'a host was lost\|goes on with' "$WORK/err"
     # the host named once, as HOST:PORT (no stray ":PORT", no other host)
     ! grep -q ":$P3:$P3\|127\.0\.0\.1:$P1\|127\.0\.0\.1:$P2" "$WORK/err"
     ! grep -q 'Connection reset by peer\|Connection timed out' "$WORK/err"
+    rc=0
+    dropin "$WORK/in.miff" -negate "$WORK/d.miff" 2> "$WORK/err" || rc=$?
+    cat "$WORK/err"
+    [ $rc -ne 0 ] || { echo "exit 0 after the loss"; return 1; }
+    grep -q "127\.0\.0\.1:$P3: .*refused" "$WORK/err"
+    grep -q 'cache:dpc-replicas=2 goes on without a lost one' "$WORK/err"
 }
-check "(d) replicas 1, kill -9 mid-job: exit != 0, the error names the host" \
+check "(d) replicas 1, kill -9 mid-job: exit != 0, the error names the host and the fix; so does a job started after" \
     single_copy_fails
 
 # (e) Placement: each host opens 2/3 of the tiles' slots and receives

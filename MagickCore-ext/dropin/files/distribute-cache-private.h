@@ -46,6 +46,7 @@ typedef struct _DistributeCacheInfo
 
   size_t
     number_hosts,
+    listed_hosts,
     replicas,
     hosts_lost,
     timeout;

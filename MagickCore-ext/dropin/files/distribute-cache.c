@@ -561,13 +561,30 @@ static MagickBooleanType GetReplicasSetting(Image *image,size_t *replicas)
 }
 
 /*
+  With one copy of each tile over several hosts, a lost host (code: it
+  closed, reset, was refused or did not answer) fails the cache; the error
+  says what would have gone on without it.
+*/
+static const char *DistributeCacheReplicasHint(
+  const DistributeCacheInfo *server_info,const enum dpc_errcode code)
+{
+  if ((server_info->replicas > 1) || (server_info->listed_hosts < 2))
+    return("");
+  if ((code != DPC_E_CLOSED) && (code != DPC_E_TIMEOUT) &&
+      (code != DPC_E_IO) && (code != DPC_E_REFUSED))
+    return("");
+  return("; with one copy of each tile a cache needs every host of "
+    "cache:hosts (cache:dpc-replicas=2 goes on without a lost one)");
+}
+
+/*
   A host of cache:hosts could not be reached (why: "HOST:PORT: cause"):
   with replicas the other hosts take the cache, so only a warning; else an
   error (a warning when the disk tier follows).
 */
 static MagickBooleanType DistributeCacheHostFailed(
   DistributeCacheInfo *server_info,Image *image,const char *name,
-  const char *why)
+  const enum dpc_errcode code,const char *why)
 {
   if (server_info->replicas > 1)
     {
@@ -575,7 +592,8 @@ static MagickBooleanType DistributeCacheHostFailed(
       return(MagickTrue);
     }
   (void) ThrowMagickException(&image->exception,GetMagickModule(),
-    DistributeCacheSeverity(image),"DistributedPixelCache","%s",why);
+    DistributeCacheSeverity(image),"DistributedPixelCache","%s%s",why,
+    DistributeCacheReplicasHint(server_info,code));
   return(MagickFalse);
 }
 
@@ -617,7 +635,7 @@ static MagickBooleanType AddDistributeCacheHost(
       return(MagickTrue);
     }
   if (link == (struct dpc_link *) NULL)
-    return(DistributeCacheHostFailed(server_info,image,name,error));
+    return(DistributeCacheHostFailed(server_info,image,name,code,error));
   for (i=0; i < server_info->number_hosts; i++)
     if (server_info->links[i] == link)
       break;
@@ -701,6 +719,9 @@ static MagickBooleanType ConnectDistributeCache(
           addresses);
       return(MagickFalse);
     }
+  server_info->listed_hosts=1;
+  for (p=strchr(hosts,','); p != (char *) NULL; p=strchr(p+1,','))
+    server_info->listed_hosts++;
   list=AcquireString(hosts);
   *server_info->hostname='\0';
   *draining=0;
@@ -733,7 +754,8 @@ static MagickBooleanType ConnectDistributeCache(
       (void) FormatLocaleString(error,sizeof(error),"%s: no address",name);
     if (count <= 0)
       {
-        status=DistributeCacheHostFailed(server_info,image,name,error);
+        status=DistributeCacheHostFailed(server_info,image,name,DPC_E_OTHER,
+          error);
         continue;
       }
     for (i=0; (i < count) && (status != MagickFalse); i++)
@@ -1122,7 +1144,8 @@ MagickPrivate MagickBooleanType OpenDistributePixelCache(
           return(MagickFalse);
         }
       (void) ThrowMagickException(&image->exception,GetMagickModule(),
-        DistributeCacheSeverity(image),"DistributedPixelCache","%s",error);
+        DistributeCacheSeverity(image),"DistributedPixelCache","%s%s",error,
+        DistributeCacheReplicasHint(server_info,code));
       return(MagickFalse);
     }
   if (server_info->debug != MagickFalse)
