@@ -14,6 +14,11 @@
 #           server,
 #   st-im   the stock client through a relay to ImageMagick's own server
 #           (convert -distribute-cache),
+#   r2-k, r2d-k  (with --loss) r2 and r2-d with server 2 killed (SIGKILL)
+#           --loss-after seconds into the job: what losing a host costs a
+#           job that survives it (server 2 is started again after each
+#           round; through the relays its relay stays, accepting and
+#           closing, as a load balancer in front of a dead host does),
 # interleaved run by run, a 1 MiB tile cache so pixels really travel (the
 # drop-in raises it to three lines of tiles: 2.6 MiB at 2000x1500), every
 # output checked against memory's.  Prints medians and the ratios r2/r1 (on
@@ -56,6 +61,8 @@ Options:
                         default, 1/8 of the pixel cache; never below three
                         lines of tiles across and down the image) [1MiB]
       --no-stock        skip the stock-client variants
+      --loss            also r2 and r2-d with server 2 killed mid-job
+      --loss-after SEC  when, after the job starts [0.4]
       --stock-ops LIST  ops the stock variants run on [resize]; "all": -o's
       --stock-repeat N  stock runs per case, median [1]
   -t, --timeout SEC     limit on one drop-in or memory convert [600]
@@ -78,6 +85,8 @@ TILE_CACHE=1MiB
 WITH_STOCK=1
 STOCK_OPS=resize
 STOCK_REPEAT=1
+WITH_LOSS=0
+LOSS_AFTER=0.4
 STEP_TIMEOUT=600
 STOCK_TIMEOUT=900
 KEEP=0
@@ -90,6 +99,8 @@ while [ $# -gt 0 ]; do
         --delay-us)      [ $# -ge 2 ] || usage_error "$1 needs a value"; DELAY_US=$2; shift ;;
         --tile-cache)    [ $# -ge 2 ] || usage_error "$1 needs a value"; TILE_CACHE=$2; shift ;;
         --no-stock)      WITH_STOCK=0 ;;
+        --loss)          WITH_LOSS=1 ;;
+        --loss-after)    [ $# -ge 2 ] || usage_error "$1 needs a value"; LOSS_AFTER=$2; shift ;;
         --stock-ops)     [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_OPS=$2; shift ;;
         --stock-repeat)  [ $# -ge 2 ] || usage_error "$1 needs a value"; STOCK_REPEAT=$2; shift ;;
         -t|--timeout)    [ $# -ge 2 ] || usage_error "$1 needs a value"; STEP_TIMEOUT=$2; shift ;;
@@ -102,6 +113,7 @@ while [ $# -gt 0 ]; do
 done
 need_positive_ints REPEAT STEP_TIMEOUT STOCK_REPEAT STOCK_TIMEOUT
 [[ $DELAY_US =~ ^[0-9]+$ ]] || usage_error "bad --delay-us: $DELAY_US"
+[[ $LOSS_AFTER =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage_error "bad --loss-after: $LOSS_AFTER"
 [[ $SIZE =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || usage_error "bad size: $SIZE"
 IFS=, read -ra OP_LIST <<< "$OPS"
 [ ${#OP_LIST[@]} -gt 0 ] || usage_error "--ops is empty"
@@ -183,19 +195,19 @@ convert_cmd() {
     STEP_LIMIT=$STEP_TIMEOUT
     case $1 in
         memory) CMD=(env -u LD_LIBRARY_PATH "$CONVERT") ;;
-        r[12]|r[12]-d)
+        r[12]|r[12]-d|r2-k|r2d-k)
             local hosts
-            if [ "${1%-d}" = "$1" ]; then
-                hosts=$(hosts_of "${PORTS[@]}")
-            else
+            if [ "$1" != "${1%-d}" ] || [ "$1" = r2d-k ]; then
                 hosts=$(hosts_of "${RELAY_PORTS[@]}")
+            else
+                hosts=$(hosts_of "${PORTS[@]}")
             fi
-            local n=${1#r}
+            local n=${1:1:1}
             CMD=(env LD_LIBRARY_PATH="$DROPIN_LIB" "$CONVERT"
                  -define cache:hosts="$hosts"
                  -define cache:tiers=distributed
                  ${TILE_CACHE:+-define cache:dpc-tile-cache=$TILE_CACHE}
-                 -define cache:dpc-replicas="${n%-d}") ;;
+                 -define cache:dpc-replicas="$n") ;;
         st-dpc|st-im)
             STEP_LIMIT=$STOCK_TIMEOUT
             local port=$SDPC_RELAY_PORT
@@ -205,6 +217,14 @@ convert_cmd() {
                  -limit memory 0 -limit map 0 -limit disk 0) ;;
         *) die "internal error: no variant $1" ;;
     esac
+}
+
+# restart_killed PID: waits for the killer PID, then starts server 2 again
+# (its loss was meant: not a problem).
+restart_killed() {
+    wait "$1" || true
+    wait "${PID_OF[s2]}" 2> /dev/null || true
+    start_server s2
 }
 
 LOADS=()
@@ -240,6 +260,8 @@ echo "runs:       median of $REPEAT (memory, drop-in), of $STOCK_REPEAT (stock);
 echo "progress (stderr):" >&2
 
 VARIANTS=(r1 r2 r1-d r2-d)
+[ "$WITH_LOSS" = 1 ] && VARIANTS+=(r2-k r2d-k)
+declare -A LOST=()
 declare -A TIMES=() FAILS=()
 for op in "${OP_LIST[@]}"; do
     # shellcheck disable=SC2206  # an op is several words
@@ -267,14 +289,24 @@ for op in "${OP_LIST[@]}"; do
         order=(memory "${order[@]}")
         for v in "${order[@]}"; do
             out=$WORK/$op-$v.miff
+            killer=
+            if [ "$v" = r2-k ] || [ "$v" = r2d-k ]; then
+                (sleep "$LOSS_AFTER"; kill -KILL "${PID_OF[s2]}") &
+                killer=$!
+            fi
             if run_convert "$v" "$WORK/in.miff" "$out" "${args[@]}"; then
+                [ -z "$killer" ] || restart_killed "$killer"
                 echo "$op $v run $rep: ${ELAPSED}s" >&2
+                # a kill that came after the job lost nothing: say so
+                ! grep -q 'a host was lost' "$WORK/convert.log" ||
+                    LOST[$op,$v]=$(( ${LOST[$op,$v]:-0} + 1 ))
                 [ "$v" = memory ] && [ "$rep" -gt "$REPEAT" ] || TIMES[$op,$v]+="$ELAPSED "
                 [ "$v" = memory ] && continue
                 check_output "$op" "$v" "$rep" "$WORK/$op-memory.miff" \
                     "$out" "  PIXEL MISMATCH: AE %s"
                 [ -z "$VERDICT" ] || FAILS[$op,$v]=MISMATCH
             else
+                [ -z "$killer" ] || restart_killed "$killer"
                 if [ "$TIMED_OUT" = 1 ]; then
                     echo "$op $v run $rep: TIMEOUT (${STEP_LIMIT}s)" >&2
                     FAILS[$op,$v]=TIMEOUT
@@ -321,6 +353,20 @@ for op in "${OP_LIST[@]}"; do
         "$(ratio "$b" "$a")" "$(ratio "$d" "$c")" "$(ratio "$c" "$a")" \
         "$(ratio "$d" "$b")" "$(ratio "$a" "$m")" "$(ratio "$d" "$m")"
 done
+
+if [ "$WITH_LOSS" = 1 ]; then
+    echo
+    printf 'a host lost mid-job (server 2 killed %ss in), replicas 2; -k: with\n' "$LOSS_AFTER"
+    printf 'the loss; lost: runs in which the job saw the loss (of %s)\n' "$REPEAT"
+    printf '%-8s %8s %8s %8s %6s %8s %8s %8s %6s\n' op r2 r2-k r2k/r2 lost \
+        r2-d r2d-k r2dk/r2d lost
+    for op in "${OP_LIST[@]}"; do
+        a=$(med "$op" r2) b=$(med "$op" r2-k) c=$(med "$op" r2-d) d=$(med "$op" r2d-k)
+        printf '%-8s %8s %8s %8s %6s %8s %8s %8s %6s\n' "$op" "$a" "$b" \
+            "$(ratio "$b" "$a")" "${LOST[$op,r2-k]:-0}" "$c" "$d" \
+            "$(ratio "$d" "$c")" "${LOST[$op,r2d-k]:-0}"
+    done
+fi
 
 echo
 if [ "$WITH_STOCK" = 0 ]; then

@@ -434,19 +434,16 @@ struct dpc_link *dpc_link_connect_tls(const char *host, unsigned port,
                                err, errlen);
 }
 
-struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
-                                     unsigned port,
-                                     const uint8_t key[DPC_WIRE_KEY_LEN],
-                                     struct dpc_tlsclient *tls,
-                                     unsigned timeout_ms,
-                                     enum dpc_errcode *code, char *err,
-                                     size_t errlen)
+/* A link not yet connected, named for host (dialed at addr, may be NULL);
+ * NULL when out of memory, said in err and *code (may be NULL). */
+static struct dpc_link *link_new(const char *host, const char *addr,
+                                 unsigned port,
+                                 const uint8_t key[DPC_WIRE_KEY_LEN],
+                                 struct dpc_tlsclient *tls,
+                                 unsigned timeout_ms, enum dpc_errcode *code,
+                                 char *err, size_t errlen)
 {
     struct dpc_link *l = calloc(1, sizeof(*l));
-    double start = dpc_now(), deadline = start + timeout_ms / 1000.0;
-    double refused_until = start + DPC_LINK_REFUSED_RETRY_MS / 1000.0, left;
-    enum attempt rc;
-    unsigned tries = 0, pause;
 
     if (code != NULL)
         *code = DPC_E_OK;
@@ -465,6 +462,55 @@ struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
         strcpy(l->addr, addr);
     dpc_net_peer_name(l->name, sizeof(l->name), host, l->addr[0] != '\0'
                       ? l->addr : NULL, port);
+    return l;
+}
+
+struct dpc_link *dpc_link_connect_fd(int fd, const char *host,
+                                     const char *addr, unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen)
+{
+    struct dpc_link *l = link_new(host, addr, port, key, tls, timeout_ms,
+                                  code, err, errlen);
+
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    l->fd = fd;
+    if (handshake(l, host, dpc_now() + timeout_ms / 1000.0, err, errlen) ==
+        ATTEMPT_OK)
+        return l;
+    /* one try: the caller tries again later, as it sees fit */
+    if (l->lost_code == DPC_E_OK)
+        dpc_errc(err, errlen, DPC_E_CLOSED, "connection closed by %s during "
+                 "the handshake", l->name);
+    if (code != NULL)
+        *code = l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_CLOSED;
+    dpc_link_free(l);
+    return NULL;
+}
+
+struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
+                                     unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen)
+{
+    struct dpc_link *l;
+    double start = dpc_now(), deadline = start + timeout_ms / 1000.0;
+    double refused_until = start + DPC_LINK_REFUSED_RETRY_MS / 1000.0, left;
+    enum attempt rc;
+    unsigned tries = 0, pause;
+
+    if ((l = link_new(host, addr, port, key, tls, timeout_ms, code, err,
+                      errlen)) == NULL)
+        return NULL;
     for (;;) {
         rc = attempt(l, host, port, deadline, err, errlen);
         tries++;

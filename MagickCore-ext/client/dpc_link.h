@@ -68,6 +68,17 @@ struct dpc_link *dpc_link_connect_at(const char *host, const char *addr,
                                      unsigned timeout_ms,
                                      enum dpc_errcode *code, char *err,
                                      size_t errlen);
+/* The handshake of dpc_link_connect_at over fd, a socket connected to host
+ * (at addr) by the caller (dpc_net_dial_start), once, within timeout_ms:
+ * for a host tried again in the background.  Takes fd (closed on
+ * failure); NULL with the reason in err and its code in *code. */
+struct dpc_link *dpc_link_connect_fd(int fd, const char *host,
+                                     const char *addr, unsigned port,
+                                     const uint8_t key[DPC_WIRE_KEY_LEN],
+                                     struct dpc_tlsclient *tls,
+                                     unsigned timeout_ms,
+                                     enum dpc_errcode *code, char *err,
+                                     size_t errlen);
 void dpc_link_free(struct dpc_link *l);
 const char *dpc_link_name(const struct dpc_link *l);
 /* The socket, for callers that report it; the link still owns it. */

@@ -124,25 +124,50 @@ int dpc_net_resolve(const char *host, unsigned port,
     return (int)n;
 }
 
-int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
-                 char *err, size_t errlen)
+/* A failed connect's code and "name: cause" in err; errno kept. */
+static int dial_error(int e, const char *name, char *err, size_t errlen)
+{
+    enum dpc_errcode code = e == ETIMEDOUT ? DPC_E_TIMEOUT
+                            : e == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
+    int rc = dpc_errc(err, errlen, code, "%s: %s", name, strerror(e));
+
+    errno = e;
+    return rc;
+}
+
+/* host:port's addresses for a stream socket into *ai (the caller frees
+ * them), its name into name; 0, or DPC_E_INVALID's code with the reason
+ * in err. */
+static int dial_addresses(const char *host, unsigned port,
+                          struct addrinfo **ai, char name[300], char *err,
+                          size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *ai, *a;
-    char service[8], name[300];
-    int fd = -1, rc, on = 1, saved = ECONNREFUSED;
-    double deadline = deadline_in(timeout_ms);
-    enum dpc_errcode code;
+    char service[8];
+    int rc;
 
     snprintf(service, sizeof(service), "%u", port);
-    dpc_net_hostport(name, sizeof(name), host, port);
-    rc = getaddrinfo(host, service, &hints, &ai);
+    dpc_net_hostport(name, 300, host, port);
+    rc = getaddrinfo(host, service, &hints, ai);
     if (rc != 0) {
         errno = EINVAL;
         return dpc_errc(err, errlen, DPC_E_INVALID, "%s: %s", name,
                         gai_strerror(rc));
     }
+    return 0;
+}
+
+int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
+                 char *err, size_t errlen)
+{
+    struct addrinfo *ai, *a;
+    char name[300];
+    int fd = -1, rc, on = 1, saved = ECONNREFUSED;
+    double deadline = deadline_in(timeout_ms);
+
+    if ((rc = dial_addresses(host, port, &ai, name, err, errlen)) < 0)
+        return rc;
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     a->ai_protocol);
@@ -153,15 +178,57 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
         }
     }
     freeaddrinfo(ai);
-    if (fd < 0) {
-        code = saved == ETIMEDOUT ? DPC_E_TIMEOUT
-               : saved == ECONNREFUSED ? DPC_E_REFUSED : DPC_E_IO;
-        rc = dpc_errc(err, errlen, code, "%s: %s", name, strerror(saved));
-        errno = saved;
-        return rc;
-    }
+    if (fd < 0)
+        return dial_error(saved, name, err, errlen);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return fd;
+}
+
+int dpc_net_dial_start(const char *host, unsigned port, char *err,
+                       size_t errlen)
+{
+    struct addrinfo *ai;
+    char name[300];
+    int fd, rc, e;
+
+    if ((rc = dial_addresses(host, port, &ai, name, err, errlen)) < 0)
+        return rc;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0) {
+        e = errno;
+        freeaddrinfo(ai);
+        return dial_error(e, name, err, errlen);
+    }
+    rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    e = errno;
+    freeaddrinfo(ai);
+    if (rc < 0 && e != EINPROGRESS) {
+        close(fd);
+        return dial_error(e, name, err, errlen);
+    }
+    return fd;
+}
+
+int dpc_net_dial_check(int fd, const char *name, unsigned wait_ms,
+                       char *err, size_t errlen)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    socklen_t len = sizeof(int);
+    int soerr = 0, on = 1, rc;
+
+    rc = wait_ms > 0 ? wait_one(fd, POLLOUT, deadline_in(wait_ms))
+                     : poll(&p, 1, 0);
+    if (rc < 0)
+        return dial_error(errno, name, err, errlen);
+    if (rc == 0)
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr != 0)
+        return dial_error(soerr, name, err, errlen);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    return 1;
 }
 
 /* A failed poll, send or recv: the peer's close or reset is

@@ -38,6 +38,17 @@ int dpc_net_resolve(const char *host, unsigned port,
  * DPC_E_INVALID: the name does not resolve; else DPC_E_IO), errno set. */
 int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
                  char *err, size_t errlen);
+/* The same without waiting, to host's first address: a non-blocking
+ * socket whose connect() has started (or already ended; see
+ * dpc_net_dial_check), or a negative dpc_errcode as dpc_net_dial's, given
+ * at once (DPC_E_REFUSED when nothing listens on a local address). */
+int dpc_net_dial_start(const char *host, unsigned port, char *err,
+                       size_t errlen);
+/* Where fd's connect() (dpc_net_dial_start) stands, waiting at most
+ * wait_ms: 1 connected (TCP_NODELAY set), 0 still under way, or a negative
+ * dpc_errcode with "name: cause" in err.  fd stays the caller's. */
+int dpc_net_dial_check(int fd, const char *name, unsigned wait_ms,
+                       char *err, size_t errlen);
 
 /* Sends (out) or receives exactly n bytes, all of them within timeout_ms
  * (one deadline for the whole transfer: a peer trickling bytes cannot

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -26,10 +27,14 @@ struct entry {
     uint8_t key[DPC_WIRE_KEY_LEN];
     struct dpc_tlsclient *tls;  /* borrowed (kept for the process) */
     unsigned users;
+    int fd;                     /* a probe's socket (probes only) */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *pool;
+/* Connections under way to lost hosts (dpc_pool_reacquire): link NULL,
+ * fd the socket, retry_at when it is given up. */
+static struct entry *probes;
 
 static int same_host(const struct entry *e, const char *host,
                      const char *addr, unsigned port, const uint8_t *key,
@@ -59,6 +64,18 @@ static struct entry *find(const char *host, const char *addr, unsigned port,
     return NULL;
 }
 
+/* A link to host:port that broke and is still held by a cache, or NULL. */
+static struct entry *lost_link(const char *host, const char *addr,
+                               unsigned port, const uint8_t *key,
+                               const struct dpc_tlsclient *tls)
+{
+    for (struct entry *e = pool; e != NULL; e = e->next)
+        if (e->link != NULL && dpc_link_broken(e->link) &&
+            same_host(e, host, addr, port, key, tls))
+            return e;
+    return NULL;
+}
+
 /* Remembers that host:port failed, so the caches that follow fail over at
  * once instead of each waiting out the timeout again. */
 static void remember_failure(const char *host, const char *addr,
@@ -82,6 +99,155 @@ static void remember_failure(const char *host, const char *addr,
     pool = e;
 }
 
+/* A new entry, with no user yet, for link to host:port; NULL when out of
+ * memory.  Pool lock held. */
+static struct entry *add_link(const char *host, const char *addr,
+                              unsigned port, const uint8_t *key,
+                              struct dpc_tlsclient *tls, struct dpc_link *link)
+{
+    struct entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    strcpy(e->host, host);
+    strcpy(e->addr, addr);
+    e->port = port;
+    memcpy(e->key, key, DPC_WIRE_KEY_LEN);
+    e->tls = tls;
+    e->link = link;
+    e->next = pool;
+    pool = e;
+    return e;
+}
+
+static void free_probe(struct entry *e)
+{
+    if (e->fd >= 0)
+        close(e->fd);
+    OPENSSL_cleanse(e->key, sizeof(e->key));
+    free(e);
+}
+
+/* Takes the connection under way to at's host out of probes, or starts
+ * one (also in place of one older than its time, which the host may have
+ * given up on): NULL, with the reason in err and its code in *failed, when
+ * it could not start.  Pool lock not held. */
+static struct entry *take_probe(const struct entry *at, unsigned timeout_ms,
+                                enum dpc_errcode *failed, char *err,
+                                size_t errlen)
+{
+    struct entry **p, *e;
+
+    pthread_mutex_lock(&pool_lock);
+    for (p = &probes; (e = *p) != NULL; p = &e->next)
+        if (same_host(e, at->host, at->addr, at->port, at->key, at->tls)) {
+            *p = e->next;
+            break;
+        }
+    pthread_mutex_unlock(&pool_lock);
+    if (e != NULL && dpc_now() < e->retry_at)
+        return e;
+    if (e != NULL)
+        free_probe(e);
+    if ((e = calloc(1, sizeof(*e))) == NULL) {
+        *failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_NOMEM,
+                                          "out of memory"));
+        return NULL;
+    }
+    *e = *at;
+    e->link = NULL;
+    e->users = 0;
+    e->retry_at = dpc_now() + timeout_ms / 1000.0;
+    e->fd = dpc_net_dial_start(*at->addr != '\0' ? at->addr : at->host,
+                               at->port, err, errlen);
+    if (e->fd < 0) {
+        *failed = dpc_errcode_of(e->fd);
+        OPENSSL_cleanse(e->key, sizeof(e->key));
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* The link over probe e's connection, once connected (waited for at most
+ * wait_ms): NULL while it is under way (e kept in probes until its time is
+ * up) or when it failed, with the reason in err and its code in *failed.
+ * Takes e. */
+static struct dpc_link *probe_link(struct entry *e, const char *name,
+                                   unsigned wait_ms, unsigned timeout_ms,
+                                   enum dpc_errcode *failed, char *err,
+                                   size_t errlen)
+{
+    struct dpc_link *link;
+    double left = (e->retry_at - dpc_now()) * 1000;
+    int rc;
+
+    if (left < wait_ms)
+        wait_ms = left > 0 ? (unsigned)left : 0;
+    rc = dpc_net_dial_check(e->fd, name, wait_ms, err, errlen);
+    if (rc == 0 && dpc_now() < e->retry_at) {
+        *failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_TIMEOUT,
+                                          "%s: no answer yet (still "
+                                          "connecting)", name));
+        pthread_mutex_lock(&pool_lock);
+        e->next = probes;
+        probes = e;
+        pthread_mutex_unlock(&pool_lock);
+        return NULL;
+    }
+    if (rc == 0)
+        dpc_errc(err, errlen, DPC_E_TIMEOUT, "%s: no answer to connecting "
+                 "in time", name);
+    if (rc <= 0) {
+        *failed = rc == 0 ? DPC_E_TIMEOUT : dpc_errcode_of(rc);
+        free_probe(e);
+        return NULL;
+    }
+    link = dpc_link_connect_fd(e->fd, e->host, *e->addr != '\0' ? e->addr
+                               : NULL, e->port, e->key, e->tls, timeout_ms,
+                               failed, err, errlen);
+    e->fd = -1;
+    free_probe(e);
+    return link;
+}
+
+/* A new user of a link to at's host, lost lately, by way of its probe
+ * (dpc_pool_reacquire says how), its connecting waited for at most
+ * wait_ms; on failure the failure is remembered.  name: the host's name
+ * in errors.  Pool lock not held. */
+static struct dpc_link *acquire_by_probe(const struct entry *at,
+                                         const char *name, unsigned wait_ms,
+                                         unsigned timeout_ms,
+                                         enum dpc_errcode *code, char *err,
+                                         size_t errlen)
+{
+    enum dpc_errcode failed = DPC_E_OK;
+    struct dpc_link *link = NULL;
+    struct entry *e;
+
+    e = take_probe(at, timeout_ms, &failed, err, errlen);
+    if (e != NULL)
+        link = probe_link(e, name, wait_ms, timeout_ms, &failed, err,
+                          errlen);
+    pthread_mutex_lock(&pool_lock);
+    if (link == NULL)
+        remember_failure(at->host, at->addr, at->port, at->key, at->tls,
+                         failed, err != NULL ? err : "failed");
+    else if ((e = add_link(at->host, at->addr, at->port, at->key, at->tls,
+                           link)) != NULL)
+        e->users++;
+    else {
+        dpc_link_free(link);
+        link = NULL;
+        failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_NOMEM,
+                                         "out of memory"));
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (code != NULL)
+        *code = failed;
+    return link;
+}
+
 struct dpc_link *dpc_pool_acquire(const char *host, unsigned port,
                                   const uint8_t key[DPC_WIRE_KEY_LEN],
                                   struct dpc_tlsclient *tls,
@@ -102,7 +268,9 @@ struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
                                      size_t errlen)
 {
     enum dpc_errcode failed = DPC_E_OK;
-    struct entry *e;
+    struct dpc_link *link;
+    struct entry *e, *lost, at;
+    char name[320];
 
     if (addr == NULL)
         addr = "";
@@ -114,6 +282,17 @@ struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
     }
     pthread_mutex_lock(&pool_lock);
     e = find(host, addr, port, key, tls);
+    if (e == NULL && (lost = lost_link(host, addr, port, key, tls)) != NULL) {
+        /* lost lately (its link broke): one try, its handshake not
+         * repeated; the link is another cache's, its name copied here */
+        at = *lost;
+        snprintf(name, sizeof(name), "%s", dpc_link_name(lost->link));
+        pthread_mutex_unlock(&pool_lock);
+        link = acquire_by_probe(&at, name, timeout_ms, timeout_ms, code, err,
+                                errlen);
+        OPENSSL_cleanse(at.key, sizeof(at.key));
+        return link;
+    }
     if (e != NULL && e->link == NULL) {
         failed = e->code;
         dpc_errc(err, errlen, failed, "%s (not retried for %d s)", e->why,
@@ -122,29 +301,20 @@ struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
         goto out;
     }
     if (e == NULL) {
-        e = calloc(1, sizeof(*e));
-        if (e == NULL) {
-            failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_NOMEM,
-                                             "out of memory"));
-            goto out;
-        }
-        e->link = dpc_link_connect_at(host, *addr != '\0' ? addr : NULL, port,
-                                      key, tls, timeout_ms, &failed, err,
-                                      errlen);
-        if (e->link == NULL) {
-            free(e);
-            e = NULL;
+        link = dpc_link_connect_at(host, *addr != '\0' ? addr : NULL, port,
+                                   key, tls, timeout_ms, &failed, err,
+                                   errlen);
+        if (link == NULL) {
             remember_failure(host, addr, port, key, tls, failed,
                              err != NULL ? err : "failed");
             goto out;
         }
-        strcpy(e->host, host);
-        strcpy(e->addr, addr);
-        e->port = port;
-        memcpy(e->key, key, DPC_WIRE_KEY_LEN);
-        e->tls = tls;
-        e->next = pool;
-        pool = e;
+        if ((e = add_link(host, addr, port, key, tls, link)) == NULL) {
+            dpc_link_free(link);
+            failed = dpc_errcode_of(dpc_errc(err, errlen, DPC_E_NOMEM,
+                                             "out of memory"));
+            goto out;
+        }
     }
     e->users++;
 out:
@@ -183,8 +353,8 @@ struct dpc_link *dpc_pool_reacquire(const struct dpc_link *l,
         dpc_errc(err, errlen, DPC_E_INVALID, "not a link of the pool");
         return NULL;
     }
-    link = dpc_pool_acquire_at(at.host, at.addr, at.port, at.key, at.tls,
-                               timeout_ms, code, err, errlen);
+    link = acquire_by_probe(&at, dpc_link_name(l), DPC_POOL_PROBE_WAIT_MS,
+                            timeout_ms, code, err, errlen);
     OPENSSL_cleanse(at.key, sizeof(at.key));
     return link;
 }

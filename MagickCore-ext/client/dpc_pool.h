@@ -21,6 +21,9 @@
 
 #define DPC_POOL_CACHES_PER_LINK 48
 #define DPC_POOL_RETRY_SECONDS 10   /* a failed host is not retried sooner */
+/* dpc_pool_reacquire's wait for a connection to be made: a host nearby
+ * answers within it, one that is down costs no more */
+#define DPC_POOL_PROBE_WAIT_MS 20
 
 /* A link to host:port proven with key, over TLS with tls (NULL:
  * plaintext), shared with other caches of the same settings.  NULL
@@ -46,7 +49,15 @@ struct dpc_link *dpc_pool_acquire_at(const char *host, const char *addr,
 /* A new user of a link to l's host (another user of l, which may be
  * broken), the host's remembered failure forgotten first: for a cache that
  * lost that host and tries it again because it may be back (restarted).
- * NULL, as dpc_pool_acquire, when it is not. */
+ * NULL, as dpc_pool_acquire, when it is not, and the failure remembered
+ * again.  It hardly waits for the host: the first call starts a
+ * connection, and each call looks for at most DPC_POOL_PROBE_WAIT_MS
+ * whether it is made (DPC_E_TIMEOUT, "still connecting", while it is not;
+ * given up timeout_ms after it started); only once the host accepted it is
+ * the handshake waited for, tried once.  So a host that is down costs the
+ * calls next to nothing, whether it refuses, resets or never answers.
+ * dpc_pool_acquire too takes this way to a host whose link broke and is
+ * still held, waiting for the connection as for any (one handshake). */
 struct dpc_link *dpc_pool_reacquire(const struct dpc_link *l,
                                     unsigned timeout_ms,
                                     enum dpc_errcode *code, char *err,

@@ -76,6 +76,7 @@ struct dpc_tiles_stats {
     uint64_t hosts_lost;
     uint64_t failovers;                 /* GETs sent again to a replica */
     uint64_t recopied;                  /* copies made again elsewhere */
+    double recopy_seconds;              /* the calls' time spent on it */
     uint64_t rejoined;                  /* lost hosts reached again */
     uint64_t cloned;                    /* made a copy on the hosts */
 };

@@ -733,6 +733,7 @@ int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen)
     uint32_t *next = NULL;
     struct move *moves = NULL;
     int64_t plan[DPC_TILES_MAX_COPIES];
+    double t0 = dpc_now();
     int rc = 0;
 
     if (t->rejoin_next != 0 && dpc_now() >= t->rejoin_next)
@@ -787,6 +788,7 @@ int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen)
             t->recopy_due = t->copies > 1;
     }
     dpc_tiles_hosts_unlock(t);
+    t->st.recopy_seconds += dpc_now() - t0;
 out:
     free(spare);
     free(count);

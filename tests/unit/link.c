@@ -18,7 +18,8 @@
  * version, of the wrong length, an oversized reason, cut short, and a
  * refusal with its reason; and a fake refusing every request, whose codes
  * reach dpc_tiles_open (no room, draining, and a status the client does
- * not know).
+ * not know).  Last, dpc_pool_reacquire on a lost host: back, gone, and
+ * never answering, none of which keeps the caller waiting.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@
 #include "dpc_bytes.h"
 #include "dpc_link.h"
 #include "dpc_link-internal.h"
+#include "dpc_pool.h"
 #include "dpc_tiles.h"
 #include "dpc_util.h"
 #include "dpc_wire.h"
@@ -837,6 +839,73 @@ static void link_trickled_reply_times_out_test(void **state)
     close(sv[1]);
 }
 
+/* A lost host tried again through dpc_pool_reacquire (a cache's rejoin):
+ * back, it is reached in one call; gone (refused), it fails at once, one
+ * attempt, and a new cache's dpc_pool_acquire is not kept waiting either;
+ * never answering (its accept queue full, so its SYNs are dropped), the
+ * call says "still connecting" at once instead of waiting out the
+ * timeout, and so does the next, on the same connection under way. */
+static void pool_reacquire_does_not_wait_test(void **state)
+{
+    struct nativehost h = { 0 };
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    enum dpc_errcode code;
+    char err[DPC_ERRLEN] = "";
+    struct dpc_link *l, *l2;
+    uint64_t handle;
+    double t0;
+    int lfd, filler, one = 1;
+
+    memcpy(h.key, key_a, sizeof(key_a));
+    nh_start(&h);
+    l = dpc_pool_acquire("127.0.0.1", h.port, h.key, NULL, 2000, &code, err,
+                         sizeof(err));
+    if (l == NULL)
+        fail_msg("acquire: %s", err);
+    open_cache(l, 8);
+    __atomic_store_n(&h.drop_after, 1, __ATOMIC_RELEASE);
+    assert_true(dpc_link_open(l, SLOT, 8, &handle, err, sizeof(err)) < 0);
+    assert_true(dpc_link_broken(l));
+    __atomic_store_n(&h.drop_after, 0, __ATOMIC_RELEASE);
+
+    l2 = dpc_pool_reacquire(l, 2000, &code, err, sizeof(err));
+    if (l2 == NULL)
+        fail_msg("reacquire of a host that is back: %s", err);
+    open_cache(l2, 8);
+    dpc_pool_release(l2);
+
+    nh_stop(&h);
+    t0 = dpc_now();
+    assert_null(dpc_pool_reacquire(l, 2000, &code, err, sizeof(err)));
+    assert_true(dpc_now() - t0 < 0.5);      /* not the 1 s of retries */
+    assert_int_equal(code, DPC_E_REFUSED);
+    assert_contains(err, "refused");
+    assert_null(strstr(err, "attempts"));
+    assert_null(dpc_pool_acquire("127.0.0.1", h.port, h.key, NULL, 2000,
+                                 &code, err, sizeof(err)));
+    assert_int_equal(code, DPC_E_REFUSED);
+    assert_contains(err, "not retried");
+
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in.sin_port = htons((uint16_t)h.port);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(lfd, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    filler = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&in, sizeof(in)), 0);
+    for (int i = 0; i < 2; i++) {
+        t0 = dpc_now();
+        assert_null(dpc_pool_reacquire(l, 2000, &code, err, sizeof(err)));
+        assert_true(dpc_now() - t0 < 0.5);  /* not the 2 s timeout */
+        assert_int_equal(code, DPC_E_TIMEOUT);
+        assert_contains(err, "still connecting");
+    }
+    close(filler);
+    close(lfd);
+    dpc_pool_release(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +929,7 @@ int main(void)
         cmocka_unit_test(link_reply_cut_short_test),
         cmocka_unit_test(link_reply_refusal_reason_test),
         cmocka_unit_test(link_trickled_reply_times_out_test),
+        cmocka_unit_test(pool_reacquire_does_not_wait_test),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

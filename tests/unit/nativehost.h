@@ -250,6 +250,8 @@ static void nh_start(struct nativehost *h)
     in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     h->lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(h->lfd >= 0);
+    /* a test may listen on the port again once the host stopped */
+    setsockopt(h->lfd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
     assert_int_equal(bind(h->lfd, (struct sockaddr *)&in, sizeof(in)), 0);
     assert_int_equal(listen(h->lfd, 16), 0);
     assert_int_equal(getsockname(h->lfd, (struct sockaddr *)&in, &len), 0);

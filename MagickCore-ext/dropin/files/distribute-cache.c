@@ -1488,13 +1488,13 @@ MagickPrivate MagickBooleanType RelinquishDistributePixelCache(
         "magick-dpc: close: %.20g hits, %.20g misses, %.20g fetched, "
         "%.20g written back, %.20g zero-filled, %.20g direct, "
         "%.20g round trips, %.20g host(s) lost, %.20g failovers, "
-        "%.20g copies made again, %.20g host(s) rejoined, %.20g cloned on "
-        "the hosts",
+        "%.20g copies made again in %.3f s, %.20g host(s) rejoined, %.20g "
+        "cloned on the hosts",
         (double) stats.hits,(double) stats.misses,(double) stats.fetched,
         (double) stats.written_back,(double) stats.zero_filled,
         (double) stats.direct,(double) stats.round_trips,
         (double) stats.hosts_lost,(double) stats.failovers,
-        (double) stats.recopied,(double) stats.rejoined,
+        (double) stats.recopied,stats.recopy_seconds,(double) stats.rejoined,
         (double) stats.cloned);
     }
   status=dpc_tiles_close(server_info->tiles,error,sizeof(error));
