@@ -196,13 +196,10 @@ convert_cmd() {
     case $1 in
         memory) CMD=(env -u LD_LIBRARY_PATH "$CONVERT") ;;
         r[12]|r[12]-d|r2-k|r2d-k)
-            local hosts
-            if [ "$1" != "${1%-d}" ] || [ "$1" = r2d-k ]; then
-                hosts=$(hosts_of "${RELAY_PORTS[@]}")
-            else
-                hosts=$(hosts_of "${PORTS[@]}")
-            fi
-            local n=${1:1:1}
+            # rN: N copies; -d or d-k: through the relays
+            local hosts n=${1:1:1}
+            hosts=$(hosts_of "${PORTS[@]}")
+            case $1 in *d|*d-k) hosts=$(hosts_of "${RELAY_PORTS[@]}") ;; esac
             CMD=(env LD_LIBRARY_PATH="$DROPIN_LIB" "$CONVERT"
                  -define cache:hosts="$hosts"
                  -define cache:tiers=distributed

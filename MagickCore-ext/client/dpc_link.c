@@ -481,15 +481,12 @@ struct dpc_link *dpc_link_connect_fd(int fd, const char *host,
         return NULL;
     }
     l->fd = fd;
+    /* one try: the caller tries again later, as it sees fit */
     if (handshake(l, host, dpc_now() + timeout_ms / 1000.0, err, errlen) ==
         ATTEMPT_OK)
         return l;
-    /* one try: the caller tries again later, as it sees fit */
-    if (l->lost_code == DPC_E_OK)
-        dpc_errc(err, errlen, DPC_E_CLOSED, "connection closed by %s during "
-                 "the handshake", l->name);
     if (code != NULL)
-        *code = l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_CLOSED;
+        *code = l->lost_code != DPC_E_OK ? l->lost_code : DPC_E_OTHER;
     dpc_link_free(l);
     return NULL;
 }

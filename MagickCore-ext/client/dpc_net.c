@@ -41,24 +41,46 @@ static int wait_one(int fd, short events, double deadline)
     return rc;
 }
 
-/* Connects fd to a by deadline; 0, or -1 with errno set. */
-static int connect_within(int fd, const struct addrinfo *a, double deadline)
+/* A non-blocking socket whose connect() to a has started (or ended); -1
+ * with errno set when it could not start. */
+static int connect_start(const struct addrinfo *a)
 {
-    socklen_t len = sizeof(int);
-    int soerr = 0, rc;
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC |
+                    SOCK_NONBLOCK, a->ai_protocol);
 
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-        return 0;
-    if (errno != EINPROGRESS)
+    if (fd < 0)
         return -1;
-    rc = wait_one(fd, POLLOUT, deadline);
-    if (rc == 0)
-        errno = ETIMEDOUT;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Where fd's connect() stands by deadline (looked at once when it has
+ * passed): 1 made (TCP_NODELAY set), 0 under way, -1 failed with errno
+ * set. */
+static int connect_done(int fd, double deadline)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    socklen_t len = sizeof(int);
+    int soerr = 0, on = 1, rc;
+
+    rc = deadline > dpc_now() ? wait_one(fd, POLLOUT, deadline)
+                              : poll(&p, 1, 0);
     if (rc <= 0)
+        return rc;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr != 0) {
+        errno = soerr;
         return -1;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-    errno = soerr;
-    return soerr == 0 ? 0 : -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    return 1;
 }
 
 void dpc_net_hostport(char *buf, size_t len, const char *host,
@@ -163,16 +185,18 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
 {
     struct addrinfo *ai, *a;
     char name[300];
-    int fd = -1, rc, on = 1, saved = ECONNREFUSED;
+    int fd = -1, rc, saved = ECONNREFUSED;
     double deadline = deadline_in(timeout_ms);
 
     if ((rc = dial_addresses(host, port, &ai, name, err, errlen)) < 0)
         return rc;
     for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    a->ai_protocol);
-        if (fd >= 0 && connect_within(fd, a, deadline) < 0) {
+        if ((fd = connect_start(a)) < 0) {
             saved = errno;
+            continue;
+        }
+        if ((rc = connect_done(fd, deadline)) <= 0) {
+            saved = rc == 0 ? ETIMEDOUT : errno;
             close(fd);
             fd = -1;
         }
@@ -180,7 +204,6 @@ int dpc_net_dial(const char *host, unsigned port, unsigned timeout_ms,
     freeaddrinfo(ai);
     if (fd < 0)
         return dial_error(saved, name, err, errlen);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return fd;
 }
 
@@ -189,46 +212,22 @@ int dpc_net_dial_start(const char *host, unsigned port, char *err,
 {
     struct addrinfo *ai;
     char name[300];
-    int fd, rc, e;
+    int fd, rc;
 
     if ((rc = dial_addresses(host, port, &ai, name, err, errlen)) < 0)
         return rc;
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                ai->ai_protocol);
-    if (fd < 0) {
-        e = errno;
-        freeaddrinfo(ai);
-        return dial_error(e, name, err, errlen);
-    }
-    rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    e = errno;
+    fd = connect_start(ai);
+    rc = errno;
     freeaddrinfo(ai);
-    if (rc < 0 && e != EINPROGRESS) {
-        close(fd);
-        return dial_error(e, name, err, errlen);
-    }
-    return fd;
+    return fd >= 0 ? fd : dial_error(rc, name, err, errlen);
 }
 
 int dpc_net_dial_check(int fd, const char *name, unsigned wait_ms,
                        char *err, size_t errlen)
 {
-    struct pollfd p = { .fd = fd, .events = POLLOUT };
-    socklen_t len = sizeof(int);
-    int soerr = 0, on = 1, rc;
+    int rc = connect_done(fd, deadline_in(wait_ms));
 
-    rc = wait_ms > 0 ? wait_one(fd, POLLOUT, deadline_in(wait_ms))
-                     : poll(&p, 1, 0);
-    if (rc < 0)
-        return dial_error(errno, name, err, errlen);
-    if (rc == 0)
-        return 0;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr != 0)
-        return dial_error(soerr, name, err, errlen);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    return 1;
+    return rc >= 0 ? rc : dial_error(errno, name, err, errlen);
 }
 
 /* A failed poll, send or recv: the peer's close or reset is

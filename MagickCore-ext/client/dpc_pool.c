@@ -162,8 +162,7 @@ static struct entry *take_probe(const struct entry *at, unsigned timeout_ms,
                                at->port, err, errlen);
     if (e->fd < 0) {
         *failed = dpc_errcode_of(e->fd);
-        OPENSSL_cleanse(e->key, sizeof(e->key));
-        free(e);
+        free_probe(e);
         return NULL;
     }
     return e;

@@ -733,13 +733,14 @@ int dpc_tiles_hosts_recopy(struct dpc_tiles *t, char *err, size_t errlen)
     uint32_t *next = NULL;
     struct move *moves = NULL;
     int64_t plan[DPC_TILES_MAX_COPIES];
-    double t0 = dpc_now();
+    double t0;
     int rc = 0;
 
     if (t->rejoin_next != 0 && dpc_now() >= t->rejoin_next)
         rejoin_hosts(t);
     if (!t->recopy_due)
         return 0;
+    t0 = dpc_now();             /* the copies' time, not the rejoin's */
     if (make_loc(t) < 0)
         return 0;               /* no memory to track moves: fewer copies */
     spare = calloc(n, sizeof(*spare));
